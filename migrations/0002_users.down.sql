@@ -1,0 +1,4 @@
+DROP TABLE browser_sessions;
+DROP TABLE user_roles;
+DROP TABLE roles;
+DROP TABLE users;
