@@ -1,0 +1,121 @@
+// Package authn is the seam between the token issuer and the APIs that accept
+// its bearer tokens: a Principal type, a Verifier interface the oauth package
+// implements, and middleware that puts the verified Principal in the request
+// context. Errors follow RFC 6750 (WWW-Authenticate: Bearer error=…).
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/authd/authd/internal/problem"
+)
+
+// Principal is who a verified access token speaks for.
+type Principal struct {
+	// Subject is the token's sub: a user id, or the client id for
+	// client_credentials tokens.
+	Subject string
+	// UserID is the user the token acts for; empty for client-only tokens.
+	UserID   string
+	ClientID string
+	Scopes   []string
+	Roles    []string
+	// TokenID is the jti, for audit records.
+	TokenID string
+}
+
+// HasScope reports whether the token was granted scope s.
+func (p *Principal) HasScope(s string) bool { return slices.Contains(p.Scopes, s) }
+
+// HasRole reports whether the user holds role r.
+func (p *Principal) HasRole(r string) bool { return slices.Contains(p.Roles, r) }
+
+// IsUser reports whether the token acts for a user (not only a client).
+func (p *Principal) IsUser() bool { return p.UserID != "" }
+
+// ErrInvalidToken is returned (possibly wrapped) by a Verifier for a token
+// that is malformed, expired, revoked or not ours.
+var ErrInvalidToken = errors.New("authn: invalid access token")
+
+// Verifier checks a raw bearer access token and returns its Principal.
+type Verifier interface {
+	VerifyAccessToken(ctx context.Context, token string) (*Principal, error)
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the request's Principal, or nil.
+func FromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// BearerToken extracts the token from an Authorization: Bearer header.
+func BearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// Require returns middleware that rejects requests without a valid bearer
+// token (401) and stores the Principal for the handlers behind it.
+func Require(v Verifier) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tok, ok := BearerToken(r)
+			if !ok {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="authd"`)
+				problem.Write(w, r, problem.ErrUnauthorized)
+				return
+			}
+			p, err := v.VerifyAccessToken(r.Context(), tok)
+			if err != nil {
+				if !errors.Is(err, ErrInvalidToken) {
+					problem.Write(w, r, err) // database down and the like: not the client's fault
+					return
+				}
+				w.Header().Set("WWW-Authenticate", `Bearer realm="authd", error="invalid_token", error_description="the access token is invalid, expired or revoked"`)
+				problem.Write(w, r, problem.ErrUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		})
+	}
+}
+
+// Forbidden writes a 403 with an RFC 6750 insufficient_scope challenge.
+func Forbidden(w http.ResponseWriter, r *http.Request, scope string) {
+	if scope != "" {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="authd", error="insufficient_scope", scope=%q`, scope))
+	}
+	problem.Write(w, r, problem.ErrForbidden)
+}
+
+// RequireScope returns middleware that answers 403 unless the Principal (set
+// by Require) was granted scope.
+func RequireScope(scope string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := FromContext(r.Context())
+			if p == nil || !p.HasScope(scope) {
+				Forbidden(w, r, scope)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

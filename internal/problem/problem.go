@@ -1,0 +1,161 @@
+// Package problem renders errors of authd's JSON APIs as RFC 9457 problem
+// documents (application/problem+json). Domain packages return *Error values
+// (or errors wrapping them); anything else becomes a generic 500 that is logged
+// in full but says nothing about internals to the client.
+package problem
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/internal/reqctx"
+	"github.com/authd/authd/storage"
+)
+
+// TypePrefix starts every problem type URI; the code follows it, so clients
+// can match on the suffix (e.g. "insufficient_credits").
+const TypePrefix = "urn:authd:problem:"
+
+// Error is an API error with a stable machine code.
+type Error struct {
+	Status int    // HTTP status
+	Code   string // stable code, the suffix of the problem type
+	Title  string // short, human, constant per code
+	Detail string // human explanation of this occurrence; never secrets
+	Field  string // the offending request field, for validation errors
+	Err    error  // cause, for logs and errors.Is; never rendered
+	// Extra members rendered beside the standard ones (e.g. "balance").
+	Extra map[string]any
+}
+
+func (e *Error) Error() string {
+	msg := e.Code
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns an Error with the given status, code and detail.
+func New(status int, code, detail string) *Error {
+	return &Error{Status: status, Code: code, Title: http.StatusText(status), Detail: detail}
+}
+
+// Invalid is a 400 naming the offending field.
+func Invalid(field, detail string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Title: "Invalid request", Field: field, Detail: detail}
+}
+
+// Common errors.
+var (
+	ErrUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Title: "Unauthorized", Detail: "a valid bearer access token is required"}
+	ErrForbidden    = &Error{Status: http.StatusForbidden, Code: "forbidden", Title: "Forbidden", Detail: "the token does not grant access to this resource"}
+	ErrNotFound     = &Error{Status: http.StatusNotFound, Code: "not_found", Title: "Not Found", Detail: "no such resource"}
+	ErrUnavailable  = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Service Unavailable", Detail: "the service is temporarily unavailable; retry later"}
+)
+
+type document struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Instance  string `json:"instance,omitempty"`
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Write renders err as a problem document. Unknown errors become a 500 (or a
+// 503 when the database is unreachable) and are logged with the request id.
+func Write(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *Error
+	if !errors.As(err, &pe) {
+		if storage.IsUnavailable(err) {
+			pe = ErrUnavailable
+			reqctx.Logger(r.Context()).Warn("database unavailable", zap.Error(err))
+		} else {
+			reqctx.Logger(r.Context()).Error("internal error", zap.Error(err))
+			pe = &Error{Status: http.StatusInternalServerError, Code: "internal", Title: "Internal Server Error", Detail: "an unexpected error occurred; it has been logged"}
+		}
+	}
+	doc := document{
+		Type: TypePrefix + pe.Code, Title: pe.Title, Status: pe.Status, Detail: pe.Detail,
+		Instance: r.URL.Path, Field: pe.Field, RequestID: reqctx.RequestID(r.Context()),
+	}
+	if doc.Title == "" {
+		doc.Title = http.StatusText(pe.Status)
+	}
+	body := map[string]any{}
+	for k, v := range pe.Extra {
+		body[k] = v
+	}
+	b, _ := json.Marshal(doc)
+	_ = json.Unmarshal(b, &body)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	if pe.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(pe.Status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// MaxJSONBody bounds API request bodies.
+const MaxJSONBody = 64 << 10
+
+// DecodeJSON reads a JSON object from r into dst. It requires a JSON content
+// type, rejects unknown fields, trailing data and oversized bodies, and
+// returns an *Error naming the problem.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Title: "Unsupported Media Type", Detail: "the request body must be application/json"}
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var mbe *http.MaxBytesError
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large", Detail: fmt.Sprintf("the request body exceeds %d bytes", MaxJSONBody)}
+		case errors.Is(err, io.EOF):
+			return Invalid("", "the request body is empty; a JSON object is required")
+		case errors.As(err, &se):
+			return Invalid("", fmt.Sprintf("malformed JSON at byte %d", se.Offset))
+		case errors.As(err, &te):
+			return Invalid(te.Field, fmt.Sprintf("field %q must be a %s", te.Field, te.Type))
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return Invalid(name, fmt.Sprintf("unknown field %q", name))
+		default:
+			return Invalid("", "malformed JSON body")
+		}
+	}
+	if dec.More() {
+		return Invalid("", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// WriteJSON writes v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
