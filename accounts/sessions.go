@@ -1,0 +1,136 @@
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authd/authd/storage"
+)
+
+// ErrNoSession means the cookie names no live session.
+var ErrNoSession = errors.New("accounts: no such session")
+
+// Session is a browser session behind the hosted pages' cookie.
+type Session struct {
+	ID         string    `json:"id"`
+	UserID     string    `json:"-"`
+	AuthTime   time.Time `json:"auth_time"`
+	UserAgent  string    `json:"user_agent"`
+	IP         string    `json:"ip"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// NewToken returns a random 256-bit token, URL-safe, and its SHA-256 for storage.
+func NewToken() (token string, hash []byte) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	token = base64.RawURLEncoding.EncodeToString(b)
+	return token, HashToken(token)
+}
+
+// HashToken is how session, reset and verification tokens are stored.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// CreateSession starts a browser session for userID and returns the cookie
+// value (shown once; only its hash is stored).
+func (s *Service) CreateSession(ctx context.Context, userID, userAgent, ip string) (string, *Session, error) {
+	token, hash := NewToken()
+	now := s.cfg.Now()
+	if len(userAgent) > 512 {
+		userAgent = userAgent[:512]
+	}
+	sess := &Session{UserID: userID, AuthTime: now, UserAgent: userAgent, IP: ip, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+	err := s.pool.QueryRow(ctx, `INSERT INTO browser_sessions (token_hash, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at)
+		VALUES ($1,$2,$3,$4,$5,$3,$3,$6) RETURNING id`, hash, userID, now, userAgent, ip, sess.ExpiresAt).Scan(&sess.ID)
+	if err != nil {
+		return "", nil, fmt.Errorf("accounts: create session for %s: %w", userID, err)
+	}
+	return token, sess, nil
+}
+
+// SessionByToken returns the live session and its (enabled) user for a cookie
+// value, and records that it was seen.
+func (s *Service) SessionByToken(ctx context.Context, token string) (*Session, *User, error) {
+	if token == "" {
+		return nil, nil, ErrNoSession
+	}
+	var sess Session
+	err := s.pool.QueryRow(ctx, `UPDATE browser_sessions SET last_seen_at = now()
+		WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()
+		RETURNING id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at`, HashToken(token)).
+		Scan(&sess.ID, &sess.UserID, &sess.AuthTime, &sess.UserAgent, &sess.IP, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("accounts: look up session: %w", err)
+	}
+	u, err := s.User(ctx, sess.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.Disabled {
+		return nil, nil, ErrNoSession
+	}
+	return &sess, u, nil
+}
+
+// Sessions lists the user's live sessions, newest first.
+func (s *Service) Sessions(ctx context.Context, userID string) ([]Session, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at
+		FROM browser_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY created_at DESC`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: list sessions of %s: %w", userID, err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Session, error) {
+		var x Session
+		err := row.Scan(&x.ID, &x.UserID, &x.AuthTime, &x.UserAgent, &x.IP, &x.CreatedAt, &x.LastSeenAt, &x.ExpiresAt)
+		return x, err
+	})
+}
+
+// RevokeSession ends one session of the user; ErrNoSession if it is not theirs.
+func (s *Service) RevokeSession(ctx context.Context, q storage.Querier, userID, sessionID string) error {
+	if !uuidRE.MatchString(sessionID) {
+		return ErrNoSession
+	}
+	tag, err := q.Exec(ctx, `UPDATE browser_sessions SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL`, sessionID, userID)
+	if err != nil {
+		return fmt.Errorf("accounts: revoke session %s: %w", sessionID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNoSession
+	}
+	return nil
+}
+
+// RevokeSessionByToken ends the session behind a cookie value (logout).
+func (s *Service) RevokeSessionByToken(ctx context.Context, token string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE browser_sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL`, HashToken(token))
+	return err
+}
+
+// RevokeUserSessions ends every session of the user except keepID (may be "").
+func (s *Service) RevokeUserSessions(ctx context.Context, q storage.Querier, userID, keepID string) error {
+	_, err := q.Exec(ctx, `UPDATE browser_sessions SET revoked_at = now()
+		WHERE user_id = $1 AND revoked_at IS NULL AND ($2 = '' OR id::text <> $2)`, userID, keepID)
+	if err != nil {
+		return fmt.Errorf("accounts: revoke sessions of %s: %w", userID, err)
+	}
+	return nil
+}

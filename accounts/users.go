@@ -1,0 +1,239 @@
+// Package accounts owns authd's users: passwords, roles, browser sessions,
+// registration, email verification, password reset, the outbox of events
+// and mail, and the admin operations on users.
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/storage"
+)
+
+// Errors returned by the accounts service.
+var (
+	ErrNotFound           = errors.New("accounts: user not found")
+	ErrEmailTaken         = errors.New("accounts: email already registered")
+	ErrInvalidCredentials = errors.New("accounts: invalid email or password")
+	ErrUserDisabled       = errors.New("accounts: user is disabled")
+	ErrUnknownRole        = errors.New("accounts: unknown role")
+	ErrInvalidRole        = errors.New("accounts: invalid role name")
+	ErrInvalidEmail       = errors.New("accounts: invalid email address")
+)
+
+// User is an account holder.
+type User struct {
+	ID            string    `json:"id"`
+	Email         string    `json:"email"`
+	EmailVerified bool      `json:"email_verified"`
+	Name          string    `json:"name"`
+	Disabled      bool      `json:"disabled"`
+	Roles         []string  `json:"roles"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	passwordHash  string
+}
+
+// Config holds the accounts service's settings.
+type Config struct {
+	DefaultRole string        // given to every new user
+	SessionTTL  time.Duration // browser session lifetime
+	Now         func() time.Time
+}
+
+// Service is the accounts module. It is safe for concurrent use.
+type Service struct {
+	pool   *pgxpool.Pool
+	hasher *PasswordHasher
+	log    *zap.Logger
+	cfg    Config
+}
+
+// New returns the accounts service.
+func New(pool *pgxpool.Pool, hasher *PasswordHasher, log *zap.Logger, cfg Config) *Service {
+	if cfg.DefaultRole == "" {
+		cfg.DefaultRole = "user"
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 14 * 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{pool: pool, hasher: hasher, log: log, cfg: cfg}
+}
+
+// Pool returns the database pool, for callers composing one transaction out
+// of an accounts change and their own writes.
+func (s *Service) Pool() *pgxpool.Pool { return s.pool }
+
+// Hasher returns the password hasher (for benchmarks and the CLI).
+func (s *Service) Hasher() *PasswordHasher { return s.hasher }
+
+// NormalizeEmail trims and lower-cases an address and checks its syntax.
+func NormalizeEmail(email string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	if len(e) > 254 {
+		return "", fmt.Errorf("%w: longer than 254 characters", ErrInvalidEmail)
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || !strings.Contains(e, "@") {
+		return "", fmt.Errorf("%w: %q", ErrInvalidEmail, email)
+	}
+	return e, nil
+}
+
+// NewUser describes a user to create.
+type NewUser struct {
+	Email    string
+	Password string
+	Name     string
+	Roles    []string // in addition to the default role
+	Verified bool
+}
+
+// CreateUser creates a user with the default role plus u.Roles. fn, when not
+// nil, runs in the same transaction (registration uses it for its outbox row).
+func (s *Service) CreateUser(ctx context.Context, u NewUser, fn func(tx pgx.Tx, created *User) error) (*User, error) {
+	email, err := NormalizeEmail(u.Email)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(ctx, u.Password)
+	if err != nil {
+		return nil, err
+	}
+	roles := append([]string{s.cfg.DefaultRole}, u.Roles...)
+	for _, r := range roles {
+		if !ValidRoleName(r) {
+			return nil, fmt.Errorf("%w: %q", ErrInvalidRole, r)
+		}
+	}
+	var out *User
+	err = storage.InTx(ctx, s.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
+		out = &User{Email: email, Name: u.Name, EmailVerified: u.Verified}
+		err := tx.QueryRow(ctx, `INSERT INTO users (email, name, password_hash, email_verified)
+			VALUES ($1, $2, $3, $4) RETURNING id, created_at, updated_at`,
+			email, u.Name, hash, u.Verified).Scan(&out.ID, &out.CreatedAt, &out.UpdatedAt)
+		if storage.IsUniqueViolation(err, "users_email_key") {
+			return ErrEmailTaken
+		}
+		if err != nil {
+			return fmt.Errorf("accounts: insert user %s: %w", email, err)
+		}
+		for _, r := range roles {
+			if err := addRole(ctx, tx, out.ID, r); err != nil {
+				return err
+			}
+		}
+		if out.Roles, err = rolesOf(ctx, tx, out.ID); err != nil {
+			return err
+		}
+		if fn != nil {
+			return fn(tx, out)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+const userColumns = `id, email, email_verified, name, disabled, password_hash, created_at, updated_at,
+	COALESCE((SELECT array_agg(role ORDER BY role) FROM user_roles WHERE user_id = users.id), '{}')`
+
+func scanUser(row pgx.Row) (*User, error) {
+	var u User
+	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.passwordHash, &u.CreatedAt, &u.UpdatedAt, &u.Roles)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return &u, err
+}
+
+// uuidRE guards lookups by id so a malformed id is "not found", not a 500.
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// User returns the user with id.
+func (s *Service) User(ctx context.Context, id string) (*User, error) {
+	if !uuidRE.MatchString(id) {
+		return nil, ErrNotFound
+	}
+	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+}
+
+// UserByEmail returns the user with that (normalised) email.
+func (s *Service) UserByEmail(ctx context.Context, email string) (*User, error) {
+	e, err := NormalizeEmail(email)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1`, e))
+}
+
+// UserByEmailOrID resolves the CLI's EMAIL_OR_ID argument.
+func (s *Service) UserByEmailOrID(ctx context.Context, ref string) (*User, error) {
+	if uuidRE.MatchString(ref) {
+		return s.User(ctx, ref)
+	}
+	return s.UserByEmail(ctx, ref)
+}
+
+// Authenticate checks an email and password. Unknown emails cost the same time
+// as wrong passwords and give the same error. A correct password whose hash
+// uses outdated parameters is re-hashed.
+func (s *Service) Authenticate(ctx context.Context, email, password string) (*User, error) {
+	u, err := s.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		s.hasher.dummyCompare(ctx, password)
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, u.passwordHash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrInvalidCredentials
+	}
+	if u.Disabled {
+		return nil, ErrUserDisabled
+	}
+	if rehash {
+		if h, err := s.hasher.Hash(ctx, password); err == nil {
+			_, err = s.pool.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3`, u.ID, h, u.passwordHash)
+			if err != nil {
+				s.log.Warn("password re-hash failed", zap.String("user_id", u.ID), zap.Error(err))
+			}
+		}
+	}
+	return u, nil
+}
+
+// SetPassword replaces a user's password hash.
+func (s *Service) SetPassword(ctx context.Context, q storage.Querier, userID, password string) error {
+	h, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	tag, err := q.Exec(ctx, `UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1`, userID, h)
+	if err != nil {
+		return fmt.Errorf("accounts: set password of %s: %w", userID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+// Package loginui serves authd's hosted pages (login, consent, registration,
+// email verification, password reset, account): server-rendered html/template
+// pages and a small stylesheet, embedded in the binary. They need no
+// JavaScript. This file holds what every page shares: rendering, CSRF tokens,
+// cookies and the page security headers.
+package loginui
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/internal/reqctx"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Cookie names.
+const (
+	SessionCookie = "authd_session"
+	csrfCookie    = "authd_csrf"
+	// CSRFField is the hidden form field every POST form carries.
+	CSRFField = "csrf_token"
+)
+
+// UI renders pages and checks CSRF tokens. Create it with New.
+type UI struct {
+	pages  map[string]*template.Template
+	secure bool   // Secure cookies (outside dev)
+	key    []byte // HMAC key binding CSRF tokens to the CSRF cookie
+	log    *zap.Logger
+}
+
+// New parses the embedded templates. secure sets the Secure flag on cookies;
+// key (≥32 bytes) signs CSRF tokens.
+func New(key []byte, secure bool, log *zap.Logger) (*UI, error) {
+	if len(key) < 32 {
+		return nil, fmt.Errorf("loginui: CSRF key must be at least 32 bytes, got %d", len(key))
+	}
+	ui := &UI{pages: map[string]*template.Template{}, secure: secure, key: key, log: log}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		base := n[len("templates/") : len(n)-len(".html")]
+		if base == "layout" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		if err != nil {
+			return nil, fmt.Errorf("loginui: parse %s: %w", n, err)
+		}
+		ui.pages[base] = t
+	}
+	return ui, nil
+}
+
+var funcs = template.FuncMap{
+	"fmtTime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+}
+
+// Page is the data every template receives; Data holds the page's own.
+type Page struct {
+	Title     string
+	CSRF      string
+	Error     string
+	Notice    string
+	LoggedIn  bool
+	RequestID string
+	Data      any
+}
+
+// Render writes page name with status. It sets the CSRF cookie when missing
+// so the page's forms carry a valid token.
+func (ui *UI) Render(w http.ResponseWriter, r *http.Request, status int, name string, p Page) {
+	t, ok := ui.pages[name]
+	if !ok {
+		ui.log.Error("unknown page template", zap.String("page", name))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	p.CSRF = ui.csrfToken(w, r)
+	p.RequestID = reqctx.RequestID(r.Context())
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, p); err != nil {
+		reqctx.Logger(r.Context()).Error("render page", zap.String("page", name), zap.Error(err))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	PageHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// PageHeaders sets the security headers of a hosted page: a strict CSP with no
+// scripts at all, no framing (clickjacking), no referrer leaking query
+// strings, and no caching of pages that may show personal data.
+func PageHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// Static serves the embedded stylesheet and images under /static/.
+func Static() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	fsrv := http.StripPrefix("/static/", http.FileServer(http.FS(sub)))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		fsrv.ServeHTTP(w, r)
+	})
+}
+
+// csrfToken returns the token for this browser: an HMAC of the random value in
+// the CSRF cookie (created when missing). A cross-site attacker can neither
+// read the cookie nor compute the HMAC.
+func (ui *UI) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(csrfCookie)
+	val := ""
+	if err == nil && len(c.Value) >= 32 {
+		val = c.Value
+	} else {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		val = base64.RawURLEncoding.EncodeToString(b)
+		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: val, Path: "/", HttpOnly: true, Secure: ui.secure, SameSite: http.SameSiteLaxMode})
+		// Make the new cookie visible to a later csrfToken call in this request.
+		r.AddCookie(&http.Cookie{Name: csrfCookie, Value: val})
+	}
+	return ui.sign(val)
+}
+
+func (ui *UI) sign(v string) string {
+	m := hmac.New(sha256.New, ui.key)
+	m.Write([]byte("csrf:" + v))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// CheckCSRF reports whether the POSTed form carries the token matching the
+// browser's CSRF cookie. Call after r.ParseForm.
+func (ui *UI) CheckCSRF(r *http.Request) bool {
+	c, err := r.Cookie(csrfCookie)
+	if err != nil || len(c.Value) < 32 {
+		return false
+	}
+	got := r.PostFormValue(CSRFField)
+	return hmac.Equal([]byte(got), []byte(ui.sign(c.Value)))
+}
+
+// SetSessionCookie stores the browser session token.
+func (ui *UI) SetSessionCookie(w http.ResponseWriter, token string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: token, Path: "/", Expires: expires,
+		HttpOnly: true, Secure: ui.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// ClearSessionCookie removes the browser session cookie.
+func (ui *UI) ClearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: ui.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// SessionToken returns the browser session cookie's value, or "".
+func SessionToken(r *http.Request) string {
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		return c.Value
+	}
+	return ""
+}
