@@ -1,0 +1,227 @@
+// Package httpx holds authd's HTTP plumbing: the middleware chain every
+// request passes (request id, logging, metrics, panic recovery, security
+// headers, CORS, body limits), health endpoints and graceful serving.
+package httpx
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/internal/problem"
+	"github.com/authd/authd/internal/reqctx"
+)
+
+// Metrics are the per-request Prometheus series.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewMetrics registers the HTTP metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "authd_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route", "method"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// routeOf names a request by its route template, never by its raw path, so
+// logs and metric labels hold no ids or tokens and stay low-cardinality.
+func routeOf(r *http.Request) string {
+	if rt := mux.CurrentRoute(r); rt != nil {
+		if tpl, err := rt.GetPathTemplate(); err == nil {
+			return tpl
+		}
+	}
+	return "unmatched"
+}
+
+// newRequestID returns 16 random hex characters.
+func newRequestID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// validRequestID accepts a caller's X-Request-ID only if it is short and
+// plain, so it cannot inject into logs.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Observe is the outermost middleware: it assigns the request id (from
+// X-Request-ID or fresh, echoed back), puts a request logger in the context,
+// recovers panics as 500 problem+json, and logs and measures the request. It
+// logs the route template, never the query string, headers or body.
+func Observe(log *zap.Logger, m *Metrics) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			id := r.Header.Get("X-Request-ID")
+			if !validRequestID(id) {
+				id = newRequestID()
+			}
+			w.Header().Set("X-Request-ID", id)
+			rl := log.With(zap.String("request_id", id))
+			ctx := reqctx.WithLogger(reqctx.WithRequestID(r.Context(), id), rl)
+			r = r.WithContext(ctx)
+			rec := &recorder{ResponseWriter: w}
+			defer func() {
+				if p := recover(); p != nil {
+					if p == http.ErrAbortHandler {
+						panic(p)
+					}
+					rl.Error("panic serving request", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+					if rec.status == 0 {
+						problem.Write(rec, r, errPanic)
+					}
+				}
+				route := routeOf(r)
+				status := rec.status
+				if status == 0 {
+					status = http.StatusOK
+				}
+				d := time.Since(start)
+				if m != nil {
+					m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+					m.latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
+				}
+				lvl := zap.InfoLevel
+				if status >= 500 {
+					lvl = zap.ErrorLevel
+				}
+				if ce := rl.Check(lvl, "request"); ce != nil {
+					ce.Write(zap.String("method", r.Method), zap.String("route", route), zap.Int("status", status),
+						zap.Int("bytes", rec.bytes), zap.Duration("latency", d), zap.String("remote", remoteIP(r)))
+				}
+			}()
+			next.ServeHTTP(rec, r)
+		})
+	}
+}
+
+type panicError struct{}
+
+func (panicError) Error() string { return "panic in handler" }
+
+var errPanic = panicError{}
+
+func remoteIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// SecureHeaders sets headers every response should carry. Pages set their own
+// CSP on top (loginui.PageHeaders).
+func SecureHeaders(hsts bool) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Referrer-Policy", "no-referrer")
+			h.Set("X-Frame-Options", "DENY")
+			if hsts {
+				h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// LimitBody caps request bodies; handlers see an error past max bytes.
+func LimitBody(max int64) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > max {
+				problem.Write(w, r, &problem.Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large", Detail: "the request body is too large"})
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// CORS answers preflights and sets CORS headers for the listed origins only.
+// Credentials are allowed, so a wildcard is never used (config refuses it).
+func CORS(origins []string) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			origin := r.Header.Get("Origin")
+			if origin == "" || !slices.Contains(origins, origin) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			h := w.Header()
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Allow-Credentials", "true")
+			h.Set("Access-Control-Expose-Headers", "X-Request-ID, WWW-Authenticate, Retry-After")
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-ID")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// hasPrefixFold reports whether s starts with prefix, ignoring case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
