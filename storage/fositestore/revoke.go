@@ -1,0 +1,55 @@
+package fositestore
+
+import (
+	"context"
+	"time"
+)
+
+// RevokeSubject ends every grant of the user subject at once: it
+// deactivates their refresh tokens (dropping cached responses), deletes their
+// access tokens and invalidates their unused authorization codes. authd calls
+// it when a user is disabled, loses a role or resets their password.
+func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
+	return s.revokeWhere(ctx, "subject", subject)
+}
+
+// RevokeClientTokens does what RevokeSubject does for every grant issued to
+// the client clientID (e.g. when its secret is rotated).
+func (s *Store) RevokeClientTokens(ctx context.Context, clientID string) error {
+	return s.revokeWhere(ctx, "client_id", clientID)
+}
+
+// revokeWhere revokes every row whose column (a constant) equals value, in
+// one transaction so a concurrent refresh sees all or nothing.
+func (s *Store) revokeWhere(ctx context.Context, column, value string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		q := s.q(ctx)
+		if _, err := q.Exec(ctx, `UPDATE oauth2_refresh SET active = false, rotated_response = NULL
+			WHERE `+column+` = $1 AND (active OR rotated_response IS NOT NULL)`, value); err != nil {
+			return mapErr("revoke refresh tokens", err)
+		}
+		if _, err := q.Exec(ctx, `DELETE FROM oauth2_access WHERE `+column+` = $1`, value); err != nil {
+			return mapErr("revoke access tokens", err)
+		}
+		if _, err := q.Exec(ctx, `UPDATE oauth2_code SET active = false WHERE `+column+` = $1 AND active`, value); err != nil {
+			return mapErr("revoke codes", err)
+		}
+		return nil
+	})
+}
+
+// DeleteExpired removes rows that expired before before and returns how
+// many. Used refresh tokens are kept until their own expiry, so reuse is
+// detected for as long as the token could have been valid; refresh tokens
+// without expiry are never removed.
+func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	for _, table := range []string{tableCode, tableAccess, tableRefresh, tableOIDC, tablePKCE, "oauth2_jti"} {
+		tag, err := s.q(ctx).Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < $1`, before.UTC())
+		if err != nil {
+			return n, mapErr("delete expired "+table, err)
+		}
+		n += tag.RowsAffected()
+	}
+	return n, nil
+}

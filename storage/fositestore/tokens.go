@@ -1,0 +1,236 @@
+package fositestore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+)
+
+// The five tables fosite writes. They share one shape (migration 0004).
+const (
+	tableCode    = "oauth2_code"
+	tableAccess  = "oauth2_access"
+	tableRefresh = "oauth2_refresh"
+	tableOIDC    = "oauth2_oidc"
+	tablePKCE    = "oauth2_pkce"
+)
+
+const insertColumns = `signature, request_id, requested_at, client_id, scopes, granted_scopes,
+	requested_audience, granted_audience, form_data, session_data, subject, expires_at`
+
+// newRow flattens r into insertColumns' values for the row keyed by key; exp picks which expiry of the
+// session the row copies (for garbage collection only: fosite reads expiry
+// from the session itself).
+func newRow(key string, r fosite.Requester, exp fosite.TokenType) ([]any, error) {
+	var (
+		session any // NULL when the requester has no session
+		subject string
+		expires *time.Time
+	)
+	if sess := r.GetSession(); sess != nil {
+		b, err := json.Marshal(sess)
+		if err != nil {
+			return nil, fmt.Errorf("fositestore: encode session: %w", err)
+		}
+		session = string(b)
+		subject = sess.GetSubject()
+		expires = nullTime(sess.GetExpiresAt(exp))
+	}
+	clientID := ""
+	if c := r.GetClient(); c != nil {
+		clientID = c.GetID()
+	}
+	return []any{
+		hashKey(key), r.GetID(), r.GetRequestedAt().UTC(), clientID,
+		strs(r.GetRequestedScopes()), strs(r.GetGrantedScopes()),
+		strs(r.GetRequestedAudience()), strs(r.GetGrantedAudience()),
+		r.GetRequestForm().Encode(), session, subject, expires,
+	}, nil
+}
+
+// createRequest inserts r into table under key.
+func (s *Store) createRequest(ctx context.Context, table, key string, r fosite.Requester, exp fosite.TokenType) error {
+	args, err := newRow(key, r, exp)
+	if err != nil {
+		return err
+	}
+	_, err = s.q(ctx).Exec(ctx, `INSERT INTO `+table+` (`+insertColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, args...)
+	return mapErr("create "+table, err)
+}
+
+const requestColumns = `t.request_id, t.requested_at, t.scopes, t.granted_scopes, t.requested_audience,
+	t.granted_audience, t.form_data, t.session_data, t.active`
+
+// getRequest loads the row of table keyed by key together with its client
+// (re-loaded on every call, so a deleted client's tokens are gone) and
+// decodes the session into session unless it is nil (the revocation path).
+// extraCols (", t.x, t.y") are scanned into extra.
+func (s *Store) getRequest(ctx context.Context, table, key string, session fosite.Session,
+	extraCols string, extra ...any) (req *fosite.Request, active bool, err error) {
+	var (
+		c           Client
+		form        string
+		sessionData []byte
+		r           = &fosite.Request{}
+	)
+	dest := []any{&r.ID, &r.RequestedAt, &r.RequestedScope, &r.GrantedScope, &r.RequestedAudience,
+		&r.GrantedAudience, &form, &sessionData, &active}
+	dest = append(dest, extra...)
+	dest = append(dest, clientDest(&c)...)
+	err = s.q(ctx).QueryRow(ctx, `SELECT `+requestColumns+extraCols+`, `+clientColumns+`
+		FROM `+table+` t JOIN oauth2_clients c ON c.id = t.client_id
+		WHERE t.signature = $1`, hashKey(key)).Scan(dest...)
+	if err != nil {
+		return nil, false, mapErr("get "+table, err)
+	}
+	r.RequestedAt = r.RequestedAt.UTC()
+	r.Client = c.loaded()
+	if r.Form, err = url.ParseQuery(form); err != nil {
+		return nil, false, fmt.Errorf("fositestore: decode form of %s: %w", table, err)
+	}
+	if session != nil && len(sessionData) > 0 {
+		if err := json.Unmarshal(sessionData, session); err != nil {
+			return nil, false, fmt.Errorf("fositestore: decode session of %s: %w", table, err)
+		}
+	}
+	r.Session = session
+	return r, active, nil
+}
+
+// deleteRequest removes the row of table keyed by key. Deleting a missing
+// row is not an error: fosite's reuse handling aborts on any Delete error.
+func (s *Store) deleteRequest(ctx context.Context, table, key string) error {
+	_, err := s.q(ctx).Exec(ctx, `DELETE FROM `+table+` WHERE signature = $1`, hashKey(key))
+	return mapErr("delete "+table, err)
+}
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage; code is
+// the code's signature.
+func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableCode, code, r, fosite.AuthorizeCode)
+}
+
+// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. A used code
+// returns the request together with fosite.ErrInvalidatedAuthorizeCode, which
+// fosite needs to revoke the tokens the first exchange issued.
+func (s *Store) GetAuthorizeCodeSession(ctx context.Context, code string, session fosite.Session) (fosite.Requester, error) {
+	r, active, err := s.getRequest(ctx, tableCode, code, session, "")
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return r, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return r, nil
+}
+
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. The
+// guarded update changes one row only for the first caller; any later or
+// concurrent one gets fosite.ErrInvalidatedAuthorizeCode (ErrNotFound when
+// the code never existed).
+func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
+	key := hashKey(code)
+	tag, err := s.q(ctx).Exec(ctx, `UPDATE oauth2_code SET active = false WHERE signature = $1 AND active`, key)
+	if err != nil {
+		return mapErr("invalidate code", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var exists bool
+	if err := s.q(ctx).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM oauth2_code WHERE signature = $1)`, key).
+		Scan(&exists); err != nil {
+		return mapErr("invalidate code", err)
+	}
+	if !exists {
+		return ErrNotFound
+	}
+	return fosite.ErrInvalidatedAuthorizeCode
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableAccess, signature, r, fosite.AccessToken)
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage. Revoked access
+// tokens are deleted, so a missing one is ErrNotFound.
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	r, active, err := s.getRequest(ctx, tableAccess, signature, session, "")
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return r, fosite.ErrInactiveToken
+	}
+	return r, nil
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return s.deleteRequest(ctx, tableAccess, signature)
+}
+
+// RevokeAccessToken implements oauth2.TokenRevocationStorage: it deletes
+// every access token of the family requestID.
+func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+	_, err := s.q(ctx).Exec(ctx, `DELETE FROM oauth2_access WHERE request_id = $1`, requestID)
+	return mapErr("revoke access tokens", err)
+}
+
+// CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+// fosite passes the raw authorization code; only its hash is stored.
+func (s *Store) CreateOpenIDConnectSession(ctx context.Context, authorizeCode string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableOIDC, authorizeCode, r, fosite.AuthorizeCode)
+}
+
+// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage. The
+// stored session is decoded into requester's session; a missing row is
+// ErrNotFound (= openid.ErrNoSessionFound under errors.Is).
+func (s *Store) GetOpenIDConnectSession(ctx context.Context, authorizeCode string, requester fosite.Requester) (fosite.Requester, error) {
+	var session fosite.Session
+	if requester != nil {
+		session = requester.GetSession()
+	}
+	r, _, err := s.getRequest(ctx, tableOIDC, authorizeCode, session, "")
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, authorizeCode string) error {
+	return s.deleteRequest(ctx, tableOIDC, authorizeCode)
+}
+
+// CreatePKCERequestSession implements pkce.PKCERequestStorage; signature is
+// the authorization code's signature.
+func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.createRequest(ctx, tablePKCE, signature, r, fosite.AuthorizeCode)
+}
+
+// GetPKCERequestSession implements pkce.PKCERequestStorage. A consumed row
+// returns ErrPKCEConsumed, never ErrNotFound (see ErrPKCEConsumed).
+func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	r, active, err := s.getRequest(ctx, tablePKCE, signature, session, "")
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return nil, ErrPKCEConsumed
+	}
+	return r, nil
+}
+
+// DeletePKCERequestSession implements pkce.PKCERequestStorage as a soft
+// delete: fosite calls it before checking the verifier.
+func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	_, err := s.q(ctx).Exec(ctx, `UPDATE oauth2_pkce SET active = false WHERE signature = $1`, hashKey(signature))
+	return mapErr("delete pkce", err)
+}
