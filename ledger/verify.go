@@ -1,0 +1,352 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// MaxProblems bounds Report.Problems; Truncated says more were found.
+const MaxProblems = 1000
+
+// Report is the outcome of Verify. A zero-problem report means every
+// invariant held in one consistent snapshot of the ledger.
+type Report struct {
+	CheckedAt    time.Time `json:"checked_at"`
+	Accounts     int       `json:"accounts"`
+	Transactions int64     `json:"transactions"`
+	Entries      int64     `json:"entries"`
+	// Issued is what the issuance account gave out (the negation of its
+	// balance); Revenue is the revenue account's balance; UserBalances is the
+	// total of the user accounts' cached balances.
+	Issued       int64 `json:"issued"`
+	Revenue      int64 `json:"revenue"`
+	UserBalances int64 `json:"user_balances"`
+	// Problems lists broken invariants, each naming the first broken record
+	// of its account (chain problems after the first in one account follow
+	// from it and are not repeated).
+	Problems  []Problem `json:"problems"`
+	Truncated bool      `json:"truncated,omitempty"`
+}
+
+// Problem is one broken invariant.
+type Problem struct {
+	// Check is one of: hash, chain, sequence, head, balance, balance_after,
+	// entry, double_entry, refund.
+	Check         string `json:"check"`
+	AccountID     int64  `json:"account_id,omitempty"`
+	UserID        string `json:"user_id,omitempty"`
+	TransactionID string `json:"transaction_id,omitempty"`
+	Seq           int64  `json:"seq,omitempty"`
+	Detail        string `json:"detail"`
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.Check)
+	if p.TransactionID != "" {
+		fmt.Fprintf(&b, " transaction %s", p.TransactionID)
+	}
+	if p.AccountID != 0 {
+		fmt.Fprintf(&b, " account %d", p.AccountID)
+	}
+	if p.UserID != "" {
+		fmt.Fprintf(&b, " (user %s)", p.UserID)
+	}
+	if p.Seq != 0 {
+		fmt.Fprintf(&b, " seq %d", p.Seq)
+	}
+	b.WriteString(": ")
+	b.WriteString(p.Detail)
+	return b.String()
+}
+
+// OK reports whether no invariant is broken.
+func (r Report) OK() bool { return len(r.Problems) == 0 && !r.Truncated }
+
+// First returns the first problem found, or nil.
+func (r Report) First() *Problem {
+	if len(r.Problems) == 0 {
+		return nil
+	}
+	return &r.Problems[0]
+}
+
+// String is a human summary: one line of totals, then one line per problem.
+func (r Report) String() string {
+	var b strings.Builder
+	status := "OK"
+	if !r.OK() {
+		status = fmt.Sprintf("BROKEN (%d problems)", len(r.Problems))
+		if r.Truncated {
+			status = fmt.Sprintf("BROKEN (more than %d problems)", len(r.Problems))
+		}
+	}
+	fmt.Fprintf(&b, "ledger %s: %d accounts, %d transactions, %d entries; issued %d, revenue %d, user balances %d",
+		status, r.Accounts, r.Transactions, r.Entries, r.Issued, r.Revenue, r.UserBalances)
+	for _, p := range r.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// MarshalJSON adds "ok" to the report's fields.
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	if r.Problems == nil {
+		r.Problems = []Problem{}
+	}
+	return json.Marshal(struct {
+		OK bool `json:"ok"`
+		plain
+	}{r.OK(), plain(r)})
+}
+
+// Verify checks the whole ledger; see the package function Verify.
+func (l *Ledger) Verify(ctx context.Context) (Report, error) { return Verify(ctx, l.pool) }
+
+// Verify recomputes, in one REPEATABLE READ snapshot, every account's hash
+// chain (sequence, prev_hash, hash, balance_after), every cached balance
+// against the sum of its entries, double entry for every transaction, and
+// that no spend was refunded beyond its amount. Broken invariants are
+// Problems in the Report; the error is only for failing to read the ledger.
+// Reading takes no locks, so postings continue while it runs.
+func Verify(ctx context.Context, pool *pgxpool.Pool) (Report, error) {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return Report{}, fmt.Errorf("ledger: verify: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	v := &verifier{r: Report{CheckedAt: time.Now().UTC()}}
+	for _, step := range []func(context.Context, pgx.Tx) error{v.loadAccounts, v.checkChains, v.checkDoubleEntry, v.checkRefunds} {
+		if err := step(ctx, tx); err != nil {
+			return Report{}, fmt.Errorf("ledger: verify: %w", err)
+		}
+	}
+	v.checkBalances()
+	return v.r, nil
+}
+
+type acctState struct {
+	id      int64
+	kind    string
+	userID  string
+	name    string
+	balance *int64
+	headSeq int64
+	entries int64 // sum of the account's entries
+	// chain walk
+	lastSeq     int64
+	lastBalance int64
+	lastHash    []byte
+	broken      bool
+}
+
+type verifier struct {
+	r        Report
+	accounts map[int64]*acctState
+	order    []*acctState
+}
+
+func (v *verifier) add(p Problem) {
+	if len(v.r.Problems) >= MaxProblems {
+		v.r.Truncated = true
+		return
+	}
+	v.r.Problems = append(v.r.Problems, p)
+}
+
+func (v *verifier) loadAccounts(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT a.id, a.kind, COALESCE(a.user_id::text, ''), COALESCE(a.name, ''), a.balance, a.head_seq,
+			COALESCE((SELECT sum(e.amount) FROM ledger_entries e WHERE e.account_id = a.id), 0)::bigint
+		FROM ledger_accounts a ORDER BY a.id`)
+	if err != nil {
+		return err
+	}
+	v.accounts = map[int64]*acctState{}
+	for rows.Next() {
+		a := &acctState{lastHash: genesisHash}
+		if err := rows.Scan(&a.id, &a.kind, &a.userID, &a.name, &a.balance, &a.headSeq, &a.entries); err != nil {
+			return err
+		}
+		v.accounts[a.id] = a
+		v.order = append(v.order, a)
+	}
+	v.r.Accounts = len(v.order)
+	return rows.Err()
+}
+
+// checkChains walks every user account's transactions in chain order.
+func (v *verifier) checkChains(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT `+txColumns+`, ue.amount, ue.n FROM ledger_transactions t
+		LEFT JOIN LATERAL (SELECT sum(e.amount)::bigint AS amount, count(*) AS n FROM ledger_entries e
+			WHERE e.transaction_id = t.id AND e.account_id = t.account_id) ue ON true
+		ORDER BY t.account_id, t.seq`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var userEntry *int64
+		var n int64
+		t := &Transaction{}
+		var kind, dir string
+		if err := rows.Scan(&t.ID, &t.accountID, &t.Seq, &kind, &dir, &t.Amount, &t.Reference, &t.Description,
+			&t.Reason, &t.RefundOf, &t.BalanceAfter, &t.Actor.Type, &t.Actor.ID, &t.RequestID,
+			&t.CreatedAt, &t.fingerprint, &t.prevHash, &t.hash, &userEntry, &n); err != nil {
+			return err
+		}
+		t.Kind, t.Direction = Kind(kind), Direction(dir)
+		v.r.Transactions++
+		v.checkTransaction(t, userEntry, n)
+	}
+	return rows.Err()
+}
+
+func (v *verifier) checkTransaction(t *Transaction, userEntry *int64, n int64) {
+	a := v.accounts[t.accountID]
+	if a == nil || a.kind != "user" {
+		v.add(Problem{Check: "chain", AccountID: t.accountID, TransactionID: t.ID, Seq: t.Seq, Detail: "transaction posted to a non-user account"})
+		return
+	}
+	t.UserID = a.userID
+	prob := func(check, format string, args ...any) {
+		if !a.broken {
+			v.add(Problem{Check: check, AccountID: a.id, UserID: a.userID, TransactionID: t.ID, Seq: t.Seq, Detail: fmt.Sprintf(format, args...)})
+		}
+		a.broken = true
+	}
+	signed := t.Amount
+	if t.Direction == Debit {
+		signed = -signed
+	}
+	switch {
+	case t.Seq != a.lastSeq+1:
+		prob("sequence", "expected seq %d, found %d: transaction(s) %d..%d of this account are missing", a.lastSeq+1, t.Seq, a.lastSeq+1, t.Seq-1)
+	case !bytes.Equal(t.prevHash, a.lastHash):
+		prob("chain", "prev_hash %x does not match the hash %x of seq %d", t.prevHash, a.lastHash, a.lastSeq)
+	case !bytes.Equal(computeHash(t), t.hash):
+		prob("hash", "stored hash %x does not match the recomputed %x: the record was altered", t.hash, computeHash(t))
+	case a.lastBalance+signed != t.BalanceAfter:
+		prob("balance_after", "balance_after %d, but the previous balance %d %+d gives %d", t.BalanceAfter, a.lastBalance, signed, a.lastBalance+signed)
+	}
+	if userEntry == nil || *userEntry != signed || n != 1 {
+		got := "none"
+		if userEntry != nil {
+			got = fmt.Sprintf("%d in %d entries", *userEntry, n)
+		}
+		v.add(Problem{Check: "entry", AccountID: a.id, UserID: a.userID, TransactionID: t.ID, Seq: t.Seq,
+			Detail: fmt.Sprintf("the user's entry should be %+d, found %s", signed, got)})
+	}
+	a.lastSeq, a.lastBalance, a.lastHash = t.Seq, t.BalanceAfter, t.hash
+}
+
+func (v *verifier) checkDoubleEntry(ctx context.Context, tx pgx.Tx) error {
+	var total int64
+	if err := tx.QueryRow(ctx, `SELECT count(*), COALESCE(sum(amount), 0)::bigint FROM ledger_entries`).Scan(&v.r.Entries, &total); err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT t.id::text, t.account_id, t.seq, count(e.id), COALESCE(sum(e.amount), 0)::bigint
+		FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+		GROUP BY t.id HAVING count(e.id) <> 2 OR COALESCE(sum(e.amount), 0) <> 0
+		ORDER BY t.account_id, t.seq`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var acct, seq, n, sum int64
+		if err := rows.Scan(&id, &acct, &seq, &n, &sum); err != nil {
+			return err
+		}
+		p := Problem{Check: "double_entry", AccountID: acct, TransactionID: id, Seq: seq,
+			Detail: fmt.Sprintf("%d entries summing to %d (want 2 entries summing to 0)", n, sum)}
+		if a := v.accounts[acct]; a != nil {
+			p.UserID = a.userID
+		}
+		v.add(p)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if total != 0 {
+		v.add(Problem{Check: "double_entry", Detail: fmt.Sprintf("all entries sum to %d, not 0", total)})
+	}
+	return nil
+}
+
+func (v *verifier) checkRefunds(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT s.id::text, s.account_id, s.seq, s.kind, s.amount, sum(r.amount)::bigint,
+			bool_or(r.account_id <> s.account_id)
+		FROM ledger_transactions s JOIN ledger_transactions r ON r.refund_of = s.id
+		GROUP BY s.id
+		HAVING sum(r.amount) > s.amount OR s.kind <> 'spend' OR bool_or(r.account_id <> s.account_id)
+		ORDER BY s.account_id, s.seq`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, kind string
+		var acct, seq, amount, refunded int64
+		var foreign bool
+		if err := rows.Scan(&id, &acct, &seq, &kind, &amount, &refunded, &foreign); err != nil {
+			return err
+		}
+		p := Problem{Check: "refund", AccountID: acct, TransactionID: id, Seq: seq,
+			Detail: fmt.Sprintf("%s of %d refunded %d in total", kind, amount, refunded)}
+		if kind != "spend" || foreign {
+			p.Detail = fmt.Sprintf("refunds point at a %s (another account: %v)", kind, foreign)
+		}
+		if a := v.accounts[acct]; a != nil {
+			p.UserID = a.userID
+		}
+		v.add(p)
+	}
+	return rows.Err()
+}
+
+// checkBalances compares each account's cached balance and chain head with
+// its entries and its last transaction.
+func (v *verifier) checkBalances() {
+	for _, a := range v.order {
+		switch {
+		case a.kind == "system" && a.name == "issuance":
+			v.r.Issued = -a.entries
+		case a.kind == "system" && a.name == "revenue":
+			v.r.Revenue = a.entries
+		}
+		if a.kind != "user" {
+			continue
+		}
+		bal := int64(0)
+		if a.balance != nil {
+			bal = *a.balance
+		}
+		v.r.UserBalances += bal
+		p := Problem{AccountID: a.id, UserID: a.userID}
+		switch {
+		case a.balance == nil || bal < 0:
+			p.Check, p.Detail = "balance", "user account has no or a negative cached balance"
+		case bal != a.entries:
+			p.Check, p.Detail = "balance", fmt.Sprintf("cached balance %d, but its entries sum to %d", bal, a.entries)
+		case a.headSeq != a.lastSeq:
+			p.Check, p.Seq = "head", a.headSeq
+			p.Detail = fmt.Sprintf("account head is seq %d, but its last transaction is seq %d: transaction(s) missing", a.headSeq, a.lastSeq)
+		case bal != a.lastBalance:
+			p.Check, p.Seq = "balance", a.lastSeq
+			p.Detail = fmt.Sprintf("cached balance %d, but the last transaction left %d", bal, a.lastBalance)
+		default:
+			continue
+		}
+		v.add(p)
+	}
+}
