@@ -3,6 +3,7 @@ package httpx
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -40,7 +41,7 @@ func Readyz(pool *pgxpool.Pool) http.HandlerFunc {
 
 // reason keeps /readyz informative without echoing connection strings.
 func reason(err error) string {
-	if storage.IsUnavailable(err) || context.Cause(context.Background()) != nil {
+	if storage.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) {
 		return "database unreachable"
 	}
 	msg := err.Error()

@@ -4,6 +4,7 @@
 package httpx
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net"
@@ -11,7 +12,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -67,15 +67,26 @@ func (r *recorder) Write(b []byte) (int, error) {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// routeOf names a request by its route template, never by its raw path, so
-// logs and metric labels hold no ids or tokens and stay low-cardinality.
-func routeOf(r *http.Request) string {
-	if rt := mux.CurrentRoute(r); rt != nil {
-		if tpl, err := rt.GetPathTemplate(); err == nil {
-			return tpl
+// routeHolder lets the router tell Observe, which wraps it, which route
+// matched: requests are named by route template, never by raw path, so logs
+// and metric labels hold no ids or tokens and stay low-cardinality.
+type routeHolder struct{ route string }
+
+type routeKey struct{}
+
+// TagRoute is router middleware (mux.Router.Use) recording the matched
+// route's template for Observe.
+func TagRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := r.Context().Value(routeKey{}).(*routeHolder); ok {
+			if rt := mux.CurrentRoute(r); rt != nil {
+				if tpl, err := rt.GetPathTemplate(); err == nil {
+					h.route = tpl
+				}
+			}
 		}
-	}
-	return "unmatched"
+		next.ServeHTTP(w, r)
+	})
 }
 
 // newRequestID returns 16 random hex characters.
@@ -103,7 +114,7 @@ func validRequestID(id string) bool {
 // X-Request-ID or fresh, echoed back), puts a request logger in the context,
 // recovers panics as 500 problem+json, and logs and measures the request. It
 // logs the route template, never the query string, headers or body.
-func Observe(log *zap.Logger, m *Metrics) mux.MiddlewareFunc {
+func Observe(log *zap.Logger, m *Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -113,7 +124,9 @@ func Observe(log *zap.Logger, m *Metrics) mux.MiddlewareFunc {
 			}
 			w.Header().Set("X-Request-ID", id)
 			rl := log.With(zap.String("request_id", id))
+			route := &routeHolder{route: "unmatched"}
 			ctx := reqctx.WithLogger(reqctx.WithRequestID(r.Context(), id), rl)
+			ctx = context.WithValue(ctx, routeKey{}, route)
 			r = r.WithContext(ctx)
 			rec := &recorder{ResponseWriter: w}
 			defer func() {
@@ -126,22 +139,21 @@ func Observe(log *zap.Logger, m *Metrics) mux.MiddlewareFunc {
 						problem.Write(rec, r, errPanic)
 					}
 				}
-				route := routeOf(r)
 				status := rec.status
 				if status == 0 {
 					status = http.StatusOK
 				}
 				d := time.Since(start)
 				if m != nil {
-					m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-					m.latency.WithLabelValues(route, r.Method).Observe(d.Seconds())
+					m.requests.WithLabelValues(route.route, r.Method, strconv.Itoa(status)).Inc()
+					m.latency.WithLabelValues(route.route, r.Method).Observe(d.Seconds())
 				}
 				lvl := zap.InfoLevel
 				if status >= 500 {
 					lvl = zap.ErrorLevel
 				}
 				if ce := rl.Check(lvl, "request"); ce != nil {
-					ce.Write(zap.String("method", r.Method), zap.String("route", route), zap.Int("status", status),
+					ce.Write(zap.String("method", r.Method), zap.String("route", route.route), zap.Int("status", status),
 						zap.Int("bytes", rec.bytes), zap.Duration("latency", d), zap.String("remote", remoteIP(r)))
 				}
 			}()
@@ -165,7 +177,7 @@ func remoteIP(r *http.Request) string {
 
 // SecureHeaders sets headers every response should carry. Pages set their own
 // CSP on top (loginui.PageHeaders).
-func SecureHeaders(hsts bool) mux.MiddlewareFunc {
+func SecureHeaders(hsts bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
@@ -181,7 +193,7 @@ func SecureHeaders(hsts bool) mux.MiddlewareFunc {
 }
 
 // LimitBody caps request bodies; handlers see an error past max bytes.
-func LimitBody(max int64) mux.MiddlewareFunc {
+func LimitBody(max int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > max {
@@ -196,7 +208,7 @@ func LimitBody(max int64) mux.MiddlewareFunc {
 
 // CORS answers preflights and sets CORS headers for the listed origins only.
 // Credentials are allowed, so a wildcard is never used (config refuses it).
-func CORS(origins []string) mux.MiddlewareFunc {
+func CORS(origins []string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			origin := r.Header.Get("Origin")
@@ -219,9 +231,4 @@ func CORS(origins []string) mux.MiddlewareFunc {
 			next.ServeHTTP(w, r)
 		})
 	}
-}
-
-// hasPrefixFold reports whether s starts with prefix, ignoring case.
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }

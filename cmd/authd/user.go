@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/config"
+	"github.com/authd/authd/storage"
+)
+
+// withPool loads the configuration and opens the database for a CLI command.
+// In development, a running `authd dev` leaves its database URL in
+// .authd/database_url so the CLI works beside it without configuration.
+func withPool(ctx context.Context, fn func(cfg *config.Config, pool *pgxpool.Pool) error) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" && cfg.Dev() {
+		if b, err := os.ReadFile(filepath.Join(devDir, "database_url")); err == nil {
+			cfg.DatabaseURL = strings.TrimSpace(string(b))
+		}
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("AUTHD_DATABASE_URL: required (or run `make run` first in development)")
+	}
+	pool, err := storage.Open(ctx, cfg.DatabaseURL, storage.PoolConfig{MaxConns: 4})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return fn(cfg, pool)
+}
+
+func newAccounts(cfg *config.Config, pool *pgxpool.Pool, log *zap.Logger) (*accounts.Service, error) {
+	h, err := accounts.NewPasswordHasher(cfg.PasswordHash, cfg.BcryptCost, 0)
+	if err != nil {
+		return nil, err
+	}
+	return accounts.New(pool, h, log, accounts.Config{DefaultRole: cfg.DefaultRole}), nil
+}
+
+func (c *cli) userCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage users"}
+	var email, password, name string
+	var stdin, verified bool
+	var roles []string
+	create := &cobra.Command{
+		Use:   "create --email E (--password-stdin | --password P) [--role R]... [--verified]",
+		Short: "Create a user",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if email == "" {
+				return errors.New("--email is required")
+			}
+			if stdin == (password != "") {
+				return errors.New("give exactly one of --password-stdin or --password")
+			}
+			if stdin {
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && line == "" {
+					return fmt.Errorf("read password from stdin: %w", err)
+				}
+				password = strings.TrimRight(line, "\r\n")
+			}
+			return withPool(cmd.Context(), func(cfg *config.Config, pool *pgxpool.Pool) error {
+				svc, err := newAccounts(cfg, pool, zap.NewNop())
+				if err != nil {
+					return err
+				}
+				u, err := svc.CreateUser(cmd.Context(), accounts.NewUser{Email: email, Password: password, Name: name, Roles: roles, Verified: verified}, nil)
+				if err != nil {
+					return err
+				}
+				return c.print(u, fmt.Sprintf("created user %s (%s) with roles %s", u.Email, u.ID, strings.Join(u.Roles, ", ")))
+			})
+		},
+	}
+	create.Flags().StringVar(&email, "email", "", "email address")
+	create.Flags().StringVar(&password, "password", "", "password (visible in process lists; prefer --password-stdin)")
+	create.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from the first line of stdin")
+	create.Flags().StringVar(&name, "name", "", "display name")
+	create.Flags().StringArrayVar(&roles, "role", nil, "extra role (repeatable)")
+	create.Flags().BoolVar(&verified, "verified", false, "mark the email as verified")
+
+	role := &cobra.Command{Use: "role", Short: "Add or remove a user's role"}
+	roleOp := func(add bool) func(cmd *cobra.Command, args []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			return withPool(cmd.Context(), func(cfg *config.Config, pool *pgxpool.Pool) error {
+				svc, err := newAccounts(cfg, pool, zap.NewNop())
+				if err != nil {
+					return err
+				}
+				u, err := svc.UserByEmailOrID(cmd.Context(), args[0])
+				if err != nil {
+					return fmt.Errorf("user %q: %w", args[0], err)
+				}
+				if add {
+					err = svc.AddRole(cmd.Context(), u.ID, args[1])
+				} else {
+					err = removeRole(cmd.Context(), svc, pool, u.ID, args[1])
+				}
+				if err != nil {
+					return err
+				}
+				roles, err := svc.Roles(cmd.Context(), u.ID)
+				if err != nil {
+					return err
+				}
+				return c.print(map[string]any{"id": u.ID, "email": u.Email, "roles": roles},
+					fmt.Sprintf("%s now has roles %s", u.Email, strings.Join(roles, ", ")))
+			})
+		}
+	}
+	role.AddCommand(
+		&cobra.Command{Use: "add EMAIL_OR_ID ROLE", Short: "Give a user a role", Args: cobra.ExactArgs(2), RunE: roleOp(true)},
+		&cobra.Command{Use: "remove EMAIL_OR_ID ROLE", Short: "Take a role from a user (revokes their sessions and refresh tokens)", Args: cobra.ExactArgs(2), RunE: roleOp(false)},
+	)
+	cmd.AddCommand(create, role)
+	return cmd
+}
+
+// removeRole takes the role away. Revocation of the user's tokens is wired
+// once the token store exists.
+func removeRole(ctx context.Context, svc *accounts.Service, pool *pgxpool.Pool, userID, role string) error {
+	_, err := svc.RemoveRole(ctx, pool, userID, role)
+	return err
+}
