@@ -1,0 +1,52 @@
+package loginui
+
+// ConsentData is the data of templates/consent.html.
+type ConsentData struct {
+	ClientName string
+	ClientID   string
+	UserEmail  string
+	Scopes     []ScopeInfo
+	// ReturnTo is the authorization request the form posts back to /consent.
+	ReturnTo string
+}
+
+// ScopeInfo is a requested scope and what it lets the client do.
+type ScopeInfo struct {
+	Name        string
+	Description string
+}
+
+// scopeDescriptions says, for the consent page, what granting each scope
+// means, in words a user understands.
+var scopeDescriptions = map[string]string{
+	"openid":         "Know who you are (your account ID)",
+	"profile":        "See your name and roles",
+	"email":          "See your email address and whether it is verified",
+	"roles":          "See your roles",
+	"offline_access": "Stay signed in and act for you while you are away",
+	"introspect":     "Check whether tokens are still valid",
+	"admin":          "Administer users, roles and clients",
+	"credits:read":   "See your credit balance and history",
+	"credits:spend":  "Spend your credits",
+	"credits:admin":  "Manage credits on behalf of users",
+}
+
+// ScopeDescription returns the human description of scope.
+func ScopeDescription(scope string) string {
+	if d, ok := scopeDescriptions[scope]; ok {
+		return d
+	}
+	return "Access “" + scope + "”"
+}
+
+// NewConsentData builds the consent page data for the requested scopes.
+func NewConsentData(clientName, clientID, email string, scopes []string, returnTo string) ConsentData {
+	d := ConsentData{ClientName: clientName, ClientID: clientID, UserEmail: email, ReturnTo: returnTo}
+	if d.ClientName == "" {
+		d.ClientName = clientID
+	}
+	for _, s := range scopes {
+		d.Scopes = append(d.Scopes, ScopeInfo{Name: s, Description: ScopeDescription(s)})
+	}
+	return d
+}

@@ -1,0 +1,142 @@
+package loginui
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/audit"
+	"github.com/authd/authd/internal/reqctx"
+)
+
+// LoginData is the data of templates/login.html. With ConfirmLogout the page
+// asks "Log out?" instead (RP-initiated logout without a usable
+// id_token_hint), posting Hidden back to /oauth2/logout.
+type LoginData struct {
+	Email         string
+	ReturnTo      string
+	RegisterURL   string
+	ForgotURL     string
+	ConfirmLogout bool
+	Hidden        []Field
+}
+
+// Field is a hidden form field.
+type Field struct{ Name, Value string }
+
+// AuthorizeReturnTo reports whether s is a local authorization-request URL
+// (/oauth2/auth?…), the return_to of the OAuth login and consent steps, and
+// returns it normalised. Anything else (other hosts, schemes, //host,
+// backslashes, other paths) is refused: no open redirect.
+func AuthorizeReturnTo(s string) (string, bool) {
+	if s == "" || len(s) > 8192 || strings.ContainsAny(s, "\\\r\n\t") || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") {
+		return "", false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Path != "/oauth2/auth" {
+		return "", false
+	}
+	return "/oauth2/auth?" + u.RawQuery, true
+}
+
+// SafeReturnTo returns s when it is a valid AuthorizeReturnTo or the account
+// page, and /account otherwise.
+func SafeReturnTo(s string) string {
+	if t, ok := AuthorizeReturnTo(s); ok {
+		return t
+	}
+	return "/account"
+}
+
+// Login serves GET|POST /login and POST /logout of the hosted pages.
+type Login struct {
+	UI       *UI
+	Accounts *accounts.Service
+	Log      *zap.Logger
+}
+
+func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		l.post(w, r)
+		return
+	}
+	l.render(w, r, http.StatusOK, SafeReturnTo(r.URL.Query().Get("return_to")), "", "")
+}
+
+func (l *Login) render(w http.ResponseWriter, r *http.Request, status int, returnTo, email, errMsg string) {
+	q := url.Values{"return_to": {returnTo}}.Encode()
+	l.UI.Render(w, r, status, "login", Page{Title: "Log in", Error: errMsg, Data: LoginData{
+		Email: email, ReturnTo: returnTo,
+		RegisterURL: "/register?" + q, ForgotURL: "/password/forgot",
+	}})
+}
+
+// post checks the credentials, starts a browser session and continues to
+// return_to. Every credential failure gets the same message, so the page
+// does not tell which emails exist.
+func (l *Login) post(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		l.render(w, r, http.StatusBadRequest, "/account", "", "The form could not be read. Please try again.")
+		return
+	}
+	returnTo := SafeReturnTo(r.PostFormValue("return_to"))
+	email := strings.TrimSpace(r.PostFormValue("email"))
+	if !l.UI.CheckCSRF(r) {
+		l.render(w, r, http.StatusForbidden, returnTo, email, "This form has expired. Please try again.")
+		return
+	}
+	u, err := l.Accounts.Authenticate(ctx, email, r.PostFormValue("password"))
+	switch {
+	case errors.Is(err, accounts.ErrInvalidCredentials), errors.Is(err, accounts.ErrUserDisabled), errors.Is(err, accounts.ErrInvalidEmail):
+		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true})
+		l.render(w, r, http.StatusUnauthorized, returnTo, email, "Incorrect email or password.")
+		return
+	case err != nil:
+		reqctx.Logger(ctx).Error("login: authenticate", zap.Error(err))
+		l.render(w, r, http.StatusInternalServerError, returnTo, email, "Something went wrong. Please try again.")
+		return
+	}
+	ip := audit.Event{}.FromRequest(r).IP
+	token, sess, err := l.Accounts.CreateSession(ctx, u.ID, r.UserAgent(), ip)
+	if err != nil {
+		reqctx.Logger(ctx).Error("login: create session", zap.Error(err))
+		l.render(w, r, http.StatusInternalServerError, returnTo, email, "Something went wrong. Please try again.")
+		return
+	}
+	// A new cookie value on every login, so a planted cookie (fixation) is useless.
+	if old := SessionToken(r); old != "" {
+		_ = l.Accounts.RevokeSessionByToken(ctx, old)
+	}
+	l.UI.SetSessionCookie(w, token, sess.ExpiresAt)
+	l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorUser, ActorID: u.ID, TargetType: "user", TargetID: u.ID})
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+// Logout is POST /logout: it ends the browser session behind the cookie.
+func (l *Login) Logout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil || !l.UI.CheckCSRF(r) {
+		l.UI.Render(w, r, http.StatusForbidden, "message", Page{Title: "Request expired",
+			Error: "This form has expired. Go back and try again."})
+		return
+	}
+	if tok := SessionToken(r); tok != "" {
+		if err := l.Accounts.RevokeSessionByToken(ctx, tok); err != nil {
+			reqctx.Logger(ctx).Error("logout: revoke session", zap.Error(err))
+		}
+	}
+	l.UI.ClearSessionCookie(w)
+	l.UI.Render(w, r, http.StatusOK, "message", Page{Title: "Logged out", Notice: "You have been logged out.",
+		Data: "You can close this window."})
+}
+
+func (l *Login) audit(r *http.Request, e audit.Event) {
+	if err := audit.Record(r.Context(), l.Accounts.Pool(), l.Log, e.FromRequest(r)); err != nil {
+		reqctx.Logger(r.Context()).Warn("audit login", zap.Error(err))
+	}
+}

@@ -1,0 +1,241 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/reqctx"
+	loginui "github.com/authd/authd/login-ui"
+	"github.com/authd/authd/storage/fositestore"
+)
+
+// authorize is GET|POST /oauth2/auth: parse, then log in, then consent, then
+// issue the code.
+func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, err := p.op.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		p.authorizeError(ctx, w, ar, err)
+		return
+	}
+	client, ok := ar.GetClient().(*fositestore.Client)
+	if !ok {
+		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
+		return
+	}
+	form := ar.GetRequestForm()
+	prompt := strings.Fields(form.Get("prompt"))
+
+	bsess, user, err := p.accts.SessionByToken(ctx, loginui.SessionToken(r))
+	if err != nil && !errors.Is(err, accounts.ErrNoSession) {
+		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	if p.needsLogin(bsess, prompt, form.Get("max_age")) {
+		if slices.Contains(prompt, "none") {
+			p.authorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The user is not logged in (prompt=none)."))
+			return
+		}
+		p.metrics.authorize.WithLabelValues("login").Inc()
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(afterLoginURL(form)), http.StatusSeeOther)
+		return
+	}
+
+	scopes := ar.GetRequestedScopes()
+	if !client.FirstParty {
+		covered, err := p.hasConsent(ctx, user.ID, client.ID, scopes)
+		if err != nil {
+			p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+		if !covered || slices.Contains(prompt, "consent") {
+			if slices.Contains(prompt, "none") {
+				p.authorizeError(ctx, w, ar, fosite.ErrConsentRequired.WithHint("The user has not granted these scopes (prompt=none)."))
+				return
+			}
+			p.metrics.authorize.WithLabelValues("consent").Inc()
+			p.ui.Render(w, r, http.StatusOK, "consent", loginui.Page{
+				Title:    "Allow access?",
+				LoggedIn: true,
+				Data:     loginui.NewConsentData(client.Name, client.ID, user.Email, scopes, authorizeURL(form)),
+			})
+			return
+		}
+	}
+	p.issueCode(w, r, ar, client, bsess, user)
+}
+
+// needsLogin reports whether the browser must (re-)authenticate: no session,
+// prompt=login, or a session older than max_age (max_age=0 means always).
+func (p *Provider) needsLogin(bsess *accounts.Session, prompt []string, maxAge string) bool {
+	if bsess == nil || slices.Contains(prompt, "login") {
+		return true
+	}
+	if maxAge == "" {
+		return false
+	}
+	n, err := strconv.ParseInt(maxAge, 10, 64)
+	if err != nil || n < 0 {
+		return false // fosite ignores malformed max_age too
+	}
+	return bsess.AuthTime.Add(time.Duration(n) * time.Second).Before(p.cfg.Now())
+}
+
+// authorizeURL rebuilds the authorization request as a local GET URL, the
+// only kind of return_to that login and consent accept.
+func authorizeURL(form url.Values) string {
+	return "/oauth2/auth?" + form.Encode()
+}
+
+// afterLoginURL is the authorization request to resume after a login. The
+// login just happened, so prompt=login and max_age=0 are dropped: kept, they
+// would send the browser back to the login page for ever.
+func afterLoginURL(form url.Values) string {
+	f := url.Values{}
+	for k, v := range form {
+		f[k] = slices.Clone(v)
+	}
+	if ps := strings.Fields(f.Get("prompt")); len(ps) > 0 {
+		ps = slices.DeleteFunc(ps, func(s string) bool { return s == "login" })
+		if len(ps) == 0 {
+			f.Del("prompt")
+		} else {
+			f.Set("prompt", strings.Join(ps, " "))
+		}
+	}
+	if f.Get("max_age") == "0" {
+		f.Del("max_age")
+	}
+	return authorizeURL(f)
+}
+
+// issueCode builds the session (subject, auth_time, live roles, ID-token
+// claims by scope), grants the requested scopes and audience, and redirects
+// with the code and iss (RFC 9207).
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester,
+	client *fositestore.Client, bsess *accounts.Session, user *accounts.User) {
+	ctx := r.Context()
+	for _, s := range ar.GetRequestedScopes() {
+		ar.GrantScope(s) // fosite already checked them against the client
+	}
+	grantAudience(ar, p.cfg.Issuer)
+
+	sess := NewSession(user.ID)
+	sess.ClientID = client.ID
+	sess.Claims.AuthTime = bsess.AuthTime.UTC()
+	sess.Claims.RequestedAt = p.cfg.Now().UTC()
+	sess.Claims.AuthenticationMethodsReferences = []string{"pwd"}
+	if client.IDTokenSignedResponseAlg != "" {
+		sess.Headers.Extra[headerAlg] = client.IDTokenSignedResponseAlg
+	}
+	addIDTokenClaims(sess, ar.GetGrantedScopes(), user)
+	sess.setRoles(user.Roles, idTokenHasRoles(ar.GetGrantedScopes()))
+
+	resp, err := p.op.NewAuthorizeResponse(ctx, ar, sess)
+	if err != nil {
+		p.authorizeError(ctx, w, ar, err)
+		return
+	}
+	resp.AddParameter("iss", p.cfg.Issuer)
+	p.metrics.authorize.WithLabelValues("code").Inc()
+	reqctx.Logger(ctx).Info("authorization code issued", zap.String("client_id", client.ID), zap.String("user_id", user.ID))
+	p.op.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// grantAudience grants the requested audiences (fosite checked them), or the
+// issuer when none was asked for: RFC 9068 access tokens need an aud.
+func grantAudience(r fosite.Requester, issuer string) {
+	if len(r.GetRequestedAudience()) == 0 {
+		r.GrantAudience(issuer)
+		return
+	}
+	for _, a := range r.GetRequestedAudience() {
+		r.GrantAudience(a)
+	}
+}
+
+func idTokenHasRoles(scopes fosite.Arguments) bool {
+	return scopes.Has("roles") || scopes.Has("profile")
+}
+
+// addIDTokenClaims adds the standard claims the granted scopes allow.
+func addIDTokenClaims(sess *Session, scopes fosite.Arguments, u *accounts.User) {
+	if scopes.Has("email") {
+		sess.Claims.Extra["email"] = u.Email
+		sess.Claims.Extra["email_verified"] = u.EmailVerified
+	}
+	if scopes.Has("profile") {
+		sess.Claims.Extra["name"] = u.Name
+	}
+}
+
+// authorizeError writes an authorization error; redirects carry iss
+// (RFC 9207) like successful responses.
+func (p *Provider) authorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	p.metrics.authorize.WithLabelValues(errorCode(err)).Inc()
+	p.logOAuthError(ctx, "authorize", err)
+	p.op.WriteAuthorizeError(ctx, &issWriter{ResponseWriter: w, iss: p.cfg.Issuer}, ar, err)
+}
+
+// issWriter adds iss to the query of an error redirect fosite writes.
+type issWriter struct {
+	http.ResponseWriter
+	iss  string
+	done bool
+}
+
+func (w *issWriter) WriteHeader(code int) {
+	if !w.done && (code == http.StatusFound || code == http.StatusSeeOther) {
+		if u, err := url.Parse(w.Header().Get("Location")); err == nil && u.Scheme != "" && u.Fragment == "" {
+			q := u.Query()
+			if q.Get("iss") == "" && q.Get("error") != "" {
+				q.Set("iss", w.iss)
+				u.RawQuery = q.Encode()
+				w.Header().Set("Location", u.String())
+			}
+		}
+	}
+	w.done = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *issWriter) Write(b []byte) (int, error) {
+	w.done = true
+	return w.ResponseWriter.Write(b)
+}
+
+// errorCode is the OAuth error code of err, for metrics and logs.
+func errorCode(err error) string {
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) {
+		return rfc.ErrorField
+	}
+	return "server_error"
+}
+
+// logOAuthError logs server errors in full and client errors briefly. fosite
+// errors never hold secrets in their hint or debug text.
+func (p *Provider) logOAuthError(ctx context.Context, where string, err error) {
+	log := reqctx.Logger(ctx)
+	code := errorCode(err)
+	var rfc *fosite.RFC6749Error
+	debug := ""
+	if errors.As(err, &rfc) {
+		debug = rfc.DebugField
+	}
+	if code == "server_error" {
+		log.Error("oauth "+where+" failed", zap.String("error", code), zap.String("debug", debug), zap.Error(err))
+		return
+	}
+	log.Info("oauth "+where+" rejected", zap.String("error", code), zap.String("debug", debug))
+}

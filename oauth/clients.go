@@ -1,0 +1,332 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	josev4 "github.com/go-jose/go-jose/v4"
+
+	"github.com/authd/authd/internal/problem"
+	"github.com/authd/authd/storage/fositestore"
+)
+
+// ErrClientNotFound is returned for an unknown client id.
+var ErrClientNotFound = problem.New(404, "client_not_found", "No such OAuth client.")
+
+// ErrClientExists is returned when a requested client id is taken.
+var ErrClientExists = problem.New(409, "client_exists", "An OAuth client with this id already exists.")
+
+// ClientSpec describes a client to register or the new state of one.
+type ClientSpec struct {
+	// ID is optional; a random id is generated when empty.
+	ID                     string
+	Name                   string
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	// GrantTypes: authorization_code, refresh_token, client_credentials,
+	// password (first-party only). Default: authorization_code + refresh_token.
+	GrantTypes    []string
+	ResponseTypes []string // only "code"; default when the code grant is on
+	Scopes        []string // a subset of Scopes
+	Audience      []string
+	Public        bool
+	FirstParty    bool
+	// TokenEndpointAuthMethod: none (public clients), client_secret_basic
+	// (default), client_secret_post or private_key_jwt.
+	TokenEndpointAuthMethod string
+	// JWKS is the client's public key set (JSON) for private_key_jwt.
+	JWKS json.RawMessage
+	// TokenEndpointAuthSigningAlg is the private_key_jwt alg (RS256 default, or ES256).
+	TokenEndpointAuthSigningAlg string
+	// IDTokenSignedResponseAlg is RS256 (default) or ES256.
+	IDTokenSignedResponseAlg string
+}
+
+// ClientRegistry manages OAuth clients (CLI and admin API). Errors are
+// *problem.Error values: ErrClientNotFound, ErrClientExists, or a 400 naming
+// the invalid field.
+type ClientRegistry struct {
+	store *fositestore.Store
+}
+
+// NewClientRegistry returns the registry over store.
+func NewClientRegistry(store *fositestore.Store) *ClientRegistry {
+	return &ClientRegistry{store: store}
+}
+
+// Clients returns the provider's client registry.
+func (p *Provider) Clients() *ClientRegistry { return NewClientRegistry(p.store) }
+
+// CreateClient validates spec and registers it. For clients authenticating
+// with a shared secret it returns the secret (32 random bytes, base64url):
+// shown once, only its SHA-256 is stored.
+func (cr *ClientRegistry) CreateClient(ctx context.Context, spec ClientSpec) (*fositestore.Client, string, error) {
+	c, err := clientFromSpec(spec)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.ID == "" {
+		c.ID = randomID()
+	}
+	secret := ""
+	if usesSecret(c) {
+		secret, c.SecretHash = newSecret()
+	}
+	if err := cr.store.CreateClient(ctx, c); err != nil {
+		if errors.Is(err, fositestore.ErrClientExists) {
+			return nil, "", ErrClientExists
+		}
+		return nil, "", err
+	}
+	return c, secret, nil
+}
+
+// GetClient returns a client.
+func (cr *ClientRegistry) GetClient(ctx context.Context, id string) (*fositestore.Client, error) {
+	c, err := cr.store.Client(ctx, id)
+	if errors.Is(err, fositestore.ErrNotFound) {
+		return nil, ErrClientNotFound
+	}
+	return c, err
+}
+
+// ListClients returns every client, oldest first.
+func (cr *ClientRegistry) ListClients(ctx context.Context) ([]*fositestore.Client, error) {
+	return cr.store.ListClients(ctx)
+}
+
+// DeleteClient removes a client and, by cascade, every token issued to it.
+func (cr *ClientRegistry) DeleteClient(ctx context.Context, id string) error {
+	err := cr.store.DeleteClient(ctx, id)
+	if errors.Is(err, fositestore.ErrNotFound) {
+		return ErrClientNotFound
+	}
+	return err
+}
+
+// UpdateClient replaces the client's settings with spec (spec.ID is
+// ignored). The secret is kept while the client still uses one; a secret is
+// generated and returned when it starts needing one.
+func (cr *ClientRegistry) UpdateClient(ctx context.Context, id string, spec ClientSpec) (*fositestore.Client, string, error) {
+	old, err := cr.GetClient(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	spec.ID = id
+	c, err := clientFromSpec(spec)
+	if err != nil {
+		return nil, "", err
+	}
+	secret := ""
+	switch {
+	case !usesSecret(c):
+		c.SecretHash = nil
+	case len(old.SecretHash) > 0:
+		c.SecretHash = old.SecretHash
+	default:
+		secret, c.SecretHash = newSecret()
+	}
+	if err := cr.store.UpdateClient(ctx, c); err != nil {
+		if errors.Is(err, fositestore.ErrNotFound) {
+			return nil, "", ErrClientNotFound
+		}
+		return nil, "", err
+	}
+	return c, secret, nil
+}
+
+// RotateSecret replaces a confidential client's secret and returns the new
+// one; the old one stops working at once.
+func (cr *ClientRegistry) RotateSecret(ctx context.Context, id string) (string, error) {
+	c, err := cr.GetClient(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if !usesSecret(c) {
+		return "", problem.Invalid("token_endpoint_auth_method", "this client does not authenticate with a secret")
+	}
+	secret, hash := newSecret()
+	c.SecretHash = hash
+	if err := cr.store.UpdateClient(ctx, c); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+func usesSecret(c *fositestore.Client) bool {
+	m := c.GetTokenEndpointAuthMethod()
+	return m == "client_secret_basic" || m == "client_secret_post"
+}
+
+func newSecret() (string, []byte) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	s := base64.RawURLEncoding.EncodeToString(b)
+	h := sha256.Sum256([]byte(s))
+	return s, h[:]
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+var (
+	clientIDRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
+	knownGrant = []string{"authorization_code", "refresh_token", "client_credentials", "password"}
+	authMethod = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+)
+
+// clientFromSpec validates spec and fills the defaults.
+func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
+	if s.ID != "" && !clientIDRE.MatchString(s.ID) {
+		return nil, problem.Invalid("client_id", "use 1-128 characters from A-Z a-z 0-9 . _ ~ -")
+	}
+	name := strings.TrimSpace(s.Name)
+	if name == "" || len(name) > 200 {
+		return nil, problem.Invalid("name", "a name of 1-200 characters is required")
+	}
+	grants := slices.Clone(s.GrantTypes)
+	if len(grants) == 0 {
+		grants = []string{"authorization_code", "refresh_token"}
+	}
+	for _, g := range grants {
+		if !slices.Contains(knownGrant, g) {
+			return nil, problem.Invalid("grant_types", fmt.Sprintf("unknown grant type %q", g))
+		}
+	}
+	if slices.Contains(grants, "password") && !s.FirstParty {
+		return nil, problem.Invalid("grant_types", "the password grant is only for first-party clients")
+	}
+	if slices.Contains(grants, "client_credentials") && s.Public {
+		return nil, problem.Invalid("grant_types", "public clients cannot use client_credentials")
+	}
+	code := slices.Contains(grants, "authorization_code")
+	resp := slices.Clone(s.ResponseTypes)
+	if len(resp) == 0 && code {
+		resp = []string{"code"}
+	}
+	for _, r := range resp {
+		if r != "code" {
+			return nil, problem.Invalid("response_types", fmt.Sprintf("unsupported response type %q (only code)", r))
+		}
+	}
+	if code && len(s.RedirectURIs) == 0 {
+		return nil, problem.Invalid("redirect_uris", "the authorization_code grant needs at least one redirect URI")
+	}
+	for _, u := range s.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return nil, problem.Invalid("redirect_uris", err.Error())
+		}
+	}
+	for _, u := range s.PostLogoutRedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return nil, problem.Invalid("post_logout_redirect_uris", err.Error())
+		}
+	}
+	for _, sc := range s.Scopes {
+		if !slices.Contains(Scopes, sc) {
+			return nil, problem.Invalid("scope", fmt.Sprintf("unknown scope %q", sc))
+		}
+	}
+	for _, a := range s.Audience {
+		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \t\n") {
+			return nil, problem.Invalid("audience", "audiences are non-empty strings without spaces")
+		}
+	}
+	method := s.TokenEndpointAuthMethod
+	switch {
+	case method == "" && s.Public:
+		method = "none"
+	case method == "":
+		method = "client_secret_basic"
+	case !slices.Contains(authMethod, method):
+		return nil, problem.Invalid("token_endpoint_auth_method", fmt.Sprintf("unknown method %q", method))
+	case s.Public && method != "none":
+		return nil, problem.Invalid("token_endpoint_auth_method", "public clients use none")
+	case !s.Public && method == "none":
+		return nil, problem.Invalid("token_endpoint_auth_method", "confidential clients must authenticate; mark the client public instead")
+	}
+	if method == "private_key_jwt" {
+		if err := checkClientJWKS(s.JWKS); err != nil {
+			return nil, problem.Invalid("jwks", err.Error())
+		}
+	}
+	for field, alg := range map[string]string{"token_endpoint_auth_signing_alg": s.TokenEndpointAuthSigningAlg, "id_token_signed_response_alg": s.IDTokenSignedResponseAlg} {
+		if alg != "" && alg != "RS256" && alg != "ES256" {
+			return nil, problem.Invalid(field, "use RS256 or ES256")
+		}
+	}
+	return &fositestore.Client{
+		ID: s.ID, Name: name,
+		RedirectURIs: slices.Clone(s.RedirectURIs), PostLogoutRedirectURIs: slices.Clone(s.PostLogoutRedirectURIs),
+		GrantTypes: grants, ResponseTypes: resp, Scopes: slices.Clone(s.Scopes), Audience: slices.Clone(s.Audience),
+		Public: s.Public, FirstParty: s.FirstParty, TokenEndpointAuthMethod: method,
+		TokenEndpointAuthSigningAlg: s.TokenEndpointAuthSigningAlg, JWKS: s.JWKS,
+		IDTokenSignedResponseAlg: s.IDTokenSignedResponseAlg,
+	}, nil
+}
+
+// checkRedirectURI accepts absolute URIs without fragment that are https,
+// http on a loopback host (RFC 8252 §7.3), or a private-use scheme of a
+// native app (RFC 8252 §7.1). Schemes that run code or read files are out.
+func checkRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() {
+		return fmt.Errorf("redirect URI %q is not an absolute URI", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("redirect URI %q must not have a fragment", raw)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		if u.Host == "" {
+			return fmt.Errorf("redirect URI %q has no host", raw)
+		}
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("redirect URI %q: http is only allowed for loopback hosts", raw)
+		}
+	case "javascript", "data", "file", "vbscript", "about", "blob":
+		return fmt.Errorf("redirect URI %q uses a forbidden scheme", raw)
+	default:
+		if !strings.Contains(u.Scheme, ".") {
+			return fmt.Errorf("redirect URI %q: custom schemes must be reverse domain names (RFC 8252)", raw)
+		}
+	}
+	return nil
+}
+
+// checkClientJWKS requires a key set with at least one public signing key
+// and no private keys.
+func checkClientJWKS(raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return errors.New("private_key_jwt needs the client's public JWKS")
+	}
+	var set josev4.JSONWebKeySet
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return fmt.Errorf("not a JSON Web Key Set: %v", err)
+	}
+	if len(set.Keys) == 0 {
+		return errors.New("the key set is empty")
+	}
+	for _, k := range set.Keys {
+		if !k.IsPublic() {
+			return errors.New("the key set contains a private key; register public keys only")
+		}
+		if !k.Valid() {
+			return errors.New("the key set contains an invalid key")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package oauth
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the provider's configuration. Zero durations take the DESIGN.md
+// defaults.
+type Config struct {
+	// Issuer is the public base URL, e.g. https://auth.example.com (no
+	// trailing slash). Outside Dev it must be https or a loopback http URL.
+	Issuer string
+
+	AccessTokenTTL  time.Duration // 15m
+	RefreshTokenTTL time.Duration // 720h
+	IDTokenTTL      time.Duration // 1h
+	AuthCodeTTL     time.Duration // 10m
+	// RefreshReuseWindow must equal the store's fositestore.Options.ReuseWindow.
+	RefreshReuseWindow time.Duration // 10s
+
+	// AccessTokenAlg signs access tokens: ES256 (default) or RS256.
+	AccessTokenAlg string
+
+	// SecretsKey (32 bytes, AUTHD_SECRETS_KEY) is the root from which the
+	// HMAC secret of codes and refresh tokens and the key encrypting cached
+	// refresh responses are derived.
+	SecretsKey []byte
+
+	// Dev sends fosite debug messages to clients and relaxes the issuer rule.
+	Dev bool
+
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	u, err := url.Parse(c.Issuer)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("oauth: issuer %q must be an absolute http(s) URL without query or fragment", c.Issuer)
+	}
+	if u.Scheme == "http" && !c.Dev && !isLoopbackHost(u.Hostname()) {
+		return fmt.Errorf("oauth: issuer %q must use https (http is allowed only for loopback hosts)", c.Issuer)
+	}
+	if len(c.SecretsKey) != 32 {
+		return errors.New("oauth: secrets key must be 32 bytes")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.AccessTokenTTL, 15*time.Minute)
+	def(&c.RefreshTokenTTL, 720*time.Hour)
+	def(&c.IDTokenTTL, time.Hour)
+	def(&c.AuthCodeTTL, 10*time.Minute)
+	def(&c.RefreshReuseWindow, 10*time.Second)
+	switch c.AccessTokenAlg {
+	case "":
+		c.AccessTokenAlg = "ES256"
+	case "ES256", "RS256":
+	default:
+		return fmt.Errorf("oauth: access token alg %q not supported (ES256 or RS256)", c.AccessTokenAlg)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// deriveKey derives an independent 32-byte key for purpose from the
+// secrets key, so one leaked derived key reveals nothing about the others.
+func deriveKey(root []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, root, nil, "authd oauth "+purpose, 32)
+	if err != nil {
+		panic(err) // only for lengths out of range, which 32 is not
+	}
+	return k
+}
+
+func isLoopbackHost(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1" || strings.HasSuffix(h, ".localhost")
+}

@@ -1,0 +1,157 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/ory/fosite"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/reqctx"
+	"github.com/authd/authd/storage/fositestore"
+)
+
+// refresh runs grant_type=refresh_token under the store's idempotency
+// protocol (storage/fositestore package doc): one READ COMMITTED
+// transaction, a row lock on the presented token, and for a retry inside
+// the reuse window the identical response saved by the first use.
+func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	const grant = "refresh_token"
+	sig := p.strategy.RefreshTokenSignature(ctx, r.PostForm.Get("refresh_token"))
+
+	// Read the user before taking the lock, on the pool: waiters for the
+	// lock hold connections, and the winner must not need a second one.
+	user, userErr := p.refreshUser(ctx, sig)
+
+	txCtx, err := p.store.BeginTXWith(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		p.tokenError(ctx, w, nil, grant, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			_ = p.store.Rollback(txCtx)
+		}
+	}()
+	commit := func() error {
+		finished = true
+		return p.store.Commit(txCtx)
+	}
+
+	rs, err := p.store.LockRefreshToken(txCtx, sig)
+	if err != nil {
+		p.tokenError(ctx, w, nil, grant, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	sess := NewSession("")
+	if p.store.Replayable(rs) {
+		ar, err := p.op.NewAccessRequest(fositestore.WithinReuseWindow(txCtx), r, sess)
+		if cerr := commit(); err == nil && cerr != nil {
+			err = fosite.ErrServerError.WithWrap(cerr)
+		}
+		if err != nil {
+			p.tokenError(ctx, w, ar, grant, err)
+			return
+		}
+		body, err := p.openResponse(rs.RotatedResponse, sig)
+		if err != nil {
+			p.tokenError(ctx, w, ar, grant, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+		p.metrics.tokens.WithLabelValues(grant, "replayed").Inc()
+		writeTokenJSON(w, body)
+		return
+	}
+
+	ar, err := p.op.NewAccessRequest(txCtx, r, sess)
+	if err != nil {
+		// Commit: on reuse fosite has just revoked the family in this
+		// transaction, and that must stick.
+		if cerr := commit(); cerr != nil {
+			reqctx.Logger(ctx).Error("commit after refresh rejection", zap.Error(cerr))
+		}
+		p.tokenError(ctx, w, ar, grant, err)
+		return
+	}
+	if sess.GetSubject() != sess.ClientID { // a user's token: roles live, user enabled
+		switch {
+		case userErr != nil:
+			p.tokenError(ctx, w, ar, grant, fosite.ErrServerError.WithWrap(userErr))
+			return
+		case user == nil || user.ID != sess.GetSubject() || user.Disabled:
+			p.tokenError(ctx, w, ar, grant, fosite.ErrInvalidGrant.WithHint("The user no longer exists or is disabled."))
+			return
+		}
+		sess.setRoles(user.Roles, idTokenHasRoles(ar.GetGrantedScopes()))
+	}
+	resp, err := p.op.NewAccessResponse(txCtx, ar)
+	if err != nil {
+		p.tokenError(ctx, w, ar, grant, err)
+		return
+	}
+	body, err := json.Marshal(resp.ToMap())
+	if err == nil {
+		err = p.store.SaveRotatedResponse(txCtx, sig, p.sealResponse(body, sig))
+	}
+	if err == nil {
+		err = commit()
+	}
+	if err != nil {
+		p.tokenError(ctx, w, ar, grant, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	p.metrics.tokens.WithLabelValues(grant, "ok").Inc()
+	writeTokenJSON(w, body)
+}
+
+// refreshUser reads the user behind a refresh token, without a lock. It
+// returns nil, nil when the token or user is unknown (fosite then answers).
+func (p *Provider) refreshUser(ctx context.Context, sig string) (*accounts.User, error) {
+	pre := NewSession("")
+	req, err := p.store.GetRefreshTokenSession(ctx, sig, pre)
+	if req == nil || (err != nil && !errors.Is(err, fosite.ErrInactiveToken)) {
+		return nil, nil
+	}
+	if pre.GetSubject() == "" || pre.GetSubject() == pre.ClientID {
+		return nil, nil
+	}
+	u, err := p.accts.User(ctx, pre.GetSubject())
+	if errors.Is(err, accounts.ErrNotFound) {
+		return nil, nil
+	}
+	return u, err
+}
+
+// writeTokenJSON writes a token response body as fosite's
+// WriteAccessResponse would, so a replay is byte-identical.
+func writeTokenJSON(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// sealResponse encrypts a token response for the reuse window (AES-GCM, the
+// refresh token signature as associated data, so a blob cannot be moved to
+// another row).
+func (p *Provider) sealResponse(body []byte, sig string) []byte {
+	nonce := make([]byte, p.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return p.aead.Seal(nonce, nonce, body, []byte(sig))
+}
+
+func (p *Provider) openResponse(blob []byte, sig string) ([]byte, error) {
+	n := p.aead.NonceSize()
+	if len(blob) < n {
+		return nil, errors.New("oauth: cached refresh response too short")
+	}
+	return p.aead.Open(nil, blob[:n], blob[n:], []byte(sig))
+}

@@ -1,0 +1,104 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/ory/fosite"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/reqctx"
+	"github.com/authd/authd/storage/fositestore"
+)
+
+// token is POST /oauth2/token. Refreshes take their own path (refresh.go);
+// the other grants run fosite's request phase outside any transaction (so a
+// reused code's family revocation sticks) and the response phase inside one.
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	if err := r.ParseForm(); err != nil {
+		p.tokenError(ctx, w, nil, "other", fosite.ErrInvalidRequest.WithHint("Malformed form body."))
+		return
+	}
+	grant := r.PostForm.Get("grant_type")
+	if grant == "refresh_token" {
+		p.refresh(w, r)
+		return
+	}
+	sess := NewSession("")
+	ar, err := p.op.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		p.tokenError(ctx, w, ar, grant, err)
+		return
+	}
+	client, _ := ar.GetClient().(*fositestore.Client)
+	switch {
+	case ar.GetGrantTypes().ExactOne("client_credentials"):
+		// fosite validates but does not grant client_credentials scopes.
+		sess.Subject = client.GetID()
+		sess.ClientID = client.GetID()
+		for _, s := range ar.GetRequestedScopes() {
+			ar.GrantScope(s)
+		}
+		grantAudience(ar, p.cfg.Issuer)
+		sess.setRoles([]string{}, false)
+	case ar.GetGrantTypes().ExactOne("password"):
+		if client == nil || !client.FirstParty {
+			p.tokenError(ctx, w, ar, grant, fosite.ErrUnauthorizedClient.WithHint("The password grant is reserved for first-party clients."))
+			return
+		}
+		u, err := p.accts.User(ctx, sess.GetSubject())
+		if err != nil {
+			p.tokenError(ctx, w, ar, grant, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+		sess.ClientID = client.GetID()
+		sess.Claims.Subject = u.ID
+		sess.Claims.AuthTime = p.cfg.Now().UTC()
+		for _, s := range ar.GetRequestedScopes() {
+			ar.GrantScope(s)
+		}
+		grantAudience(ar, p.cfg.Issuer)
+		sess.setRoles(u.Roles, false)
+	}
+	var resp fosite.AccessResponder
+	err = p.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = p.op.NewAccessResponse(ctx, ar)
+		return err
+	})
+	if err != nil {
+		p.tokenError(ctx, w, ar, grant, err)
+		return
+	}
+	p.metrics.tokens.WithLabelValues(grantLabel(grant), "ok").Inc()
+	reqctx.Logger(ctx).Info("token issued", zap.String("grant_type", grantLabel(grant)),
+		zap.String("client_id", ar.GetClient().GetID()), zap.String("subject", sess.GetSubject()))
+	p.op.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+func (p *Provider) tokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, grant string, err error) {
+	p.metrics.tokens.WithLabelValues(grantLabel(grant), errorCode(err)).Inc()
+	p.logOAuthError(ctx, "token", err)
+	if ar == nil {
+		ar = fosite.NewAccessRequest(NewSession(""))
+	}
+	p.op.WriteAccessError(ctx, w, ar, err)
+}
+
+// liveUser returns the enabled user behind subject, for re-reading roles.
+// Subjects that are not users (client_credentials) give nil, nil.
+func (p *Provider) liveUser(ctx context.Context, subject string) (*accounts.User, error) {
+	u, err := p.accts.User(ctx, subject)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
