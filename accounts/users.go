@@ -28,32 +28,57 @@ var (
 	ErrUnknownRole        = errors.New("accounts: unknown role")
 	ErrInvalidRole        = errors.New("accounts: invalid role name")
 	ErrInvalidEmail       = errors.New("accounts: invalid email address")
+	ErrInvalidToken       = errors.New("accounts: invalid or expired link")
+	ErrWrongPassword      = errors.New("accounts: current password is wrong")
+	ErrTooSoon            = errors.New("accounts: please wait before asking again")
 )
 
 // User is an account holder.
 type User struct {
-	ID            string    `json:"id"`
-	Email         string    `json:"email"`
-	EmailVerified bool      `json:"email_verified"`
-	Name          string    `json:"name"`
-	Disabled      bool      `json:"disabled"`
-	Roles         []string  `json:"roles"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-	passwordHash  string
+	ID            string `json:"id"`
+	Email         string `json:"email"`
+	EmailVerified bool   `json:"email_verified"`
+	Name          string `json:"name"`
+	// PendingEmail is a new address waiting for verification; login and
+	// password reset keep using Email until it is verified.
+	PendingEmail string    `json:"pending_email,omitempty"`
+	Disabled     bool      `json:"disabled"`
+	Roles        []string  `json:"roles"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	passwordHash string
 }
 
-// Config holds the accounts service's settings.
+// Config holds the accounts service's settings. The zero value of each field
+// picks the documented default.
 type Config struct {
-	DefaultRole string        // given to every new user
-	SessionTTL  time.Duration // browser session lifetime
+	DefaultRole string        // given to every new user (AUTHD_DEFAULT_ROLE; "user")
+	SessionTTL  time.Duration // browser session lifetime (14 days)
 	Now         func() time.Time
+	// BaseURL is authd's public URL (AUTHD_ISSUER), the base of links in mail.
+	BaseURL string
+	// Webhooks, when true (AUTHD_WEBHOOK_URL set), queues user.* events in the
+	// outbox for the Worker; when false no event rows are written.
+	Webhooks       bool
+	VerifyTTL      time.Duration // email verification link lifetime (24h)
+	ResetTTL       time.Duration // password reset link lifetime (1h)
+	ResendInterval time.Duration // minimum gap between verification mails to one user (1m)
+	Throttle       ThrottleConfig
+	// Revoker revokes a user's OAuth tokens on password reset; nil skips it.
+	Revoker TokenRevoker
+}
+
+// TokenRevoker revokes every refresh and access token issued for a user.
+// *fositestore.Store implements it.
+type TokenRevoker interface {
+	RevokeSubject(ctx context.Context, userID string) error
 }
 
 // Service is the accounts module. It is safe for concurrent use.
 type Service struct {
 	pool   *pgxpool.Pool
 	hasher *PasswordHasher
+	policy *PasswordPolicy
 	log    *zap.Logger
 	cfg    Config
 }
@@ -69,7 +94,24 @@ func New(pool *pgxpool.Pool, hasher *PasswordHasher, log *zap.Logger, cfg Config
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{pool: pool, hasher: hasher, log: log, cfg: cfg}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "http://localhost:8080"
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.VerifyTTL == 0 {
+		cfg.VerifyTTL = 24 * time.Hour
+	}
+	if cfg.ResetTTL == 0 {
+		cfg.ResetTTL = time.Hour
+	}
+	if cfg.ResendInterval == 0 {
+		cfg.ResendInterval = time.Minute
+	}
+	cfg.Throttle = cfg.Throttle.withDefaults()
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Service{pool: pool, hasher: hasher, policy: NewPasswordPolicy(), log: log, cfg: cfg}
 }
 
 // Pool returns the database pool, for callers composing one transaction out
@@ -78,6 +120,9 @@ func (s *Service) Pool() *pgxpool.Pool { return s.pool }
 
 // Hasher returns the password hasher (for benchmarks and the CLI).
 func (s *Service) Hasher() *PasswordHasher { return s.hasher }
+
+// Policy returns the password policy.
+func (s *Service) Policy() *PasswordPolicy { return s.policy }
 
 // NormalizeEmail trims and lower-cases an address and checks its syntax.
 func NormalizeEmail(email string) (string, error) {
@@ -149,12 +194,12 @@ func (s *Service) CreateUser(ctx context.Context, u NewUser, fn func(tx pgx.Tx, 
 	return out, nil
 }
 
-const userColumns = `id, email, email_verified, name, disabled, password_hash, created_at, updated_at,
+const userColumns = `id, email, email_verified, name, COALESCE(pending_email, ''), disabled, password_hash, created_at, updated_at,
 	COALESCE((SELECT array_agg(role ORDER BY role) FROM user_roles WHERE user_id = users.id), '{}')`
 
 func scanUser(row pgx.Row) (*User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.passwordHash, &u.CreatedAt, &u.UpdatedAt, &u.Roles)
+	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.PendingEmail, &u.Disabled, &u.passwordHash, &u.CreatedAt, &u.UpdatedAt, &u.Roles)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -192,7 +237,28 @@ func (s *Service) UserByEmailOrID(ctx context.Context, ref string) (*User, error
 // Authenticate checks an email and password. Unknown emails cost the same time
 // as wrong passwords and give the same error. A correct password whose hash
 // uses outdated parameters is re-hashed.
+//
+// Repeated failures for one email make further attempts wait (per-account
+// backoff kept in Postgres, so it holds across replicas): while it lasts,
+// Authenticate returns a *ThrottledError (errors.Is ErrThrottled) without
+// checking the password. It also returns ErrInvalidCredentials and
+// ErrUserDisabled.
 func (s *Service) Authenticate(ctx context.Context, email, password string) (*User, error) {
+	key := throttleKey(email)
+	if err := s.checkThrottle(ctx, key); err != nil {
+		return nil, err
+	}
+	u, err := s.authenticate(ctx, email, password)
+	switch {
+	case errors.Is(err, ErrInvalidCredentials):
+		s.recordFailure(ctx, key)
+	case err == nil:
+		s.clearFailures(ctx, key)
+	}
+	return u, err
+}
+
+func (s *Service) authenticate(ctx context.Context, email, password string) (*User, error) {
 	u, err := s.UserByEmail(ctx, email)
 	if errors.Is(err, ErrNotFound) {
 		s.hasher.dummyCompare(ctx, password)

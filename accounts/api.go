@@ -1,0 +1,271 @@
+package accounts
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/internal/problem"
+	"github.com/authd/authd/internal/ratelimit"
+)
+
+// PasswordGrantIssuer lets POST /api/v1/register answer a first-party
+// client's registration with a token response, as the password grant would.
+// The oauth package implements it; accounts never imports oauth.
+type PasswordGrantIssuer interface {
+	// AuthenticateFirstPartyClient checks client credentials and that the
+	// client is flagged first-party. Any error means 401 and no user is made.
+	AuthenticateFirstPartyClient(ctx context.Context, clientID, clientSecret string) error
+	// IssuePasswordGrant issues tokens for user to clientID with the requested
+	// scope (space-separated, may be empty) and writes the OAuth token response.
+	IssuePasswordGrant(ctx context.Context, w http.ResponseWriter, r *http.Request, clientID string, user *User, scope string)
+}
+
+// Limits are the per-IP rate limits of the account endpoints. Nil fields do
+// not limit. The same limiters may be shared with the hosted pages.
+type Limits struct {
+	Register      *ratelimit.Limiter
+	Forgot        *ratelimit.Limiter
+	Verify        *ratelimit.Limiter // verification and resend
+	Login         *ratelimit.Limiter // for the /login page (owned by the OAuth side)
+	PasswordGrant *ratelimit.Limiter // for grant_type=password at /oauth2/token
+}
+
+// DefaultLimits returns limits generous for people and tight for scripts.
+func DefaultLimits() Limits {
+	return Limits{
+		Register:      ratelimit.New(ratelimit.Config{Every: 30 * time.Second, Burst: 10}),
+		Forgot:        ratelimit.New(ratelimit.Config{Every: 30 * time.Second, Burst: 5}),
+		Verify:        ratelimit.New(ratelimit.Config{Every: 10 * time.Second, Burst: 10}),
+		Login:         ratelimit.New(ratelimit.Config{Every: 2 * time.Second, Burst: 20}),
+		PasswordGrant: ratelimit.New(ratelimit.Config{Every: 2 * time.Second, Burst: 20}),
+	}
+}
+
+// HandlerConfig configures the JSON API handler.
+type HandlerConfig struct {
+	Limits Limits
+	// PasswordGrant, when set, serves registrations carrying client
+	// credentials; without it such requests get 400.
+	PasswordGrant PasswordGrantIssuer
+}
+
+// Handler serves the accounts JSON APIs under /api/v1.
+type Handler struct {
+	svc *Service
+	log *zap.Logger
+	cfg HandlerConfig
+}
+
+// NewHandler returns the API handler.
+func NewHandler(svc *Service, log *zap.Logger, cfg HandlerConfig) *Handler {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Handler{svc: svc, log: log, cfg: cfg}
+}
+
+func limited(l *ratelimit.Limiter, h http.HandlerFunc) http.Handler {
+	if l == nil {
+		return h
+	}
+	return l.Middleware(h)
+}
+
+// MountPublicAPI mounts the unauthenticated routes on the /api/v1 subrouter:
+// POST /register, /password/forgot, /password/reset, /email/verify.
+func (h *Handler) MountPublicAPI(api *mux.Router) {
+	l := h.cfg.Limits
+	api.Handle("/register", limited(l.Register, h.register)).Methods(http.MethodPost)
+	api.Handle("/password/forgot", limited(l.Forgot, h.forgot)).Methods(http.MethodPost)
+	api.Handle("/password/reset", limited(l.Forgot, h.reset)).Methods(http.MethodPost)
+	api.Handle("/email/verify", limited(l.Verify, h.verify)).Methods(http.MethodPost)
+}
+
+// MountUserAPI mounts the routes for the bearer token's user on the /api/v1
+// subrouter, which must already be behind authn.Require: GET|PATCH /me,
+// POST /me/password, POST /me/email/verify (resend), GET /me/sessions,
+// DELETE /me/sessions/{id}.
+func (h *Handler) MountUserAPI(api *mux.Router) {
+	api.HandleFunc("/me", h.me).Methods(http.MethodGet)
+	api.HandleFunc("/me", h.patchMe).Methods(http.MethodPatch)
+	api.HandleFunc("/me/password", h.changePassword).Methods(http.MethodPost)
+	api.Handle("/me/email/verify", limited(h.cfg.Limits.Verify, h.resend)).Methods(http.MethodPost)
+	api.HandleFunc("/me/sessions", h.sessions).Methods(http.MethodGet)
+	api.HandleFunc("/me/sessions/{id}", h.endSession).Methods(http.MethodDelete)
+}
+
+// ProblemFor translates an accounts error into its API problem; errors it
+// does not know pass through (and become a logged 500).
+func ProblemFor(err error) error {
+	var pol *PolicyError
+	var thr *ThrottledError
+	var soon *TooSoonError
+	switch {
+	case errors.As(err, &pol):
+		return problem.Invalid(pol.Field, pol.Field+" "+pol.Reason)
+	case errors.Is(err, ErrInvalidEmail):
+		return problem.Invalid("email", "email must be a valid email address")
+	case errors.Is(err, ErrEmailTaken):
+		return &problem.Error{Status: http.StatusConflict, Code: "email_taken", Title: "Conflict", Field: "email", Detail: "an account with this email already exists", Err: err}
+	case errors.Is(err, ErrInvalidToken):
+		return &problem.Error{Status: http.StatusBadRequest, Code: "invalid_token", Title: "Invalid or expired link", Field: "token", Detail: "the link is invalid, expired or already used", Err: err}
+	case errors.Is(err, ErrWrongPassword):
+		return &problem.Error{Status: http.StatusBadRequest, Code: "wrong_password", Title: "Invalid request", Field: "current_password", Detail: "the current password is wrong", Err: err}
+	case errors.As(err, &thr):
+		return tooMany("too many failed attempts", thr.RetryAfter, err)
+	case errors.As(err, &soon):
+		return tooMany("a link was sent moments ago", soon.RetryAfter, err)
+	case errors.Is(err, ErrAlreadyVerified):
+		return &problem.Error{Status: http.StatusConflict, Code: "already_verified", Title: "Conflict", Detail: "the email address is already verified", Err: err}
+	case isNotFound(err):
+		return problem.ErrNotFound
+	}
+	return err
+}
+
+func tooMany(detail string, wait time.Duration, err error) *problem.Error {
+	return &problem.Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Title: "Too Many Requests",
+		Detail: detail + "; retry after " + ratelimit.RetryAfter(wait) + " seconds", Err: err,
+		Extra: map[string]any{"retry_after": ratelimit.RetryAfter(wait)}}
+}
+
+// writeErr renders err, adding Retry-After to 429s.
+func writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	err = ProblemFor(err)
+	var pe *problem.Error
+	if errors.As(err, &pe) && pe.Status == http.StatusTooManyRequests {
+		if v, ok := pe.Extra["retry_after"].(string); ok {
+			w.Header().Set("Retry-After", v)
+		}
+	}
+	problem.Write(w, r, err)
+}
+
+type registerRequest struct {
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	Name         string `json:"name"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	Scope        string `json:"scope"`
+}
+
+func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
+	var req registerRequest
+	if err := problem.DecodeJSON(w, r, &req); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	clientID, secret, hasClient := clientCredentials(r, req)
+	if hasClient {
+		if h.cfg.PasswordGrant == nil {
+			problem.Write(w, r, problem.New(http.StatusBadRequest, "unsupported", "registration with client credentials is not enabled"))
+			return
+		}
+		if err := h.cfg.PasswordGrant.AuthenticateFirstPartyClient(r.Context(), clientID, secret); err != nil {
+			w.Header().Set("WWW-Authenticate", `Basic realm="authd"`)
+			problem.Write(w, r, &problem.Error{Status: http.StatusUnauthorized, Code: "invalid_client", Title: "Unauthorized",
+				Detail: "client authentication failed or the client is not first-party", Err: err})
+			return
+		}
+	}
+	u, err := h.svc.Register(r.Context(), Registration{Email: req.Email, Password: req.Password, Name: req.Name})
+	if err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	if hasClient {
+		h.cfg.PasswordGrant.IssuePasswordGrant(r.Context(), w, r, clientID, u, req.Scope)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/me")
+	problem.WriteJSON(w, http.StatusCreated, u)
+}
+
+// clientCredentials reads client_secret_basic (RFC 6749 §2.3.1: form-encoded
+// id and secret) or the body's client_id/client_secret.
+func clientCredentials(r *http.Request, req registerRequest) (id, secret string, ok bool) {
+	if scheme, v, found := strings.Cut(r.Header.Get("Authorization"), " "); found && strings.EqualFold(scheme, "Basic") {
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v)); err == nil {
+			if u, p, found := strings.Cut(string(b), ":"); found {
+				uu, err1 := url.QueryUnescape(u)
+				pp, err2 := url.QueryUnescape(p)
+				if err1 == nil && err2 == nil {
+					return uu, pp, true
+				}
+			}
+		}
+		return "", "", true // malformed Basic credentials still mean "a client is asking"
+	}
+	if req.ClientID != "" {
+		return req.ClientID, req.ClientSecret, true
+	}
+	return "", "", false
+}
+
+// ForgotResponse is the one answer of POST /api/v1/password/forgot,
+// whether or not the account exists.
+type ForgotResponse struct {
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+}
+
+func (h *Handler) forgot(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email string `json:"email"`
+	}
+	if err := problem.DecodeJSON(w, r, &req); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	if _, err := NormalizeEmail(req.Email); err != nil {
+		problem.Write(w, r, problem.Invalid("email", "email must be a valid email address"))
+		return
+	}
+	if err := h.svc.ForgotPassword(r.Context(), req.Email); err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	problem.WriteJSON(w, http.StatusAccepted, ForgotResponse{Status: "accepted", Detail: "if an account with this email exists, a reset link has been sent"})
+}
+
+func (h *Handler) reset(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Token    string `json:"token"`
+		Password string `json:"password"`
+	}
+	if err := problem.DecodeJSON(w, r, &req); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	u, err := h.svc.ResetPassword(r.Context(), req.Token, req.Password)
+	if err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	problem.WriteJSON(w, http.StatusOK, u)
+}
+
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Token string `json:"token"`
+	}
+	if err := problem.DecodeJSON(w, r, &req); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	u, err := h.svc.VerifyEmail(r.Context(), req.Token)
+	if err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	problem.WriteJSON(w, http.StatusOK, u)
+}

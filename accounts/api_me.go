@@ -1,0 +1,124 @@
+package accounts
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/authd/authd/internal/authn"
+	"github.com/authd/authd/internal/problem"
+)
+
+// userID returns the bearer token's user, or writes 401/403 and "".
+func userID(w http.ResponseWriter, r *http.Request) string {
+	p := authn.FromContext(r.Context())
+	if p == nil {
+		problem.Write(w, r, problem.ErrUnauthorized)
+		return ""
+	}
+	if !p.IsUser() {
+		problem.Write(w, r, &problem.Error{Status: http.StatusForbidden, Code: "forbidden", Title: "Forbidden", Detail: "this endpoint needs a token issued for a user"})
+		return ""
+	}
+	return p.UserID
+}
+
+func (h *Handler) me(w http.ResponseWriter, r *http.Request) {
+	uid := userID(w, r)
+	if uid == "" {
+		return
+	}
+	u, err := h.svc.User(r.Context(), uid)
+	if err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	problem.WriteJSON(w, http.StatusOK, u)
+}
+
+func (h *Handler) patchMe(w http.ResponseWriter, r *http.Request) {
+	uid := userID(w, r)
+	if uid == "" {
+		return
+	}
+	var req struct {
+		Name  *string `json:"name"`
+		Email *string `json:"email"`
+	}
+	if err := problem.DecodeJSON(w, r, &req); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	u, err := h.svc.UpdateProfile(r.Context(), uid, ProfileUpdate{Name: req.Name, Email: req.Email})
+	if err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	problem.WriteJSON(w, http.StatusOK, u)
+}
+
+func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
+	uid := userID(w, r)
+	if uid == "" {
+		return
+	}
+	var req struct {
+		CurrentPassword string `json:"current_password"`
+		NewPassword     string `json:"new_password"`
+	}
+	if err := problem.DecodeJSON(w, r, &req); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	// An API caller has no browser session of its own: every session ends.
+	if err := h.svc.ChangePassword(r.Context(), uid, req.CurrentPassword, req.NewPassword, ""); err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) resend(w http.ResponseWriter, r *http.Request) {
+	uid := userID(w, r)
+	if uid == "" {
+		return
+	}
+	if err := h.svc.ResendVerification(r.Context(), uid); err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	problem.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "sent"})
+}
+
+// SessionList is the body of GET /api/v1/me/sessions.
+type SessionList struct {
+	Items []Session `json:"items"`
+}
+
+func (h *Handler) sessions(w http.ResponseWriter, r *http.Request) {
+	uid := userID(w, r)
+	if uid == "" {
+		return
+	}
+	list, err := h.svc.Sessions(r.Context(), uid)
+	if err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []Session{}
+	}
+	problem.WriteJSON(w, http.StatusOK, SessionList{Items: list})
+}
+
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
+	uid := userID(w, r)
+	if uid == "" {
+		return
+	}
+	if err := h.svc.EndSession(r.Context(), uid, mux.Vars(r)["id"]); err != nil {
+		writeErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

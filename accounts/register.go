@@ -1,0 +1,65 @@
+package accounts
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authd/authd/accounts/mail"
+)
+
+// MaxNameLen bounds display names, in characters.
+const MaxNameLen = 200
+
+// Registration is a self-service sign-up.
+type Registration struct {
+	Email    string
+	Password string
+	Name     string
+}
+
+// CheckName validates a display name and returns it trimmed.
+func CheckName(field, name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxNameLen || strings.ContainsAny(name, "\x00\r\n") {
+		return "", &PolicyError{Field: field, Reason: fmt.Sprintf("must be a single line of at most %d characters", MaxNameLen)}
+	}
+	return name, nil
+}
+
+// Register creates a user with the default role, and in the same transaction
+// queues the user.registered event and the verification mail. It returns
+// *PolicyError (field "email", "password" or "name") and ErrEmailTaken.
+func (s *Service) Register(ctx context.Context, reg Registration) (*User, error) {
+	email, err := NormalizeEmail(reg.Email)
+	if err != nil {
+		return nil, &PolicyError{Field: "email", Reason: "must be a valid email address"}
+	}
+	name, err := CheckName("name", reg.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.policy.Check("password", reg.Password); err != nil {
+		return nil, err
+	}
+	return s.CreateUser(ctx, NewUser{Email: email, Password: reg.Password, Name: name}, func(tx pgx.Tx, u *User) error {
+		if err := s.emit(ctx, tx, EventUserRegistered, map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name, "roles": u.Roles}); err != nil {
+			return err
+		}
+		return s.sendVerification(ctx, tx, u, u.Email)
+	})
+}
+
+// sendVerification issues a verification token for address and queues its mail.
+func (s *Service) sendVerification(ctx context.Context, tx pgx.Tx, u *User, address string) error {
+	tok, err := s.issueToken(ctx, tx, u.ID, purposeVerify, address, s.cfg.VerifyTTL)
+	if err != nil {
+		return err
+	}
+	return s.queueMail(ctx, tx, mail.VerifyEmail, address, mail.Data{
+		Name: u.Name, Link: s.cfg.BaseURL + "/verify-email?token=" + tok, Expires: humanDuration(s.cfg.VerifyTTL),
+	})
+}
