@@ -17,6 +17,8 @@ type Options struct {
 	Service  string // "authd"
 	Env      string // development | production
 	Logstash *LogstashSink
+	// Output replaces stderr (tests capture logs with it).
+	Output zapcore.WriteSyncer
 }
 
 // New returns the process logger writing to stderr and, if set, Logstash.
@@ -34,7 +36,11 @@ func New(o Options) (*zap.Logger, error) {
 	} else {
 		enc = zapcore.NewJSONEncoder(JSONEncoderConfig())
 	}
-	cores := []zapcore.Core{zapcore.NewCore(enc, zapcore.Lock(os.Stderr), lvl)}
+	out := o.Output
+	if out == nil {
+		out = zapcore.Lock(os.Stderr)
+	}
+	cores := []zapcore.Core{zapcore.NewCore(enc, out, lvl)}
 	if o.Logstash != nil {
 		host, _ := os.Hostname()
 		ls := zapcore.NewCore(zapcore.NewJSONEncoder(JSONEncoderConfig()), o.Logstash, lvl).

@@ -227,3 +227,30 @@ func sanitize(s string) string {
 	}
 	return b.String()
 }
+
+// NewCluster starts a private cluster of tb's own, with a migrated "authd"
+// database, for tests that stop and restart PostgreSQL (fault injection). It
+// is stopped and removed when tb ends.
+func NewCluster(tb testing.TB) *storage.Cluster {
+	tb.Helper()
+	base, err := os.MkdirTemp("", "authd-pg-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o711); err != nil {
+		tb.Fatal(err)
+	}
+	c := &storage.Cluster{Dir: filepath.Join(base, "data")}
+	if err := c.Start(context.Background()); err != nil {
+		os.RemoveAll(base)
+		tb.Fatalf("storagetest: start cluster: %v", err)
+	}
+	tb.Cleanup(func() {
+		_ = c.Stop(context.Background())
+		os.RemoveAll(base)
+	})
+	if err := storage.Migrate(c.URL("authd")); err != nil {
+		tb.Fatalf("storagetest: migrate: %v", err)
+	}
+	return c
+}
