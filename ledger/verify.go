@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/big"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,9 +27,11 @@ type Report struct {
 	// Issued is what the issuance account gave out (the negation of its
 	// balance); Revenue is the revenue account's balance; UserBalances is the
 	// total of the user accounts' cached balances.
-	Issued       int64 `json:"issued"`
-	Revenue      int64 `json:"revenue"`
-	UserBalances int64 `json:"user_balances"`
+	// They are exact integers of any size (a ledger may hold more than an
+	// int64 in total), rendered as JSON numbers.
+	Issued       *big.Int `json:"issued"`
+	Revenue      *big.Int `json:"revenue"`
+	UserBalances *big.Int `json:"user_balances"`
 	// Problems lists broken invariants, each naming the first broken record
 	// of its account (chain problems after the first in one account follow
 	// from it and are not repeated).
@@ -83,12 +87,12 @@ func (r Report) String() string {
 	var b strings.Builder
 	status := "OK"
 	if !r.OK() {
-		status = fmt.Sprintf("BROKEN (%d problems)", len(r.Problems))
+		status = fmt.Sprintf("BROKEN (%d problem(s))", len(r.Problems))
 		if r.Truncated {
 			status = fmt.Sprintf("BROKEN (more than %d problems)", len(r.Problems))
 		}
 	}
-	fmt.Fprintf(&b, "ledger %s: %d accounts, %d transactions, %d entries; issued %d, revenue %d, user balances %d",
+	fmt.Fprintf(&b, "ledger %s: %d accounts, %d transactions, %d entries; issued %v, revenue %v, user balances %v",
 		status, r.Accounts, r.Transactions, r.Entries, r.Issued, r.Revenue, r.UserBalances)
 	for _, p := range r.Problems {
 		b.WriteString("\n  ")
@@ -124,7 +128,7 @@ func Verify(ctx context.Context, pool *pgxpool.Pool) (Report, error) {
 		return Report{}, fmt.Errorf("ledger: verify: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	v := &verifier{r: Report{CheckedAt: time.Now().UTC()}}
+	v := &verifier{r: Report{CheckedAt: time.Now().UTC(), Issued: new(big.Int), Revenue: new(big.Int), UserBalances: new(big.Int)}}
 	for _, step := range []func(context.Context, pgx.Tx) error{v.loadAccounts, v.checkChains, v.checkDoubleEntry, v.checkRefunds} {
 		if err := step(ctx, tx); err != nil {
 			return Report{}, fmt.Errorf("ledger: verify: %w", err)
@@ -141,7 +145,7 @@ type acctState struct {
 	name    string
 	balance *int64
 	headSeq int64
-	entries int64 // sum of the account's entries
+	entries *big.Int // sum of the account's entries
 	// chain walk
 	lastSeq     int64
 	lastBalance int64
@@ -165,7 +169,7 @@ func (v *verifier) add(p Problem) {
 
 func (v *verifier) loadAccounts(ctx context.Context, tx pgx.Tx) error {
 	rows, err := tx.Query(ctx, `SELECT a.id, a.kind, COALESCE(a.user_id::text, ''), COALESCE(a.name, ''), a.balance, a.head_seq,
-			COALESCE((SELECT sum(e.amount) FROM ledger_entries e WHERE e.account_id = a.id), 0)::bigint
+			COALESCE((SELECT sum(e.amount) FROM ledger_entries e WHERE e.account_id = a.id), 0)::text
 		FROM ledger_accounts a ORDER BY a.id`)
 	if err != nil {
 		return err
@@ -173,8 +177,13 @@ func (v *verifier) loadAccounts(ctx context.Context, tx pgx.Tx) error {
 	v.accounts = map[int64]*acctState{}
 	for rows.Next() {
 		a := &acctState{lastHash: genesisHash}
-		if err := rows.Scan(&a.id, &a.kind, &a.userID, &a.name, &a.balance, &a.headSeq, &a.entries); err != nil {
+		var sum string
+		if err := rows.Scan(&a.id, &a.kind, &a.userID, &a.name, &a.balance, &a.headSeq, &sum); err != nil {
 			return err
+		}
+		var ok bool
+		if a.entries, ok = new(big.Int).SetString(sum, 10); !ok {
+			return fmt.Errorf("account %d: entries sum %q is not an integer", a.id, sum)
 		}
 		v.accounts[a.id] = a
 		v.order = append(v.order, a)
@@ -186,7 +195,7 @@ func (v *verifier) loadAccounts(ctx context.Context, tx pgx.Tx) error {
 // checkChains walks every user account's transactions in chain order.
 func (v *verifier) checkChains(ctx context.Context, tx pgx.Tx) error {
 	rows, err := tx.Query(ctx, `SELECT `+txColumns+`, ue.amount, ue.n FROM ledger_transactions t
-		LEFT JOIN LATERAL (SELECT sum(e.amount)::bigint AS amount, count(*) AS n FROM ledger_entries e
+		LEFT JOIN LATERAL (SELECT sum(e.amount)::text AS amount, count(*) AS n FROM ledger_entries e
 			WHERE e.transaction_id = t.id AND e.account_id = t.account_id) ue ON true
 		ORDER BY t.account_id, t.seq`)
 	if err != nil {
@@ -194,7 +203,7 @@ func (v *verifier) checkChains(ctx context.Context, tx pgx.Tx) error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var userEntry *int64
+		var userEntry *string
 		var n int64
 		t := &Transaction{}
 		var kind, dir string
@@ -210,7 +219,7 @@ func (v *verifier) checkChains(ctx context.Context, tx pgx.Tx) error {
 	return rows.Err()
 }
 
-func (v *verifier) checkTransaction(t *Transaction, userEntry *int64, n int64) {
+func (v *verifier) checkTransaction(t *Transaction, userEntry *string, n int64) {
 	a := v.accounts[t.accountID]
 	if a == nil || a.kind != "user" {
 		v.add(Problem{Check: "chain", AccountID: t.accountID, TransactionID: t.ID, Seq: t.Seq, Detail: "transaction posted to a non-user account"})
@@ -237,10 +246,10 @@ func (v *verifier) checkTransaction(t *Transaction, userEntry *int64, n int64) {
 	case a.lastBalance+signed != t.BalanceAfter:
 		prob("balance_after", "balance_after %d, but the previous balance %d %+d gives %d", t.BalanceAfter, a.lastBalance, signed, a.lastBalance+signed)
 	}
-	if userEntry == nil || *userEntry != signed || n != 1 {
+	if userEntry == nil || *userEntry != strconv.FormatInt(signed, 10) || n != 1 {
 		got := "none"
 		if userEntry != nil {
-			got = fmt.Sprintf("%d in %d entries", *userEntry, n)
+			got = fmt.Sprintf("%s in %d entries", *userEntry, n)
 		}
 		v.add(Problem{Check: "entry", AccountID: a.id, UserID: a.userID, TransactionID: t.ID, Seq: t.Seq,
 			Detail: fmt.Sprintf("the user's entry should be %+d, found %s", signed, got)})
@@ -249,11 +258,11 @@ func (v *verifier) checkTransaction(t *Transaction, userEntry *int64, n int64) {
 }
 
 func (v *verifier) checkDoubleEntry(ctx context.Context, tx pgx.Tx) error {
-	var total int64
-	if err := tx.QueryRow(ctx, `SELECT count(*), COALESCE(sum(amount), 0)::bigint FROM ledger_entries`).Scan(&v.r.Entries, &total); err != nil {
+	var total string
+	if err := tx.QueryRow(ctx, `SELECT count(*), COALESCE(sum(amount), 0)::text FROM ledger_entries`).Scan(&v.r.Entries, &total); err != nil {
 		return err
 	}
-	rows, err := tx.Query(ctx, `SELECT t.id::text, t.account_id, t.seq, count(e.id), COALESCE(sum(e.amount), 0)::bigint
+	rows, err := tx.Query(ctx, `SELECT t.id::text, t.account_id, t.seq, count(e.id), COALESCE(sum(e.amount), 0)::text
 		FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
 		GROUP BY t.id HAVING count(e.id) <> 2 OR COALESCE(sum(e.amount), 0) <> 0
 		ORDER BY t.account_id, t.seq`)
@@ -263,12 +272,13 @@ func (v *verifier) checkDoubleEntry(ctx context.Context, tx pgx.Tx) error {
 	defer rows.Close()
 	for rows.Next() {
 		var id string
-		var acct, seq, n, sum int64
+		var acct, seq, n int64
+		var sum string
 		if err := rows.Scan(&id, &acct, &seq, &n, &sum); err != nil {
 			return err
 		}
 		p := Problem{Check: "double_entry", AccountID: acct, TransactionID: id, Seq: seq,
-			Detail: fmt.Sprintf("%d entries summing to %d (want 2 entries summing to 0)", n, sum)}
+			Detail: fmt.Sprintf("%d entries summing to %s (want 2 entries summing to 0)", n, sum)}
 		if a := v.accounts[acct]; a != nil {
 			p.UserID = a.userID
 		}
@@ -277,14 +287,14 @@ func (v *verifier) checkDoubleEntry(ctx context.Context, tx pgx.Tx) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	if total != 0 {
-		v.add(Problem{Check: "double_entry", Detail: fmt.Sprintf("all entries sum to %d, not 0", total)})
+	if total != "0" {
+		v.add(Problem{Check: "double_entry", Detail: fmt.Sprintf("all entries sum to %s, not 0", total)})
 	}
 	return nil
 }
 
 func (v *verifier) checkRefunds(ctx context.Context, tx pgx.Tx) error {
-	rows, err := tx.Query(ctx, `SELECT s.id::text, s.account_id, s.seq, s.kind, s.amount, sum(r.amount)::bigint,
+	rows, err := tx.Query(ctx, `SELECT s.id::text, s.account_id, s.seq, s.kind, s.amount, sum(r.amount)::text,
 			bool_or(r.account_id <> s.account_id)
 		FROM ledger_transactions s JOIN ledger_transactions r ON r.refund_of = s.id
 		GROUP BY s.id
@@ -296,13 +306,14 @@ func (v *verifier) checkRefunds(ctx context.Context, tx pgx.Tx) error {
 	defer rows.Close()
 	for rows.Next() {
 		var id, kind string
-		var acct, seq, amount, refunded int64
+		var acct, seq, amount int64
+		var refunded string
 		var foreign bool
 		if err := rows.Scan(&id, &acct, &seq, &kind, &amount, &refunded, &foreign); err != nil {
 			return err
 		}
 		p := Problem{Check: "refund", AccountID: acct, TransactionID: id, Seq: seq,
-			Detail: fmt.Sprintf("%s of %d refunded %d in total", kind, amount, refunded)}
+			Detail: fmt.Sprintf("%s of %d refunded %s in total", kind, amount, refunded)}
 		if kind != "spend" || foreign {
 			p.Detail = fmt.Sprintf("refunds point at a %s (another account: %v)", kind, foreign)
 		}
@@ -320,9 +331,9 @@ func (v *verifier) checkBalances() {
 	for _, a := range v.order {
 		switch {
 		case a.kind == "system" && a.name == "issuance":
-			v.r.Issued = -a.entries
+			v.r.Issued.Neg(a.entries)
 		case a.kind == "system" && a.name == "revenue":
-			v.r.Revenue = a.entries
+			v.r.Revenue.Set(a.entries)
 		}
 		if a.kind != "user" {
 			continue
@@ -331,13 +342,13 @@ func (v *verifier) checkBalances() {
 		if a.balance != nil {
 			bal = *a.balance
 		}
-		v.r.UserBalances += bal
+		v.r.UserBalances.Add(v.r.UserBalances, big.NewInt(bal))
 		p := Problem{AccountID: a.id, UserID: a.userID}
 		switch {
 		case a.balance == nil || bal < 0:
 			p.Check, p.Detail = "balance", "user account has no or a negative cached balance"
-		case bal != a.entries:
-			p.Check, p.Detail = "balance", fmt.Sprintf("cached balance %d, but its entries sum to %d", bal, a.entries)
+		case a.entries.Cmp(big.NewInt(bal)) != 0:
+			p.Check, p.Detail = "balance", fmt.Sprintf("cached balance %d, but its entries sum to %s", bal, a.entries)
 		case a.headSeq != a.lastSeq:
 			p.Check, p.Seq = "head", a.headSeq
 			p.Detail = fmt.Sprintf("account head is seq %d, but its last transaction is seq %d: transaction(s) missing", a.headSeq, a.lastSeq)
