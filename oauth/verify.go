@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,8 +33,8 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*authn.
 	if iss, _ := c["iss"].(string); iss != p.cfg.Issuer {
 		return nil, fmt.Errorf("%w: issuer %q", authn.ErrInvalidToken, iss)
 	}
-	exp, ok := c["exp"].(float64)
-	if !ok || !time.Unix(int64(exp), 0).After(p.cfg.Now()) {
+	exp, ok := unixClaim(c["exp"])
+	if !ok || !time.Unix(exp, 0).After(p.cfg.Now()) {
 		return nil, fmt.Errorf("%w: expired", authn.ErrInvalidToken)
 	}
 	_, err = p.store.GetAccessTokenSession(ctx, p.strategy.AccessTokenSignature(ctx, token), nil)
@@ -62,4 +63,20 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*authn.
 		pr.Roles = u.Roles
 	}
 	return pr, nil
+}
+
+// unixClaim reads a NumericDate however the JWT parser decoded it.
+func unixClaim(v interface{}) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int64(n), true
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	}
+	return 0, false
 }
