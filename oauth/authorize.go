@@ -34,6 +34,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := ar.GetRequestForm()
+	if err := checkPKCE(form); err != nil {
+		p.authorizeError(ctx, w, ar, err) // before the user is asked to log in for nothing
+		return
+	}
 	prompt := strings.Fields(form.Get("prompt"))
 
 	bsess, user, err := p.accts.SessionByToken(ctx, loginui.SessionToken(r))
@@ -73,6 +77,18 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.issueCode(w, r, ar, client, bsess, user)
+}
+
+// checkPKCE front-runs fosite's PKCE handler (which runs only when the code
+// is issued): every client must send an S256 challenge (EnforcePKCE).
+func checkPKCE(form url.Values) error {
+	if form.Get("code_challenge") == "" {
+		return fosite.ErrInvalidRequest.WithHint("Clients must include a code_challenge (PKCE, S256).")
+	}
+	if form.Get("code_challenge_method") != "S256" {
+		return fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256.")
+	}
+	return nil
 }
 
 // needsLogin reports whether the browser must (re-)authenticate: no session,

@@ -82,6 +82,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Provider) tokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, grant string, err error) {
+	if errors.Is(err, fositestore.ErrPKCEConsumed) {
+		// A code whose PKCE check already failed once: the client's fault,
+		// not the server's (fosite reports any non-NotFound as server_error).
+		err = fosite.ErrInvalidGrant.WithHint("The authorization code can no longer be used.").WithWrap(err)
+	}
 	p.metrics.tokens.WithLabelValues(grantLabel(grant), errorCode(err)).Inc()
 	p.logOAuthError(ctx, "token", err)
 	if ar == nil {
