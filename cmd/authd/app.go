@@ -2,13 +2,25 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/accounts/mail"
+	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/httpx"
 	"github.com/authd/authd/internal/problem"
+	"github.com/authd/authd/ledger"
+	loginui "github.com/authd/authd/login-ui"
+	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/keys"
+	"github.com/authd/authd/storage/fositestore"
 )
 
 // app is the wired application: the HTTP handler and its background workers.
@@ -16,6 +28,12 @@ type app struct {
 	handler http.Handler
 	wg      sync.WaitGroup
 	closers []func()
+
+	accounts *accounts.Service
+	provider *oauth.Provider
+	keys     *keys.Manager
+	store    *fositestore.Store
+	worker   *accounts.Worker
 }
 
 // goBackground runs fn until ctx ends; wait() waits for all of them.
@@ -35,20 +53,129 @@ func (a *app) close() {
 // maxBody bounds every request body (forms and JSON alike).
 const maxBody = 1 << 20
 
+// deriveKey derives an independent key for purpose from AUTHD_SECRETS_KEY.
+func deriveKey(root []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, root, nil, "authd "+purpose, 32)
+	if err != nil {
+		panic(fmt.Sprintf("hkdf: %v", err)) // only on invalid lengths, which are constant here
+	}
+	return k
+}
+
 // buildApp wires every module onto one router. ctx lives as long as the
 // background workers should.
 func buildApp(ctx context.Context, rt *runtime) (*app, error) {
+	cfg, log, pool := rt.cfg, rt.log, rt.pool
 	a := &app{}
+
+	hasher, err := accounts.NewPasswordHasher(cfg.PasswordHash, cfg.BcryptCost, 0)
+	if err != nil {
+		return nil, err
+	}
+	a.store = fositestore.New(pool, fositestore.Options{ReuseWindow: cfg.RefreshReuseWindow})
+	a.accounts = accounts.New(pool, hasher, log, accounts.Config{
+		DefaultRole: cfg.DefaultRole,
+		BaseURL:     cfg.Issuer,
+		Webhooks:    cfg.WebhookURL != "",
+		Revoker:     a.store,
+	})
+
+	a.keys, err = keys.NewManager(pool, cfg.Key(), keys.Config{
+		RotationPeriod: cfg.KeyRotationPeriod,
+		Prepublish:     cfg.KeyPrepublish,
+		// A retired key stays published until every token it signed expired.
+		RetainAfter: max(cfg.AccessTokenTTL, cfg.IDTokenTTL) + 5*time.Minute,
+	}, log.Named("keys"))
+	if err != nil {
+		return nil, err
+	}
+	if err := a.keys.Start(ctx); err != nil {
+		return nil, err
+	}
+
+	ui, err := loginui.New(deriveKey(cfg.Key(), "csrf"), !cfg.Dev(), log)
+	if err != nil {
+		return nil, err
+	}
+	a.provider, err = oauth.New(oauth.Config{
+		Issuer:             cfg.Issuer,
+		AccessTokenTTL:     cfg.AccessTokenTTL,
+		RefreshTokenTTL:    cfg.RefreshTokenTTL,
+		IDTokenTTL:         cfg.IDTokenTTL,
+		AuthCodeTTL:        cfg.AuthCodeTTL,
+		RefreshReuseWindow: cfg.RefreshReuseWindow,
+		AccessTokenAlg:     cfg.AccessTokenAlg,
+		SecretsKey:         cfg.Key(),
+		Dev:                cfg.Dev(),
+	}, pool, a.store, a.keys, a.accounts, ui, log, rt.reg)
+	if err != nil {
+		return nil, err
+	}
+
+	ledgerHandler, err := ledger.NewHandler(pool, log, rt.reg)
+	if err != nil {
+		return nil, err
+	}
+	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: accounts.DefaultLimits()})
+
+	// Outbox delivery: webhooks and mail.
+	var mailer accounts.Mailer
+	smtpURL := cfg.SMTPURL
+	if smtpURL == "" && rt.dev != nil && rt.dev.catcher != nil {
+		smtpURL = "smtp://" + rt.dev.catcher.Addr() + "?starttls=false"
+	}
+	if smtpURL != "" {
+		s, err := mail.NewSender(mail.Config{URL: smtpURL, From: cfg.MailFrom})
+		if err != nil {
+			return nil, err
+		}
+		mailer = s
+	}
+	var tmpl *mail.Templates
+	if cfg.MailTmplDir != "" {
+		if tmpl, err = mail.LoadTemplates(cfg.MailTmplDir); err != nil {
+			return nil, fmt.Errorf("AUTHD_MAIL_TEMPLATES_DIR: %w", err)
+		}
+	}
+	a.worker, err = accounts.NewWorker(pool, log.Named("outbox"), accounts.WorkerConfig{
+		WebhookURL: cfg.WebhookURL, WebhookSecret: cfg.WebhookSecret,
+		Mailer: mailer, MailFrom: cfg.MailFrom, Templates: tmpl,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.goBackground(ctx, a.worker.Run)
+
 	r := mux.NewRouter()
 	r.Use(httpx.TagRoute)
 	r.NotFoundHandler = http.HandlerFunc(notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
 	r.HandleFunc("/healthz", httpx.Healthz).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/readyz", httpx.Readyz(rt.pool)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", httpx.Readyz(pool)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", httpx.MetricsHandler(rt.reg)).Methods(http.MethodGet)
-	a.handler = httpx.Observe(rt.log, httpx.NewMetrics(rt.reg))(
-		httpx.CORS(rt.cfg.CORSOrigins)(
-			httpx.SecureHeaders(!rt.cfg.Dev())(
+	r.PathPrefix("/static/").Handler(loginui.Static())
+
+	a.provider.Mount(r)
+
+	requireToken := authn.Require(a.provider)
+	api := r.PathPrefix("/api/v1").Subrouter()
+	accountsAPI.MountPublicAPI(api)
+	userAPI := api.NewRoute().Subrouter()
+	userAPI.Use(requireToken)
+	accountsAPI.MountUserAPI(userAPI)
+	admin := r.PathPrefix("/admin/v1").Subrouter()
+	admin.Use(requireToken)
+	ledgerHandler.Mount(userAPI, admin)
+
+	if rt.dev != nil {
+		if err := mountDev(ctx, r, rt, a); err != nil {
+			return nil, err
+		}
+	}
+
+	a.handler = httpx.Observe(log, httpx.NewMetrics(rt.reg))(
+		httpx.CORS(cfg.CORSOrigins)(
+			httpx.SecureHeaders(!cfg.Dev())(
 				httpx.LimitBody(maxBody)(r))))
 	return a, nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -11,7 +13,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gorilla/mux"
 	"github.com/spf13/cobra"
+
+	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/mailcatcher"
+	"github.com/authd/authd/oauth"
 
 	"github.com/authd/authd/storage"
 )
@@ -22,7 +29,8 @@ const devDir = ".authd"
 // devExtras is what `authd dev` adds to a server: credentials it bootstraps
 // and prints, and the built-in mail catcher.
 type devExtras struct {
-	creds *devCredentials
+	catcher *mailcatcher.Catcher
+	out     io.Writer
 }
 
 // devCredentials are generated on the first `authd dev` and kept in
@@ -83,7 +91,12 @@ func (c *cli) devCmd() *cobra.Command {
 			if err := storage.Migrate(cfg.DatabaseURL); err != nil {
 				return err
 			}
-			return c.run(ctx, cfg, &devExtras{})
+			catcher, err := mailcatcher.New(mailcatcher.Config{})
+			if err != nil {
+				return err
+			}
+			defer catcher.Close()
+			return c.run(ctx, cfg, &devExtras{catcher: catcher, out: c.stderr})
 		},
 	}
 }
@@ -115,4 +128,52 @@ func loadDevCredentials() (*devCredentials, error) {
 func saveDevCredentials(dc *devCredentials) error {
 	b, _ := json.MarshalIndent(dc, "", "  ")
 	return os.WriteFile(filepath.Join(devDir, "dev-credentials.json"), b, 0o600)
+}
+
+// mountDev adds the development extras: /dev/mail, the bootstrap admin and
+// demo client (printed), and the /demo relying party.
+func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
+	d := rt.dev
+	if d.catcher != nil {
+		r.PathPrefix("/dev/mail").Handler(d.catcher).Methods(http.MethodGet)
+	}
+	creds, err := loadDevCredentials()
+	if err != nil {
+		creds = &devCredentials{AdminEmail: "admin@localhost", AdminPassword: rand.Text()[:16]}
+	}
+	if _, err := a.accounts.UserByEmail(ctx, creds.AdminEmail); errors.Is(err, accounts.ErrNotFound) {
+		if _, err := a.accounts.CreateUser(ctx, accounts.NewUser{Email: creds.AdminEmail, Password: creds.AdminPassword,
+			Name: "Admin", Roles: []string{"admin"}, Verified: true}, nil); err != nil {
+			return fmt.Errorf("dev: create admin user: %w", err)
+		}
+	} else if err != nil {
+		return err
+	}
+	clients := a.provider.Clients()
+	if creds.DemoClientID == "" || func() bool { _, err := clients.GetClient(ctx, creds.DemoClientID); return err != nil }() {
+		c, secret, err := clients.CreateClient(ctx, oauth.ClientSpec{
+			Name:                   "authd demo app",
+			RedirectURIs:           []string{rt.cfg.Issuer + "/demo/callback"},
+			PostLogoutRedirectURIs: []string{rt.cfg.Issuer + "/demo"},
+			GrantTypes:             []string{"authorization_code", "refresh_token"},
+			Scopes:                 []string{"openid", "profile", "email", "roles", "offline_access", "credits:read", "credits:spend"},
+		})
+		if err != nil {
+			return fmt.Errorf("dev: create demo client: %w", err)
+		}
+		creds.DemoClientID, creds.DemoClientSecret = c.ID, secret
+	}
+	if err := saveDevCredentials(creds); err != nil {
+		return err
+	}
+	if err := mountDemo(r, rt, creds); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "\n  authd dev is up at %s\n\n", rt.cfg.Issuer)
+	fmt.Fprintf(d.out, "  demo app      %s/demo\n", rt.cfg.Issuer)
+	fmt.Fprintf(d.out, "  caught mail   %s/dev/mail\n", rt.cfg.Issuer)
+	fmt.Fprintf(d.out, "  admin         %s / %s\n", creds.AdminEmail, creds.AdminPassword)
+	fmt.Fprintf(d.out, "  demo client   %s / %s\n", creds.DemoClientID, creds.DemoClientSecret)
+	fmt.Fprintf(d.out, "  (kept in %s/dev-credentials.json)\n\n", devDir)
+	return nil
 }

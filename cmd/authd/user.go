@@ -16,6 +16,7 @@ import (
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/config"
 	"github.com/authd/authd/storage"
+	"github.com/authd/authd/storage/fositestore"
 )
 
 // withPool loads the configuration and opens the database for a CLI command.
@@ -130,9 +131,16 @@ func (c *cli) userCmd() *cobra.Command {
 	return cmd
 }
 
-// removeRole takes the role away. Revocation of the user's tokens is wired
-// once the token store exists.
+// removeRole takes the role away and, as DESIGN.md requires, revokes the
+// user's refresh tokens and browser sessions at once, so the change cannot
+// outlive a token minted with the old roles.
 func removeRole(ctx context.Context, svc *accounts.Service, pool *pgxpool.Pool, userID, role string) error {
-	_, err := svc.RemoveRole(ctx, pool, userID, role)
-	return err
+	had, err := svc.RemoveRole(ctx, pool, userID, role)
+	if err != nil || !had {
+		return err
+	}
+	if err := fositestore.New(pool, fositestore.Options{}).RevokeSubject(ctx, userID); err != nil {
+		return err
+	}
+	return svc.RevokeUserSessions(ctx, pool, userID, "")
 }

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/internal/config"
+	"github.com/authd/authd/ledger"
+	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/keys"
+	"github.com/authd/authd/storage/fositestore"
+)
+
+// clientJSON is the CLI's view of a client; the secret appears only on create.
+type clientJSON struct {
+	ClientID                string    `json:"client_id"`
+	ClientSecret            string    `json:"client_secret,omitempty"`
+	Name                    string    `json:"name"`
+	RedirectURIs            []string  `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string  `json:"post_logout_redirect_uris"`
+	GrantTypes              []string  `json:"grant_types"`
+	Scope                   string    `json:"scope"`
+	Public                  bool      `json:"public"`
+	FirstParty              bool      `json:"first_party"`
+	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
+	CreatedAt               time.Time `json:"created_at"`
+}
+
+func toClientJSON(c *fositestore.Client, secret string) clientJSON {
+	return clientJSON{
+		ClientID: c.ID, ClientSecret: secret, Name: c.Name, RedirectURIs: c.RedirectURIs,
+		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "),
+		Public: c.Public, FirstParty: c.FirstParty, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, CreatedAt: c.CreatedAt,
+	}
+}
+
+func withClients(ctx context.Context, fn func(cr *oauth.ClientRegistry) error) error {
+	return withPool(ctx, func(_ *config.Config, pool *pgxpool.Pool) error {
+		return fn(oauth.NewClientRegistry(fositestore.New(pool, fositestore.Options{})))
+	})
+}
+
+func (c *cli) clientCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients"}
+	var spec oauth.ClientSpec
+	var scope, jwksFile string
+	create := &cobra.Command{
+		Use:   "create --name N --redirect-uri U... --grant-type G... --scope \"a b\" [--public] [--first-party] [--token-auth-method M]",
+		Short: "Register a client; prints its client_id and generated secret once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec.Scopes = strings.Fields(scope)
+			if jwksFile != "" {
+				b, err := os.ReadFile(jwksFile)
+				if err != nil {
+					return fmt.Errorf("--jwks: %w", err)
+				}
+				spec.JWKS = json.RawMessage(b)
+			}
+			return withClients(cmd.Context(), func(cr *oauth.ClientRegistry) error {
+				cl, secret, err := cr.CreateClient(cmd.Context(), spec)
+				if err != nil {
+					return err
+				}
+				text := "client_id:     " + cl.ID
+				if secret != "" {
+					text += "\nclient_secret: " + secret + "\n(the secret is shown only now; store it safely)"
+				}
+				return c.print(toClientJSON(cl, secret), text)
+			})
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&spec.ID, "id", "", "client id (default: generated)")
+	f.StringVar(&spec.Name, "name", "", "display name shown on the consent page")
+	f.StringArrayVar(&spec.RedirectURIs, "redirect-uri", nil, "redirect URI (repeatable; matched exactly)")
+	f.StringArrayVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "post-logout redirect URI (repeatable)")
+	f.StringArrayVar(&spec.GrantTypes, "grant-type", nil, "grant type (repeatable): authorization_code, refresh_token, client_credentials, password")
+	f.StringVar(&scope, "scope", "", "space-separated scopes the client may request")
+	f.StringArrayVar(&spec.Audience, "audience", nil, "audience the client may request (repeatable)")
+	f.BoolVar(&spec.Public, "public", false, "public client (no secret; PKCE required)")
+	f.BoolVar(&spec.FirstParty, "first-party", false, "first-party client: no consent screen, may use the password grant")
+	f.StringVar(&spec.TokenEndpointAuthMethod, "token-auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none")
+	f.StringVar(&jwksFile, "jwks", "", "file with the client's public JWKS (private_key_jwt)")
+
+	list := &cobra.Command{Use: "list", Short: "List clients", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withClients(cmd.Context(), func(cr *oauth.ClientRegistry) error {
+				cls, err := cr.ListClients(cmd.Context())
+				if err != nil {
+					return err
+				}
+				out := make([]clientJSON, 0, len(cls))
+				var b strings.Builder
+				tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "CLIENT_ID\tNAME\tGRANTS\tSCOPE")
+				for _, cl := range cls {
+					out = append(out, toClientJSON(cl, ""))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cl.ID, cl.Name, strings.Join(cl.GrantTypes, ","), strings.Join(cl.Scopes, " "))
+				}
+				tw.Flush()
+				return c.print(out, strings.TrimRight(b.String(), "\n"))
+			})
+		}}
+	get := &cobra.Command{Use: "get ID", Short: "Show a client", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClients(cmd.Context(), func(cr *oauth.ClientRegistry) error {
+				cl, err := cr.GetClient(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				j := toClientJSON(cl, "")
+				b, _ := json.MarshalIndent(j, "", "  ")
+				return c.print(j, string(b))
+			})
+		}}
+	del := &cobra.Command{Use: "delete ID", Short: "Delete a client and every token issued to it", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withClients(cmd.Context(), func(cr *oauth.ClientRegistry) error {
+				if err := cr.DeleteClient(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				return c.print(map[string]any{"client_id": args[0], "deleted": true}, "deleted client "+args[0])
+			})
+		}}
+	cmd.AddCommand(create, list, get, del)
+	return cmd
+}
+
+func withKeys(ctx context.Context, fn func(m *keys.Manager) error) error {
+	return withPool(ctx, func(cfg *config.Config, pool *pgxpool.Pool) error {
+		if cfg.SecretsKey == "" && cfg.Dev() {
+			k, err := devSecretsKey()
+			if err != nil {
+				return err
+			}
+			cfg.SecretsKey = k
+		}
+		if cfg.SecretsKey == "" {
+			return errors.New("AUTHD_SECRETS_KEY: required to manage signing keys")
+		}
+		m, err := keys.NewManager(pool, cfg.Key(), keys.Config{
+			RotationPeriod: cfg.KeyRotationPeriod, Prepublish: cfg.KeyPrepublish,
+			RetainAfter: max(cfg.AccessTokenTTL, cfg.IDTokenTTL) + 5*time.Minute,
+		}, zap.NewNop())
+		if err != nil {
+			return err
+		}
+		return fn(m)
+	})
+}
+
+func (c *cli) keysCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "Manage signing keys"}
+	printKeys := func(ctx context.Context, m *keys.Manager) error {
+		ks, err := m.List(ctx)
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KID\tALG\tSTATE\tACTIVATES\tRETIRES")
+		for _, k := range ks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.State, k.ActivatesAt.Format(time.RFC3339), k.RetiresAt.Format(time.RFC3339))
+		}
+		tw.Flush()
+		return c.print(ks, strings.TrimRight(b.String(), "\n"))
+	}
+	cmd.AddCommand(
+		&cobra.Command{Use: "list", Short: "List signing keys and their schedule", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return withKeys(cmd.Context(), func(m *keys.Manager) error { return printKeys(cmd.Context(), m) })
+			}},
+		&cobra.Command{Use: "rotate", Short: "Activate the pre-published next key now and publish a new next key", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return withKeys(cmd.Context(), func(m *keys.Manager) error {
+					if err := m.Rotate(cmd.Context()); err != nil {
+						return err
+					}
+					return printKeys(cmd.Context(), m)
+				})
+			}},
+	)
+	return cmd
+}
+
+func (c *cli) ledgerCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "ledger", Short: "Credit ledger tools"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "verify",
+		Short: "Recompute every balance and hash chain; exit non-zero on any broken invariant",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withPool(cmd.Context(), func(_ *config.Config, pool *pgxpool.Pool) error {
+				rep, err := ledger.Verify(cmd.Context(), pool)
+				if err != nil {
+					return err
+				}
+				if err := c.print(rep, rep.String()); err != nil {
+					return err
+				}
+				if !rep.OK() {
+					return errLedgerBroken
+				}
+				return nil
+			})
+		},
+	})
+	return cmd
+}
+
+var errLedgerBroken = errors.New("ledger verify: invariants broken (see report)")
