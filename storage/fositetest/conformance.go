@@ -1,0 +1,42 @@
+package fositetest
+
+import (
+	"testing"
+	"time"
+)
+
+// window is the reuse window the policy cases run with.
+const window = 10 * time.Second
+
+type testCase struct {
+	name string
+	run  func(t *testing.T, newStore NewStoreFunc)
+}
+
+// RunTests runs every conformance case as a named subtest
+// (TestX/Group/Case), each on its own store from newStore.
+func RunTests(t *testing.T, newStore NewStoreFunc) {
+	groups := []struct {
+		name  string
+		cases []testCase
+	}{
+		{"Client", clientCases},
+		{"ClientAssertionJWT", jtiCases},
+		{"AuthorizeCode", codeCases},
+		{"AccessToken", accessCases},
+		{"RefreshToken", refreshCases},
+		{"OpenIDConnect", oidcCases},
+		{"PKCE", pkceCases},
+		{"Transaction", txCases},
+		{"ReuseWindow", reuseCases},
+		{"Revoke", revokeCases},
+		{"DeleteExpired", gcCases},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			for _, tc := range g.cases {
+				t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore) })
+			}
+		})
+	}
+}
