@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
