@@ -33,9 +33,7 @@ func TestCLI_ClientCreatePrintsSecretOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var created struct {
-		ClientID, ClientSecret string `json:"client_id"`
-	}
+	var created struct{ ClientID, ClientSecret string }
 	var raw map[string]any
 	if err := json.Unmarshal([]byte(out), &raw); err != nil {
 		t.Fatalf("not JSON: %q", out)
