@@ -119,3 +119,25 @@ func RequireScope(scope string) func(http.Handler) http.Handler {
 		})
 	}
 }
+
+// IsAdmin reports whether p may use the admin API: a user token whose roles
+// include admin and whose scope includes admin, or a client-credentials token
+// (no user) granted scope admin, for automation.
+func IsAdmin(p *Principal) bool {
+	if p == nil || !p.HasScope("admin") {
+		return false
+	}
+	return !p.IsUser() || p.HasRole("admin")
+}
+
+// RequireAdmin returns middleware answering 403 unless the Principal (set by
+// Require) is an admin per IsAdmin.
+func RequireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !IsAdmin(FromContext(r.Context())) {
+			Forbidden(w, r, "admin")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
