@@ -1,0 +1,311 @@
+// Command authd-bench is authd's load generator (`make bench`). By default
+// it starts its own world (a durable private PostgreSQL, a freshly built
+// `authd serve`), prepares clients, users and tokens, measures the
+// machine's own limits (signatures, bcrypt, SHA-256, a bare net/http
+// server through this same generator) and runs each scenario of issue 7
+// for a bounded time at a few concurrency levels over keep-alive HTTP on
+// 127.0.0.1. It prints a table, writes it as JSON, and compares each
+// scenario with the limit that bounds it.
+//
+// The generator shares the cores with authd and PostgreSQL; its own CPU is
+// reported beside theirs.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	quick        bool
+	duration     time.Duration
+	warmup       time.Duration
+	levels       []int
+	bcryptLevels []int
+	limitsFor    time.Duration
+	jsonPath     string
+	only         map[string]bool
+	bcryptCost   int
+	authdBin     string
+	maxConns     int
+	url          string
+	clientID     string
+	clientSecret string
+	authdPID     int
+	pgData       string
+}
+
+func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-serve-hello" {
+		if err := serveHello(); err != nil {
+			fmt.Fprintln(os.Stderr, "authd-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "authd-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("authd-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{}
+	var levels, bLevels, only string
+	fs.BoolVar(&o.quick, "quick", false, "a few seconds per scenario, one concurrency level (make bench-quick)")
+	fs.DurationVar(&o.duration, "duration", 15*time.Second, "measured time per scenario and level")
+	fs.StringVar(&levels, "c", "8,32", "concurrency levels (workers = keep-alive connections)")
+	fs.StringVar(&bLevels, "c-bcrypt", "4,16", "concurrency levels of the bcrypt-bound scenarios (login, registration, code flow)")
+	fs.DurationVar(&o.limitsFor, "limits-duration", 2*time.Second, "time per machine-limit measurement")
+	fs.StringVar(&o.jsonPath, "json", "bench-results.json", "write results as JSON here (empty: don't)")
+	fs.StringVar(&only, "only", "", "comma-separated scenarios to run (default: all)")
+	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "AUTHD_BCRYPT_COST of the authd under test, and of the bcrypt limit")
+	fs.StringVar(&o.authdBin, "authd-bin", "", "prebuilt authd binary (default: go build ./cmd/authd)")
+	fs.IntVar(&o.maxConns, "db-max-conns", 0, "AUTHD_DB_MAX_CONNS for authd (0: its default)")
+	fs.StringVar(&o.url, "url", "", "benchmark a running authd at this URL instead of starting one (client_credentials, introspection, jwks, registration)")
+	fs.StringVar(&o.clientID, "client-id", "", "with -url: a client_credentials client with scopes \"credits:admin introspect\"")
+	fs.StringVar(&o.clientSecret, "client-secret", "", "with -url: its secret")
+	fs.IntVar(&o.authdPID, "authd-pid", 0, "with -url: authd's pid, for its CPU and RSS")
+	fs.StringVar(&o.pgData, "pgdata", "", "with -url: PostgreSQL's data directory, for its CPU")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var err error
+	if o.levels, err = parseLevels(levels); err != nil {
+		return nil, fmt.Errorf("-c: %w", err)
+	}
+	if o.bcryptLevels, err = parseLevels(bLevels); err != nil {
+		return nil, fmt.Errorf("-c-bcrypt: %w", err)
+	}
+	if o.quick {
+		o.duration, o.limitsFor = 3*time.Second, time.Second
+		o.levels, o.bcryptLevels = o.levels[len(o.levels)-1:], o.bcryptLevels[:1]
+	}
+	o.warmup = min(time.Second, o.duration/5)
+	if only != "" {
+		o.only = map[string]bool{}
+		for _, s := range strings.Split(only, ",") {
+			o.only[strings.TrimSpace(s)] = true
+		}
+	}
+	if o.url != "" && (o.clientID == "" || o.clientSecret == "") {
+		return nil, fmt.Errorf("-url needs -client-id and -client-secret")
+	}
+	return o, nil
+}
+
+func parseLevels(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad concurrency %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	rep := &Report{Date: time.Now(), Machine: machine(), Command: "go run ./cmd/authd-bench " + strings.Join(args, " ")}
+	rep.Command = strings.TrimSpace(rep.Command)
+	maxLevel := max(maxOf(o.levels), maxOf(o.bcryptLevels))
+
+	fmt.Fprintln(stderr, "measuring machine limits …")
+	if rep.Limits, err = measureCryptoLimits(ctx, o.limitsFor, o.bcryptCost); err != nil {
+		return err
+	}
+	bare, err := measureBareHTTP(ctx, o)
+	if err != nil {
+		return err
+	}
+	rep.Limits = append(rep.Limits, bare)
+
+	var w *world
+	var f *fixture
+	if o.url == "" {
+		w, err = startWorld(ctx, worldConfig{BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns, Log: stderr})
+		if err != nil {
+			return err
+		}
+		defer w.stop()
+		rep.StartupMS = float64(w.startup.Microseconds()) / 1000
+		rep.Setup = append(rep.Setup,
+			"authd serve (AUTHD_ENV=production, JSON logs to a file, bcrypt cost "+itoa(o.bcryptCost)+") built from this tree, on 127.0.0.1",
+			"PostgreSQL: private cluster, durable (fsync on, synchronous_commit on, full_page_writes on)",
+			"the load generator runs on the same cores as authd and PostgreSQL (its own CPU: gen CPU)")
+		f = prepare(ctx, w, maxLevel, stderr)
+	} else {
+		w = &world{URL: strings.TrimRight(o.url, "/"), authdPID: o.authdPID, pgData: o.pgData}
+		rep.Setup = append(rep.Setup, "target: "+w.URL+" (not started by the bench)")
+		f = &fixture{base: w.URL, svcID: o.clientID, svcSecret: o.clientSecret, na: map[string]string{
+			needWeb: "needs the bench's own world (not -url)", needChains: "needs the bench's own world (not -url)",
+			needSpend: "needs the bench's own world (not -url)"}}
+	}
+
+	meters := map[string]CPUSource{"gen": selfCPU{}}
+	hz := clockTicks()
+	if w.authdPID > 0 {
+		meters["authd"] = procCPU{pid: w.authdPID, hz: hz}
+	}
+	if w.pgData != "" {
+		meters["postgres"] = treeCPU{pidFile: postmasterPidFile(w.pgData), hz: hz}
+	}
+	env := &scenarioEnv{f: f, ips: &sourceIPs{}, seq: &atomic.Uint64{}}
+	for _, sc := range scenarios() {
+		if o.only != nil && !o.only[sc.name] {
+			continue
+		}
+		levels := o.levels
+		if sc.bcryptBound {
+			levels = o.bcryptLevels
+		}
+		for _, c := range levels {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			res := runScenario(ctx, sc, c, o, w, env, meters, stderr)
+			rep.Scenarios = append(rep.Scenarios, res)
+		}
+	}
+	if w.dbURL != "" && f.missing(needSpend) == "" {
+		if out, err := w.cli(ctx, "", "ledger", "verify"); err != nil {
+			rep.Setup = append(rep.Setup, "ledger verify after the run: FAILED: "+err.Error())
+		} else {
+			line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+			rep.Setup = append(rep.Setup, "ledger verify after the run: clean ("+line+")")
+		}
+	}
+	rep.fillRatios()
+	rep.WriteTable(stdout)
+	if o.jsonPath != "" {
+		if err := rep.WriteJSON(o.jsonPath); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "results written to %s\n", o.jsonPath)
+	}
+	return nil
+}
+
+func maxOf(xs []int) int {
+	m := 0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
+// measureBareHTTP runs the bare net/http server through the generator at
+// each concurrency level and keeps the best rate.
+func measureBareHTTP(ctx context.Context, o *options) (Limit, error) {
+	h, err := startHello(ctx)
+	if err != nil {
+		return Limit{}, err
+	}
+	defer h.stop()
+	best := 0.0
+	for _, c := range o.levels {
+		client := newClient(c, nil)
+		res, err := RunLoad(ctx, LoadConfig{Concurrency: c, Duration: o.limitsFor, Warmup: o.limitsFor / 4}, helloWorker(client, h.URL))
+		client.CloseIdleConnections()
+		if err != nil {
+			return Limit{}, err
+		}
+		if res.Errors > 0 {
+			return Limit{}, fmt.Errorf("bare http server: %d errors, first: %s", res.Errors, res.FirstErr)
+		}
+		best = max(best, res.Rate())
+	}
+	return Limit{Key: limitBareHTTP, Name: "bare net/http", Rate: best}, nil
+}
+
+// runScenario runs sc at concurrency c and turns the load result into a
+// table row; a scenario that cannot run becomes an n/a row.
+func runScenario(ctx context.Context, sc scenario, c int, o *options, w *world, env *scenarioEnv,
+	meters map[string]CPUSource, log io.Writer) ScenarioResult {
+	out := ScenarioResult{Name: sc.name, Concurrency: c, LimitKey: sc.limit, Target: sc.target, ReqsPerOp: sc.reqsPerOp,
+		AuthdCPUms: -1, PostgresCPUms: -1, GenCPUms: -1}
+	if reason := env.f.missing(sc.needs...); reason != "" {
+		out.NA = reason
+		return out
+	}
+	if err := w.alive(); err != nil {
+		out.NA = err.Error()
+		return out
+	}
+	fmt.Fprintf(log, "%-20s c=%-3d …", sc.name, c)
+	env.client = newClient(c, nil)
+	defer env.client.CloseIdleConnections()
+	env.svcToken = ""
+	if env.f.missing(needSvc) == "" {
+		tok, err := env.f.serviceToken(ctx, env.client, "credits:admin")
+		if err != nil {
+			out.NA = "service token: " + err.Error()
+			fmt.Fprintln(log, " n/a")
+			return out
+		}
+		env.svcToken = tok
+	}
+	if w.authdPID > 0 {
+		_ = resetPeakRSS(w.authdPID)
+	}
+	res, err := RunLoad(ctx, LoadConfig{Concurrency: c, Duration: o.duration, Warmup: o.warmup, Meters: meters}, sc.worker(env))
+	if err != nil {
+		out.NA = err.Error()
+		fmt.Fprintln(log, " n/a:", err)
+		return out
+	}
+	out.Rate = res.Rate()
+	out.Ops, out.Errors, out.FirstError, out.MeterErr = res.Ops, res.Errors, res.FirstErr, res.MeterErr
+	out.P50ms = msOf(res.Hist.Quantile(0.50))
+	out.P90ms = msOf(res.Hist.Quantile(0.90))
+	out.P99ms = msOf(res.Hist.Quantile(0.99))
+	for name, dst := range map[string]*float64{"authd": &out.AuthdCPUms, "postgres": &out.PostgresCPUms, "gen": &out.GenCPUms} {
+		if d, ok := res.CPUPerOp(name); ok {
+			*dst = msOf(d)
+		}
+	}
+	if w.authdPID > 0 {
+		if rss, err := peakRSS(w.authdPID); err == nil {
+			out.AuthdPeakRSS = rss
+		}
+	}
+	fmt.Fprintf(log, " %8s ops/s, p99 %s ms, %d errors\n", formatRate(out.Rate), ms(out.P99ms), out.Errors)
+	return out
+}
+
+func msOf(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+// fillRatios sets each scenario's ratio to its limit, and the relative
+// target of login (90% of the bcrypt limit).
+func (r *Report) fillRatios() {
+	for i := range r.Scenarios {
+		s := &r.Scenarios[i]
+		l, ok := r.limit(s.LimitKey)
+		if !ok || l.Rate <= 0 || s.NA != "" {
+			continue
+		}
+		s.LimitRatio = s.Rate / l.Rate
+		if s.Name == "login" {
+			s.Target = 0.9 * l.Rate
+		}
+	}
+}

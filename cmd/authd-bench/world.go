@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/authd/authd/storage"
+)
+
+// world is the authd under test: its URL, its process and its database.
+type world struct {
+	URL      string
+	authdPID int    // 0 when targeting -url without -authd-pid
+	pgData   string // Postgres data dir; "" when unknown
+	dbURL    string // "" when targeting -url
+	env      []string
+	bin      string
+	logPath  string
+	startup  time.Duration // exec to first /readyz 200
+	cmd      *exec.Cmd
+	cluster  *storage.Cluster
+	tmp      string
+	exited   chan error
+}
+
+// worldConfig is what startWorld needs.
+type worldConfig struct {
+	BcryptCost int
+	AuthdBin   string // prebuilt authd; built from ./cmd/authd when empty
+	MaxConns   int    // AUTHD_DB_MAX_CONNS; 0 = authd's default
+	Log        io.Writer
+}
+
+// startWorld starts a durable private PostgreSQL, migrates it, builds authd
+// and runs `authd serve` against it.
+func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
+	tmp, err := os.MkdirTemp("", "authd-bench-")
+	if err != nil {
+		return nil, err
+	}
+	// Traversable by the unprivileged user PostgreSQL runs as under root.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return nil, err
+	}
+	w := &world{tmp: tmp, exited: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			w.stop()
+		}
+	}()
+	fmt.Fprintln(cfg.Log, "starting private PostgreSQL (durable: fsync and synchronous_commit on) …")
+	w.cluster = &storage.Cluster{Dir: filepath.Join(tmp, "pg"), Durable: true}
+	if err := w.cluster.Start(ctx); err != nil {
+		return nil, err
+	}
+	w.pgData = w.cluster.Dir
+	w.dbURL = w.cluster.URL("authd")
+	if err := storage.Migrate(w.dbURL); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	w.bin = cfg.AuthdBin
+	if w.bin == "" {
+		fmt.Fprintln(cfg.Log, "building ./cmd/authd …")
+		w.bin = filepath.Join(tmp, "authd")
+		build := exec.CommandContext(ctx, goTool(), "build", "-o", w.bin, "./cmd/authd")
+		build.Dir, err = moduleRoot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build ./cmd/authd: %w\n%s", err, out)
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	w.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	w.env = append(os.Environ(),
+		"AUTHD_ENV=production",
+		"AUTHD_ISSUER="+w.URL,
+		"AUTHD_LISTEN=127.0.0.1:"+strconv.Itoa(port),
+		"AUTHD_DATABASE_URL="+w.dbURL,
+		"AUTHD_SECRETS_KEY="+base64.StdEncoding.EncodeToString(key),
+		"AUTHD_LOG_FORMAT=json",
+		"AUTHD_LOG_LEVEL=info",
+		"AUTHD_BCRYPT_COST="+strconv.Itoa(cfg.BcryptCost),
+	)
+	if cfg.MaxConns > 0 {
+		w.env = append(w.env, "AUTHD_DB_MAX_CONNS="+strconv.Itoa(cfg.MaxConns))
+	}
+	w.logPath = filepath.Join(tmp, "authd.log")
+	logf, err := os.Create(w.logPath)
+	if err != nil {
+		return nil, err
+	}
+	// The key manager creates the first signing keys at start-up; let that
+	// happen before timing start-up, as on any but the very first boot.
+	if err := w.startAuthd(ctx, logf); err != nil {
+		return nil, err
+	}
+	w.stopAuthd()
+	if err := w.startAuthd(ctx, logf); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Log, "authd serve on %s (pid %d, logs %s), ready %s after exec\n", w.URL, w.authdPID, w.logPath, w.startup.Round(time.Millisecond))
+	ok = true
+	return w, nil
+}
+
+// startAuthd runs `authd serve` and waits for /readyz.
+func (w *world) startAuthd(ctx context.Context, logf *os.File) error {
+	cmd := exec.Command(w.bin, "serve")
+	cmd.Env = w.env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start authd: %w", err)
+	}
+	w.cmd, w.authdPID = cmd, cmd.Process.Pid
+	exited := make(chan error, 1)
+	w.exited = exited
+	go func() { exited <- cmd.Wait() }()
+	c := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	// Polling is the measurement here: how soon after exec the server is ready.
+	for {
+		select {
+		case err := <-exited:
+			exited <- err
+			return fmt.Errorf("authd exited during start-up (%v); its log:\n%s", err, tailFile(w.logPath, 3000))
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if resp, err := c.Get(w.URL + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				w.startup = time.Since(t0)
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("authd not ready after 30s; its log:\n%s", tailFile(w.logPath, 3000))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (w *world) stopAuthd() {
+	if w.cmd == nil {
+		return
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.exited:
+	case <-time.After(30 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-w.exited
+	}
+	w.cmd = nil
+}
+
+// alive reports an error once authd has exited.
+func (w *world) alive() error {
+	if w.cmd == nil {
+		return nil
+	}
+	select {
+	case err := <-w.exited:
+		w.exited <- err
+		return fmt.Errorf("authd exited (%v); its log:\n%s", err, tailFile(w.logPath, 3000))
+	default:
+		return nil
+	}
+}
+
+func (w *world) stop() {
+	w.stopAuthd()
+	if w.cluster != nil {
+		_ = w.cluster.Stop(context.Background())
+	}
+	if w.tmp != "" {
+		_ = os.RemoveAll(w.tmp)
+	}
+}
+
+// cli runs an authd CLI command against the world's database and returns
+// its stdout.
+func (w *world) cli(ctx context.Context, stdin string, args ...string) ([]byte, error) {
+	if w.bin == "" {
+		return nil, errors.New("the authd CLI needs the bench's own world (not -url)")
+	}
+	cmd := exec.CommandContext(ctx, w.bin, args...)
+	cmd.Env = w.env
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("authd %s: %w: %s", strings.Join(args[:min(2, len(args))], " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, goTool(), "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run authd-bench inside the authd module (make bench), or pass -authd-bin")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func tailFile(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
