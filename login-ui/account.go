@@ -1,0 +1,323 @@
+package loginui
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/audit"
+	"github.com/authd/authd/internal/ratelimit"
+	"github.com/authd/authd/internal/reqctx"
+)
+
+// AccountPages serves the self-service pages: /register, /verify-email,
+// /password/forgot, /password/reset and /account. Every form posts back with
+// a CSRF token and answers with a redirect (POST/redirect/GET) or the same
+// page showing what went wrong.
+type AccountPages struct {
+	UI       *UI
+	Accounts *accounts.Service
+	// Limits are per-IP limits on form submissions; nil fields do not limit.
+	Limits accounts.Limits
+	Log    *zap.Logger
+}
+
+// MountPages registers the self-service pages on r.
+func (p *AccountPages) MountPages(r *mux.Router) {
+	r.HandleFunc("/register", p.registerForm).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/register", p.register).Methods(http.MethodPost)
+	r.HandleFunc("/verify-email", p.verify).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/verify-email/resend", p.resend).Methods(http.MethodPost)
+	r.HandleFunc("/password/forgot", p.forgotForm).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/password/forgot", p.forgot).Methods(http.MethodPost)
+	r.HandleFunc("/password/reset", p.resetForm).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/password/reset", p.reset).Methods(http.MethodPost)
+	r.HandleFunc("/account", p.account).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/account/profile", p.profile).Methods(http.MethodPost)
+	r.HandleFunc("/account/password", p.password).Methods(http.MethodPost)
+	r.HandleFunc("/account/sessions/end", p.endSession).Methods(http.MethodPost)
+}
+
+// form parses a POSTed form and checks its CSRF token; on failure it renders
+// page with an error and returns false.
+func (p *AccountPages) form(w http.ResponseWriter, r *http.Request, page, title string, data any) bool {
+	if err := r.ParseForm(); err != nil || !p.UI.CheckCSRF(r) {
+		p.UI.Render(w, r, http.StatusForbidden, page, Page{Title: title, Error: "This form has expired. Please try again.", Data: data})
+		return false
+	}
+	return true
+}
+
+// allow applies a per-IP limit; when exceeded it renders page with a 429.
+func (p *AccountPages) allow(w http.ResponseWriter, r *http.Request, l *ratelimit.Limiter, page, title string, data any) bool {
+	if l == nil {
+		return true
+	}
+	ok, wait := l.Allow(ratelimit.ClientIP(r))
+	if !ok {
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+		p.UI.Render(w, r, http.StatusTooManyRequests, page, Page{Title: title, Data: data,
+			Error: "Too many attempts from your network. Please wait " + ratelimit.RetryAfter(wait) + " seconds and try again."})
+	}
+	return ok
+}
+
+// internalError renders a generic failure and logs the cause.
+func (p *AccountPages) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
+	p.UI.Render(w, r, http.StatusInternalServerError, "message", Page{Title: "Something went wrong",
+		Error: "Something went wrong on our side. Please try again in a moment."})
+}
+
+// startSession logs the user in on this browser (a fresh cookie value, so a
+// planted cookie is useless).
+func (p *AccountPages) startSession(w http.ResponseWriter, r *http.Request, u *accounts.User) error {
+	ip := audit.Event{}.FromRequest(r).IP
+	token, sess, err := p.Accounts.CreateSession(r.Context(), u.ID, r.UserAgent(), ip)
+	if err != nil {
+		return err
+	}
+	if old := SessionToken(r); old != "" {
+		_ = p.Accounts.RevokeSessionByToken(r.Context(), old)
+	}
+	p.UI.SetSessionCookie(w, token, sess.ExpiresAt)
+	return nil
+}
+
+// current returns the browser's session and user, if logged in.
+func (p *AccountPages) current(r *http.Request) (*accounts.Session, *accounts.User, error) {
+	sess, u, err := p.Accounts.SessionByToken(r.Context(), SessionToken(r))
+	if errors.Is(err, accounts.ErrNoSession) {
+		return nil, nil, nil
+	}
+	return sess, u, err
+}
+
+// AccountData is the data of templates/account.html.
+type AccountData struct {
+	User     *accounts.User
+	Sessions []SessionView
+}
+
+// SessionView is one row of the session table.
+type SessionView struct {
+	accounts.Session
+	Current bool
+	Browser string
+}
+
+// notices are the fixed messages shown after a redirect (?done=…); the query
+// only selects one, so nothing from the URL is reflected.
+func notice(done string) string {
+	switch done {
+	case "welcome":
+		return "Welcome! We sent you an email to verify your address."
+	case "profile":
+		return "Your profile was saved."
+	case "email":
+		return "Check the inbox of your new address: it becomes your login email once you confirm it."
+	case "password":
+		return "Your password was changed. Your other sessions were signed out."
+	case "session":
+		return "The session was ended."
+	case "resend":
+		return "A new verification email is on its way."
+	}
+	return ""
+}
+
+func (p *AccountPages) account(w http.ResponseWriter, r *http.Request) {
+	sess, u, err := p.current(r)
+	if err != nil {
+		p.internalError(w, r, "account: session", err)
+		return
+	}
+	if u == nil {
+		http.Redirect(w, r, "/login?"+url.Values{"return_to": {"/account"}}.Encode(), http.StatusSeeOther)
+		return
+	}
+	p.renderAccount(w, r, http.StatusOK, sess, u, notice(r.URL.Query().Get("done")), "")
+}
+
+func (p *AccountPages) renderAccount(w http.ResponseWriter, r *http.Request, status int, sess *accounts.Session, u *accounts.User, note, errMsg string) {
+	list, err := p.Accounts.Sessions(r.Context(), u.ID)
+	if err != nil {
+		p.internalError(w, r, "account: sessions", err)
+		return
+	}
+	views := make([]SessionView, len(list))
+	for i, s := range list {
+		views[i] = SessionView{Session: s, Current: s.ID == sess.ID, Browser: browserName(s.UserAgent)}
+	}
+	p.UI.Render(w, r, status, "account", Page{Title: "Your account", Notice: note, Error: errMsg, LoggedIn: true,
+		Data: AccountData{User: u, Sessions: views}})
+}
+
+// browserName shortens a user agent to something a person recognises.
+func browserName(ua string) string {
+	for _, b := range []struct{ token, name string }{
+		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"HeadlessChrome/", "Headless Chrome"},
+		{"Chromium/", "Chromium"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"}, {"curl/", "curl"},
+	} {
+		if strings.Contains(ua, b.token) {
+			os := ""
+			switch {
+			case strings.Contains(ua, "Windows"):
+				os = " on Windows"
+			case strings.Contains(ua, "Android"):
+				os = " on Android"
+			case strings.Contains(ua, "iPhone"), strings.Contains(ua, "iPad"):
+				os = " on iOS"
+			case strings.Contains(ua, "Mac OS"):
+				os = " on macOS"
+			case strings.Contains(ua, "Linux"):
+				os = " on Linux"
+			}
+			return b.name + os
+		}
+	}
+	if ua == "" {
+		return "Unknown device"
+	}
+	return ua
+}
+
+// loggedIn resolves the session for a POST to /account/…; it redirects to
+// the login page when there is none.
+func (p *AccountPages) loggedIn(w http.ResponseWriter, r *http.Request) (*accounts.Session, *accounts.User, bool) {
+	sess, u, err := p.current(r)
+	if err != nil {
+		p.internalError(w, r, "account: session", err)
+		return nil, nil, false
+	}
+	if u == nil {
+		http.Redirect(w, r, "/login?"+url.Values{"return_to": {"/account"}}.Encode(), http.StatusSeeOther)
+		return nil, nil, false
+	}
+	return sess, u, true
+}
+
+func (p *AccountPages) profile(w http.ResponseWriter, r *http.Request) {
+	if !p.form(w, r, "message", "Request expired", nil) {
+		return
+	}
+	sess, u, ok := p.loggedIn(w, r)
+	if !ok {
+		return
+	}
+	name, email := r.PostFormValue("name"), r.PostFormValue("email")
+	updated, err := p.Accounts.UpdateProfile(r.Context(), u.ID, accounts.ProfileUpdate{Name: &name, Email: &email})
+	if msg, status := formError(err); msg != "" {
+		p.renderAccount(w, r, status, sess, u, "", msg)
+		return
+	} else if err != nil {
+		p.internalError(w, r, "account: update profile", err)
+		return
+	}
+	done := "profile"
+	if updated.PendingEmail != "" && updated.PendingEmail != u.PendingEmail {
+		done = "email"
+	}
+	http.Redirect(w, r, "/account?done="+done, http.StatusSeeOther)
+}
+
+func (p *AccountPages) password(w http.ResponseWriter, r *http.Request) {
+	if !p.form(w, r, "message", "Request expired", nil) {
+		return
+	}
+	sess, u, ok := p.loggedIn(w, r)
+	if !ok {
+		return
+	}
+	next := r.PostFormValue("new_password")
+	if next != r.PostFormValue("confirm_password") {
+		p.renderAccount(w, r, http.StatusBadRequest, sess, u, "", "The new passwords do not match.")
+		return
+	}
+	err := p.Accounts.ChangePassword(r.Context(), u.ID, r.PostFormValue("current_password"), next, sess.ID)
+	if msg, status := formError(err); msg != "" {
+		if status == http.StatusTooManyRequests {
+			var te *accounts.ThrottledError
+			if errors.As(err, &te) {
+				w.Header().Set("Retry-After", ratelimit.RetryAfter(te.RetryAfter))
+			}
+		}
+		p.renderAccount(w, r, status, sess, u, "", msg)
+		return
+	} else if err != nil {
+		p.internalError(w, r, "account: change password", err)
+		return
+	}
+	http.Redirect(w, r, "/account?done=password", http.StatusSeeOther)
+}
+
+func (p *AccountPages) endSession(w http.ResponseWriter, r *http.Request) {
+	if !p.form(w, r, "message", "Request expired", nil) {
+		return
+	}
+	sess, u, ok := p.loggedIn(w, r)
+	if !ok {
+		return
+	}
+	id := r.PostFormValue("session_id")
+	err := p.Accounts.EndSession(r.Context(), u.ID, id)
+	switch {
+	case errors.Is(err, accounts.ErrNoSession):
+		p.renderAccount(w, r, http.StatusNotFound, sess, u, "", "That session has already ended.")
+		return
+	case err != nil:
+		p.internalError(w, r, "account: end session", err)
+		return
+	}
+	if id == sess.ID {
+		p.UI.ClearSessionCookie(w)
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/account?done=session", http.StatusSeeOther)
+}
+
+// formError turns the accounts errors a form can cause into a message and
+// status; ("", 0) means the error is not the user's (or there is none).
+func formError(err error) (string, int) {
+	var pe *accounts.PolicyError
+	var te *accounts.ThrottledError
+	var soon *accounts.TooSoonError
+	switch {
+	case err == nil:
+		return "", 0
+	case errors.As(err, &pe):
+		return fieldLabel(pe.Field) + " " + pe.Reason + ".", http.StatusBadRequest
+	case errors.Is(err, accounts.ErrEmailTaken):
+		return "An account with this email address already exists.", http.StatusConflict
+	case errors.Is(err, accounts.ErrWrongPassword):
+		return "Your current password is not correct.", http.StatusBadRequest
+	case errors.As(err, &te):
+		return "Too many wrong passwords. Please wait " + ratelimit.RetryAfter(te.RetryAfter) + " seconds and try again.", http.StatusTooManyRequests
+	case errors.As(err, &soon):
+		return "We just sent you an email. Please wait " + ratelimit.RetryAfter(soon.RetryAfter) + " seconds before asking again.", http.StatusTooManyRequests
+	case errors.Is(err, accounts.ErrInvalidToken):
+		return "This link is invalid, has expired or was already used.", http.StatusBadRequest
+	case errors.Is(err, accounts.ErrAlreadyVerified):
+		return "Your email address is already verified.", http.StatusConflict
+	}
+	return "", 0
+}
+
+func fieldLabel(field string) string {
+	switch field {
+	case "email":
+		return "The email address"
+	case "name":
+		return "The name"
+	case "new_password":
+		return "The new password"
+	}
+	return "The password"
+}
+
