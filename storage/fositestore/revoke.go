@@ -3,6 +3,8 @@ package fositestore
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // RevokeSubject ends every grant of the user subject at once: it
@@ -20,13 +22,22 @@ func (s *Store) RevokeClientTokens(ctx context.Context, clientID string) error {
 }
 
 // revokeWhere revokes every row whose column (a constant) equals value, in
-// one transaction so a concurrent refresh sees all or nothing.
+// one READ COMMITTED transaction: its updates wait for in-flight refreshes
+// instead of failing with serialization errors. A refresh that held a lock
+// our first UPDATE waited for may have inserted a new token our statement's
+// snapshot could not see; it has committed by then, so a second pass, with a
+// fresh snapshot, catches it. Later refreshes block on our row locks and,
+// once we commit, find their token revoked.
 func (s *Store) revokeWhere(ctx context.Context, column, value string) error {
-	return s.InTx(ctx, func(ctx context.Context) error {
+	return s.InTxWith(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context) error {
 		q := s.q(ctx)
-		if _, err := q.Exec(ctx, `UPDATE oauth2_refresh SET active = false, rotated_response = NULL
-			WHERE `+column+` = $1 AND (active OR rotated_response IS NOT NULL)`, value); err != nil {
+		revokeRefresh := func() error {
+			_, err := q.Exec(ctx, `UPDATE oauth2_refresh SET active = false, rotated_response = NULL
+				WHERE `+column+` = $1 AND (active OR rotated_response IS NOT NULL)`, value)
 			return mapErr("revoke refresh tokens", err)
+		}
+		if err := revokeRefresh(); err != nil {
+			return err
 		}
 		if _, err := q.Exec(ctx, `DELETE FROM oauth2_access WHERE `+column+` = $1`, value); err != nil {
 			return mapErr("revoke access tokens", err)
@@ -34,7 +45,7 @@ func (s *Store) revokeWhere(ctx context.Context, column, value string) error {
 		if _, err := q.Exec(ctx, `UPDATE oauth2_code SET active = false WHERE `+column+` = $1 AND active`, value); err != nil {
 			return mapErr("revoke codes", err)
 		}
-		return nil
+		return revokeRefresh()
 	})
 }
 

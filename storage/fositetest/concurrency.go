@@ -25,6 +25,7 @@ func RunConcurrencyTests(t *testing.T, newStore NewStoreFunc) {
 		{"InvalidateAuthorizeCode/OneWinner", concurrentInvalidate},
 		{"RefreshProtocol/OneRotationSameResponse", concurrentRefresh},
 		{"SetClientAssertionJWT/OneWinner", concurrentJTI},
+		{"RevokeSubject/DuringRefresh", revokeDuringRefresh},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore) })
 	}
@@ -202,4 +203,35 @@ func concurrentRefresh(t *testing.T, newStore NewStoreFunc) {
 	if got == nil || got.GetID() != req.ID {
 		t.Fatalf("requester after window: %v", got)
 	}
+}
+
+// revokeDuringRefresh: a user is disabled while one of their refreshes is
+// in flight (it holds the row lock and is about to commit a new pair). The
+// new pair must not survive the revocation.
+func revokeDuringRefresh(t *testing.T, newStore NewStoreFunc) {
+	f := newFixture(t, newStore, window)
+	sig, req := RandomString(), f.request("alice")
+	mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
+
+	ctx, err := f.st.BeginTXWith(f.ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	mustNil(t, "begin", err)
+	defer f.st.Rollback(ctx)
+	_, err = f.st.LockRefreshToken(ctx, sig)
+	mustNil(t, "lock", err)
+	mustNil(t, "rotate", f.st.RotateRefreshToken(ctx, req.ID, sig))
+	at, rt := RandomString(), RandomString()
+	mustNil(t, "new access", f.st.CreateAccessTokenSession(ctx, at, req))
+	mustNil(t, "new refresh", f.st.CreateRefreshTokenSession(ctx, rt, at, req))
+	mustNil(t, "save", f.st.SaveRotatedResponse(ctx, sig, []byte("blob")))
+
+	revoked := make(chan error, 1)
+	go func() { revoked <- f.st.RevokeSubject(f.ctx, "alice") }()
+	// Let RevokeSubject reach the locked row and wait on it.
+	time.Sleep(200 * time.Millisecond)
+	mustNil(t, "commit refresh", f.st.Commit(ctx))
+	mustNil(t, "revoke", <-revoked)
+
+	mustErr(t, "new refresh token", errOnly(f.st.GetRefreshTokenSession(f.ctx, rt, nil)), fosite.ErrInactiveToken)
+	mustErr(t, "new access token", errOnly(f.st.GetAccessTokenSession(f.ctx, at, nil)), fosite.ErrNotFound)
+	mustErr(t, "old token not replayable", errOnly(f.st.GetRefreshTokenSession(fositestore.WithinReuseWindow(f.ctx), sig, nil)), fosite.ErrInactiveToken)
 }
