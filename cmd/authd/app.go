@@ -116,7 +116,11 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: accounts.DefaultLimits()})
+	// One set of per-IP limiters for the pages and the JSON API alike, so a
+	// client cannot double its budget by switching between them.
+	limits := accounts.DefaultLimits()
+	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits})
+	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log}
 
 	// Outbox delivery: webhooks and mail.
 	var mailer accounts.Mailer
@@ -156,6 +160,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	r.PathPrefix("/static/").Handler(loginui.Static())
 
 	a.provider.Mount(r)
+	pages.MountPages(r)
 
 	requireToken := authn.Require(a.provider)
 	api := r.PathPrefix("/api/v1").Subrouter()
