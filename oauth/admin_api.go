@@ -1,0 +1,281 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/gorilla/mux"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/internal/audit"
+	"github.com/authd/authd/internal/authn"
+	"github.com/authd/authd/internal/problem"
+	"github.com/authd/authd/oauth/keys"
+	"github.com/authd/authd/storage/fositestore"
+)
+
+// AdminHandler serves the client and signing-key routes of the admin API.
+//
+// Audit: the registry and the key manager own their transactions, so each
+// event is written right after its change commits, on the pool. If that
+// write fails the change stands (a rotated secret must still reach the
+// caller), and the event is logged at error level instead.
+type AdminHandler struct {
+	clients *ClientRegistry
+	keys    *keys.Manager
+	pool    *pgxpool.Pool
+	log     *zap.Logger
+}
+
+// NewAdminHandler returns the admin API handler for clients and keys.
+func NewAdminHandler(clients *ClientRegistry, keys *keys.Manager, pool *pgxpool.Pool, log *zap.Logger) *AdminHandler {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &AdminHandler{clients: clients, keys: keys, pool: pool, log: log}
+}
+
+// Mount adds the routes to admin, the /admin/v1 subrouter (already behind
+// authn.Require); each route also requires authn.RequireAdmin:
+//
+//	GET    /clients
+//	POST   /clients               → 201, the client with client_secret (shown once)
+//	GET    /clients/{id}
+//	PATCH  /clients/{id}          fields given replace the stored ones
+//	DELETE /clients/{id}          → 204; its tokens go with it
+//	POST   /clients/{id}/secret   → {"client_id","client_secret"}; the old one dies
+//	GET    /keys
+//	POST   /keys/rotate           → the keys after rotation
+func (h *AdminHandler) Mount(admin *mux.Router) {
+	route := func(method, path string, fn http.HandlerFunc) {
+		admin.Handle(path, authn.RequireAdmin(fn)).Methods(method)
+	}
+	route(http.MethodGet, "/clients", h.listClients)
+	route(http.MethodPost, "/clients", h.createClient)
+	route(http.MethodGet, "/clients/{id}", h.getClient)
+	route(http.MethodPatch, "/clients/{id}", h.updateClient)
+	route(http.MethodDelete, "/clients/{id}", h.deleteClient)
+	route(http.MethodPost, "/clients/{id}/secret", h.rotateSecret)
+	route(http.MethodGet, "/keys", h.listKeys)
+	route(http.MethodPost, "/keys/rotate", h.rotateKeys)
+}
+
+// adminOrigin is the audit actor and request facts of an admin call.
+func adminOrigin(r *http.Request) audit.Event {
+	e := audit.Event{ActorType: audit.ActorAdmin}
+	if p := authn.FromContext(r.Context()); p != nil {
+		if p.IsUser() {
+			e.ActorID = p.UserID
+		} else {
+			e.ActorType, e.ActorID = audit.ActorClient, p.ClientID
+		}
+	}
+	return e.FromRequest(r)
+}
+
+// record writes the audit event of a committed change. Details never hold
+// secrets.
+func (h *AdminHandler) record(r *http.Request, typ, targetType, targetID string, details map[string]any) {
+	e := adminOrigin(r)
+	e.Type, e.TargetType, e.TargetID, e.Details = typ, targetType, targetID, details
+	if err := audit.Record(context.WithoutCancel(r.Context()), h.pool, h.log, e); err != nil {
+		h.log.Error("admin: audit record failed after the change committed", zap.Error(err),
+			zap.String("type", e.Type), zap.String("actor_type", e.ActorType), zap.String("actor_id", e.ActorID),
+			zap.String("target_type", e.TargetType), zap.String("target_id", e.TargetID), zap.String("request_id", e.RequestID))
+	}
+}
+
+// clientBody is the JSON of POST and PATCH /clients; on PATCH only the
+// fields present change (a nil pointer means absent).
+type clientBody struct {
+	ClientID                    *string          `json:"client_id"`
+	Name                        *string          `json:"name"`
+	RedirectURIs                *[]string        `json:"redirect_uris"`
+	PostLogoutRedirectURIs      *[]string        `json:"post_logout_redirect_uris"`
+	GrantTypes                  *[]string        `json:"grant_types"`
+	ResponseTypes               *[]string        `json:"response_types"`
+	Scopes                      *[]string        `json:"scopes"`
+	Audience                    *[]string        `json:"audience"`
+	Public                      *bool            `json:"public"`
+	FirstParty                  *bool            `json:"first_party"`
+	TokenEndpointAuthMethod     *string          `json:"token_endpoint_auth_method"`
+	TokenEndpointAuthSigningAlg *string          `json:"token_endpoint_auth_signing_alg"`
+	IDTokenSignedResponseAlg    *string          `json:"id_token_signed_response_alg"`
+	JWKS                        *json.RawMessage `json:"jwks"`
+}
+
+// apply overlays the fields present in b on spec and names them.
+func (b *clientBody) apply(spec *ClientSpec) []string {
+	var changed []string
+	set := func(name string, present bool, assign func()) {
+		if present {
+			assign()
+			changed = append(changed, name)
+		}
+	}
+	set("name", b.Name != nil, func() { spec.Name = *b.Name })
+	set("redirect_uris", b.RedirectURIs != nil, func() { spec.RedirectURIs = *b.RedirectURIs })
+	set("post_logout_redirect_uris", b.PostLogoutRedirectURIs != nil, func() { spec.PostLogoutRedirectURIs = *b.PostLogoutRedirectURIs })
+	set("grant_types", b.GrantTypes != nil, func() {
+		spec.GrantTypes = *b.GrantTypes
+		spec.ResponseTypes = nil // re-derived from the grants unless given below
+	})
+	set("response_types", b.ResponseTypes != nil, func() { spec.ResponseTypes = *b.ResponseTypes })
+	set("scopes", b.Scopes != nil, func() { spec.Scopes = *b.Scopes })
+	set("audience", b.Audience != nil, func() { spec.Audience = *b.Audience })
+	set("public", b.Public != nil, func() { spec.Public = *b.Public })
+	set("first_party", b.FirstParty != nil, func() { spec.FirstParty = *b.FirstParty })
+	set("token_endpoint_auth_method", b.TokenEndpointAuthMethod != nil, func() { spec.TokenEndpointAuthMethod = *b.TokenEndpointAuthMethod })
+	set("token_endpoint_auth_signing_alg", b.TokenEndpointAuthSigningAlg != nil, func() { spec.TokenEndpointAuthSigningAlg = *b.TokenEndpointAuthSigningAlg })
+	set("id_token_signed_response_alg", b.IDTokenSignedResponseAlg != nil, func() { spec.IDTokenSignedResponseAlg = *b.IDTokenSignedResponseAlg })
+	set("jwks", b.JWKS != nil, func() { spec.JWKS = *b.JWKS })
+	return changed
+}
+
+// specOf is the spec that would register c as it is.
+func specOf(c *fositestore.Client) ClientSpec {
+	return ClientSpec{
+		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, Scopes: c.Scopes, Audience: c.Audience,
+		Public: c.Public, FirstParty: c.FirstParty, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+		JWKS: c.JWKS, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
+		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
+	}
+}
+
+// clientWithSecret is a client as the API shows it; ClientSecret is set only
+// in the answer that generated it.
+type clientWithSecret struct {
+	*fositestore.Client
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+func (h *AdminHandler) listClients(w http.ResponseWriter, r *http.Request) {
+	cls, err := h.clients.ListClients(r.Context())
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	if cls == nil {
+		cls = []*fositestore.Client{}
+	}
+	problem.WriteJSON(w, http.StatusOK, map[string]any{"items": cls})
+}
+
+func (h *AdminHandler) getClient(w http.ResponseWriter, r *http.Request) {
+	c, err := h.clients.GetClient(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	problem.WriteJSON(w, http.StatusOK, c)
+}
+
+func (h *AdminHandler) createClient(w http.ResponseWriter, r *http.Request) {
+	var body clientBody
+	if err := problem.DecodeJSON(w, r, &body); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	var spec ClientSpec
+	if body.ClientID != nil {
+		spec.ID = *body.ClientID
+	}
+	body.apply(&spec)
+	c, secret, err := h.clients.CreateClient(r.Context(), spec)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	h.record(r, "client.created", "client", c.ID, map[string]any{
+		"name": c.Name, "grant_types": c.GrantTypes, "scopes": c.Scopes, "redirect_uris": c.RedirectURIs,
+		"token_endpoint_auth_method": c.TokenEndpointAuthMethod,
+	})
+	w.Header().Set("Location", "/admin/v1/clients/"+c.ID)
+	problem.WriteJSON(w, http.StatusCreated, clientWithSecret{Client: c, ClientSecret: secret})
+}
+
+func (h *AdminHandler) updateClient(w http.ResponseWriter, r *http.Request) {
+	var body clientBody
+	if err := problem.DecodeJSON(w, r, &body); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	if body.ClientID != nil {
+		problem.Write(w, r, problem.Invalid("client_id", "a client's id cannot change"))
+		return
+	}
+	id := mux.Vars(r)["id"]
+	old, err := h.clients.GetClient(r.Context(), id)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	spec := specOf(old)
+	changed := body.apply(&spec)
+	c, secret, err := h.clients.UpdateClient(r.Context(), id, spec)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	h.record(r, "client.updated", "client", id, map[string]any{
+		"changed": changed, "grant_types": c.GrantTypes, "scopes": c.Scopes, "redirect_uris": c.RedirectURIs,
+		"secret_generated": secret != "",
+	})
+	problem.WriteJSON(w, http.StatusOK, clientWithSecret{Client: c, ClientSecret: secret})
+}
+
+func (h *AdminHandler) deleteClient(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	if err := h.clients.DeleteClient(r.Context(), id); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	h.record(r, "client.deleted", "client", id, nil)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *AdminHandler) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	secret, err := h.clients.RotateSecret(r.Context(), id)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	h.record(r, "client.secret_rotated", "client", id, nil)
+	problem.WriteJSON(w, http.StatusOK, map[string]string{"client_id": id, "client_secret": secret})
+}
+
+func (h *AdminHandler) listKeys(w http.ResponseWriter, r *http.Request) {
+	ks, err := h.keys.List(r.Context())
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	if ks == nil {
+		ks = []keys.KeyInfo{}
+	}
+	problem.WriteJSON(w, http.StatusOK, map[string]any{"items": ks})
+}
+
+func (h *AdminHandler) rotateKeys(w http.ResponseWriter, r *http.Request) {
+	if err := h.keys.Rotate(r.Context()); err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	ks, err := h.keys.List(r.Context())
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	var active []string
+	for _, k := range ks {
+		if k.State == keys.StateActive {
+			active = append(active, k.KID)
+		}
+	}
+	h.record(r, "keys.rotated", "signing_keys", "", map[string]any{"active": active})
+	problem.WriteJSON(w, http.StatusOK, map[string]any{"items": ks})
+}
