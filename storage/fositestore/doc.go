@@ -7,7 +7,7 @@
 // Store implements fosite.ClientManager, oauth2.CoreStorage,
 // oauth2.TokenRevocationStorage, openid.OpenIDConnectRequestStorage,
 // pkce.PKCERequestStorage and fosite's storage.Transactional. It follows the
-// rules fosite relies on (see /work/shared/FOSITE-NOTES.md §3, §9):
+// rules fosite relies on (FOSITE-NOTES.md §3, §9, in the team docs):
 //
 //   - Rows are keyed by the SHA-256 hex of the key fosite passes, including
 //     the raw authorize code used for OIDC sessions.
