@@ -320,4 +320,3 @@ func fieldLabel(field string) string {
 	}
 	return "The password"
 }
-

@@ -17,7 +17,7 @@ const (
 )
 
 func TestBrowser_RegisterAndVerifyEmail(t *testing.T) {
-	s := newSite(t, accounts.Config{}, nil)
+	s := newSite(t, siteOpts{})
 	ctx := newBrowser(t)
 
 	open(t, ctx, s.url+"/register")
@@ -59,7 +59,7 @@ func TestBrowser_RegisterAndVerifyEmail(t *testing.T) {
 }
 
 func TestBrowser_ForgotAndResetPassword(t *testing.T) {
-	s := newSite(t, accounts.Config{}, nil)
+	s := newSite(t, siteOpts{})
 	ctx := newBrowser(t)
 	bg := context.Background()
 	u, err := s.accts.CreateUser(bg, accounts.NewUser{Email: "bob@example.com", Password: pw1, Name: "Bob", Verified: true}, nil)
@@ -112,7 +112,7 @@ func login(t *testing.T, ctx context.Context, s *site, email, password string) {
 }
 
 func TestBrowser_ProfileAndSessions(t *testing.T) {
-	s := newSite(t, accounts.Config{}, nil)
+	s := newSite(t, siteOpts{})
 	ctx := newBrowser(t)
 	bg := context.Background()
 	u, err := s.accts.CreateUser(bg, accounts.NewUser{Email: "cy@example.com", Password: pw1, Name: "Cy", Verified: true}, nil)

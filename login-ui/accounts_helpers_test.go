@@ -39,9 +39,18 @@ type site struct {
 	used    map[int]bool // caught messages already handed out
 }
 
-// newSite starts the pages; mount adds more routes (the OAuth provider)
-// before the server starts, given the issuer URL.
-func newSite(t *testing.T, cfg accounts.Config, mount func(r *mux.Router, s *site)) *site {
+// siteOpts customise newSite.
+type siteOpts struct {
+	cfg accounts.Config
+	// revoker builds Config.Revoker on the test's database.
+	revoker func(pool *pgxpool.Pool) accounts.TokenRevoker
+	// mount adds routes (the OAuth provider, which brings /login) before the
+	// server starts; without it the plain /login page is mounted.
+	mount func(r *mux.Router, s *site)
+}
+
+// newSite starts the hosted pages on a fresh database.
+func newSite(t *testing.T, o siteOpts) *site {
 	t.Helper()
 	db := storagetest.NewDB(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -51,7 +60,11 @@ func newSite(t *testing.T, cfg accounts.Config, mount func(r *mux.Router, s *sit
 	s := &site{t: t, url: "http://" + ln.Addr().String(), pool: db.Pool, used: map[int]bool{}}
 	log := zap.NewNop()
 	hasher, _ := accounts.NewPasswordHasher("bcrypt", 4, 0)
+	cfg := o.cfg
 	cfg.BaseURL = s.url
+	if o.revoker != nil {
+		cfg.Revoker = o.revoker(db.Pool)
+	}
 	s.accts = accounts.New(db.Pool, hasher, log, cfg)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -80,8 +93,8 @@ func newSite(t *testing.T, cfg accounts.Config, mount func(r *mux.Router, s *sit
 	s.router.PathPrefix("/dev/mail").Handler(s.catcher)
 	pages := &loginui.AccountPages{UI: s.ui, Accounts: s.accts, Limits: accounts.DefaultLimits(), Log: log}
 	pages.MountPages(s.router)
-	if mount != nil {
-		mount(s.router, s)
+	if o.mount != nil {
+		o.mount(s.router, s)
 	} else {
 		login := &loginui.Login{UI: s.ui, Accounts: s.accts, Log: log}
 		s.router.Handle("/login", login)

@@ -2,7 +2,6 @@ package loginui
 
 import (
 	"net/http"
-
 )
 
 // VerifyData is the data of templates/verify_email.html.
@@ -50,4 +49,3 @@ func (p *AccountPages) resend(w http.ResponseWriter, r *http.Request) {
 	}
 	http.Redirect(w, r, "/account?done=resend", http.StatusSeeOther)
 }
-
