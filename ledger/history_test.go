@@ -10,6 +10,7 @@ import (
 )
 
 func TestList_NewestFirstKeysetStableUnderInserts(t *testing.T) {
+	t.Parallel()
 	db := storagetest.NewDB(t)
 	l := ledger.New(db.Pool, nil)
 	ctx := context.Background()
@@ -46,6 +47,7 @@ func TestList_NewestFirstKeysetStableUnderInserts(t *testing.T) {
 }
 
 func TestList_KindFilter(t *testing.T) {
+	t.Parallel()
 	db := storagetest.NewDB(t)
 	l := ledger.New(db.Pool, nil)
 	ctx := context.Background()
@@ -65,6 +67,7 @@ func TestList_KindFilter(t *testing.T) {
 }
 
 func TestList_Errors(t *testing.T) {
+	t.Parallel()
 	db := storagetest.NewDB(t)
 	l := ledger.New(db.Pool, nil)
 	ctx := context.Background()

@@ -148,6 +148,7 @@ func spendBody(amount, ref string) string {
 }
 
 func TestHandler_SpendGrantHistoryFlow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	g := e.expect("POST", "/api/v1/users/"+e.alice+"/credits/grant", "service", `{"amount": 100, "reference": "welcome", "description": "sign-up bonus"}`, 201)
 	for _, k := range []string{"id", "kind", "amount", "reference", "description", "balance_after", "created_at", "balance", "actor"} {
@@ -216,6 +217,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Col
 }
 
 func TestHandler_WrongScopeForbidden(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	MustGrant(t, e.l, e.alice, 10)
 	tests := []struct {
@@ -254,6 +256,7 @@ func TestHandler_WrongScopeForbidden(t *testing.T) {
 }
 
 func TestHandler_OtherUsersAccountForbidden(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	MustGrant(t, e.l, e.bob, 10)
 	e.expectProblem("GET", "/api/v1/users/"+e.bob+"/credits", "alice", "", 403, "forbidden")
@@ -271,6 +274,7 @@ func TestHandler_OtherUsersAccountForbidden(t *testing.T) {
 }
 
 func TestHandler_UnknownUserNotFound(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, id := range []string{"00000000-0000-4000-8000-000000000000", "not-a-uuid", "1"} {
 		e.expectProblem("GET", "/api/v1/users/"+id+"/credits", "service", "", 404, "not_found")
@@ -284,6 +288,7 @@ func TestHandler_UnknownUserNotFound(t *testing.T) {
 }
 
 func TestHandler_BadInputRejectedAndNothingWritten(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	MustGrant(t, e.l, e.alice, 100)
 	desc := strings.Repeat("d", 10*1024)
@@ -337,6 +342,7 @@ func TestHandler_BadInputRejectedAndNothingWritten(t *testing.T) {
 }
 
 func TestHandler_ReferenceReplayAndConflict(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	MustGrant(t, e.l, e.alice, 10)
 	first := e.expect("POST", "/api/v1/credits/spend", "alice", spendBody("4", "order-9"), 201)
@@ -356,6 +362,7 @@ func TestHandler_ReferenceReplayAndConflict(t *testing.T) {
 }
 
 func TestHandler_InsufficientCredits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	MustGrant(t, e.l, e.alice, 3)
 	m := e.expectProblem("POST", "/api/v1/credits/spend", "alice", spendBody("4", "too-much"), 409, "insufficient_credits")
@@ -375,6 +382,7 @@ func TestHandler_InsufficientCredits(t *testing.T) {
 }
 
 func TestHandler_AdminGrantRefundAdjustVerify(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	g := e.expect("POST", "/admin/v1/users/"+e.alice+"/credits/grant", "admin", spendBody("50", "promo"), 201)
 	if a := g["actor"].(map[string]any); a["type"] != "admin" {

@@ -83,6 +83,9 @@ func (o *op) validate() error {
 		return ErrUserNotFound
 	}
 	o.UserID = id
+	if o.Origin.Actor.Type == "" {
+		o.Origin.Actor.Type = ActorSystem // e.g. a CLI or job that did not say
+	}
 	if o.Amount <= 0 {
 		return &ValidationError{Field: "amount", Detail: "must be a positive integer"}
 	}

@@ -10,6 +10,7 @@ import (
 )
 
 func TestLedger_GrantSpendRefundAdjust(t *testing.T) {
+	t.Parallel()
 	db := storagetest.NewDB(t)
 	l := ledger.New(db.Pool, nil)
 	ctx := context.Background()
@@ -42,6 +43,7 @@ func TestLedger_GrantSpendRefundAdjust(t *testing.T) {
 }
 
 func TestSpend_InsufficientWritesNothing(t *testing.T) {
+	t.Parallel()
 	db := storagetest.NewDB(t)
 	l := ledger.New(db.Pool, nil)
 	u := MustCreateUser(t, db.Pool)
@@ -63,6 +65,7 @@ func TestSpend_InsufficientWritesNothing(t *testing.T) {
 }
 
 func TestSpend_ReferenceIdempotent(t *testing.T) {
+	t.Parallel()
 	db := storagetest.NewDB(t)
 	l := ledger.New(db.Pool, nil)
 	ctx := context.Background()
@@ -108,6 +111,7 @@ func TestSpend_ReferenceIdempotent(t *testing.T) {
 }
 
 func TestPosting_Validation(t *testing.T) {
+	t.Parallel()
 	db := storagetest.NewDB(t)
 	l := ledger.New(db.Pool, nil)
 	ctx := context.Background()
@@ -167,6 +171,7 @@ func TestPosting_Validation(t *testing.T) {
 }
 
 func TestRefund_NeverExceedsSpend(t *testing.T) {
+	t.Parallel()
 	db := storagetest.NewDB(t)
 	l := ledger.New(db.Pool, nil)
 	ctx := context.Background()
@@ -207,6 +212,7 @@ func TestRefund_NeverExceedsSpend(t *testing.T) {
 }
 
 func TestSpend_RecordsActorAndRequestID(t *testing.T) {
+	t.Parallel()
 	db := storagetest.NewDB(t)
 	l := ledger.New(db.Pool, nil)
 	ctx := context.Background()
@@ -229,6 +235,7 @@ func TestSpend_RecordsActorAndRequestID(t *testing.T) {
 }
 
 func TestAccount_CreatedWithUser(t *testing.T) {
+	t.Parallel()
 	db := storagetest.NewDB(t)
 	u := MustCreateUser(t, db.Pool)
 	var bal int64
@@ -238,4 +245,26 @@ func TestAccount_CreatedWithUser(t *testing.T) {
 	if _, err := db.Pool.Exec(context.Background(), `UPDATE ledger_accounts SET balance = -1 WHERE user_id = $1`, u); err == nil {
 		t.Fatal("CHECK (balance >= 0) did not reject a negative balance")
 	}
+}
+
+func TestAccount_UserWithHistoryCannotBeDeleted(t *testing.T) {
+	t.Parallel()
+	db := storagetest.NewDB(t)
+	l := ledger.New(db.Pool, nil)
+	ctx := context.Background()
+	empty := MustCreateUser(t, db.Pool)
+	if _, err := db.Pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, empty); err != nil {
+		t.Fatalf("deleting a user without ledger history: %v", err)
+	}
+	u := MustCreateUser(t, db.Pool)
+	MustGrant(t, l, u, 1)
+	if _, err := db.Pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, u); err == nil {
+		t.Fatal("deleted a user whose account has transactions")
+	}
+	// A posting with no actor is recorded as the system's.
+	res, err := l.Spend(ctx, ledger.Posting{UserID: u, Amount: 1, Reference: "job"})
+	if err != nil || res.Transaction.Actor.Type != ledger.ActorSystem {
+		t.Fatalf("spend = %+v, %v", res, err)
+	}
+	MustVerifyClean(t, l)
 }

@@ -63,6 +63,7 @@ func mustBroken(t *testing.T, l *ledger.Ledger) ledger.Report {
 }
 
 func TestVerify_DetectsTamperedAmount(t *testing.T) {
+	t.Parallel()
 	db, l, u, txs := chain(t)
 	victim := txs[2]
 	// Change the amount consistently everywhere but the hash: the entries
@@ -76,6 +77,7 @@ func TestVerify_DetectsTamperedAmount(t *testing.T) {
 }
 
 func TestVerify_DetectsTamperedEntry(t *testing.T) {
+	t.Parallel()
 	db, l, _, txs := chain(t)
 	victim := txs[1]
 	tamper(t, db.Pool, `UPDATE ledger_entries SET amount = -1 WHERE transaction_id = $1 AND amount = -10`, victim.ID)
@@ -92,6 +94,7 @@ func TestVerify_DetectsTamperedEntry(t *testing.T) {
 }
 
 func TestVerify_DetectsTamperedHash(t *testing.T) {
+	t.Parallel()
 	db, l, _, txs := chain(t)
 	victim := txs[1]
 	tamper(t, db.Pool, `UPDATE ledger_transactions SET hash = sha256('forged') WHERE id = $1`, victim.ID)
@@ -102,6 +105,7 @@ func TestVerify_DetectsTamperedHash(t *testing.T) {
 }
 
 func TestVerify_DetectsRewrittenChain(t *testing.T) {
+	t.Parallel()
 	// Forging a hash that matches the altered fields still breaks the link
 	// from the next transaction.
 	db, l, _, txs := chain(t)
@@ -113,6 +117,7 @@ func TestVerify_DetectsRewrittenChain(t *testing.T) {
 }
 
 func TestVerify_DetectsDeletedTransaction(t *testing.T) {
+	t.Parallel()
 	db, l, u, txs := chain(t)
 	victim := txs[1]
 	tamper(t, db.Pool, `DELETE FROM ledger_entries WHERE transaction_id = $1`, victim.ID)
@@ -132,6 +137,7 @@ func TestVerify_DetectsDeletedTransaction(t *testing.T) {
 }
 
 func TestVerify_DetectsDeletedLastTransaction(t *testing.T) {
+	t.Parallel()
 	db, l, u, txs := chain(t)
 	victim := txs[3]
 	tamper(t, db.Pool, `DELETE FROM ledger_entries WHERE transaction_id = $1`, victim.ID)
@@ -145,6 +151,7 @@ func TestVerify_DetectsDeletedLastTransaction(t *testing.T) {
 }
 
 func TestVerify_DetectsTamperedBalance(t *testing.T) {
+	t.Parallel()
 	db, l, u, _ := chain(t)
 	tamper(t, db.Pool, `UPDATE ledger_accounts SET balance = balance + 1000 WHERE user_id = $1`, u)
 	p := mustBroken(t, l).First()
@@ -154,6 +161,7 @@ func TestVerify_DetectsTamperedBalance(t *testing.T) {
 }
 
 func TestLedger_HistoryIsAppendOnly(t *testing.T) {
+	t.Parallel()
 	db, l, _, txs := chain(t)
 	ctx := context.Background()
 	for _, sql := range []string{
@@ -169,6 +177,7 @@ func TestLedger_HistoryIsAppendOnly(t *testing.T) {
 }
 
 func TestLedger_UnbalancedEntriesRejectedAtCommit(t *testing.T) {
+	t.Parallel()
 	db, _, u, _ := chain(t)
 	ctx := context.Background()
 	tx, err := db.Pool.Begin(ctx)
@@ -187,6 +196,7 @@ func TestLedger_UnbalancedEntriesRejectedAtCommit(t *testing.T) {
 }
 
 func TestReport_JSONAndString(t *testing.T) {
+	t.Parallel()
 	_, l, _, _ := chain(t)
 	rep := MustVerifyClean(t, l)
 	b, err := json.Marshal(rep)
