@@ -15,6 +15,7 @@ import (
 	"github.com/authd/authd/accounts/mail"
 	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/httpx"
+	"github.com/authd/authd/internal/openapi"
 	"github.com/authd/authd/internal/problem"
 	"github.com/authd/authd/ledger"
 	loginui "github.com/authd/authd/login-ui"
@@ -93,6 +94,9 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		return nil, err
 	}
 
+	// One set of per-IP limiters for the pages, the JSON API and the token
+	// endpoint alike, so a client cannot multiply its budget by switching.
+	limits := accounts.DefaultLimits()
 	ui, err := loginui.New(deriveKey(cfg.Key(), "csrf"), !cfg.Dev(), log)
 	if err != nil {
 		return nil, err
@@ -107,6 +111,8 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		AccessTokenAlg:     cfg.AccessTokenAlg,
 		SecretsKey:         cfg.Key(),
 		Dev:                cfg.Dev(),
+		LoginLimit:         limits.Login,
+		PasswordGrantLimit: limits.PasswordGrant,
 	}, pool, a.store, a.keys, a.accounts, ui, log, rt.reg)
 	if err != nil {
 		return nil, err
@@ -116,9 +122,6 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One set of per-IP limiters for the pages and the JSON API alike, so a
-	// client cannot double its budget by switching between them.
-	limits := accounts.DefaultLimits()
 	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits})
 	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log}
 
@@ -171,6 +174,12 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	admin := r.PathPrefix("/admin/v1").Subrouter()
 	admin.Use(requireToken)
 	ledgerHandler.Mount(userAPI, admin)
+
+	// Admin API (issue 5): users, roles, audit log, clients, keys and the
+	// OpenAPI document; every route requires an admin token.
+	accounts.NewAdminHandler(a.accounts, log).Mount(admin)
+	oauth.NewAdminHandler(a.provider.Clients(), a.keys, pool, log).Mount(admin)
+	admin.Handle("/openapi.json", authn.RequireAdmin(openapi.AdminHandler())).Methods(http.MethodGet)
 
 	if rt.dev != nil {
 		if err := mountDev(ctx, r, rt, a); err != nil {
