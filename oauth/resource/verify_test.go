@@ -88,8 +88,13 @@ func hmacWithPublicKey(t *testing.T, k signingKey, claims map[string]any) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	opts := (&jose.SignerOptions{}).WithHeader("kid", k.kid).WithType("at+jwt")
+	return hmacToken(t, k.kid, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), claims)
+}
+
+// hmacToken signs claims with HS256 keyed by secret, typ at+jwt.
+func hmacToken(t *testing.T, kid string, secret []byte, claims map[string]any) string {
+	t.Helper()
+	opts := (&jose.SignerOptions{}).WithHeader("kid", kid).WithType("at+jwt")
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret}, opts)
 	if err != nil {
 		t.Fatal(err)
