@@ -10,6 +10,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
+	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/reqctx"
 )
 
@@ -57,10 +58,20 @@ type Login struct {
 	UI       *UI
 	Accounts *accounts.Service
 	Log      *zap.Logger
+	// Limit bounds login attempts per client IP; nil does not limit. The
+	// per-account backoff inside Accounts.Authenticate works across IPs.
+	Limit *ratelimit.Limiter
 }
 
 func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
+		if l.Limit != nil {
+			if ok, wait := l.Limit.Allow(audit.Event{}.FromRequest(r).IP); !ok {
+				w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+				l.render(w, r, http.StatusTooManyRequests, SafeReturnTo(r.PostFormValue("return_to")), "", "Too many attempts from your network. Please wait a moment and try again.")
+				return
+			}
+		}
 		l.post(w, r)
 		return
 	}
@@ -91,7 +102,13 @@ func (l *Login) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := l.Accounts.Authenticate(ctx, email, r.PostFormValue("password"))
+	var throttled *accounts.ThrottledError
 	switch {
+	case errors.As(err, &throttled):
+		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true, Details: map[string]any{"reason": "throttled"}})
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(throttled.RetryAfter))
+		l.render(w, r, http.StatusTooManyRequests, returnTo, email, "Too many failed attempts. Please wait a moment and try again.")
+		return
 	case errors.Is(err, accounts.ErrInvalidCredentials), errors.Is(err, accounts.ErrUserDisabled), errors.Is(err, accounts.ErrInvalidEmail):
 		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true})
 		l.render(w, r, http.StatusUnauthorized, returnTo, email, "Incorrect email or password.")

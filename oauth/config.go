@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/authd/authd/internal/ratelimit"
 )
 
 // Config is the provider's configuration. Zero durations take the DESIGN.md
@@ -37,6 +39,11 @@ type Config struct {
 
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	// LoginLimit and PasswordGrantLimit bound attempts per client IP at the
+	// hosted /login form and at grant_type=password; nil does not limit.
+	LoginLimit         *ratelimit.Limiter
+	PasswordGrantLimit *ratelimit.Limiter
 }
 
 func (c *Config) setDefaults() error {

@@ -157,7 +157,7 @@ func (p *Provider) Mount(r *mux.Router) {
 	r.HandleFunc("/oauth2/revoke", p.revoke).Methods(http.MethodPost)
 	r.HandleFunc("/userinfo", p.userinfo).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/oauth2/logout", p.rpLogout).Methods(http.MethodGet, http.MethodPost)
-	login := &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log}
+	login := &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log, Limit: p.cfg.LoginLimit}
 	r.Handle("/login", login).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/logout", login.Logout).Methods(http.MethodPost)
 	r.HandleFunc("/consent", p.consent).Methods(http.MethodPost)

@@ -1,6 +1,10 @@
 package oauth
 
 import (
+	"net"
+
+	"github.com/authd/authd/internal/ratelimit"
+
 	"context"
 	"errors"
 	"net/http"
@@ -25,6 +29,13 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	grant := r.PostForm.Get("grant_type")
+	if grant == "password" && p.cfg.PasswordGrantLimit != nil {
+		if ok, wait := p.cfg.PasswordGrantLimit.Allow(clientIP(r)); !ok {
+			w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+			p.tokenError(ctx, w, nil, grant, fosite.ErrRequestForbidden.WithHint("Too many password attempts from this address; retry later.").WithWrap(errRateLimited))
+			return
+		}
+	}
 	if grant == "refresh_token" {
 		p.refresh(w, r)
 		return
@@ -79,6 +90,17 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	reqctx.Logger(ctx).Info("token issued", zap.String("grant_type", grantLabel(grant)),
 		zap.String("client_id", ar.GetClient().GetID()), zap.String("subject", sess.GetSubject()))
 	p.op.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+var errRateLimited = errors.New("oauth: rate limited")
+
+// clientIP is the peer address of r (authd expects no proxy in front that
+// it would have to trust for X-Forwarded-For).
+func clientIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 func (p *Provider) tokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, grant string, err error) {
