@@ -94,6 +94,9 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		return nil, err
 	}
 
+	// One set of per-IP limiters for the pages, the JSON API and the token
+	// endpoint alike, so a client cannot multiply its budget by switching.
+	limits := accounts.DefaultLimits()
 	ui, err := loginui.New(deriveKey(cfg.Key(), "csrf"), !cfg.Dev(), log)
 	if err != nil {
 		return nil, err
@@ -108,6 +111,8 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		AccessTokenAlg:     cfg.AccessTokenAlg,
 		SecretsKey:         cfg.Key(),
 		Dev:                cfg.Dev(),
+		LoginLimit:         limits.Login,
+		PasswordGrantLimit: limits.PasswordGrant,
 	}, pool, a.store, a.keys, a.accounts, ui, log, rt.reg)
 	if err != nil {
 		return nil, err
@@ -117,9 +122,6 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One set of per-IP limiters for the pages and the JSON API alike, so a
-	// client cannot double its budget by switching between them.
-	limits := accounts.DefaultLimits()
 	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits})
 	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log}
 
