@@ -258,9 +258,9 @@ func (m *Manager) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keys := make([]*key, 0, len(rows))
+	keys := make([]*loadedKey, 0, len(rows))
 	for _, r := range rows {
-		k := &key{slot: r.slot}
+		k := &loadedKey{slot: r.slot}
 		if prev := old.byKID[r.kid]; prev != nil {
 			k.signer = prev.signer // same kid, same key: skip the decryption
 		} else {
@@ -291,18 +291,22 @@ func (m *Manager) Signer(alg string) (kid string, key crypto.Signer, err error) 
 	if alg != ES256 && alg != RS256 {
 		return "", nil, fmt.Errorf("keys: unsupported algorithm %q", alg)
 	}
-	c := &chain{alg: alg}
-	s := m.state.Load()
-	for _, k := range s.keys {
-		if k.alg == alg {
-			c.slots = append(c.slots, &k.slot)
+	// Same rule as chain.active, without allocating: this runs per token.
+	now := m.now()
+	var best *loadedKey
+	for _, k := range m.state.Load().keys {
+		if k.alg != alg || !k.signsAt(now) {
+			continue
+		}
+		if best == nil || k.activatesAt.After(best.activatesAt) ||
+			(k.activatesAt.Equal(best.activatesAt) && k.generation > best.generation) {
+			best = k
 		}
 	}
-	a := c.active(m.now())
-	if a == nil {
+	if best == nil {
 		return "", nil, fmt.Errorf("%w for %s", ErrNoActiveKey, alg)
 	}
-	return a.kid, s.byKID[a.kid].signer, nil
+	return best.kid, best.signer, nil
 }
 
 // PublicKey returns the public key and alg of any key currently published in

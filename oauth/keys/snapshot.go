@@ -13,8 +13,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// key is a loaded key: its schedule and its decrypted private half.
-type key struct {
+// loadedKey is a stored key as this replica holds it: its schedule and its decrypted private half.
+type loadedKey struct {
 	slot
 	signer crypto.Signer
 }
@@ -25,10 +25,10 @@ type key struct {
 type snapshot struct {
 	loaded bool
 	fp     fingerprint
-	keys   []*key // algorithms() order, newest generation first
-	byKID  map[string]*key
+	keys   []*loadedKey // algorithms() order, newest generation first
+	byKID  map[string]*loadedKey
 
-	published map[string]*key
+	published map[string]*loadedKey
 	jwks      []byte
 	etag      string
 	staleAt   time.Time // when the first published key leaves JWKS; zero: never
@@ -47,7 +47,7 @@ func (fp fingerprint) equal(o fingerprint) bool {
 }
 
 // newSnapshot orders keys and builds the JWKS as published at now.
-func newSnapshot(fp fingerprint, keys []*key, now time.Time, retain time.Duration) (*snapshot, error) {
+func newSnapshot(fp fingerprint, keys []*loadedKey, now time.Time, retain time.Duration) (*snapshot, error) {
 	rank := map[string]int{}
 	for i, a := range algorithms() {
 		rank[a] = i
@@ -58,7 +58,7 @@ func newSnapshot(fp fingerprint, keys []*key, now time.Time, retain time.Duratio
 		}
 		return keys[i].generation > keys[j].generation
 	})
-	s := &snapshot{fp: fp, keys: keys, byKID: make(map[string]*key, len(keys))}
+	s := &snapshot{fp: fp, keys: keys, byKID: make(map[string]*loadedKey, len(keys))}
 	for _, k := range keys {
 		s.byKID[k.kid] = k
 	}
@@ -71,7 +71,7 @@ func newSnapshot(fp fingerprint, keys []*key, now time.Time, retain time.Duratio
 // the time, so the ETag changes only when the set of keys does.
 func (s *snapshot) buildJWKS(now time.Time, retain time.Duration) error {
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
-	s.published = make(map[string]*key, len(s.keys))
+	s.published = make(map[string]*loadedKey, len(s.keys))
 	s.staleAt = time.Time{}
 	for _, k := range s.keys {
 		until := k.retiresAt.Add(retain)

@@ -54,6 +54,7 @@ FROM signing_keys ORDER BY alg, generation`
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*row, error) {
 		var k row
 		err := r.Scan(&k.kid, &k.alg, &k.generation, &k.sealed, &k.createdAt, &k.activatesAt, &k.retiresAt, &k.updatedAt)
+		k.createdAt, k.activatesAt, k.retiresAt = k.createdAt.UTC(), k.activatesAt.UTC(), k.retiresAt.UTC()
 		return &k, err
 	})
 	if err != nil {
