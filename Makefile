@@ -3,7 +3,7 @@ GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run test lint build bench bench-quick deps
+.PHONY: run test lint build bench bench-quick soak
 
 ## run: build and run `authd dev` (private Postgres, demo client, mail catcher)
 run:
@@ -34,3 +34,8 @@ bench:
 bench-quick:
 	@scripts/ensure-deps.sh
 	$(GO) run ./cmd/authd-bench -quick
+
+## soak: fault-injection and replica scenarios for a bounded time, with a report
+soak:
+	@scripts/ensure-deps.sh
+	$(GO) run ./cmd/authd-soak

@@ -93,6 +93,9 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	if err := a.keys.Start(ctx); err != nil {
 		return nil, err
 	}
+	// The key loop is a background worker: shutdown waits for it like the others.
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); <-a.keys.Done() }()
 
 	// One set of per-IP limiters for the pages, the JSON API and the token
 	// endpoint alike, so a client cannot multiply its budget by switching.
