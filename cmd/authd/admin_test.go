@@ -205,6 +205,21 @@ func jwtClaims(t *testing.T, jwt string) map[string]any {
 	return out
 }
 
+// jwtHeader decodes a JWT's header.
+func jwtHeader(t *testing.T, jwt string) map[string]any {
+	t.Helper()
+	h, _, _ := strings.Cut(jwt, ".")
+	b, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]any{}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // rolesClaim reads a roles claim (JWT or introspection).
 func rolesClaim(m map[string]any) []string {
 	raw, _ := m["roles"].([]any)
