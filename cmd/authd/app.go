@@ -125,7 +125,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits})
+	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits, PasswordGrant: a.provider})
 	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log}
 
 	// Outbox delivery: webhooks and mail.

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/config"
 	"github.com/authd/authd/internal/logging"
 	"github.com/authd/authd/storage"
@@ -156,4 +158,20 @@ func TestServer_UnknownRouteIsProblemJSON(t *testing.T) {
 	if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("status %d, type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+}
+
+func openPool(url string) (*pgxpool.Pool, error) {
+	return storage.Open(context.Background(), url, storage.PoolConfig{MaxConns: 4})
+}
+
+// mustAccounts returns an accounts service on the test database (bcrypt cost 4).
+func mustAccounts(t *testing.T, url string) *accounts.Service {
+	t.Helper()
+	pool, err := openPool(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	h, _ := accounts.NewPasswordHasher("bcrypt", 4, 0)
+	return accounts.New(pool, h, zap.NewNop(), accounts.Config{})
 }
