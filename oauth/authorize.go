@@ -148,6 +148,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 
 	sess := NewSession(user.ID)
 	sess.ClientID = client.ID
+	sess.BrowserSessionID = bsess.ID
 	sess.Claims.AuthTime = bsess.AuthTime.UTC()
 	sess.Claims.RequestedAt = p.cfg.Now().UTC()
 	sess.Claims.AuthenticationMethodsReferences = []string{"pwd"}

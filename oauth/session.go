@@ -19,6 +19,10 @@ type Session struct {
 	// introspection (fosite.ExtraClaimsSession): client_id and roles.
 	Extra    map[string]interface{} `json:"extra"`
 	ClientID string                 `json:"client_id"`
+	// BrowserSessionID is the hosted-page session the grant came from, so
+	// ending that session can revoke exactly its tokens
+	// (fositestore.RevokeSessionTokens). Never put in a token.
+	BrowserSessionID string `json:"browser_session_id,omitempty"`
 }
 
 var (

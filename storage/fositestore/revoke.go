@@ -12,37 +12,46 @@ import (
 // access tokens and invalidates their unused authorization codes. authd calls
 // it when a user is disabled, loses a role or resets their password.
 func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
-	return s.revokeWhere(ctx, "subject", subject)
+	return s.revokeWhere(ctx, "subject = $1", subject)
+}
+
+// RevokeSessionTokens ends the grants the user obtained through one browser
+// session: those whose stored session carries browser_session_id (the oauth
+// package records it at authorization). accounts calls it when the user ends
+// that session from /account or the API.
+func (s *Store) RevokeSessionTokens(ctx context.Context, subject, browserSessionID string) error {
+	return s.revokeWhere(ctx, "subject = $1 AND session_data->>'browser_session_id' = $2", subject, browserSessionID)
 }
 
 // RevokeClientTokens does what RevokeSubject does for every grant issued to
 // the client clientID (e.g. when its secret is rotated).
 func (s *Store) RevokeClientTokens(ctx context.Context, clientID string) error {
-	return s.revokeWhere(ctx, "client_id", clientID)
+	return s.revokeWhere(ctx, "client_id = $1", clientID)
 }
 
-// revokeWhere revokes every row whose column (a constant) equals value, in
+// revokeWhere revokes every row matching cond (a constant SQL condition over
+// args), in
 // one READ COMMITTED transaction: its updates wait for in-flight refreshes
 // instead of failing with serialization errors. A refresh that held a lock
 // our first UPDATE waited for may have inserted a new token our statement's
 // snapshot could not see; it has committed by then, so a second pass, with a
 // fresh snapshot, catches it. Later refreshes block on our row locks and,
 // once we commit, find their token revoked.
-func (s *Store) revokeWhere(ctx context.Context, column, value string) error {
+func (s *Store) revokeWhere(ctx context.Context, cond string, args ...any) error {
 	return s.InTxWith(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context) error {
 		q := s.q(ctx)
 		revokeRefresh := func() error {
 			_, err := q.Exec(ctx, `UPDATE oauth2_refresh SET active = false, rotated_response = NULL
-				WHERE `+column+` = $1 AND (active OR rotated_response IS NOT NULL)`, value)
+				WHERE `+cond+` AND (active OR rotated_response IS NOT NULL)`, args...)
 			return mapErr("revoke refresh tokens", err)
 		}
 		if err := revokeRefresh(); err != nil {
 			return err
 		}
-		if _, err := q.Exec(ctx, `DELETE FROM oauth2_access WHERE `+column+` = $1`, value); err != nil {
+		if _, err := q.Exec(ctx, `DELETE FROM oauth2_access WHERE `+cond, args...); err != nil {
 			return mapErr("revoke access tokens", err)
 		}
-		if _, err := q.Exec(ctx, `UPDATE oauth2_code SET active = false WHERE `+column+` = $1 AND active`, value); err != nil {
+		if _, err := q.Exec(ctx, `UPDATE oauth2_code SET active = false WHERE `+cond+` AND active`, args...); err != nil {
 			return mapErr("revoke codes", err)
 		}
 		return revokeRefresh()

@@ -63,6 +63,7 @@ type Session struct {
 	*openid.DefaultSession `json:"id_token"`
 	Extra                  map[string]interface{} `json:"extra"`
 	ClientID               string                 `json:"client_id"`
+	BrowserSessionID       string                 `json:"browser_session_id,omitempty"`
 }
 
 // Clone must be overridden: the promoted DefaultSession.Clone would drop
