@@ -111,4 +111,3 @@ func (p *authdProc) cli(stdin string, args ...string) map[string]any {
 	}
 	return out
 }
-
