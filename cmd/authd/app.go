@@ -27,6 +27,9 @@ import (
 // app is the wired application: the HTTP handler and its background workers.
 type app struct {
 	handler http.Handler
+	// router holds the routes under handler's middleware, for tests that
+	// walk them (openapi_test.go).
+	router  *mux.Router
 	wg      sync.WaitGroup
 	closers []func()
 
@@ -183,6 +186,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	accounts.NewAdminHandler(a.accounts, log).Mount(admin)
 	oauth.NewAdminHandler(a.provider.Clients(), a.keys, pool, log).Mount(admin)
 	admin.Handle("/openapi.json", authn.RequireAdmin(openapi.AdminHandler())).Methods(http.MethodGet)
+	a.router = r
 
 	if rt.dev != nil {
 		if err := mountDev(ctx, r, rt, a); err != nil {
