@@ -129,6 +129,9 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, kee
 		if err := s.RevokeUserSessions(ctx, tx, userID, keepSessionID); err != nil {
 			return err
 		}
+		if err := s.auditSelf(ctx, tx, "user.password_changed", userID); err != nil {
+			return err
+		}
 		return s.queueMail(ctx, tx, mail.PasswordChanged, u.Email, mail.Data{Name: u.Name})
 	})
 }

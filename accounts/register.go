@@ -1,6 +1,8 @@
 package accounts
 
 import (
+	"github.com/authd/authd/internal/audit"
+
 	"context"
 	"fmt"
 	"strings"
@@ -49,8 +51,16 @@ func (s *Service) Register(ctx context.Context, reg Registration) (*User, error)
 		if err := s.emit(ctx, tx, EventUserRegistered, map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name, "roles": u.Roles}); err != nil {
 			return err
 		}
+		if err := s.auditSelf(ctx, tx, "user.registered", u.ID); err != nil {
+			return err
+		}
 		return s.sendVerification(ctx, tx, u, u.Email)
 	})
+}
+
+// auditSelf records an action a user took on their own account.
+func (s *Service) auditSelf(ctx context.Context, tx pgx.Tx, typ, userID string) error {
+	return audit.Record(ctx, tx, s.log, audit.Event{Type: typ, ActorType: audit.ActorUser, ActorID: userID, TargetType: "user", TargetID: userID})
 }
 
 // sendVerification issues a verification token for address and queues its mail.

@@ -98,6 +98,9 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) (*U
 		if err := s.RevokeUserSessions(ctx, tx, uid, ""); err != nil {
 			return err
 		}
+		if err := s.auditSelf(ctx, tx, "user.password_reset", uid); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM login_failures WHERE email = $1`, u.Email); err != nil {
 			return fmt.Errorf("accounts: clear login backoff: %w", err)
 		}

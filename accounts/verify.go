@@ -50,6 +50,9 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (*User, error) 
 		if err != nil {
 			return fmt.Errorf("accounts: mark %s verified: %w", uid, err)
 		}
+		if err := s.auditSelf(ctx, tx, "user.email_verified", uid); err != nil {
+			return err
+		}
 		return s.emit(ctx, tx, EventUserEmailVerified, map[string]any{"user_id": uid, "email": addr})
 	})
 	if err != nil {

@@ -62,6 +62,10 @@ func Record(ctx context.Context, q storage.Querier, log *zap.Logger, e Event) er
 	if e.RequestID == "" {
 		e.RequestID = reqctx.RequestID(ctx)
 	}
+	if e.IP == "" && e.UserAgent == "" {
+		c := reqctx.ClientOf(ctx)
+		e.IP, e.UserAgent = c.IP, c.UserAgent
+	}
 	details := []byte("{}")
 	if len(e.Details) > 0 {
 		var err error

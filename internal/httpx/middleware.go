@@ -127,6 +127,11 @@ func Observe(log *zap.Logger, m *Metrics) func(http.Handler) http.Handler {
 			route := &routeHolder{route: "unmatched"}
 			ctx := reqctx.WithLogger(reqctx.WithRequestID(r.Context(), id), rl)
 			ctx = context.WithValue(ctx, routeKey{}, route)
+			ua := r.UserAgent()
+			if len(ua) > 512 {
+				ua = ua[:512]
+			}
+			ctx = reqctx.WithClient(ctx, reqctx.Client{IP: remoteIP(r), UserAgent: ua})
 			r = r.WithContext(ctx)
 			rec := &recorder{ResponseWriter: w}
 			defer func() {

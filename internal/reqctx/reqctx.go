@@ -34,3 +34,22 @@ func Logger(ctx context.Context) *zap.Logger {
 	}
 	return zap.NewNop()
 }
+
+type clientKey struct{}
+
+// Client is who sent the request, as seen by the server.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+// WithClient returns ctx carrying the request's client address and agent.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientOf returns the request's client, or a zero Client outside a request.
+func ClientOf(ctx context.Context) Client {
+	c, _ := ctx.Value(clientKey{}).(Client)
+	return c
+}
