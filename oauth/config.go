@@ -44,6 +44,11 @@ type Config struct {
 	// hosted /login form and at grant_type=password; nil does not limit.
 	LoginLimit         *ratelimit.Limiter
 	PasswordGrantLimit *ratelimit.Limiter
+	// ClientAuthFailureLimit counts failed client authentications per
+	// client IP at the token, introspection and revocation endpoints; an
+	// address out of tokens is refused (429) before trying again (RFC 9700
+	// §2.5). Nil takes the default: 20 failures, then one per 3s.
+	ClientAuthFailureLimit *ratelimit.Limiter
 }
 
 func (c *Config) setDefaults() error {
@@ -77,6 +82,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.ClientAuthFailureLimit == nil {
+		c.ClientAuthFailureLimit = ratelimit.New(ratelimit.Config{Every: 3 * time.Second, Burst: 20, Now: c.Now})
 	}
 	return nil
 }

@@ -152,9 +152,9 @@ func (p *Provider) Mount(r *mux.Router) {
 	r.HandleFunc("/.well-known/oauth-authorization-server", p.discovery).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/.well-known/jwks.json", p.keys.ServeJWKS).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/oauth2/auth", p.authorize).Methods(http.MethodGet, http.MethodPost)
-	r.HandleFunc("/oauth2/token", p.token).Methods(http.MethodPost)
-	r.HandleFunc("/oauth2/introspect", p.introspect).Methods(http.MethodPost)
-	r.HandleFunc("/oauth2/revoke", p.revoke).Methods(http.MethodPost)
+	r.Handle("/oauth2/token", p.limitClientAuth(p.token)).Methods(http.MethodPost)
+	r.Handle("/oauth2/introspect", p.limitClientAuth(p.introspect)).Methods(http.MethodPost)
+	r.Handle("/oauth2/revoke", p.limitClientAuth(p.revoke)).Methods(http.MethodPost)
 	r.HandleFunc("/userinfo", p.userinfo).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/oauth2/logout", p.rpLogout).Methods(http.MethodGet, http.MethodPost)
 	login := &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log, Limit: p.cfg.LoginLimit}

@@ -84,6 +84,24 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
+// Blocked reports, without taking a token, whether key has none left, and
+// how long until it will have one. For limits counted on failures only:
+// check Blocked before the attempt, call Allow after a failed one.
+func (l *Limiter) Blocked(key string) (bool, time.Duration) {
+	now := l.cfg.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, ok := l.byKey[key]
+	if !ok {
+		return false, 0
+	}
+	tokens := el.Value.(*entry).lim.TokensAt(now)
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration((1 - tokens) * float64(l.cfg.Every))
+}
+
 // Len returns the number of keys held.
 func (l *Limiter) Len() int {
 	l.mu.Lock()

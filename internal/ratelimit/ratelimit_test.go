@@ -31,6 +31,28 @@ func TestLimiter_Allow(t *testing.T) {
 	}
 }
 
+func TestLimiter_Blocked(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := ratelimit.New(ratelimit.Config{Every: 10 * time.Second, Burst: 2, Now: func() time.Time { return now }})
+	if blocked, _ := l.Blocked("a"); blocked {
+		t.Fatal("an unseen key is blocked")
+	}
+	l.Allow("a")
+	if blocked, _ := l.Blocked("a"); blocked {
+		t.Fatal("blocked with a token left")
+	}
+	l.Allow("a")
+	for i := 0; i < 3; i++ { // Blocked never takes a token
+		if blocked, wait := l.Blocked("a"); !blocked || wait <= 0 || wait > 10*time.Second {
+			t.Fatalf("check %d: blocked=%v wait=%s", i, blocked, wait)
+		}
+	}
+	now = now.Add(10 * time.Second)
+	if blocked, _ := l.Blocked("a"); blocked {
+		t.Fatal("still blocked after the refill")
+	}
+}
+
 func TestLimiter_BoundedMemory(t *testing.T) {
 	l := ratelimit.New(ratelimit.Config{Every: time.Second, Burst: 1, MaxKeys: 100})
 	for i := 0; i < 10000; i++ {
