@@ -19,9 +19,13 @@ import (
 // the flow stops at the redirect and reads the code from Location.
 const benchRedirect = "http://127.0.0.1:9/cb"
 
-// webScopes are what the web client asks for, as a typical app would: an ID
-// token, a refresh token and an API scope.
-const webScopes = "openid offline_access credits:read"
+// webScopes are what the web client may ask for, as a typical app would: an
+// ID token, a refresh token and an API scope. oauthScopes leave out openid
+// (no ID token, so no RS256 signature, on each refresh).
+const (
+	webScopes   = "openid offline_access credits:read"
+	oauthScopes = "offline_access credits:read"
+)
 
 // tokenResponse is the part of a token endpoint answer the bench reads.
 type tokenResponse struct {
@@ -124,12 +128,12 @@ type codeFlow struct {
 // authorize starts a code flow in b, logging in (when the page asks) as
 // email and consenting (when asked), and exchanges the code. It returns the
 // tokens and the number of HTTP requests it took.
-func (f *codeFlow) run(ctx context.Context, c *http.Client, b *browser, email, password string, forceConsent bool) (*tokenResponse, int, error) {
+func (f *codeFlow) run(ctx context.Context, c *http.Client, b *browser, email, password, scope string, forceConsent bool) (*tokenResponse, int, error) {
 	verifier := randToken()
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{
 		"response_type": {"code"}, "client_id": {f.clientID}, "redirect_uri": {benchRedirect},
-		"scope": {webScopes}, "state": {randToken()}, "nonce": {randToken()},
+		"scope": {scope}, "state": {randToken()}, "nonce": {randToken()},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 	}
 	if forceConsent {

@@ -22,11 +22,11 @@ func TestFormatPercent(t *testing.T) {
 
 func TestFormatRatio(t *testing.T) {
 	got := formatRatio("client_credentials", 1705, Limit{Name: "ES256 sign", Rate: 5500})
-	if want := "client_credentials = 31% of ES256 sign limit (1705/s of 5500/s)"; got != want {
+	if want := "client_credentials = 31% of ES256 sign limit (1705/s of 5500/s, CPU-bound rates)"; got != want {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 	got = formatRatio("login", 14.16, Limit{Name: "bcrypt cost 10", Rate: 15})
-	if want := "login = 94% of bcrypt cost 10 limit (14.2/s of 15.0/s)"; got != want {
+	if want := "login = 94% of bcrypt cost 10 limit (14.2/s of 15.0/s, CPU-bound rates)"; got != want {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 	if got := formatRatio("x", 1, Limit{Name: "y"}); !strings.Contains(got, "not measured") {

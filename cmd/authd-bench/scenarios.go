@@ -37,7 +37,8 @@ func scenarios() []scenario {
 		{name: "client_credentials", limit: limitES256Sign, target: 3000, needs: []string{needSvc}, reqsPerOp: 1, worker: ccWorker},
 		{name: "introspection", limit: limitBareHTTP, target: 10000, needs: []string{needSvc, needChains}, reqsPerOp: 1, worker: introspectWorker},
 		{name: "jwks", limit: limitBareHTTP, target: 15000, reqsPerOp: 1, worker: jwksWorker},
-		{name: "refresh", limit: limitRS256Sign, target: 2000, needs: []string{needChains}, reqsPerOp: 1, worker: refreshWorker},
+		{name: "refresh", limit: limitES256Sign, target: 2000, needs: []string{needChains}, reqsPerOp: 1, worker: refreshWorker(false)},
+		{name: "refresh_oidc", limit: limitRS256Sign, needs: []string{needChains}, reqsPerOp: 1, worker: refreshWorker(true)},
 		{name: "authcode_pkce", limit: limitBcrypt, needs: []string{needWeb}, reqsPerOp: 7, bcryptBound: true, worker: authcodeWorker},
 		{name: "login", limit: limitBcrypt, needs: []string{needWeb}, reqsPerOp: 1, bcryptBound: true, worker: loginWorker},
 		{name: "registration", limit: limitBcrypt, reqsPerOp: 1, bcryptBound: true, worker: registerWorker},
@@ -65,11 +66,11 @@ func ccWorker(e *scenarioEnv) NewWorker {
 
 var activeTrue = []byte(`"active":true`)
 
+// introspectOp introspects worker i's user access token (a refresh in the
+// mixed scenario replaces it, revoking the old one).
 func introspectOp(e *scenarioEnv, i int) Op {
-	n := i
 	return func(ctx context.Context) error {
-		tok := e.f.userTokens[n%len(e.f.userTokens)]
-		n++
+		tok := e.f.userTokens[i]
 		r, err := postForm(ctx, e.client, e.f.base+"/oauth2/introspect", url.Values{"token": {tok}}, e.f.svcID, e.f.svcSecret)
 		if err != nil {
 			return err
@@ -82,7 +83,12 @@ func introspectOp(e *scenarioEnv, i int) Op {
 }
 
 func introspectWorker(e *scenarioEnv) NewWorker {
-	return func(_ context.Context, i int) (Op, error) { return introspectOp(e, i), nil }
+	return func(_ context.Context, i int) (Op, error) {
+		if i >= len(e.f.userTokens) {
+			return nil, fmt.Errorf("only %d user tokens prepared", len(e.f.userTokens))
+		}
+		return introspectOp(e, i), nil
+	}
 }
 
 func jwksWorker(e *scenarioEnv) NewWorker {
@@ -102,23 +108,32 @@ func jwksWorker(e *scenarioEnv) NewWorker {
 
 // refreshOp rotates worker i's chain. After a failure the old token is
 // kept: presenting it again within the reuse window is an idempotent retry.
-func refreshOp(e *scenarioEnv, i int) Op {
+func refreshOp(e *scenarioEnv, i int, oidc bool) Op {
 	return func(ctx context.Context) error {
-		t, err := e.f.web.refresh(ctx, e.client, e.f.chains[i])
+		chain := &e.f.chains[i]
+		if oidc {
+			chain = &e.f.oidcChains[i]
+		}
+		t, err := e.f.web.refresh(ctx, e.client, *chain)
 		if err != nil {
 			return err
 		}
-		e.f.chains[i] = t.RefreshToken
+		*chain = t.RefreshToken
+		if !oidc {
+			e.f.userTokens[i] = t.AccessToken
+		}
 		return nil
 	}
 }
 
-func refreshWorker(e *scenarioEnv) NewWorker {
-	return func(_ context.Context, i int) (Op, error) {
-		if i >= len(e.f.chains) {
-			return nil, fmt.Errorf("only %d refresh chains prepared", len(e.f.chains))
+func refreshWorker(oidc bool) func(e *scenarioEnv) NewWorker {
+	return func(e *scenarioEnv) NewWorker {
+		return func(_ context.Context, i int) (Op, error) {
+			if i >= len(e.f.chains) || i >= len(e.f.oidcChains) {
+				return nil, fmt.Errorf("only %d refresh chains prepared", len(e.f.chains))
+			}
+			return refreshOp(e, i, oidc), nil
 		}
-		return refreshOp(e, i), nil
 	}
 }
 
@@ -130,7 +145,7 @@ func authcodeWorker(e *scenarioEnv) NewWorker {
 		rc := &rotatingClient{ips: e.ips, every: 15} // login allows a burst of 20 per IP
 		return func(ctx context.Context) error {
 			u := e.f.loginUsers[rand.IntN(len(e.f.loginUsers))]
-			_, _, err := e.f.web.run(ctx, rc.client(), newBrowser(), u.email, u.password, true)
+			_, _, err := e.f.web.run(ctx, rc.client(), newBrowser(), u.email, u.password, webScopes, true)
 			return err
 		}, nil
 	}
@@ -217,7 +232,7 @@ func mixedWorker(e *scenarioEnv) NewWorker {
 		if i >= len(e.f.chains) {
 			return nil, fmt.Errorf("only %d refresh chains prepared", len(e.f.chains))
 		}
-		intro, cc, ref := introspectOp(e, i), ccOp(e), refreshOp(e, i)
+		intro, cc, ref := introspectOp(e, i), ccOp(e), refreshOp(e, i, false)
 		return func(ctx context.Context) error {
 			switch p := rand.IntN(100); {
 			case p < 70:

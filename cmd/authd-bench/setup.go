@@ -26,12 +26,12 @@ type fixture struct {
 	loginUsers       []loginUser
 	spendUsers       []string
 	hotUser          string
-	// chains[i] is worker i's current refresh token; a scenario's worker i
-	// owns chains[i] exclusively while it runs.
-	chains []string
-	// userTokens are live user access tokens (introspected by scenarios).
-	userTokens []string
-	na         map[string]string // need -> reason
+	// chains[i] is worker i's current refresh token (scope without openid),
+	// userTokens[i] the access token issued with it; a scenario's worker i
+	// owns both exclusively while it runs. oidcChains have scope openid,
+	// so each refresh also signs an ID token.
+	chains, userTokens, oidcChains []string
+	na                             map[string]string // need -> reason
 }
 
 type loginUser struct{ email, password string }
@@ -134,15 +134,21 @@ func (f *fixture) prepareChains(ctx context.Context, c *http.Client, n int) erro
 	b := newBrowser()
 	u := f.loginUsers[0]
 	for range n {
-		t, _, err := f.web.run(ctx, c, b, u.email, u.password, false)
-		if err != nil {
-			return fmt.Errorf("authorization-code flow failed: %w", err)
+		for _, scope := range []string{oauthScopes, webScopes} {
+			t, _, err := f.web.run(ctx, c, b, u.email, u.password, scope, false)
+			if err != nil {
+				return fmt.Errorf("authorization-code flow failed: %w", err)
+			}
+			if t.RefreshToken == "" {
+				return errors.New("authorization-code flow gave no refresh token")
+			}
+			if scope == webScopes {
+				f.oidcChains = append(f.oidcChains, t.RefreshToken)
+				continue
+			}
+			f.chains = append(f.chains, t.RefreshToken)
+			f.userTokens = append(f.userTokens, t.AccessToken)
 		}
-		if t.RefreshToken == "" {
-			return errors.New("authorization-code flow gave no refresh token")
-		}
-		f.chains = append(f.chains, t.RefreshToken)
-		f.userTokens = append(f.userTokens, t.AccessToken)
 	}
 	return nil
 }
