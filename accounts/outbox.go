@@ -38,12 +38,18 @@ func (s *Service) emit(ctx context.Context, q storage.Querier, typ string, data 
 type mailPayload struct {
 	To   string    `json:"to"`
 	Data mail.Data `json:"data"`
+	// SealedLink replaces Data.Link when a LinkSealer is configured.
+	SealedLink string `json:"sealed_link,omitempty"`
 }
 
 // queueMail queues template for to in q, the transaction of the change.
 func (s *Service) queueMail(ctx context.Context, q storage.Querier, template, to string, d mail.Data) error {
 	d.Email, d.BaseURL = to, s.cfg.BaseURL
-	b, err := json.Marshal(mailPayload{To: to, Data: d})
+	p := mailPayload{To: to, Data: d}
+	if s.cfg.Links != nil && d.Link != "" {
+		p.SealedLink, p.Data.Link = s.cfg.Links.Seal(d.Link, to), ""
+	}
+	b, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("accounts: encode %s mail: %w", template, err)
 	}

@@ -66,6 +66,9 @@ type Config struct {
 	Throttle       ThrottleConfig
 	// Revoker revokes a user's OAuth tokens on password reset; nil skips it.
 	Revoker TokenRevoker
+	// Links, when set, encrypts the token-bearing links of queued mail; the
+	// Worker needs the same sealer (WorkerConfig.Links) to send them.
+	Links *LinkSealer
 }
 
 // TokenRevoker revokes every refresh and access token issued for a user.

@@ -29,6 +29,8 @@ type WorkerConfig struct {
 	Mailer Mailer
 	// MailFrom is the From header (AUTHD_MAIL_FROM).
 	MailFrom string
+	// Links opens links sealed by the Service (Config.Links).
+	Links *LinkSealer
 	// Templates renders mail; nil means the embedded ones.
 	Templates  *mail.Templates
 	HTTPClient *http.Client // 10s timeout
@@ -253,6 +255,16 @@ func (w *Worker) deliverMail(ctx context.Context, r outboxRow) error {
 	var p mailPayload
 	if err := json.Unmarshal(r.payload, &p); err != nil {
 		return fmt.Errorf("mail payload: %w", err)
+	}
+	if p.SealedLink != "" {
+		if w.cfg.Links == nil {
+			return errors.New("mail payload has a sealed link but the worker has no LinkSealer")
+		}
+		link, err := w.cfg.Links.Open(p.SealedLink, p.To)
+		if err != nil {
+			return err
+		}
+		p.Data.Link = link
 	}
 	subject, text, html, err := w.cfg.Templates.Render(r.typ, p.Data)
 	if err != nil {

@@ -77,11 +77,16 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		return nil, err
 	}
 	a.store = fositestore.New(pool, fositestore.Options{ReuseWindow: cfg.RefreshReuseWindow})
+	links, err := accounts.NewLinkSealer(deriveKey(cfg.Key(), "outbox links"))
+	if err != nil {
+		return nil, err
+	}
 	a.accounts = accounts.New(pool, hasher, log, accounts.Config{
 		DefaultRole: cfg.DefaultRole,
 		BaseURL:     cfg.Issuer,
 		Webhooks:    cfg.WebhookURL != "",
 		Revoker:     a.store,
+		Links:       links,
 	})
 
 	a.keys, err = keys.NewManager(pool, cfg.Key(), keys.Config{
@@ -152,7 +157,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	}
 	a.worker, err = accounts.NewWorker(pool, log.Named("outbox"), accounts.WorkerConfig{
 		WebhookURL: cfg.WebhookURL, WebhookSecret: cfg.WebhookSecret,
-		Mailer: mailer, MailFrom: cfg.MailFrom, Templates: tmpl,
+		Mailer: mailer, MailFrom: cfg.MailFrom, Templates: tmpl, Links: links,
 	})
 	if err != nil {
 		return nil, err
