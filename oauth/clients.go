@@ -234,9 +234,12 @@ func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
 			return nil, problem.Invalid("post_logout_redirect_uris", err.Error())
 		}
 	}
+	// Resource servers define their own scopes (notes:read, …), so any
+	// well-formed scope token may be registered, as in Hydra; only admins
+	// register clients, and discovery advertises authd's own scopes.
 	for _, sc := range s.Scopes {
-		if !slices.Contains(Scopes, sc) {
-			return nil, problem.Invalid("scope", fmt.Sprintf("unknown scope %q", sc))
+		if !validScopeToken(sc) {
+			return nil, problem.Invalid("scope", fmt.Sprintf("%q is not a valid scope token (RFC 6749 §3.3)", sc))
 		}
 	}
 	for _, a := range s.Audience {
@@ -329,4 +332,19 @@ func checkClientJWKS(raw json.RawMessage) error {
 		}
 	}
 	return nil
+}
+
+// validScopeToken reports whether s is an RFC 6749 §3.3 scope-token:
+// 1*( %x21 / %x23-5B / %x5D-7E ), here at most 128 bytes.
+func validScopeToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
+			return false
+		}
+	}
+	return true
 }
