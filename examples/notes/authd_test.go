@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -113,18 +112,6 @@ func (p *authdProc) cli(stdin string, args ...string) map[string]any {
 		p.t.Fatalf("authd %s: output %q: %v", strings.Join(args, " "), stdout.String(), err)
 	}
 	return out
-}
-
-// addScopes gives a client scopes authd's registry does not know yet
-// (resource servers' own scopes such as notes:read); see the report of
-// issue 9: oauth needs configurable scopes for this.
-func (p *authdProc) addScopes(clientID string, scopes ...string) {
-	p.t.Helper()
-	_, err := p.db.Pool.Exec(context.Background(),
-		`UPDATE oauth2_clients SET scopes = scopes || $2::text[] WHERE id = $1`, clientID, scopes)
-	if err != nil {
-		p.t.Fatal(err)
-	}
 }
 
 // do sends a request with an optional bearer token and JSON body and

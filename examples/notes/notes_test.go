@@ -23,9 +23,8 @@ func TestNotes_AgainstRealAuthd(t *testing.T) {
 	a.cli(editorPass+"\n", "user", "create", "--email", "rita@example.com", "--password-stdin", "--verified")
 
 	app := a.cli("", "client", "create", "--name", "Notes app", "--first-party", "--grant-type", "password",
-		"--audience", "urn:authd:notes", "--scope", "openid")
+		"--audience", "urn:authd:notes", "--scope", "openid notes:read")
 	appID, appSecret := app["client_id"].(string), app["client_secret"].(string)
-	a.addScopes(appID, "notes:read")
 	svc := a.cli("", "client", "create", "--name", "Notes service", "--grant-type", "client_credentials", "--scope", "credits:admin")
 	svcID, svcSecret := svc["client_id"].(string), svc["client_secret"].(string)
 

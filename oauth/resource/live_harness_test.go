@@ -142,18 +142,14 @@ func (a *liveAuthd) mustUser(email, password string, roles ...string) string {
 	return u.ID
 }
 
-// mustClient registers c (bypassing the registry's scope list, so resource
-// servers' own scopes such as notes:read can be tested) with a new secret.
+// mustClient registers c, with resource servers' own scopes such as
+// notes:read, and returns its new secret.
 func (a *liveAuthd) mustClient(c fositestore.Client) (id, secret string) {
 	a.t.Helper()
 	reg := oauth.NewClientRegistry(a.store)
-	spec := oauth.ClientSpec{Name: "kit test", GrantTypes: c.GrantTypes, FirstParty: c.FirstParty, Audience: c.Audience}
+	spec := oauth.ClientSpec{Name: "kit test", GrantTypes: c.GrantTypes, FirstParty: c.FirstParty, Audience: c.Audience, Scopes: c.Scopes}
 	created, secret, err := reg.CreateClient(context.Background(), spec)
 	if err != nil {
-		a.t.Fatal(err)
-	}
-	created.Scopes = c.Scopes
-	if err := a.store.UpdateClient(context.Background(), created); err != nil {
 		a.t.Fatal(err)
 	}
 	return created.ID, secret
