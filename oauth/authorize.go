@@ -88,6 +88,11 @@ func checkPKCE(form url.Values) error {
 	if form.Get("code_challenge_method") != "S256" {
 		return fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256.")
 	}
+	// An S256 challenge is BASE64URL(SHA-256(verifier)): 43 characters
+	// (RFC 7636 §4.2). Anything else could never be redeemed.
+	if c := form.Get("code_challenge"); len(c) != 43 || strings.Trim(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return fosite.ErrInvalidRequest.WithHint("code_challenge must be the 43-character base64url SHA-256 of the code_verifier.")
+	}
 	return nil
 }
 
