@@ -89,7 +89,11 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 			p.tokenError(ctx, w, ar, grant, fosite.ErrInvalidGrant.WithHint("The user no longer exists or is disabled."))
 			return
 		}
-		sess.setRoles(user.Roles, idTokenHasRoles(ar.GetGrantedScopes()))
+		// fosite hands the grant a clone of the stored session, so the live
+		// roles must go on ar's session, not on the shell we passed in.
+		if as, ok := ar.GetSession().(*Session); ok {
+			as.setRoles(user.Roles, idTokenHasRoles(ar.GetGrantedScopes()))
+		}
 	}
 	resp, err := p.op.NewAccessResponse(txCtx, ar)
 	if err != nil {
