@@ -29,7 +29,15 @@ if ! have_pg; then
   apt_install postgresql
 fi
 
-if [ "$need_browser" = "browser" ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "installing Chromium for the browser tests…" >&2
-  apt_install chromium
+if [ "$need_browser" = "browser" ]; then
+  # Tests: Chromium for the hosted pages, curl and jq for the docs' shell examples.
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
+  command -v pg_dump >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_dump >/dev/null 2>&1 || missing+=(postgresql-client)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing test dependencies: ${missing[*]}…" >&2
+    apt_install "${missing[@]}"
+  fi
 fi
