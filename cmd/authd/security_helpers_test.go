@@ -502,3 +502,9 @@ func (e *secEnv) passwordToken(id, secret, email, scope string) map[string]any {
 	}
 	return out
 }
+
+// nextIPHost is nextIP without the port.
+func (e *secEnv) nextIPHost() string {
+	h, _, _ := net.SplitHostPort(e.nextIP())
+	return h
+}
