@@ -28,6 +28,10 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	caller, err := p.fosite().AuthenticateClient(ctx, r, r.PostForm)
 	if err != nil {
 		p.logOAuthError(ctx, "introspect", err)
+		if _, ok := asUnavailable(err); ok {
+			writeUnavailable(w)
+			return
+		}
 		p.op.WriteIntrospectionError(ctx, w, fosite.ErrRequestUnauthorized.WithHint("Client authentication failed.").WithWrap(err))
 		return
 	}
@@ -41,6 +45,11 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	use, ar, err := p.op.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), NewSession(""))
+	if _, ok := asUnavailable(err); ok {
+		p.logOAuthError(ctx, "introspect", err)
+		writeUnavailable(w)
+		return
+	}
 	if err != nil {
 		writeInactive(w)
 		return
@@ -62,6 +71,10 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		u, err := p.liveUser(ctx, sess.GetSubject())
 		if err != nil {
 			reqctx.Logger(ctx).Error("introspection: read user", zap.Error(err))
+			if _, ok := asUnavailable(err); ok {
+				writeUnavailable(w)
+				return
+			}
 			p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
 			return
 		}
@@ -109,6 +122,12 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	err := p.op.NewRevocationRequest(ctx, r)
 	if err != nil {
 		p.logOAuthError(ctx, "revoke", err)
+	}
+	if _, ok := asUnavailable(err); ok {
+		// fosite would answer 200 (or invalid_client): the client must
+		// learn that nothing was revoked.
+		writeUnavailable(w)
+		return
 	}
 	p.op.WriteRevocationResponse(ctx, w, err)
 }

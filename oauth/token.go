@@ -109,6 +109,10 @@ func (p *Provider) tokenError(ctx context.Context, w http.ResponseWriter, ar fos
 		// not the server's (fosite reports any non-NotFound as server_error).
 		err = fosite.ErrInvalidGrant.WithHint("The authorization code can no longer be used.").WithWrap(err)
 	}
+	if e, ok := asUnavailable(err); ok {
+		err = e
+		w.Header().Set("Retry-After", "1")
+	}
 	p.metrics.tokens.WithLabelValues(grantLabel(grant), errorCode(err)).Inc()
 	p.logOAuthError(ctx, "token", err)
 	if ar == nil {

@@ -32,6 +32,10 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.")
 		return
 	}
+	if _, ok := asUnavailable(err); ok {
+		writeUnavailable(w)
+		return
+	}
 	if err != nil {
 		p.logOAuthError(ctx, "userinfo", fosite.ErrServerError.WithWrap(err))
 		w.WriteHeader(http.StatusInternalServerError)
@@ -42,6 +46,10 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := p.liveUser(ctx, pr.UserID)
+	if _, ok := asUnavailable(err); ok {
+		writeUnavailable(w)
+		return
+	}
 	if err != nil || u == nil {
 		bearerError(w, http.StatusUnauthorized, "invalid_token", "The user no longer exists.")
 		return
