@@ -79,6 +79,7 @@ type secEnv struct {
 	logs    *secLogBuffer
 	clients *oauth.ClientRegistry
 	accts   *accounts.Service
+	reg     *prometheus.Registry
 	ip      atomic.Uint32 // source of distinct in-process client IPs
 }
 
@@ -104,7 +105,8 @@ func newSecEnv(tb testing.TB, env ...string) *secEnv {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rt := &runtime{cfg: cfg, log: log, pool: db.Pool, reg: prometheus.NewRegistry(), ready: make(chan struct{}), listener: ln}
+	reg := prometheus.NewRegistry()
+	rt := &runtime{cfg: cfg, log: log, pool: db.Pool, reg: reg, ready: make(chan struct{}), listener: ln}
 	a, err := buildApp(ctx, rt)
 	if err != nil {
 		cancel()
@@ -120,7 +122,7 @@ func newSecEnv(tb testing.TB, env ...string) *secEnv {
 		a.wait()
 		a.close()
 	})
-	return &secEnv{tb: tb, URL: cfg.Issuer, app: a, db: db, logs: logs, clients: a.provider.Clients(), accts: a.accounts}
+	return &secEnv{tb: tb, URL: cfg.Issuer, app: a, db: db, logs: logs, clients: a.provider.Clients(), accts: a.accounts, reg: reg}
 }
 
 // nextIP returns a client address no other request of this env used, so the
