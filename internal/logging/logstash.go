@@ -3,6 +3,7 @@ package logging
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -94,6 +95,10 @@ func (s *LogstashSink) run() {
 			return
 		case line = <-s.queue:
 		}
+		if conn != nil && peerClosed(conn) {
+			conn.Close()
+			conn = nil
+		}
 		if conn == nil {
 			c, err := s.dial(s.ctx, "tcp", s.addr)
 			if err != nil {
@@ -116,6 +121,19 @@ func (s *LogstashSink) run() {
 			conn = nil
 		}
 	}
+}
+
+// peerClosed reports whether the peer has hung up. Logstash never writes to
+// us, so a read that does not time out means EOF or a reset. Without this
+// check the first batch written after the peer closed would "succeed" into
+// the dead socket and be lost uncounted. The probe waits at most 1ms, on
+// the sink's goroutine, never a request's.
+func peerClosed(conn net.Conn) bool {
+	_ = conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+	var b [1]byte
+	_, err := conn.Read(b[:])
+	var ne net.Error
+	return !errors.As(err, &ne) || !ne.Timeout()
 }
 
 // write sends line and every line already queued behind it with one flush. A
