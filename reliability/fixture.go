@@ -12,10 +12,10 @@ import (
 // scopes credits:admin and introspect), a first-party app (password and
 // refresh_token grants) and users with credits.
 type Fixture struct {
-	Key                   string // AUTHD_SECRETS_KEY every server of the scenario shares
-	SvcID, SvcSecret      string
-	AppID, AppSecret      string
-	Users                 []User
+	Key                    string // AUTHD_SECRETS_KEY every server of the scenario shares
+	SvcID, SvcSecret       string
+	AppID, AppSecret       string
+	Users                  []User
 	ServiceScope, AppScope string
 }
 

@@ -59,20 +59,20 @@ func (r *Recorder) All() []Outcome {
 
 // Report is one scenario's result: one row of the reliability table.
 type Report struct {
-	Name     string
-	Duration time.Duration
-	Sent     int
-	S2xx     int
-	S4xx     int
-	S5xx     int
-	NetErr   int // transport errors (connection refused/reset: the process was down)
-	Faults   int // faults injected
-	Ledger   string
-	Queued   int // outbox rows written
+	Name      string
+	Duration  time.Duration
+	Sent      int
+	S2xx      int
+	S4xx      int
+	S5xx      int
+	NetErr    int // transport errors (connection refused/reset: the process was down)
+	Faults    int // faults injected
+	Ledger    string
+	Queued    int // outbox rows written
 	Delivered int // outbox rows delivered (distinct)
-	Dups     int // deliveries beyond the first
-	Notes    []string
-	Problems []string // broken promises; a scenario passes when empty
+	Dups      int // deliveries beyond the first
+	Notes     []string
+	Problems  []string // broken promises; a scenario passes when empty
 }
 
 // Count adds outcomes to the request columns.
