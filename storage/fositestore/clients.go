@@ -240,6 +240,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 		public = $10, first_party = $11, token_endpoint_auth_method = $12, token_endpoint_auth_signing_alg = $13,
 		jwks = $14, jwks_uri = $15, id_token_signed_response_alg = $16, updated_at = now()
 		WHERE id = $1 RETURNING created_at, updated_at`, args...).Scan(&c.CreatedAt, &c.UpdatedAt)
+	s.clientChanged(ctx, c.ID)
 	if err != nil {
 		return mapErr("update client", err)
 	}
@@ -251,6 +252,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 // with it (ON DELETE CASCADE). It returns ErrNotFound when there is none.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	tag, err := s.q(ctx).Exec(ctx, `DELETE FROM oauth2_clients WHERE id = $1`, id)
+	s.clientChanged(ctx, id)
 	if err != nil {
 		return mapErr("delete client", err)
 	}
@@ -289,9 +291,11 @@ func (s *Store) ListClients(ctx context.Context) ([]*Client, error) {
 	return out, mapErr("list clients", rows.Err())
 }
 
-// GetClient implements fosite.ClientManager; the value is a *Client.
+// GetClient implements fosite.ClientManager; the value is a *Client, shared
+// with other callers while WatchClients runs (clientcache.go): read it, never
+// modify it (Client returns a private copy to load, modify and update).
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.Client(ctx, id)
+	c, err := s.cachedClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/ory/fosite"
 
 	"github.com/authd/authd/storage"
@@ -43,11 +44,19 @@ func mapErr(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, pgx.ErrNoRows):
+	case errors.Is(err, pgx.ErrNoRows), isEncodingError(err):
 		return ErrNotFound
 	case storage.IsRetryable(err):
 		return fmt.Errorf("fositestore: %s: %w: %w", op, fosite.ErrSerializationFailure, err)
 	default:
 		return fmt.Errorf("fositestore: %s: %w", op, err)
 	}
+}
+
+// isEncodingError reports Postgres refusing a parameter that is not valid
+// UTF-8 (22021): a client id or jti like that is hostile input naming no
+// row, not a server error.
+func isEncodingError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "22021"
 }

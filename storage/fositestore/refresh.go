@@ -35,8 +35,20 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 		firstUsed  *time.Time
 		hasReplied bool
 	)
-	r, active, err := s.getRequest(ctx, tableRefresh, signature, session,
-		`, t.first_used_at, t.rotated_response IS NOT NULL`, &firstUsed, &hasReplied)
+	var (
+		r      *fosite.Request
+		active bool
+		err    error
+	)
+	if lr := s.lockedRow(ctx, signature); lr != nil {
+		// The row this transaction holds FOR UPDATE: nobody else can have
+		// changed it, and our own writes to it dropped the copy.
+		r, err = lr.row.request(tableRefresh, session)
+		active, firstUsed, hasReplied = lr.row.active, lr.firstUsed, len(lr.rotated) > 0
+	} else {
+		r, active, err = s.getRequest(ctx, tableRefresh, signature, session,
+			`, t.first_used_at, t.rotated_response IS NOT NULL`, &firstUsed, &hasReplied)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -53,6 +65,7 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 // calls it for the reused token when it detects reuse; a missing row is not
 // an error, since any error there would abort the family's revocation.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	s.forgetLocked(ctx)
 	return s.deleteRequest(ctx, tableRefresh, signature)
 }
 
@@ -65,19 +78,32 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // tokens are then deleted, and any other still-active refresh token of the
 // family deactivated, before fosite inserts the new pair.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	tag, err := s.q(ctx).Exec(ctx, `UPDATE oauth2_refresh SET active = false, first_used_at = $2
-		WHERE signature = $1 AND active`, hashKey(signature), s.clock())
+	key := hashKey(signature)
+	s.forgetLocked(ctx)
+	// One statement, one round trip: the guarded UPDATE decides, and the
+	// other two parts act only when it changed the row. They run on the
+	// same snapshot and row locks as three statements would, and the
+	// family UPDATE skips the presented row (a row may change once per
+	// statement).
+	var rotated bool
+	err := s.q(ctx).QueryRow(ctx, `WITH used AS (
+			UPDATE oauth2_refresh SET active = false, first_used_at = $2
+			WHERE signature = $1 AND active RETURNING 1
+		), dropped AS (
+			DELETE FROM oauth2_access WHERE request_id = $3 AND EXISTS (SELECT 1 FROM used)
+		), family AS (
+			UPDATE oauth2_refresh SET active = false
+			WHERE request_id = $3 AND active AND signature <> $1 AND EXISTS (SELECT 1 FROM used)
+		)
+		SELECT EXISTS (SELECT 1 FROM used)`, key, s.clock(), requestID).Scan(&rotated)
 	if err != nil {
 		return mapErr("rotate refresh token", err)
 	}
-	if tag.RowsAffected() != 1 {
+	if !rotated {
 		return fosite.ErrInactiveToken
 	}
-	if _, err := s.q(ctx).Exec(ctx, `DELETE FROM oauth2_access WHERE request_id = $1`, requestID); err != nil {
-		return mapErr("rotate refresh token", err)
-	}
-	_, err = s.q(ctx).Exec(ctx, `UPDATE oauth2_refresh SET active = false WHERE request_id = $1 AND active`, requestID)
-	return mapErr("rotate refresh token", err)
+	s.noteRevoked(ctx, revKey{'r', requestID})
+	return nil
 }
 
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage: it
@@ -85,8 +111,12 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 // cached responses, so no revoked token is replayable inside the window.
 // Rows stay until they expire, so later reuse is still detected.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	s.forgetLocked(ctx)
 	_, err := s.q(ctx).Exec(ctx, `UPDATE oauth2_refresh SET active = false, rotated_response = NULL
 		WHERE request_id = $1`, requestID)
+	if err == nil {
+		s.noteRevoked(ctx, revKey{'r', requestID})
+	}
 	return mapErr("revoke refresh tokens", err)
 }
 
@@ -123,26 +153,66 @@ type RefreshState struct {
 // a transaction, best READ COMMITTED (see the package doc); otherwise it
 // returns ErrNoTransaction. A missing token is RefreshState{Found: false}.
 func (s *Store) LockRefreshToken(ctx context.Context, signature string) (RefreshState, error) {
-	if _, ok := ctx.Value(txKey{}).(*txState); !ok {
+	st, ok := ctx.Value(txKey{}).(*txState)
+	if !ok {
 		return RefreshState{}, ErrNoTransaction
 	}
-	var (
-		rs        RefreshState
-		firstUsed *time.Time
-	)
-	err := s.q(ctx).QueryRow(ctx, `SELECT active, client_id, first_used_at, rotated_response
-		FROM oauth2_refresh WHERE signature = $1 FOR UPDATE`, hashKey(signature)).
-		Scan(&rs.Active, &rs.ClientID, &firstUsed, &rs.RotatedResponse)
+	// The whole row (and its client) comes back with the lock, so fosite's
+	// GetRefreshTokenSession that follows in this transaction costs no
+	// round trip. FOR UPDATE OF t: the client row is not locked.
+	lr := &lockedRefresh{key: hashKey(signature)}
+	dest := append(lr.row.dest(), &lr.firstUsed, &lr.rotated)
+	dest = append(dest, clientDest(&lr.row.client)...)
+	err := s.q(ctx).QueryRow(ctx, `SELECT `+requestColumns+`, t.first_used_at, t.rotated_response, `+clientColumns+`
+		FROM oauth2_refresh t JOIN oauth2_clients c ON c.id = t.client_id
+		WHERE t.signature = $1 FOR UPDATE OF t`, lr.key).Scan(dest...)
 	if err = mapErr("lock refresh token", err); err == ErrNotFound {
 		return RefreshState{}, nil
 	} else if err != nil {
 		return RefreshState{}, err
 	}
-	rs.Found = true
-	if firstUsed != nil {
-		rs.FirstUsedAt = firstUsed.UTC()
+	st.shared.mu.Lock()
+	st.shared.locked = lr
+	st.shared.mu.Unlock()
+	rs := RefreshState{Found: true, Active: lr.row.active, ClientID: lr.row.client.ID, RotatedResponse: lr.rotated}
+	if lr.firstUsed != nil {
+		rs.FirstUsedAt = lr.firstUsed.UTC()
 	}
 	return rs, nil
+}
+
+// lockedRefresh is the refresh token row LockRefreshToken read under its
+// lock, kept on the transaction until this transaction writes to it.
+type lockedRefresh struct {
+	key       string
+	row       requestRow
+	firstUsed *time.Time
+	rotated   []byte
+}
+
+// lockedRow returns the locked copy of the row keyed by signature, if ctx's
+// transaction holds one.
+func (s *Store) lockedRow(ctx context.Context, signature string) *lockedRefresh {
+	st, ok := ctx.Value(txKey{}).(*txState)
+	if !ok {
+		return nil
+	}
+	st.shared.mu.Lock()
+	lr := st.shared.locked
+	st.shared.mu.Unlock()
+	if lr == nil || lr.key != hashKey(signature) {
+		return nil
+	}
+	return lr
+}
+
+// forgetLocked drops the locked copy before a write to oauth2_refresh.
+func (s *Store) forgetLocked(ctx context.Context) {
+	if st, ok := ctx.Value(txKey{}).(*txState); ok {
+		st.shared.mu.Lock()
+		st.shared.locked = nil
+		st.shared.mu.Unlock()
+	}
 }
 
 // Replayable reports whether rs is a token rotated less than
@@ -158,6 +228,7 @@ func (s *Store) Replayable(rs RefreshState) bool {
 // retries within the window. It returns ErrNotFound unless the token exists
 // and has been rotated.
 func (s *Store) SaveRotatedResponse(ctx context.Context, signature string, blob []byte) error {
+	s.forgetLocked(ctx)
 	tag, err := s.q(ctx).Exec(ctx, `UPDATE oauth2_refresh SET rotated_response = $2
 		WHERE signature = $1 AND NOT active AND first_used_at IS NOT NULL`, hashKey(signature), blob)
 	if err != nil {

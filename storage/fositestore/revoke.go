@@ -12,7 +12,7 @@ import (
 // access tokens and invalidates their unused authorization codes. authd calls
 // it when a user is disabled, loses a role or resets their password.
 func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
-	return s.revokeWhere(ctx, "subject = $1", subject)
+	return s.revokeWhere(ctx, []revKey{{'s', subject}}, "subject = $1", subject)
 }
 
 // RevokeSessionTokens ends the grants the user obtained through one browser
@@ -20,13 +20,13 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 // package records it at authorization). accounts calls it when the user ends
 // that session from /account or the API.
 func (s *Store) RevokeSessionTokens(ctx context.Context, subject, browserSessionID string) error {
-	return s.revokeWhere(ctx, "subject = $1 AND session_data->>'browser_session_id' = $2", subject, browserSessionID)
+	return s.revokeWhere(ctx, []revKey{{'s', subject}}, "subject = $1 AND session_data->>'browser_session_id' = $2", subject, browserSessionID)
 }
 
 // RevokeClientTokens does what RevokeSubject does for every grant issued to
 // the client clientID (e.g. when its secret is rotated).
 func (s *Store) RevokeClientTokens(ctx context.Context, clientID string) error {
-	return s.revokeWhere(ctx, "client_id = $1", clientID)
+	return s.revokeWhere(ctx, []revKey{{'c', clientID}}, "client_id = $1", clientID)
 }
 
 // revokeWhere revokes every row matching cond (a constant SQL condition over
@@ -37,8 +37,11 @@ func (s *Store) RevokeClientTokens(ctx context.Context, clientID string) error {
 // snapshot could not see; it has committed by then, so a second pass, with a
 // fresh snapshot, catches it. Later refreshes block on our row locks and,
 // once we commit, find their token revoked.
-func (s *Store) revokeWhere(ctx context.Context, cond string, args ...any) error {
+// keys name what was revoked, for caches of answers (revoked.go).
+func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond string, args ...any) error {
 	return s.InTxWith(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context) error {
+		s.forgetLocked(ctx)
+		s.noteRevoked(ctx, keys...)
 		q := s.q(ctx)
 		revokeRefresh := func() error {
 			_, err := q.Exec(ctx, `UPDATE oauth2_refresh SET active = false, rotated_response = NULL

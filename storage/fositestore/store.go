@@ -14,6 +14,8 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	fositestorage "github.com/ory/fosite/storage"
 
+	"go.uber.org/zap"
+
 	"github.com/authd/authd/storage"
 )
 
@@ -45,6 +47,8 @@ type Options struct {
 	// IsoLevel is the isolation of transactions begun by BeginTX (and so by
 	// fosite); REPEATABLE READ when empty.
 	IsoLevel pgx.TxIsoLevel
+	// Log receives the client watcher's connection warnings; nil discards.
+	Log *zap.Logger
 }
 
 // Store is fosite's storage over PostgreSQL. It is safe for concurrent use.
@@ -53,11 +57,20 @@ type Store struct {
 	window time.Duration
 	now    func() time.Time
 	iso    pgx.TxIsoLevel
+	log    *zap.Logger
+	// clients caches GetClient while WatchClients listens (clientcache.go).
+	clients *clientCache
+	// revoked remembers this replica's recent revocations (revoked.go).
+	revoked *revocations
 }
 
 // New returns a Store on pool. The schema comes from migration 0004.
 func New(pool *pgxpool.Pool, opts Options) *Store {
-	s := &Store{pool: pool, window: opts.ReuseWindow, now: opts.Now, iso: opts.IsoLevel}
+	s := &Store{pool: pool, window: opts.ReuseWindow, now: opts.Now, iso: opts.IsoLevel, log: opts.Log,
+		clients: newClientCache(), revoked: newRevocations()}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

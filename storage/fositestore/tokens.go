@@ -66,40 +66,62 @@ func (s *Store) createRequest(ctx context.Context, table, key string, r fosite.R
 const requestColumns = `t.request_id, t.requested_at, t.scopes, t.granted_scopes, t.requested_audience,
 	t.granted_audience, t.form_data, t.session_data, t.active`
 
+// requestRow is one scanned row of a token table (requestColumns) and its
+// client, before decoding.
+type requestRow struct {
+	r           fosite.Request
+	form        string
+	sessionData []byte
+	active      bool
+	client      Client
+}
+
+// dest returns scan targets for requestColumns.
+func (w *requestRow) dest() []any {
+	return []any{&w.r.ID, &w.r.RequestedAt, &w.r.RequestedScope, &w.r.GrantedScope, &w.r.RequestedAudience,
+		&w.r.GrantedAudience, &w.form, &w.sessionData, &w.active}
+}
+
+// request builds a fresh fosite.Request from the row, decoding the session
+// into session unless it is nil (the revocation path).
+func (w *requestRow) request(table string, session fosite.Session) (*fosite.Request, error) {
+	r := w.r
+	r.RequestedAt = r.RequestedAt.UTC()
+	c := w.client
+	r.Client = c.loaded()
+	var err error
+	if r.Form, err = url.ParseQuery(w.form); err != nil {
+		return nil, fmt.Errorf("fositestore: decode form of %s: %w", table, err)
+	}
+	if session != nil && len(w.sessionData) > 0 {
+		if err := json.Unmarshal(w.sessionData, session); err != nil {
+			return nil, fmt.Errorf("fositestore: decode session of %s: %w", table, err)
+		}
+	}
+	r.Session = session
+	return &r, nil
+}
+
 // getRequest loads the row of table keyed by key together with its client
 // (re-loaded on every call, so a deleted client's tokens are gone) and
 // decodes the session into session unless it is nil (the revocation path).
 // extraCols (", t.x, t.y") are scanned into extra.
 func (s *Store) getRequest(ctx context.Context, table, key string, session fosite.Session,
 	extraCols string, extra ...any) (req *fosite.Request, active bool, err error) {
-	var (
-		c           Client
-		form        string
-		sessionData []byte
-		r           = &fosite.Request{}
-	)
-	dest := []any{&r.ID, &r.RequestedAt, &r.RequestedScope, &r.GrantedScope, &r.RequestedAudience,
-		&r.GrantedAudience, &form, &sessionData, &active}
-	dest = append(dest, extra...)
-	dest = append(dest, clientDest(&c)...)
+	var w requestRow
+	dest := append(w.dest(), extra...)
+	dest = append(dest, clientDest(&w.client)...)
 	err = s.q(ctx).QueryRow(ctx, `SELECT `+requestColumns+extraCols+`, `+clientColumns+`
 		FROM `+table+` t JOIN oauth2_clients c ON c.id = t.client_id
 		WHERE t.signature = $1`, hashKey(key)).Scan(dest...)
 	if err != nil {
 		return nil, false, mapErr("get "+table, err)
 	}
-	r.RequestedAt = r.RequestedAt.UTC()
-	r.Client = c.loaded()
-	if r.Form, err = url.ParseQuery(form); err != nil {
-		return nil, false, fmt.Errorf("fositestore: decode form of %s: %w", table, err)
+	req, err = w.request(table, session)
+	if err != nil {
+		return nil, false, err
 	}
-	if session != nil && len(sessionData) > 0 {
-		if err := json.Unmarshal(sessionData, session); err != nil {
-			return nil, false, fmt.Errorf("fositestore: decode session of %s: %w", table, err)
-		}
-	}
-	r.Session = session
-	return r, active, nil
+	return req, w.active, nil
 }
 
 // deleteRequest removes the row of table keyed by key. Deleting a missing
@@ -173,13 +195,20 @@ func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, ses
 
 // DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
-	return s.deleteRequest(ctx, tableAccess, signature)
+	err := s.deleteRequest(ctx, tableAccess, signature)
+	if err == nil {
+		s.noteRevoked(ctx, revKey{'t', hashKey(signature)})
+	}
+	return err
 }
 
 // RevokeAccessToken implements oauth2.TokenRevocationStorage: it deletes
 // every access token of the family requestID.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 	_, err := s.q(ctx).Exec(ctx, `DELETE FROM oauth2_access WHERE request_id = $1`, requestID)
+	if err == nil {
+		s.noteRevoked(ctx, revKey{'r', requestID})
+	}
 	return mapErr("revoke access tokens", err)
 }
 

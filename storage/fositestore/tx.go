@@ -3,6 +3,7 @@ package fositestore
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -12,8 +13,18 @@ type txKey struct{}
 // txState is what ctx carries. owner is false for a context that joined an
 // outer transaction: only the owner commits or rolls back.
 type txState struct {
-	tx    pgx.Tx
-	owner bool
+	tx     pgx.Tx
+	owner  bool
+	shared *txShared
+}
+
+// txShared is what the owner and every joined context of one transaction
+// share: revocations to announce when it ends (revoked.go) and the refresh
+// token row it locked (refresh.go).
+type txShared struct {
+	mu      sync.Mutex
+	revoked []revKey
+	locked  *lockedRefresh
 }
 
 // BeginTX starts a transaction at Options.IsoLevel (REPEATABLE READ by
@@ -30,13 +41,13 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 // joining an outer transaction opts is ignored.
 func (s *Store) BeginTXWith(ctx context.Context, opts pgx.TxOptions) (context.Context, error) {
 	if st, ok := ctx.Value(txKey{}).(*txState); ok {
-		return context.WithValue(ctx, txKey{}, &txState{tx: st.tx, owner: false}), nil
+		return context.WithValue(ctx, txKey{}, &txState{tx: st.tx, owner: false, shared: st.shared}), nil
 	}
 	tx, err := s.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return ctx, mapErr("begin", err)
 	}
-	return context.WithValue(ctx, txKey{}, &txState{tx: tx, owner: true}), nil
+	return context.WithValue(ctx, txKey{}, &txState{tx: tx, owner: true, shared: &txShared{}}), nil
 }
 
 // Commit commits the transaction begun by the BeginTX that returned ctx; it
@@ -50,7 +61,9 @@ func (s *Store) Commit(ctx context.Context) error {
 	if !st.owner {
 		return nil
 	}
-	return mapErr("commit", st.tx.Commit(ctx))
+	err := st.tx.Commit(ctx)
+	s.flushRevoked(st)
+	return mapErr("commit", err)
 }
 
 // Rollback undoes the transaction begun by the BeginTX that returned ctx; it
@@ -66,6 +79,7 @@ func (s *Store) Rollback(ctx context.Context) error {
 	// Rollback must run even when the request was cancelled, or the
 	// connection stays busy until the pool notices.
 	err := st.tx.Rollback(context.WithoutCancel(ctx))
+	s.flushRevoked(st)
 	if errors.Is(err, pgx.ErrTxClosed) {
 		return nil
 	}
