@@ -35,7 +35,9 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, up ProfileUp
 			return nil, &PolicyError{Field: "email", Reason: "must be a valid email address"}
 		}
 	}
+	sent := false // a verification link for a new address (counted after commit)
 	err = storage.InTx(ctx, s.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
+		sent = false
 		u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, userID))
 		if err != nil {
 			return err
@@ -75,6 +77,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, up ProfileUp
 				if err := s.sendVerification(ctx, tx, u, email); err != nil {
 					return err
 				}
+				sent = true
 			}
 		}
 		if !changed {
@@ -84,6 +87,9 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, up ProfileUp
 	})
 	if err != nil {
 		return nil, err
+	}
+	if sent {
+		s.cfg.Metrics.verification("requested")
 	}
 	return s.User(ctx, userID)
 }

@@ -36,6 +36,15 @@ func CheckName(field, name string) (string, error) {
 // queues the user.registered event and the verification mail. It returns
 // *PolicyError (field "email", "password" or "name") and ErrEmailTaken.
 func (s *Service) Register(ctx context.Context, reg Registration) (*User, error) {
+	u, err := s.register(ctx, reg)
+	s.cfg.Metrics.registration(err)
+	if err == nil {
+		s.cfg.Metrics.verification("requested")
+	}
+	return u, err
+}
+
+func (s *Service) register(ctx context.Context, reg Registration) (*User, error) {
 	email, err := NormalizeEmail(reg.Email)
 	if err != nil {
 		return nil, &PolicyError{Field: "email", Reason: "must be a valid email address"}

@@ -23,7 +23,10 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 	} else if err != nil {
 		return err
 	}
-	return storage.InTx(ctx, s.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
+	s.cfg.Metrics.reset("requested")
+	sent := false
+	err = storage.InTx(ctx, s.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
+		sent = false
 		if u == nil || u.Disabled {
 			// Same shape of work as below, minus the writes.
 			_, _, err := lastTokenAt(ctx, tx, "00000000-0000-0000-0000-000000000000", purposeReset)
@@ -43,10 +46,18 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 		if err != nil {
 			return err
 		}
-		return s.queueMail(ctx, tx, mail.PasswordReset, u.Email, mail.Data{
+		if err := s.queueMail(ctx, tx, mail.PasswordReset, u.Email, mail.Data{
 			Name: u.Name, Link: s.cfg.BaseURL + "/password/reset?token=" + tok, Expires: humanDuration(s.cfg.ResetTTL),
-		})
+		}); err != nil {
+			return err
+		}
+		sent = true
+		return nil
 	})
+	if err == nil && sent {
+		s.cfg.Metrics.reset("sent")
+	}
+	return err
 }
 
 // ResetTokenValid reports whether a reset link is still usable (for the page
@@ -117,6 +128,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) (*U
 	if err != nil {
 		return nil, err
 	}
+	s.cfg.Metrics.reset("completed")
 	return s.User(ctx, uid)
 }
 

@@ -69,6 +69,9 @@ type Config struct {
 	// Links, when set, encrypts the token-bearing links of queued mail; the
 	// Worker needs the same sealer (WorkerConfig.Links) to send them.
 	Links *LinkSealer
+	// Metrics counts logins, registrations, verifications and resets; nil
+	// counts nothing.
+	Metrics *Metrics
 }
 
 // TokenRevoker revokes every refresh and access token issued for a user.
@@ -123,6 +126,11 @@ func (s *Service) Pool() *pgxpool.Pool { return s.pool }
 
 // Hasher returns the password hasher (for benchmarks and the CLI).
 func (s *Service) Hasher() *PasswordHasher { return s.hasher }
+
+// Metrics returns the service's metrics (nil when none were configured;
+// a nil *Metrics records nothing), for callers that count login attempts
+// they refuse before Authenticate runs.
+func (s *Service) Metrics() *Metrics { return s.cfg.Metrics }
 
 // Policy returns the password policy.
 func (s *Service) Policy() *PasswordPolicy { return s.policy }
@@ -249,6 +257,7 @@ func (s *Service) UserByEmailOrID(ctx context.Context, ref string) (*User, error
 func (s *Service) Authenticate(ctx context.Context, email, password string) (*User, error) {
 	key := throttleKey(email)
 	if err := s.checkThrottle(ctx, key); err != nil {
+		s.cfg.Metrics.loginResult(err)
 		return nil, err
 	}
 	u, err := s.authenticate(ctx, email, password)
@@ -258,6 +267,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (*Us
 	case err == nil:
 		s.clearFailures(ctx, key)
 	}
+	s.cfg.Metrics.loginResult(err)
 	return u, err
 }
 

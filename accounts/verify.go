@@ -58,6 +58,7 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (*User, error) 
 	if err != nil {
 		return nil, err
 	}
+	s.cfg.Metrics.verification("completed")
 	return s.User(ctx, uid)
 }
 
@@ -76,7 +77,7 @@ func (s *Service) ResendVerification(ctx context.Context, userID string) error {
 		}
 		addr = u.Email
 	}
-	return storage.InTx(ctx, s.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
+	err = storage.InTx(ctx, s.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
 		// Serialise resends of one user so the interval check holds.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, u.ID); err != nil {
 			return fmt.Errorf("accounts: lock user %s: %w", u.ID, err)
@@ -90,6 +91,10 @@ func (s *Service) ResendVerification(ctx context.Context, userID string) error {
 		}
 		return s.sendVerification(ctx, tx, u, addr)
 	})
+	if err == nil {
+		s.cfg.Metrics.verification("requested")
+	}
+	return err
 }
 
 // TooSoonError is a rate-limited resend; errors.Is(err, ErrTooSoon) matches.

@@ -46,6 +46,8 @@ type WorkerConfig struct {
 	BackoffBase  time.Duration // first retry delay (1s), doubling per attempt
 	BackoffMax   time.Duration // retry delay cap (10m)
 	Now          func() time.Time
+	// Metrics records delivery latency and failures; nil records nothing.
+	Metrics *Metrics
 }
 
 // Worker delivers the outbox: webhook events and mail. Any number of workers
@@ -282,15 +284,24 @@ func (w *Worker) deliverMail(ctx context.Context, r outboxRow) error {
 func (w *Worker) finish(ctx context.Context, r outboxRow, derr error) error {
 	if derr == nil {
 		// Delivered mail no longer needs its links, which hold live tokens.
-		_, err := w.pool.Exec(ctx, `UPDATE outbox SET delivered_at = now(), lease_id = NULL, last_error = '',
+		// The latency is measured on the database's clock at both ends.
+		var secs float64
+		err := w.pool.QueryRow(ctx, `UPDATE outbox SET delivered_at = now(), lease_id = NULL, last_error = '',
 			payload = CASE WHEN kind = 'mail' THEN jsonb_build_object('to', payload->'to') ELSE payload END
-			WHERE id = $1 AND lease_id = $2`, r.id, r.lease)
-		if err != nil {
+			WHERE id = $1 AND lease_id = $2
+			RETURNING EXTRACT(EPOCH FROM delivered_at - created_at)::float8`, r.id, r.lease).Scan(&secs)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			// Our lease expired and another worker owns the row: its outcome counts.
+		case err != nil:
 			return fmt.Errorf("accounts: mark outbox row delivered: %w", err)
+		default:
+			w.cfg.Metrics.delivered(r.kind, time.Duration(secs*float64(time.Second)))
 		}
 		w.log.Info("outbox row delivered", zap.String("id", r.id), zap.String("kind", r.kind), zap.String("type", r.typ), zap.Int("attempt", r.attempts))
 		return nil
 	}
+	w.cfg.Metrics.deliveryFailed(r.kind)
 	delay := w.backoff(r.attempts)
 	msg := derr.Error()
 	if len(msg) > 500 {

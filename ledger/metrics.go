@@ -11,6 +11,7 @@ type metrics struct {
 	refunded     prometheus.Counter
 	adjusted     *prometheus.CounterVec // by direction
 	insufficient prometheus.Counter
+	conflicts    prometheus.Counter
 	postings     *prometheus.CounterVec   // by kind and outcome
 	spendLatency *prometheus.HistogramVec // by outcome
 }
@@ -32,6 +33,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		insufficient: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "authd_ledger_insufficient_credits_total", Help: "Debits refused for insufficient credits.",
 		}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_ledger_reference_conflicts_total", Help: "Postings refused because their reference was already used with another body.",
+		}),
 		postings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authd_ledger_postings_total", Help: "Ledger postings by kind and outcome.",
 		}, []string{"kind", "outcome"}),
@@ -43,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.granted, m.spent, m.refunded, m.adjusted, m.insufficient, m.postings, m.spendLatency} {
+	for _, c := range []prometheus.Collector{m.granted, m.spent, m.refunded, m.adjusted, m.insufficient, m.conflicts, m.postings, m.spendLatency} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -64,8 +68,11 @@ func (m *metrics) observe(kind Kind, dir Direction, res Result, err error) {
 		outcome = "replayed"
 	}
 	m.postings.WithLabelValues(string(kind), outcome).Inc()
-	if outcome == "insufficient_credits" {
+	switch outcome {
+	case "insufficient_credits":
 		m.insufficient.Inc()
+	case "reference_conflict":
+		m.conflicts.Inc()
 	}
 	if outcome != "ok" {
 		return

@@ -81,12 +81,17 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	accountsMetrics, err := accounts.NewMetrics(rt.reg, pool, log.Named("metrics"))
+	if err != nil {
+		return nil, err
+	}
 	a.accounts = accounts.New(pool, hasher, log, accounts.Config{
 		DefaultRole: cfg.DefaultRole,
 		BaseURL:     cfg.Issuer,
 		Webhooks:    cfg.WebhookURL != "",
 		Revoker:     a.store,
 		Links:       links,
+		Metrics:     accountsMetrics,
 	})
 
 	a.keys, err = keys.NewManager(pool, cfg.Key(), keys.Config{
@@ -158,6 +163,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	a.worker, err = accounts.NewWorker(pool, log.Named("outbox"), accounts.WorkerConfig{
 		WebhookURL: cfg.WebhookURL, WebhookSecret: cfg.WebhookSecret,
 		Mailer: mailer, MailFrom: cfg.MailFrom, Templates: tmpl, Links: links,
+		Metrics: accountsMetrics,
 	})
 	if err != nil {
 		return nil, err
@@ -179,6 +185,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	requireToken := authn.Require(a.provider)
 	api := r.PathPrefix("/api/v1").Subrouter()
 	accountsAPI.MountPublicAPI(api)
+	api.Handle("/openapi.json", openapi.PublicHandler()).Methods(http.MethodGet)
 	userAPI := api.NewRoute().Subrouter()
 	userAPI.Use(requireToken)
 	accountsAPI.MountUserAPI(userAPI)
