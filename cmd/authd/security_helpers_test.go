@@ -135,6 +135,9 @@ func (e *secEnv) nextIP() string {
 // serve runs req through the application in-process from a fresh client IP.
 func (e *secEnv) serve(req *http.Request) *httptest.ResponseRecorder {
 	req.RemoteAddr = e.nextIP()
+	if req.Body == nil {
+		req.Body = http.NoBody // as the server would pass it
+	}
 	rec := httptest.NewRecorder()
 	e.app.handler.ServeHTTP(rec, req)
 	return rec

@@ -74,6 +74,9 @@ func TestRFC9700_4_14_2_RefreshTokenBoundToClient(t *testing.T) {
 // serveFrom runs req in-process as if sent from ip.
 func (e *secEnv) serveFrom(req *http.Request, ip string) *http.Response {
 	req.RemoteAddr = ip + ":50000"
+	if req.Body == nil {
+		req.Body = http.NoBody
+	}
 	rec := httptest.NewRecorder()
 	e.app.handler.ServeHTTP(rec, req)
 	return rec.Result()
