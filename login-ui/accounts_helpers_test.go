@@ -185,7 +185,15 @@ func submit(t *testing.T, ctx context.Context, action string) *network.Response 
 // text returns the visible text of the page's main card.
 func text(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	// A query racing the page's replacement after a navigation finds its node
+	// gone ("No node with given id"); asking again reads the new document.
+	var s string
+	var err error
+	for i := 0; i < 5; i++ {
+		if s, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body"))); err == nil || !strings.Contains(err.Error(), "No node with given id") {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
