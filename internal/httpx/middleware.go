@@ -124,6 +124,7 @@ func Observe(log *zap.Logger, m *Metrics) func(http.Handler) http.Handler {
 			}
 			w.Header().Set("X-Request-ID", id)
 			rl := log.With(zap.String("request_id", id))
+			accessLog := rl.WithOptions(zap.AddStacktrace(zap.FatalLevel))
 			route := &routeHolder{route: "unmatched"}
 			ctx := reqctx.WithLogger(reqctx.WithRequestID(r.Context(), id), rl)
 			ctx = context.WithValue(ctx, routeKey{}, route)
@@ -153,11 +154,16 @@ func Observe(log *zap.Logger, m *Metrics) func(http.Handler) http.Handler {
 					m.requests.WithLabelValues(route.route, r.Method, strconv.Itoa(status)).Inc()
 					m.latency.WithLabelValues(route.route, r.Method).Observe(d.Seconds())
 				}
+				// The access line carries no stack (the handler that failed
+				// logged its own); a 503 is an outage of a dependency, not a bug.
 				lvl := zap.InfoLevel
-				if status >= 500 {
+				switch {
+				case status == http.StatusServiceUnavailable:
+					lvl = zap.WarnLevel
+				case status >= 500:
 					lvl = zap.ErrorLevel
 				}
-				if ce := rl.Check(lvl, "request"); ce != nil {
+				if ce := accessLog.Check(lvl, "request"); ce != nil {
 					ce.Write(zap.String("method", r.Method), zap.String("route", route.route), zap.Int("status", status),
 						zap.Int("bytes", rec.bytes), zap.Duration("latency", d), zap.String("remote", remoteIP(r)))
 				}
