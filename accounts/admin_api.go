@@ -58,20 +58,6 @@ func (h *AdminHandler) Mount(admin *mux.Router) {
 	route(http.MethodGet, "/audit", h.listAudit)
 }
 
-// AdminOrigin is the audit actor and request facts of an admin API call: an
-// admin user's id, or the client id of a client-credentials token.
-func AdminOrigin(r *http.Request) audit.Event {
-	e := audit.Event{ActorType: audit.ActorAdmin}
-	if p := authn.FromContext(r.Context()); p != nil {
-		if p.IsUser() {
-			e.ActorID = p.UserID
-		} else {
-			e.ActorType, e.ActorID = audit.ActorClient, p.ClientID
-		}
-	}
-	return e.FromRequest(r)
-}
-
 // adminProblem translates the admin operations' errors.
 func adminProblem(err error) error {
 	conflict := func(code, detail string) error {
@@ -161,7 +147,7 @@ func (h *AdminHandler) getUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *AdminHandler) deleteUser(w http.ResponseWriter, r *http.Request) {
-	res, err := h.svc.DeleteUser(r.Context(), AdminOrigin(r), mux.Vars(r)["id"])
+	res, err := h.svc.DeleteUser(r.Context(), audit.AdminOrigin(r), mux.Vars(r)["id"])
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -176,7 +162,7 @@ func (h *AdminHandler) setDisabled(disabled bool) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
-		u, err := h.svc.SetDisabled(r.Context(), AdminOrigin(r), mux.Vars(r)["id"], disabled, revoke)
+		u, err := h.svc.SetDisabled(r.Context(), audit.AdminOrigin(r), mux.Vars(r)["id"], disabled, revoke)
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -193,7 +179,7 @@ type userRoles struct {
 
 func (h *AdminHandler) assignRole(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
-	roles, err := h.svc.AssignRole(r.Context(), AdminOrigin(r), v["id"], v["role"])
+	roles, err := h.svc.AssignRole(r.Context(), audit.AdminOrigin(r), v["id"], v["role"])
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -208,7 +194,7 @@ func (h *AdminHandler) unassignRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := mux.Vars(r)
-	roles, err := h.svc.UnassignRole(r.Context(), AdminOrigin(r), v["id"], v["role"], revoke)
+	roles, err := h.svc.UnassignRole(r.Context(), audit.AdminOrigin(r), v["id"], v["role"], revoke)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -234,7 +220,7 @@ func (h *AdminHandler) createRole(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	role, err := h.svc.CreateRole(r.Context(), AdminOrigin(r), body.Name, body.Description)
+	role, err := h.svc.CreateRole(r.Context(), audit.AdminOrigin(r), body.Name, body.Description)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -244,7 +230,7 @@ func (h *AdminHandler) createRole(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *AdminHandler) deleteRole(w http.ResponseWriter, r *http.Request) {
-	if err := h.svc.DeleteRole(r.Context(), AdminOrigin(r), mux.Vars(r)["name"]); err != nil {
+	if err := h.svc.DeleteRole(r.Context(), audit.AdminOrigin(r), mux.Vars(r)["name"]); err != nil {
 		h.fail(w, r, err)
 		return
 	}

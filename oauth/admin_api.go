@@ -62,23 +62,10 @@ func (h *AdminHandler) Mount(admin *mux.Router) {
 	route(http.MethodPost, "/keys/rotate", h.rotateKeys)
 }
 
-// adminOrigin is the audit actor and request facts of an admin call.
-func adminOrigin(r *http.Request) audit.Event {
-	e := audit.Event{ActorType: audit.ActorAdmin}
-	if p := authn.FromContext(r.Context()); p != nil {
-		if p.IsUser() {
-			e.ActorID = p.UserID
-		} else {
-			e.ActorType, e.ActorID = audit.ActorClient, p.ClientID
-		}
-	}
-	return e.FromRequest(r)
-}
-
 // record writes the audit event of a committed change. Details never hold
 // secrets.
 func (h *AdminHandler) record(r *http.Request, typ, targetType, targetID string, details map[string]any) {
-	e := adminOrigin(r)
+	e := audit.AdminOrigin(r)
 	e.Type, e.TargetType, e.TargetID, e.Details = typ, targetType, targetID, details
 	if err := audit.Record(context.WithoutCancel(r.Context()), h.pool, h.log, e); err != nil {
 		h.log.Error("admin: audit record failed after the change committed", zap.Error(err),

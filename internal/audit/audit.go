@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/reqctx"
 	"github.com/authd/authd/storage"
 )
@@ -91,4 +92,18 @@ func Record(ctx context.Context, q storage.Querier, log *zap.Logger, e Event) er
 			zap.String("outcome", outcome), zap.String("request_id", e.RequestID), zap.String("ip", e.IP))
 	}
 	return nil
+}
+
+// AdminOrigin is the actor and request facts of an admin API call: the admin
+// user behind the bearer token, or the client of a client-credentials token.
+func AdminOrigin(r *http.Request) Event {
+	e := Event{ActorType: ActorAdmin}
+	if p := authn.FromContext(r.Context()); p != nil {
+		if p.IsUser() {
+			e.ActorID = p.UserID
+		} else {
+			e.ActorType, e.ActorID = ActorClient, p.ClientID
+		}
+	}
+	return e.FromRequest(r)
 }
