@@ -26,20 +26,10 @@ const (
 	RoleAdmin  = "admin"
 )
 
-// IsAdmin reports whether p may use the admin API: a user holding role
-// admin whose token carries scope admin, or a client-only token with scope
-// admin.
-func IsAdmin(p *authn.Principal) bool {
-	if p == nil || !p.HasScope(ScopeAdmin) {
-		return false
-	}
-	return !p.IsUser() || p.HasRole(RoleAdmin)
-}
-
 // isService reports whether p may act on any user's credits through
 // /api/v1/users/{id}/credits…: a client-only token with credits:admin, or an admin.
 func isService(p *authn.Principal) bool {
-	return (!p.IsUser() && p.HasScope(ScopeCreditsAdmin)) || IsAdmin(p)
+	return (!p.IsUser() && p.HasScope(ScopeCreditsAdmin)) || authn.IsAdmin(p)
 }
 
 // Handler serves the credit endpoints of the user, service and admin APIs.
@@ -169,9 +159,9 @@ func (h *Handler) serviceGrant(w http.ResponseWriter, r *http.Request) {
 // actorOf names who is acting for a service or admin request.
 func actorOf(p *authn.Principal) Actor {
 	switch {
-	case IsAdmin(p) && p.IsUser():
+	case authn.IsAdmin(p) && p.IsUser():
 		return Actor{Type: ActorAdmin, ID: p.UserID}
-	case IsAdmin(p) && !p.HasScope(ScopeCreditsAdmin):
+	case authn.IsAdmin(p) && !p.HasScope(ScopeCreditsAdmin):
 		// A client token acting through its admin scope.
 		return Actor{Type: ActorAdmin, ID: p.ClientID}
 	default:
@@ -184,7 +174,7 @@ func actorOf(p *authn.Principal) Actor {
 func (h *Handler) adminOnly(next targetHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p := authn.FromContext(r.Context())
-		if !IsAdmin(p) {
+		if !authn.IsAdmin(p) {
 			authn.Forbidden(w, r, ScopeAdmin)
 			return
 		}
@@ -197,7 +187,7 @@ func (h *Handler) adminOnly(next targetHandler) http.HandlerFunc {
 }
 
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
-	if !IsAdmin(authn.FromContext(r.Context())) {
+	if !authn.IsAdmin(authn.FromContext(r.Context())) {
 		authn.Forbidden(w, r, ScopeAdmin)
 		return
 	}
