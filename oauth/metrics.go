@@ -11,6 +11,16 @@ import (
 type metrics struct {
 	tokens    *prometheus.CounterVec // by grant_type and result
 	authorize *prometheus.CounterVec // by result
+	// issued counts token responses by grant_type and client_id. The
+	// client_id label is bounded: its values come only from clients that
+	// exist in the registry (fosite found or authenticated them), and
+	// clients are created by administrators, not by callers, so the series
+	// count is grant types x registered clients; request input never
+	// reaches a label.
+	issued        *prometheus.CounterVec
+	refreshReuse  prometheus.Counter
+	introspection *prometheus.CounterVec // by result
+	revocations   *prometheus.CounterVec // by result
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -23,11 +33,31 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "authd_oauth_authorize_requests_total",
 			Help: "Authorization endpoint outcomes (code, login, consent, or the OAuth error code).",
 		}, []string{"result"}),
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_oauth_tokens_issued_total",
+			Help: "Token responses issued (replays of a refresh within the reuse window not counted), by grant type and client.",
+		}, []string{"grant_type", "client_id"}),
+		refreshReuse: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_oauth_refresh_reuse_detected_total",
+			Help: "Refresh tokens presented after rotation (outside the reuse window) or revocation; each revokes its token family.",
+		}),
+		introspection: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_oauth_introspections_total",
+			Help: "Token introspections by result: active, inactive, unauthorized (caller not allowed). Malformed requests and outages are not counted here.",
+		}, []string{"result"}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_oauth_revocations_total",
+			Help: "Token revocation requests (RFC 7009) by result: ok, or the OAuth error code.",
+		}, []string{"result"}),
 	}
+	for _, r := range []string{"active", "inactive", "unauthorized"} {
+		m.introspection.WithLabelValues(r)
+	}
+	m.revocations.WithLabelValues("ok")
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.tokens, m.authorize} {
+	for _, c := range []prometheus.Collector{m.tokens, m.authorize, m.issued, m.refreshReuse, m.introspection, m.revocations} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -45,4 +75,20 @@ func grantLabel(g string) string {
 		return g
 	}
 	return "other"
+}
+
+// tokenIssued counts a token response for client.
+func (m *metrics) tokenIssued(grant, clientID string) {
+	m.tokens.WithLabelValues(grantLabel(grant), "ok").Inc()
+	m.issued.WithLabelValues(grantLabel(grant), clientID).Inc()
+}
+
+func (m *metrics) introspected(result string) { m.introspection.WithLabelValues(result).Inc() }
+
+func (m *metrics) revoked(err error) {
+	result := "ok"
+	if err != nil {
+		result = errorCode(err)
+	}
+	m.revocations.WithLabelValues(result).Inc()
 }

@@ -76,6 +76,8 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 		// transaction, and that must stick.
 		if cerr := commit(); cerr != nil {
 			reqctx.Logger(ctx).Error("commit after refresh rejection", zap.Error(cerr))
+		} else if errors.Is(err, fosite.ErrInactiveToken) {
+			p.metrics.refreshReuse.Inc() // fosite's reuse path: the family is now revoked
 		}
 		p.tokenError(ctx, w, ar, grant, err)
 		return
@@ -111,7 +113,7 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 		p.tokenError(ctx, w, ar, grant, fosite.ErrServerError.WithWrap(err))
 		return
 	}
-	p.metrics.tokens.WithLabelValues(grant, "ok").Inc()
+	p.metrics.tokenIssued(grant, ar.GetClient().GetID())
 	writeTokenJSON(w, body)
 }
 

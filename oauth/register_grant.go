@@ -80,7 +80,7 @@ func (p *Provider) IssuePasswordGrant(ctx context.Context, w http.ResponseWriter
 		p.tokenError(ctx, w, ar, "password", err)
 		return
 	}
-	p.metrics.tokens.WithLabelValues(grantLabel("password"), "ok").Inc()
+	p.metrics.tokenIssued("password", clientID)
 	reqctx.Logger(ctx).Info("token issued at registration", zap.String("client_id", clientID), zap.String("subject", user.ID))
 	p.op.WriteAccessResponse(ctx, w, ar, resp)
 }
