@@ -41,7 +41,7 @@ type Metrics struct {
 // bounds them), pre-declared so every series exists from the first scrape.
 func outboxKinds() []string { return []string{"mail", "webhook"} }
 
-// NewMetrics registers the accounts metrics on reg. With a pool it also
+// NewMetrics registers the accounts metrics on reg (nil: unregistered). With a pool it also
 // registers the scrape-time gauges authd_outbox_pending and
 // authd_sessions_active, which read Postgres (cheaply, with a short
 // timeout) on each scrape, so every replica reports the shared truth
@@ -89,6 +89,9 @@ func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool, log *zap.Logger) 
 	for _, k := range outboxKinds() {
 		m.delivery.WithLabelValues(k)
 		m.deliveryFailures.WithLabelValues(k)
+	}
+	if reg == nil {
+		return m, nil // counted but not exported, like the other modules' metrics
 	}
 	cs := []prometheus.Collector{m.logins, m.registrations, m.verifications, m.resets, m.delivery, m.deliveryFailures}
 	if pool != nil {
