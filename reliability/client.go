@@ -87,6 +87,10 @@ func PostForm(ctx context.Context, c *http.Client, u string, form url.Values, id
 		return Answer{Err: err}
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	// Token requests are safe to resend (a refresh within the reuse window
+	// returns the same pair); this lets Go's transport retry one sent on a
+	// keep-alive connection the server closed before reading it.
+	req.Header.Set("Idempotency-Key", RandomID())
 	if id != "" {
 		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 	}
