@@ -5,6 +5,7 @@
 package problem
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -124,7 +126,19 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 			return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Title: "Unsupported Media Type", Detail: "the request body must be application/json"}
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxJSONBody))
+	// Read it whole (it is bounded) to refuse invalid UTF-8, which the JSON
+	// decoder would silently turn into U+FFFD (RFC 8259 §8.1).
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJSONBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large", Detail: fmt.Sprintf("the request body exceeds %d bytes", MaxJSONBody)}
+	case err != nil:
+		return Invalid("", "the request body could not be read")
+	case !utf8.Valid(body):
+		return Invalid("", "the request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		var mbe *http.MaxBytesError
@@ -146,7 +160,8 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 			return Invalid("", "malformed JSON body")
 		}
 	}
-	if dec.More() {
+	// Not dec.More: it reports false before a stray '}' or ']'.
+	if _, err := dec.Token(); err != io.EOF {
 		return Invalid("", "unexpected data after the JSON object")
 	}
 	return nil
