@@ -73,6 +73,9 @@ func ParseAmount(raw json.RawMessage) (int64, error) {
 	if s[0] == '-' {
 		return 0, invalid("must be a positive integer")
 	}
+	if len(digits) > 1 && digits[0] == '0' {
+		return 0, invalid("must be a JSON integer (no leading zeros)")
+	}
 	n, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil {
 		return 0, invalid("must be at most " + strconv.FormatInt(maxInt64, 10))
