@@ -41,6 +41,9 @@ type Provider struct {
 	// aead encrypts token responses cached for the refresh reuse window.
 	aead    cipher.AEAD
 	metrics *metrics
+	// verified and introspected cache live access tokens for at most
+	// TokenCacheTTL (tokencache.go).
+	verified, introspected *tokenCache
 }
 
 // New composes the provider. store must have been created with
@@ -71,6 +74,7 @@ func New(cfg Config, pool *pgxpool.Pool, store *fositestore.Store, keys KeySourc
 	}
 	p := &Provider{cfg: cfg, store: store, pool: pool, keys: keys, accts: accts, ui: ui, log: log, aead: aead, metrics: m}
 	p.fcfg = p.fositeConfig()
+	p.verified, p.introspected = newTokenCache(store, cfg.Now), newTokenCache(store, cfg.Now)
 	p.atSigner = &rotatingSigner{keys: keys, alg: cfg.AccessTokenAlg, algs: []string{cfg.AccessTokenAlg}}
 	p.idSigner = &rotatingSigner{keys: keys, alg: "RS256", algs: []string{"RS256", "ES256"}}
 

@@ -11,6 +11,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/authd/authd/internal/authn"
+	"github.com/authd/authd/storage/fositestore"
 )
 
 var _ authn.Verifier = (*Provider)(nil)
@@ -18,10 +19,15 @@ var _ authn.Verifier = (*Provider)(nil)
 // VerifyAccessToken implements authn.Verifier for authd's own JSON APIs: the
 // JWT must verify against a published key (alg pinned, typ at+jwt), come
 // from this issuer and be unexpired; then one indexed lookup checks it was
-// not revoked, and the user's roles are read live (a disabled user's tokens
+// not revoked (these checks are cached per replica for TokenCacheTTL, see
+// tokencache.go), and the user's roles are read live (a disabled user's tokens
 // stop working at once). Every client-side failure wraps
 // authn.ErrInvalidToken; other errors are the database's.
 func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*authn.Principal, error) {
+	if f, ok := p.verified.get(token); ok {
+		return p.principal(ctx, f)
+	}
+	start := p.verified.begin()
 	t, err := p.atSigner.Decode(ctx, token)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", authn.ErrInvalidToken, err)
@@ -37,32 +43,24 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*authn.
 	if !ok || !time.Unix(exp, 0).After(p.cfg.Now()) {
 		return nil, fmt.Errorf("%w: expired", authn.ErrInvalidToken)
 	}
-	_, err = p.store.GetAccessTokenSession(ctx, p.strategy.AccessTokenSignature(ctx, token), nil)
+	sig := p.strategy.AccessTokenSignature(ctx, token)
+	req, err := p.store.GetAccessTokenSession(ctx, sig, nil)
 	switch {
 	case errors.Is(err, fosite.ErrNotFound), errors.Is(err, fosite.ErrInactiveToken):
 		return nil, fmt.Errorf("%w: revoked", authn.ErrInvalidToken)
 	case err != nil:
 		return nil, fmt.Errorf("oauth: verify access token: %w", err)
 	}
-	pr := &authn.Principal{Roles: []string{}}
-	pr.Subject, _ = c["sub"].(string)
-	pr.ClientID, _ = c["client_id"].(string)
-	pr.TokenID, _ = c["jti"].(string)
+	f := &tokenFacts{expiresAt: exp}
+	f.subject, _ = c["sub"].(string)
+	f.clientID, _ = c["client_id"].(string)
+	f.tokenID, _ = c["jti"].(string)
 	if sc, _ := c["scope"].(string); sc != "" {
-		pr.Scopes = strings.Fields(sc)
+		f.scopes = strings.Fields(sc)
 	}
-	if pr.Subject != "" && pr.Subject != pr.ClientID {
-		u, err := p.liveUser(ctx, pr.Subject)
-		if err != nil {
-			return nil, err
-		}
-		if u == nil || u.Disabled {
-			return nil, fmt.Errorf("%w: user gone or disabled", authn.ErrInvalidToken)
-		}
-		pr.UserID = u.ID
-		pr.Roles = u.Roles
-	}
-	return pr, nil
+	f.keys = fositestore.TokenKeys{RequestID: req.GetID(), Subject: f.subject, ClientID: f.clientID, Signature: sig}
+	p.verified.put(token, start, f)
+	return p.principal(ctx, f)
 }
 
 // unixClaim reads a NumericDate however the JWT parser decoded it.
