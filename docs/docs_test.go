@@ -74,7 +74,7 @@ func markdownFiles(t *testing.T) []string {
 // command in the docs runs here.
 func TestDocs_ShellBlocksRun(t *testing.T) {
 	a := startAuthd(t)
-	path := filepath.Dir(a.bin) + string(os.PathListSeparator) + os.Getenv("PATH")
+	path := filepath.Dir(a.Bin) + string(os.PathListSeparator) + os.Getenv("PATH")
 	if pg, _ := filepath.Glob("/usr/lib/postgresql/*/bin"); len(pg) > 0 {
 		path += string(os.PathListSeparator) + pg[len(pg)-1] // pg_dump in the backup section
 	}
@@ -97,7 +97,7 @@ func TestDocs_ShellBlocksRun(t *testing.T) {
 		t.Run(strings.TrimSuffix(file, ".md"), func(t *testing.T) {
 			cmd := exec.Command("bash", "-c", script.String())
 			cmd.Dir = t.TempDir()
-			cmd.Env = append(append([]string{}, a.env...), "PATH="+path)
+			cmd.Env = append(append([]string{}, a.Env...), "PATH="+path)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("%s: %v\n--- script ---\n%s\n--- output ---\n%s", file, err, script.String(), out)

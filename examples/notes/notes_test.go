@@ -14,22 +14,22 @@ const editorPass = "correct horse battery staple"
 func TestNotes_AgainstRealAuthd(t *testing.T) {
 	a := startAuthd(t)
 	// An operator's client for the admin API creates the role.
-	adm := a.cli("", "client", "create", "--name", "Ops", "--grant-type", "client_credentials", "--scope", "admin")
-	admTok := a.token(adm["client_id"].(string), adm["client_secret"].(string), url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}})
+	adm := a.CLI("", "client", "create", "--name", "Ops", "--grant-type", "client_credentials", "--scope", "admin")
+	admTok := a.Token(adm["client_id"].(string), adm["client_secret"].(string), url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}})
 	if st, _, out := do(t, "POST", a.URL+"/admin/v1/roles", admTok, map[string]string{"name": "editor", "description": "writes notes"}); st != 201 {
 		t.Fatalf("create role: %d %v", st, out)
 	}
-	editor := a.cli(editorPass+"\n", "user", "create", "--email", "ed@example.com", "--password-stdin", "--role", "editor", "--verified")["id"].(string)
-	a.cli(editorPass+"\n", "user", "create", "--email", "rita@example.com", "--password-stdin", "--verified")
+	editor := a.CLI(editorPass+"\n", "user", "create", "--email", "ed@example.com", "--password-stdin", "--role", "editor", "--verified")["id"].(string)
+	a.CLI(editorPass+"\n", "user", "create", "--email", "rita@example.com", "--password-stdin", "--verified")
 
-	app := a.cli("", "client", "create", "--name", "Notes app", "--first-party", "--grant-type", "password",
+	app := a.CLI("", "client", "create", "--name", "Notes app", "--first-party", "--grant-type", "password",
 		"--audience", "urn:authd:notes", "--scope", "openid notes:read")
 	appID, appSecret := app["client_id"].(string), app["client_secret"].(string)
-	svc := a.cli("", "client", "create", "--name", "Notes service", "--grant-type", "client_credentials", "--scope", "credits:admin")
+	svc := a.CLI("", "client", "create", "--name", "Notes service", "--grant-type", "client_credentials", "--scope", "credits:admin")
 	svcID, svcSecret := svc["client_id"].(string), svc["client_secret"].(string)
 
 	// The service grants the editor one credit (scope credits:admin).
-	svcTok := a.token(svcID, svcSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:admin"}})
+	svcTok := a.Token(svcID, svcSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:admin"}})
 	if st, _, out := do(t, "POST", a.URL+"/api/v1/users/"+editor+"/credits/grant", svcTok,
 		map[string]any{"amount": 1, "reference": "welcome", "description": "welcome credit"}); st != 201 {
 		t.Fatalf("grant: %d %v", st, out)
@@ -43,7 +43,7 @@ func TestNotes_AgainstRealAuthd(t *testing.T) {
 	t.Cleanup(notes.Close)
 
 	userToken := func(email, scope string) string {
-		return a.token(appID, appSecret, url.Values{"grant_type": {"password"}, "username": {email},
+		return a.Token(appID, appSecret, url.Values{"grant_type": {"password"}, "username": {email},
 			"password": {editorPass}, "scope": {scope}, "audience": {"urn:authd:notes"}})
 	}
 	edTok := userToken("ed@example.com", "notes:read")
@@ -97,7 +97,7 @@ func TestNotes_AgainstRealAuthd(t *testing.T) {
 		}
 	})
 	t.Run("ErrTokenForAnotherAudience", func(t *testing.T) {
-		tok := a.token(appID, appSecret, url.Values{"grant_type": {"password"}, "username": {"ed@example.com"},
+		tok := a.Token(appID, appSecret, url.Values{"grant_type": {"password"}, "username": {"ed@example.com"},
 			"password": {editorPass}, "scope": {"notes:read"}})
 		if st, _, _ := do(t, "GET", notes.URL+"/notes", tok, nil); st != 401 {
 			t.Fatalf("%d", st)
