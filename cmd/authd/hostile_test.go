@@ -88,6 +88,7 @@ var noBodyAccepted = map[string]bool{
 }
 
 func TestHostileInput_EveryEndpoint(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	admin := e.mustUser("hostile-admin@example.com", "admin")
 	fp, fpSecret := e.firstParty()
@@ -174,6 +175,7 @@ func TestHostileInput_EveryEndpoint(t *testing.T) {
 // TestHostileInput_HugeHeaders: headers past the server's limit are refused
 // by the HTTP server itself, for every route.
 func TestHostileInput_HugeHeaders(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	for _, rt := range e.routes() {
 		req, _ := http.NewRequest(rt.Method, e.URL+fillVars(rt.Path, "x"), nil)
@@ -193,6 +195,7 @@ func TestHostileInput_HugeHeaders(t *testing.T) {
 // data (a display name) are stored verbatim, change no other row, and come
 // back escaped on every page that shows them.
 func TestHostileInput_StoredInjectionIsInert(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	u := e.mustUser("inert@example.com")
 	fp, fpSecret := e.firstParty()

@@ -32,6 +32,7 @@ func protocolEndpoint(path string) bool {
 // application serves: each one, requested, is matched by buildApp's router
 // (the request metrics name the route template, "unmatched" otherwise).
 func TestRoutes_MirrorMatchesApp(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	routes := e.routes()
 	for _, rt := range routes {
@@ -76,6 +77,7 @@ func fillVars(tpl, v string) string { return varRE.ReplaceAllString(tpl, v) }
 // router, forbids framing by CSP frame-ancestors and X-Frame-Options, and
 // sends no Referer (§4.2).
 func TestRFC9700_4_16_Clickjacking(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	e.mustUser("frame@example.com")
 	id, _ := e.webClient()
@@ -130,6 +132,7 @@ func TestRFC9700_4_16_Clickjacking(t *testing.T) {
 // by a logged-in browser with plausible fields but no token, or another
 // browser's token, changes nothing and does not end the session.
 func TestRFC9700_4_7_CSRFOnEveryForm(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	u := e.mustUser("csrf@example.com")
 	id, _ := e.webClient()
@@ -194,6 +197,7 @@ func TestRFC9700_4_7_CSRFOnEveryForm(t *testing.T) {
 // flow): a session cookie planted before login, even a valid session of the
 // attacker's, is replaced at login and the planted session ends.
 func TestSessionFixation_LoginReplacesPlantedCookie(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	e.mustUser("victim@example.com")
 	e.mustUser("attacker@example.com")
@@ -231,6 +235,7 @@ var setCookieRE = regexp.MustCompile(`(?i)^([a-z_]+)=`)
 // SameSite=Lax always, Secure outside development. A production-mode server
 // with a loopback issuer.
 func TestCookieFlags_HttpOnlySameSiteSecure(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"production", "development"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newSecEnv(t, "AUTHD_ENV="+mode)
@@ -294,6 +299,7 @@ var volatileRE = regexp.MustCompile(`"request_id":"[^"]*"|name="csrf_token" valu
 // unknown email exactly as a known one; registration, which must say 409
 // (DESIGN wire details), is rate limited per address.
 func TestUserEnumeration_LoginRegisterForgot(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	e.mustUser("known@example.com")
 	fp, fpSecret := e.firstParty()

@@ -99,6 +99,7 @@ func claimsOf(t *testing.T, tok string) (map[string]any, map[string]any) {
 }
 
 func TestRFC8725_3_1_AlgNoneAndKeyConfusion(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	e.mustUser("jwt@example.com")
 	id, secret := e.webClient()

@@ -47,6 +47,7 @@ func getNoFollow(t *testing.T, u string) (*http.Response, string) {
 // authorization server as open redirector): redirect URIs match exactly, a
 // bad one is never redirected to, and no endpoint redirects off-site.
 func TestRFC9700_4_1_RedirectURIExactMatching(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	const registered = "https://app.example.com/cb"
 	id, _ := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{registered}, Scopes: []string{"openid"}})
@@ -114,6 +115,7 @@ func TestRFC9700_4_1_RedirectURIExactMatching(t *testing.T) {
 // challenge, and a code issued with one can never be redeemed without the
 // verifier, not even after a first attempt without it (fosite PR #883).
 func TestRFC9700_4_8_PKCEDowngrade(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	id, secret := e.webClient()
 	e.mustUser("pkce@example.com")
@@ -164,6 +166,7 @@ func TestRFC9700_4_8_PKCEDowngrade(t *testing.T) {
 // RFC 9700 §4.5 (authorization code injection): a code is bound to the
 // client it was issued to, to its PKCE verifier and to its redirect URI.
 func TestRFC9700_4_5_CodeInjection(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	idA, secretA := e.webClient()
 	idB, secretB := e.webClient()
@@ -204,6 +207,7 @@ func TestRFC9700_4_5_CodeInjection(t *testing.T) {
 // RFC 6749 §4.1.2 and RFC 9700 §4.5: a code used twice is refused, and the
 // tokens issued for it are revoked.
 func TestRFC6749_4_1_2_CodeReplayRevokesTokens(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	id, secret := e.webClient()
 	e.mustUser("replay@example.com")
@@ -230,6 +234,7 @@ func TestRFC6749_4_1_2_CodeReplayRevokesTokens(t *testing.T) {
 // RFC 9207 and RFC 9700 §4.4 (mix-up): every authorization response, success
 // or error, carries iss, and discovery says so.
 func TestRFC9700_4_4_MixUpIssInAuthorizationResponse(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	id, _ := e.webClient()
 	e.mustUser("mixup@example.com")
@@ -269,6 +274,7 @@ func TestRFC9700_4_4_MixUpIssInAuthorizationResponse(t *testing.T) {
 // state comes back unchanged, low-entropy state is refused, and the nonce is
 // bound into the ID token.
 func TestRFC9700_4_7_StateAndNonce(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	id, secret := e.webClient()
 	e.mustUser("state@example.com")

@@ -21,6 +21,7 @@ import (
 // RFC 9700 §4.14.2 (refresh token rotation): reusing a rotated refresh token
 // after the reuse window revokes the whole family.
 func TestRFC9700_4_14_2_RefreshReuseRevokesFamily(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t, "AUTHD_REFRESH_REUSE_WINDOW=0s")
 	id, secret := e.webClient()
 	e.mustUser("reuse@example.com")
@@ -48,6 +49,7 @@ func TestRFC9700_4_14_2_RefreshReuseRevokesFamily(t *testing.T) {
 // it was issued to, also inside the idempotent-retry window, and a foreign
 // client's attempt does not hand out tokens.
 func TestRFC9700_4_14_2_RefreshTokenBoundToClient(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	idA, secretA := e.webClient()
 	idB, secretB := e.webClient()
@@ -87,6 +89,7 @@ func (e *secEnv) serveFrom(req *http.Request, ip string) *http.Response {
 // the right secret too (no guessing "around" it), other addresses are not
 // affected, and successful authentications cost nothing.
 func TestRFC9700_2_5_ClientAuthFailuresRateLimited(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	id, secret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
 	post := func(path, ip, sec string, form url.Values) *http.Response {
@@ -144,6 +147,7 @@ func TestRFC9700_2_5_ClientAuthFailuresRateLimited(t *testing.T) {
 // code or token in the server's logs; token responses are not cacheable;
 // pages send no Referer.
 func TestRFC9700_4_2_CredentialLeakage(t *testing.T) {
+	t.Parallel()
 	e := newSecEnv(t)
 	id, secret := e.webClient()
 	fp, fpSecret := e.firstParty()
@@ -220,6 +224,7 @@ func TestRFC9700_4_2_CredentialLeakage(t *testing.T) {
 // constant-time comparison. (A timing measurement would be flaky; reading
 // the code is not.) Fuzzed in storage/fositestore (FuzzSHA256HasherCompare).
 func TestRFC9700_2_5_TimingSafeSecretComparison(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ file, recv, fn string }{
 		{"../../storage/fositestore/clients.go", "SHA256Hasher", "Compare"},
 		{"../../login-ui/ui.go", "UI", "CheckCSRF"},
