@@ -32,10 +32,12 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 			writeUnavailable(w)
 			return
 		}
+		p.metrics.introspected("unauthorized")
 		p.op.WriteIntrospectionError(ctx, w, fosite.ErrRequestUnauthorized.WithHint("Client authentication failed.").WithWrap(err))
 		return
 	}
 	if caller.IsPublic() {
+		p.metrics.introspected("unauthorized")
 		p.op.WriteIntrospectionError(ctx, w, fosite.ErrRequestUnauthorized.WithHint("Public clients may not introspect tokens."))
 		return
 	}
@@ -44,6 +46,11 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		p.op.WriteIntrospectionError(ctx, w, fosite.ErrInvalidRequest.WithHint("The token parameter is missing."))
 		return
 	}
+	if f, ok := p.introspected.get(token); ok { // tokencache.go
+		p.answerIntrospection(ctx, w, caller, f)
+		return
+	}
+	start := p.introspected.begin()
 	use, ar, err := p.op.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), NewSession(""))
 	if _, ok := asUnavailable(err); ok {
 		p.logOAuthError(ctx, "introspect", err)
@@ -51,10 +58,12 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
+		p.metrics.introspected("inactive")
 		writeInactive(w)
 		return
 	}
 	if !caller.GetScopes().Has("introspect") && caller.GetID() != ar.GetClient().GetID() {
+		p.metrics.introspected("unauthorized")
 		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 		w.WriteHeader(http.StatusForbidden)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": "access_denied",
@@ -63,7 +72,15 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, _ := ar.GetSession().(*Session)
 	if sess == nil {
+		p.metrics.introspected("inactive")
 		writeInactive(w)
+		return
+	}
+	if use == fosite.AccessToken {
+		f := accessFacts(ar, sess)
+		f.keys.Signature = p.strategy.AccessTokenSignature(ctx, token)
+		p.introspected.put(token, start, f)
+		p.answerIntrospection(ctx, w, caller, f)
 		return
 	}
 	roles := []string{}
@@ -79,6 +96,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if u == nil || u.Disabled {
+			p.metrics.introspected("inactive")
 			writeInactive(w)
 			return
 		}
@@ -106,6 +124,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 			resp["exp"] = exp.Unix()
 		}
 	}
+	p.metrics.introspected("active")
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	_ = json.NewEncoder(w).Encode(resp)
 }
@@ -129,6 +148,7 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(w)
 		return
 	}
+	p.metrics.revoked(err)
 	p.op.WriteRevocationResponse(ctx, w, err)
 }
 
