@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/accounts/mail"
@@ -171,6 +172,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		return nil, err
 	}
 	a.goBackground(ctx, a.worker.Run)
+	a.goBackground(ctx, func(ctx context.Context) { purgeLoop(ctx, a, log.Named("purge")) })
 
 	r := mux.NewRouter()
 	r.Use(httpx.TagRoute)
@@ -213,6 +215,34 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 			httpx.SecureHeaders(!cfg.Dev())(
 				httpx.LimitBody(maxBody)(r))))
 	return a, nil
+}
+
+// purgeInterval is how often expired tokens, sessions and delivered outbox
+// rows are deleted; the work is idempotent, so every replica may do it.
+const purgeInterval = 10 * time.Minute
+
+// purgeLoop keeps the token and accounts tables bounded.
+func purgeLoop(ctx context.Context, a *app, log *zap.Logger) {
+	t := time.NewTicker(purgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := a.store.DeleteExpired(ctx, time.Now())
+		if err == nil {
+			var m int64
+			m, err = a.accounts.PurgeExpired(ctx)
+			n += m
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn("purge failed; retrying at the next interval", zap.Error(err))
+			continue
+		}
+		log.Debug("purged expired rows", zap.Int64("rows", n))
+	}
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) { problem.Write(w, r, problem.ErrNotFound) }
