@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -290,4 +291,45 @@ func types(fl *ast.FieldList) string {
 		})
 	}
 	return strings.Join(s, " ")
+}
+
+// RFC 6749 §3.1/§3.2 (parameters MUST NOT be included more than once) and
+// §2.3.1 (credentials only in the body): a repeated parameter, or one in
+// both the query and the body, is refused at every OAuth endpoint.
+func TestRFC6749_3_1_DuplicatedParametersRefused(t *testing.T) {
+	t.Parallel()
+	e := newSecEnv(t)
+	id, secret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect", "openid"}})
+	post := func(path, query, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, e.URL+path+query, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(id, secret)
+		rec := e.serve(req)
+		out := map[string]any{}
+		_ = json.Unmarshal(rec.Body.Bytes(), &out)
+		return rec.Code, out
+	}
+	if st, out := post("/oauth2/token", "", "grant_type=client_credentials"); st != http.StatusOK {
+		t.Fatalf("a plain request: %d %v", st, out)
+	}
+	for _, c := range []struct{ path, query, body string }{
+		{"/oauth2/token", "", "grant_type=client_credentials&grant_type=password"},
+		{"/oauth2/token", "", "grant_type=client_credentials&scope=openid&scope=introspect"},
+		{"/oauth2/token", "?grant_type=client_credentials", "grant_type=client_credentials"},
+		{"/oauth2/token", "?client_secret=" + url.QueryEscape(secret), "grant_type=client_credentials&client_secret=" + url.QueryEscape(secret)},
+		{"/oauth2/introspect", "", "token=a&token=b"},
+		{"/oauth2/revoke", "?token=a", "token=b"},
+	} {
+		if st, out := post(c.path, c.query, c.body); st != http.StatusBadRequest || out["error"] != "invalid_request" {
+			t.Errorf("%s%s %q: %d %v", c.path, c.query, c.body, st, out)
+		}
+	}
+	web, _ := e.webClient()
+	_, challenge := secPKCE()
+	for _, extra := range []string{"&client_id=" + url.QueryEscape(web), "&redirect_uri=" + url.QueryEscape("https://evil.example/cb"), "&scope=admin"} {
+		resp, _ := getNoFollow(t, secAuthURL(e.URL, web, challenge, nil)+extra)
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+			t.Errorf("authorize with a repeated parameter (%s): %d Location %q", extra, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
 }
