@@ -28,10 +28,11 @@ func protocolEndpoint(path string) bool {
 	return false
 }
 
-// TestRoutes_MirrorMatchesApp proves secEnv.routes lists routes the real
-// application serves: each one, requested, is matched by buildApp's router
-// (the request metrics name the route template, "unmatched" otherwise).
-func TestRoutes_MirrorMatchesApp(t *testing.T) {
+// TestRoutes_WalkedRoutesAreServed proves every walked route is reachable
+// through the full handler chain: requested, each is matched (the request
+// metrics name the route template, "unmatched" otherwise), so no subrouter
+// shadows another.
+func TestRoutes_WalkedRoutesAreServed(t *testing.T) {
 	t.Parallel()
 	e := newSecEnv(t)
 	routes := e.routes()
