@@ -62,8 +62,16 @@ func (h *AdminHandler) Mount(admin *mux.Router) {
 	route(http.MethodPost, "/keys/rotate", h.rotateKeys)
 }
 
-// record writes the audit event of a committed change. Details never hold
-// secrets.
+// recordIn writes the audit event of a client change in the change's own
+// transaction (the one in ctx), so the two commit or fail together.
+func (h *AdminHandler) recordIn(ctx context.Context, r *http.Request, typ, targetType, targetID string, details map[string]any) error {
+	e := audit.AdminOrigin(r)
+	e.Type, e.TargetType, e.TargetID, e.Details = typ, targetType, targetID, details
+	return audit.Record(ctx, h.clients.store.Querier(ctx), h.log, e)
+}
+
+// record writes the audit event of a committed change: key rotation, whose
+// transaction the key manager owns. Details never hold secrets.
 func (h *AdminHandler) record(r *http.Request, typ, targetType, targetID string, details map[string]any) {
 	e := audit.AdminOrigin(r)
 	e.Type, e.TargetType, e.TargetID, e.Details = typ, targetType, targetID, details
@@ -171,15 +179,21 @@ func (h *AdminHandler) createClient(w http.ResponseWriter, r *http.Request) {
 		spec.ID = *body.ClientID
 	}
 	body.apply(&spec)
-	c, secret, err := h.clients.CreateClient(r.Context(), spec)
+	var c *fositestore.Client
+	var secret string
+	err := h.clients.InTx(r.Context(), func(ctx context.Context) (err error) {
+		if c, secret, err = h.clients.CreateClient(ctx, spec); err != nil {
+			return err
+		}
+		return h.recordIn(ctx, r, "client.created", "client", c.ID, map[string]any{
+			"name": c.Name, "grant_types": c.GrantTypes, "scopes": c.Scopes, "redirect_uris": c.RedirectURIs,
+			"token_endpoint_auth_method": c.TokenEndpointAuthMethod,
+		})
+	})
 	if err != nil {
 		problem.Write(w, r, err)
 		return
 	}
-	h.record(r, "client.created", "client", c.ID, map[string]any{
-		"name": c.Name, "grant_types": c.GrantTypes, "scopes": c.Scopes, "redirect_uris": c.RedirectURIs,
-		"token_endpoint_auth_method": c.TokenEndpointAuthMethod,
-	})
 	w.Header().Set("Location", "/admin/v1/clients/"+c.ID)
 	problem.WriteJSON(w, http.StatusCreated, clientWithSecret{Client: c, ClientSecret: secret})
 }
@@ -202,36 +216,52 @@ func (h *AdminHandler) updateClient(w http.ResponseWriter, r *http.Request) {
 	}
 	spec := specOf(old)
 	changed := body.apply(&spec)
-	c, secret, err := h.clients.UpdateClient(r.Context(), id, spec)
+	var c *fositestore.Client
+	var secret string
+	err = h.clients.InTx(r.Context(), func(ctx context.Context) (err error) {
+		if c, secret, err = h.clients.UpdateClient(ctx, id, spec); err != nil {
+			return err
+		}
+		return h.recordIn(ctx, r, "client.updated", "client", id, map[string]any{
+			"changed": changed, "grant_types": c.GrantTypes, "scopes": c.Scopes, "redirect_uris": c.RedirectURIs,
+			"secret_generated": secret != "",
+		})
+	})
 	if err != nil {
 		problem.Write(w, r, err)
 		return
 	}
-	h.record(r, "client.updated", "client", id, map[string]any{
-		"changed": changed, "grant_types": c.GrantTypes, "scopes": c.Scopes, "redirect_uris": c.RedirectURIs,
-		"secret_generated": secret != "",
-	})
 	problem.WriteJSON(w, http.StatusOK, clientWithSecret{Client: c, ClientSecret: secret})
 }
 
 func (h *AdminHandler) deleteClient(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	if err := h.clients.DeleteClient(r.Context(), id); err != nil {
+	err := h.clients.InTx(r.Context(), func(ctx context.Context) error {
+		if err := h.clients.DeleteClient(ctx, id); err != nil {
+			return err
+		}
+		return h.recordIn(ctx, r, "client.deleted", "client", id, nil)
+	})
+	if err != nil {
 		problem.Write(w, r, err)
 		return
 	}
-	h.record(r, "client.deleted", "client", id, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (h *AdminHandler) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	secret, err := h.clients.RotateSecret(r.Context(), id)
+	var secret string
+	err := h.clients.InTx(r.Context(), func(ctx context.Context) (err error) {
+		if secret, err = h.clients.RotateSecret(ctx, id); err != nil {
+			return err
+		}
+		return h.recordIn(ctx, r, "client.secret_rotated", "client", id, nil)
+	})
 	if err != nil {
 		problem.Write(w, r, err)
 		return
 	}
-	h.record(r, "client.secret_rotated", "client", id, nil)
 	problem.WriteJSON(w, http.StatusOK, map[string]string{"client_id": id, "client_secret": secret})
 }
 

@@ -63,6 +63,12 @@ func NewClientRegistry(store *fositestore.Store) *ClientRegistry {
 	return &ClientRegistry{store: store}
 }
 
+// InTx runs fn in one transaction of the client store; registry calls made
+// with fn's ctx join it.
+func (cr *ClientRegistry) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	return cr.store.InTx(ctx, fn)
+}
+
 // Clients returns the provider's client registry.
 func (p *Provider) Clients() *ClientRegistry { return NewClientRegistry(p.store) }
 

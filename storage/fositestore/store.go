@@ -81,6 +81,11 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 }
 
 // q returns the transaction carried by ctx, or the pool.
+// Querier returns the transaction begun in ctx (BeginTX, InTx), or the pool,
+// so callers can write their own rows (an audit record) atomically with the
+// store's.
+func (s *Store) Querier(ctx context.Context) storage.Querier { return s.q(ctx) }
+
 func (s *Store) q(ctx context.Context) storage.Querier {
 	if st, ok := ctx.Value(txKey{}).(*txState); ok {
 		return st.tx
