@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,58 +11,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gorilla/mux"
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 
-	"github.com/authd/authd/internal/config"
 	"github.com/authd/authd/internal/openapi"
-	"github.com/authd/authd/storage/storagetest"
 )
 
 const adminPrefix = "/admin/v1"
-
-// realRoutes builds the application exactly as serveRuntime does and
-// returns its /admin/v1 routes as "METHOD /path" (path without the prefix).
-func realRoutes(t *testing.T) []string {
-	t.Helper()
-	db := storagetest.NewDB(t)
-	cfg, err := config.FromEnv([]string{"AUTHD_SECRETS_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "AUTHD_BCRYPT_COST=4"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DatabaseURL = db.URL
-	ctx, cancel := context.WithCancel(context.Background())
-	rt := &runtime{cfg: cfg, log: zap.NewNop(), pool: db.Pool, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
-	a, err := buildApp(ctx, rt)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); a.wait(); a.close() })
-
-	var routes []string
-	err = a.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
-		tpl, err := route.GetPathTemplate()
-		if err != nil || !strings.HasPrefix(tpl, adminPrefix+"/") {
-			return nil // the /admin/v1 prefix route itself, and everything else
-		}
-		methods, err := route.GetMethods()
-		if err != nil {
-			t.Errorf("admin route %s accepts every method; give it Methods()", tpl)
-			return nil
-		}
-		for _, m := range methods {
-			routes = append(routes, m+" "+strings.TrimPrefix(tpl, adminPrefix))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(routes)
-	return routes
-}
 
 var operationKeys = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -94,7 +46,7 @@ func loadAdminDoc(t *testing.T) map[string]any {
 }
 
 func TestOpenAPI_DocumentsExactlyTheAdminRoutes(t *testing.T) {
-	routes := realRoutes(t)
+	routes := routesUnder(t, adminPrefix)
 	documented := documentedRoutes(loadAdminDoc(t))
 	if len(routes) < 20 {
 		t.Fatalf("only %d admin routes found: is the admin API mounted? %v", len(routes), routes)
@@ -122,10 +74,12 @@ func TestOpenAPI_ServedToAdminsOnly(t *testing.T) {
 	wantProblem(t, "without a token", st, b, 401, "unauthorized")
 }
 
-// TestOpenAPI_ValidOpenAPI31 checks the structure OpenAPI 3.1 requires of
-// what the document uses; it is not a full JSON Schema validation.
-func TestOpenAPI_ValidOpenAPI31(t *testing.T) {
-	doc := loadAdminDoc(t)
+func TestOpenAPI_ValidOpenAPI31(t *testing.T) { checkOpenAPI31(t, loadAdminDoc(t), adminPrefix) }
+
+// checkOpenAPI31 checks the structure OpenAPI 3.1 requires of what a
+// document served under prefix uses; it is not a full JSON Schema validation.
+func checkOpenAPI31(t *testing.T, doc map[string]any, prefix string) {
+	t.Helper()
 	if v, _ := doc["openapi"].(string); !regexp.MustCompile(`^3\.1\.\d+$`).MatchString(v) {
 		t.Errorf("openapi = %q, want 3.1.x", v)
 	}
@@ -136,17 +90,20 @@ func TestOpenAPI_ValidOpenAPI31(t *testing.T) {
 	if s, _ := info["version"].(string); s == "" {
 		t.Error("info.version is required")
 	}
-	if servers, _ := doc["servers"].([]any); len(servers) != 1 || servers[0].(map[string]any)["url"] != adminPrefix {
-		t.Errorf("servers = %v, want one with url %s", doc["servers"], adminPrefix)
+	if servers, _ := doc["servers"].([]any); len(servers) != 1 || servers[0].(map[string]any)["url"] != prefix {
+		t.Errorf("servers = %v, want one with url %s", doc["servers"], prefix)
 	}
 	schemes, _ := doc["components"].(map[string]any)["securitySchemes"].(map[string]any)
-	for _, req := range doc["security"].([]any) {
-		for name := range req.(map[string]any) {
-			if schemes[name] == nil {
-				t.Errorf("security requirement %q has no securityScheme", name)
+	checkSecurity := func(where string, raw any) {
+		for _, req := range raw.([]any) {
+			for name := range req.(map[string]any) {
+				if schemes[name] == nil {
+					t.Errorf("%s: security requirement %q has no securityScheme", where, name)
+				}
 			}
 		}
 	}
+	checkSecurity("document", doc["security"])
 
 	paths, _ := doc["paths"].(map[string]any)
 	if len(paths) == 0 {
@@ -179,6 +136,9 @@ func TestOpenAPI_ValidOpenAPI31(t *testing.T) {
 			} else {
 				opIDs[id] = where
 			}
+			if sec, ok := op["security"]; ok {
+				checkSecurity(where, sec)
+			}
 			responses, _ := op["responses"].(map[string]any)
 			if len(responses) == 0 {
 				t.Errorf("%s: no responses", where)
@@ -191,7 +151,6 @@ func TestOpenAPI_ValidOpenAPI31(t *testing.T) {
 					t.Errorf("%s %s: a response needs a description", where, code)
 				}
 			}
-			// Every {param} in the path is declared as a required path parameter.
 			declared := map[string]bool{}
 			for name, in := range pathParams {
 				declared[name] = in
