@@ -6,35 +6,32 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/problem"
 	"github.com/authd/authd/oauth/keys"
+	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/fositestore"
 )
 
 // AdminHandler serves the client and signing-key routes of the admin API.
 //
-// Audit: the registry and the key manager own their transactions, so each
-// event is written right after its change commits, on the pool. If that
-// write fails the change stands (a rotated secret must still reach the
-// caller), and the event is logged at error level instead.
+// Audit: every change writes its audit event in the change's own
+// transaction, so the two commit or fail together.
 type AdminHandler struct {
 	clients *ClientRegistry
 	keys    *keys.Manager
-	pool    *pgxpool.Pool
 	log     *zap.Logger
 }
 
 // NewAdminHandler returns the admin API handler for clients and keys.
-func NewAdminHandler(clients *ClientRegistry, keys *keys.Manager, pool *pgxpool.Pool, log *zap.Logger) *AdminHandler {
+func NewAdminHandler(clients *ClientRegistry, keys *keys.Manager, log *zap.Logger) *AdminHandler {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &AdminHandler{clients: clients, keys: keys, pool: pool, log: log}
+	return &AdminHandler{clients: clients, keys: keys, log: log}
 }
 
 // Mount adds the routes to admin, the /admin/v1 subrouter (already behind
@@ -68,18 +65,6 @@ func (h *AdminHandler) recordIn(ctx context.Context, r *http.Request, typ, targe
 	e := audit.AdminOrigin(r)
 	e.Type, e.TargetType, e.TargetID, e.Details = typ, targetType, targetID, details
 	return audit.Record(ctx, h.clients.store.Querier(ctx), h.log, e)
-}
-
-// record writes the audit event of a committed change: key rotation, whose
-// transaction the key manager owns. Details never hold secrets.
-func (h *AdminHandler) record(r *http.Request, typ, targetType, targetID string, details map[string]any) {
-	e := audit.AdminOrigin(r)
-	e.Type, e.TargetType, e.TargetID, e.Details = typ, targetType, targetID, details
-	if err := audit.Record(context.WithoutCancel(r.Context()), h.pool, h.log, e); err != nil {
-		h.log.Error("admin: audit record failed after the change committed", zap.Error(err),
-			zap.String("type", e.Type), zap.String("actor_type", e.ActorType), zap.String("actor_id", e.ActorID),
-			zap.String("target_type", e.TargetType), zap.String("target_id", e.TargetID), zap.String("request_id", e.RequestID))
-	}
 }
 
 // clientBody is the JSON of POST and PATCH /clients; on PATCH only the
@@ -278,7 +263,13 @@ func (h *AdminHandler) listKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *AdminHandler) rotateKeys(w http.ResponseWriter, r *http.Request) {
-	if err := h.keys.Rotate(r.Context()); err != nil {
+	// The audit event commits in the rotation's own transaction.
+	err := h.keys.RotateAndRecord(r.Context(), func(ctx context.Context, q storage.Querier, activating []string) error {
+		e := audit.AdminOrigin(r)
+		e.Type, e.TargetType, e.Details = "keys.rotated", "signing_keys", map[string]any{"activating": activating}
+		return audit.Record(ctx, q, h.log, e)
+	})
+	if err != nil {
 		problem.Write(w, r, err)
 		return
 	}
@@ -287,12 +278,5 @@ func (h *AdminHandler) rotateKeys(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, err)
 		return
 	}
-	var active []string
-	for _, k := range ks {
-		if k.State == keys.StateActive {
-			active = append(active, k.KID)
-		}
-	}
-	h.record(r, "keys.rotated", "signing_keys", "", map[string]any{"active": active})
 	problem.WriteJSON(w, http.StatusOK, map[string]any{"items": ks})
 }

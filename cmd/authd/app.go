@@ -200,7 +200,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	// Admin API (issue 5): users, roles, audit log, clients, keys and the
 	// OpenAPI document; every route requires an admin token.
 	accounts.NewAdminHandler(a.accounts, log).Mount(admin)
-	oauth.NewAdminHandler(a.provider.Clients(), a.keys, pool, log).Mount(admin)
+	oauth.NewAdminHandler(a.provider.Clients(), a.keys, log).Mount(admin)
 	admin.Handle("/openapi.json", authn.RequireAdmin(openapi.AdminHandler())).Methods(http.MethodGet)
 	a.router = r
 

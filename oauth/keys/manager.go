@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"github.com/authd/authd/storage"
+	"github.com/jackc/pgx/v5"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -186,14 +188,29 @@ func (m *Manager) maintain(ctx context.Context) error {
 // PollInterval + JWKSMaxAge ago, some replica or client cache may not have
 // it yet, so its activation is set to that moment instead of now and the old
 // key signs until then; calling Rotate again meanwhile changes nothing.
-func (m *Manager) Rotate(ctx context.Context) error {
+func (m *Manager) Rotate(ctx context.Context) error { return m.RotateAndRecord(ctx, nil) }
+
+// RotateAndRecord is Rotate; record, when not nil, runs inside the
+// rotation's transaction with the kids taking over, so an audit event
+// commits (or not) together with the rotation.
+func (m *Manager) RotateAndRecord(ctx context.Context, record func(ctx context.Context, q storage.Querier, activating []string) error) error {
 	// Reload first: it proves AUTHD_SECRETS_KEY decrypts the existing keys
 	// before we encrypt new ones under it.
 	if err := m.Reload(ctx); err != nil {
 		return err
 	}
 	var takeover []*slot
-	ch, err := m.updateSchedule(ctx, func(cs []*chain, now time.Time) error {
+	var within func(tx pgx.Tx) error
+	if record != nil {
+		within = func(tx pgx.Tx) error {
+			kids := make([]string, len(takeover))
+			for i, s := range takeover {
+				kids[i] = s.kid
+			}
+			return record(ctx, tx, kids)
+		}
+	}
+	ch, err := m.updateScheduleWith(ctx, func(cs []*chain, now time.Time) error {
 		takeover = takeover[:0]
 		for _, c := range cs {
 			if _, next := c.rotate(now, m.cfg); next != nil {
@@ -201,7 +218,7 @@ func (m *Manager) Rotate(ctx context.Context) error {
 			}
 		}
 		return nil
-	})
+	}, within)
 	if err != nil {
 		return err
 	}

@@ -93,6 +93,12 @@ func (c change) empty() bool { return len(c.created)+len(c.moved)+len(c.deleted)
 // generates keys for the slots it added, and writes the result. plan must be
 // deterministic in its inputs: the transaction may run more than once.
 func (m *Manager) updateSchedule(ctx context.Context, plan func(cs []*chain, now time.Time) error) (change, error) {
+	return m.updateScheduleWith(ctx, plan, nil)
+}
+
+// updateScheduleWith is updateSchedule; within, when not nil, runs last in
+// the same transaction (an audit record that must commit with the change).
+func (m *Manager) updateScheduleWith(ctx context.Context, plan func(cs []*chain, now time.Time) error, within func(tx pgx.Tx) error) (change, error) {
 	var ch change
 	err := storage.InTx(ctx, m.pool, storage.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		ch = change{}
@@ -127,6 +133,9 @@ func (m *Manager) updateSchedule(ctx context.Context, plan func(cs []*chain, now
 		}
 		if err := m.writeSchedule(ctx, tx, ch); err != nil {
 			return err
+		}
+		if within != nil {
+			return within(tx)
 		}
 		return nil
 	})
