@@ -96,7 +96,9 @@ func TestInTx_RetriesSerializationFailures(t *testing.T) {
 	if int(failed.Load())+n != workers {
 		t.Fatalf("counter %d + failed %d != %d: an increment was lost or doubled", n, failed.Load(), workers)
 	}
-	if n < workers/2 {
+	// Without retries all ten read 0 at once and only the first commit wins;
+	// two or more increments mean aborted transactions ran again.
+	if n < 2 {
 		t.Fatalf("only %d of %d transactions committed; retries are not working", n, workers)
 	}
 }
