@@ -70,8 +70,8 @@ func (p *AccountPages) allow(w http.ResponseWriter, r *http.Request, l *ratelimi
 // internalError renders a generic failure and logs the cause.
 func (p *AccountPages) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
-	p.UI.Render(w, r, http.StatusInternalServerError, "message", Page{Title: "Something went wrong",
-		Error: "Something went wrong on our side. Please try again in a moment."})
+	status, msg := Failure(w, err)
+	p.UI.Render(w, r, status, "message", Page{Title: "Something went wrong", Error: msg})
 }
 
 // startSession logs the user in on this browser (a fresh cookie value, so a

@@ -116,14 +116,16 @@ func (l *Login) post(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		reqctx.Logger(ctx).Error("login: authenticate", zap.Error(err))
-		l.render(w, r, http.StatusInternalServerError, returnTo, email, "Something went wrong. Please try again.")
+		status, msg := Failure(w, err)
+		l.render(w, r, status, returnTo, email, msg)
 		return
 	}
 	ip := audit.Event{}.FromRequest(r).IP
 	token, sess, err := l.Accounts.CreateSession(ctx, u.ID, r.UserAgent(), ip)
 	if err != nil {
 		reqctx.Logger(ctx).Error("login: create session", zap.Error(err))
-		l.render(w, r, http.StatusInternalServerError, returnTo, email, "Something went wrong. Please try again.")
+		status, msg := Failure(w, err)
+		l.render(w, r, status, returnTo, email, msg)
 		return
 	}
 	// A new cookie value on every login, so a planted cookie (fixation) is useless.

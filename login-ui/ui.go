@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/internal/reqctx"
+	"github.com/authd/authd/storage"
 )
 
 //go:embed templates/*.html
@@ -106,6 +107,17 @@ func (ui *UI) Render(w http.ResponseWriter, r *http.Request, status int, name st
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// Failure is the status and message of a page that could not do its work:
+// 503 (with Retry-After) while the database is unreachable, which is an
+// outage to wait out, and 500 otherwise.
+func Failure(w http.ResponseWriter, err error) (int, string) {
+	if storage.IsUnavailable(err) {
+		w.Header().Set("Retry-After", "5")
+		return http.StatusServiceUnavailable, "The service is temporarily unavailable. Please try again in a moment."
+	}
+	return http.StatusInternalServerError, "Something went wrong on our side. Please try again in a moment."
 }
 
 // PageHeaders sets the security headers of a hosted page: a strict CSP with no

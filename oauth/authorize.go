@@ -16,6 +16,7 @@ import (
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/reqctx"
 	loginui "github.com/authd/authd/login-ui"
+	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/fositestore"
 )
 
@@ -204,6 +205,11 @@ func addIDTokenClaims(sess *Session, scopes fosite.Arguments, u *accounts.User) 
 // authorizeError writes an authorization error; redirects carry iss
 // (RFC 9207) like successful responses.
 func (p *Provider) authorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	// A database outage is temporarily_unavailable (RFC 6749 §4.1.2.1), not a
+	// server_error: the client should retry, nothing is broken.
+	if storage.IsUnavailable(err) {
+		err = errUnavailable.WithWrap(err)
+	}
 	p.metrics.authorize.WithLabelValues(errorCode(err)).Inc()
 	p.logOAuthError(ctx, "authorize", err)
 	p.op.WriteAuthorizeError(ctx, &issWriter{ResponseWriter: w, iss: p.cfg.Issuer}, ar, err)

@@ -114,6 +114,10 @@ func TestReadyz_FollowsDatabaseWithoutRestart(t *testing.T) {
 	if code, _ := get(t, ts.URL+"/healthz"); code != 200 {
 		t.Fatalf("healthz must stay 200 while the database is down, got %d", code)
 	}
+	// A page that needs the database fails with 503, never 500.
+	if resp := postLogin(t, browser(t), ts.URL, "someone@example.com", "a-password"); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("POST /login with the database down: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 	if err := cluster.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
