@@ -67,34 +67,10 @@ func routesUnder(t *testing.T, prefix string) []string {
 	return routes
 }
 
-func loadPublicDoc(t *testing.T) map[string]any {
-	t.Helper()
-	var doc map[string]any
-	dec := json.NewDecoder(bytes.NewReader(openapi.Public()))
-	dec.UseNumber()
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("the public OpenAPI document is not JSON: %v", err)
-	}
-	return doc
-}
+func loadPublicDoc(t *testing.T) map[string]any { return loadDoc(t, "public", openapi.Public()) }
 
 func TestPublicOpenAPI_DocumentsExactlyThePublicRoutes(t *testing.T) {
-	routes := routesUnder(t, publicPrefix)
-	documented := documentedRoutes(loadPublicDoc(t))
-	if len(routes) < 15 {
-		t.Fatalf("only %d /api/v1 routes found: are the accounts and credits APIs mounted? %v", len(routes), routes)
-	}
-	t.Logf("%d public routes, %d documented operations", len(routes), len(documented))
-	for _, r := range routes {
-		if !slices.Contains(documented, r) {
-			t.Errorf("route %s is not documented in internal/openapi/public.json", r)
-		}
-	}
-	for _, d := range documented {
-		if !slices.Contains(routes, d) {
-			t.Errorf("documented operation %s does not exist on the router", d)
-		}
-	}
+	checkDocumentsExactly(t, publicPrefix, "internal/openapi/public.json", loadPublicDoc(t), 15)
 }
 
 func TestPublicOpenAPI_ValidOpenAPI31(t *testing.T) {

@@ -33,27 +33,33 @@ func documentedRoutes(doc map[string]any) []string {
 	return out
 }
 
-func loadAdminDoc(t *testing.T) map[string]any {
+// loadDoc decodes an embedded OpenAPI document (numbers kept exact).
+func loadDoc(t *testing.T, name string, b []byte) map[string]any {
 	t.Helper()
 	var doc map[string]any
-	dec := json.NewDecoder(bytes.NewReader(openapi.Admin()))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("the admin OpenAPI document is not JSON: %v", err)
+		t.Fatalf("the %s OpenAPI document is not JSON: %v", name, err)
 	}
 	return doc
 }
 
-func TestOpenAPI_DocumentsExactlyTheAdminRoutes(t *testing.T) {
-	routes := routesUnder(t, adminPrefix)
-	documented := documentedRoutes(loadAdminDoc(t))
-	if len(routes) < 20 {
-		t.Fatalf("only %d admin routes found: is the admin API mounted? %v", len(routes), routes)
+func loadAdminDoc(t *testing.T) map[string]any { return loadDoc(t, "admin", openapi.Admin()) }
+
+// checkDocumentsExactly fails unless the router's routes under prefix and
+// the document's operations are the same set; min guards against a router
+// on which the API was not mounted at all.
+func checkDocumentsExactly(t *testing.T, prefix, file string, doc map[string]any, min int) {
+	t.Helper()
+	routes := routesUnder(t, prefix)
+	documented := documentedRoutes(doc)
+	if len(routes) < min {
+		t.Fatalf("only %d %s routes found: is the API mounted? %v", len(routes), prefix, routes)
 	}
-	t.Logf("%d admin routes, %d documented operations", len(routes), len(documented))
 	for _, r := range routes {
 		if !slices.Contains(documented, r) {
-			t.Errorf("route %s is not documented in internal/openapi/admin.json", r)
+			t.Errorf("route %s is not documented in %s", r, file)
 		}
 	}
 	for _, d := range documented {
@@ -61,6 +67,10 @@ func TestOpenAPI_DocumentsExactlyTheAdminRoutes(t *testing.T) {
 			t.Errorf("documented operation %s does not exist on the router", d)
 		}
 	}
+}
+
+func TestOpenAPI_DocumentsExactlyTheAdminRoutes(t *testing.T) {
+	checkDocumentsExactly(t, adminPrefix, "internal/openapi/admin.json", loadAdminDoc(t), 20)
 }
 
 func TestOpenAPI_ServedToAdminsOnly(t *testing.T) {
