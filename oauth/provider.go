@@ -103,6 +103,7 @@ func New(cfg Config, pool *pgxpool.Pool, store *fositestore.Store, keys KeySourc
 		compose.OAuth2TokenRevocationFactory,
 		compose.OAuth2PKCEFactory,
 	)
+	dispatchByGrant(p.fcfg)
 	return p, nil
 }
 
