@@ -18,6 +18,12 @@
 //     two entries (which a deferred constraint trigger checks sum to zero);
 //  5. record an audit event.
 //
+// Grants, spends and adjustments go through group commit (batch.go):
+// postings that arrive while earlier ones are in the database share the next
+// database transaction, which locks all their accounts in id order, decides
+// each posting in arrival order exactly as above, writes them with one
+// statement per table and commits once. Refunds take the single path.
+//
 // The HTTP layer (Handler) maps principals to actors and errors to RFC 9457
 // problems; it holds no ledger logic.
 package ledger

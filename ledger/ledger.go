@@ -167,8 +167,9 @@ func (e *ValidationError) Error() string { return "ledger: invalid " + e.Field +
 
 // Ledger posts and reads credit transactions. It is safe for concurrent use.
 type Ledger struct {
-	pool *pgxpool.Pool
-	log  *zap.Logger
+	pool  *pgxpool.Pool
+	log   *zap.Logger
+	batch batcher // group commit of grants, spends and adjustments (batch.go)
 }
 
 // New returns a Ledger over pool. log may be nil.
@@ -176,7 +177,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger) *Ledger {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Ledger{pool: pool, log: log}
+	return &Ledger{pool: pool, log: log, batch: batcher{maxBatch: defaultMaxBatch, maxInFlight: defaultMaxInFlight}}
 }
 
 // Balance returns the user's balance. Errors: ErrUserNotFound.

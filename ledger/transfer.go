@@ -41,14 +41,14 @@ type AdjustPosting struct {
 // Grant credits the user from the issuance account.
 // Errors: *ValidationError, ErrUserNotFound, ErrReferenceConflict, ErrBalanceOverflow.
 func (l *Ledger) Grant(ctx context.Context, p Posting) (Result, error) {
-	return l.post(ctx, &op{Posting: p, kind: KindGrant, direction: Credit, counter: issuanceAccount})
+	return l.submit(ctx, &op{Posting: p, kind: KindGrant, direction: Credit, counter: issuanceAccount})
 }
 
 // Spend debits the user to the revenue account, or fails with
 // *InsufficientCreditsError and writes nothing.
 // Errors: *ValidationError, ErrUserNotFound, ErrReferenceConflict, ErrInsufficientCredits.
 func (l *Ledger) Spend(ctx context.Context, p Posting) (Result, error) {
-	return l.post(ctx, &op{Posting: p, kind: KindSpend, direction: Debit, counter: revenueAccount})
+	return l.submit(ctx, &op{Posting: p, kind: KindSpend, direction: Debit, counter: revenueAccount})
 }
 
 // Refund credits the user back from revenue, never more in total than the
@@ -64,7 +64,7 @@ func (l *Ledger) Refund(ctx context.Context, p RefundPosting) (Result, error) {
 // Errors: *ValidationError, ErrUserNotFound, ErrReferenceConflict,
 // ErrInsufficientCredits, ErrBalanceOverflow.
 func (l *Ledger) Adjust(ctx context.Context, p AdjustPosting) (Result, error) {
-	return l.post(ctx, &op{Posting: p.Posting, kind: KindAdjust, direction: p.Direction, counter: issuanceAccount, reason: p.Reason})
+	return l.submit(ctx, &op{Posting: p.Posting, kind: KindAdjust, direction: p.Direction, counter: issuanceAccount, reason: p.Reason})
 }
 
 // op is one posting on its way to the database.
@@ -131,12 +131,16 @@ func checkText(field, s string, min, max int) error {
 	return nil
 }
 
-// post runs o in one database transaction (see the package comment).
+// post runs o alone in one database transaction (see the package comment).
 func (l *Ledger) post(ctx context.Context, o *op) (Result, error) {
 	if err := o.validate(); err != nil {
 		return Result{}, err
 	}
-	fp := o.fingerprint()
+	return l.postValid(ctx, o, o.fingerprint())
+}
+
+// postValid is post of a validated o whose fingerprint is fp.
+func (l *Ledger) postValid(ctx context.Context, o *op, fp []byte) (Result, error) {
 	var res Result
 	err := storage.InTx(ctx, l.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
 		var err error
@@ -344,25 +348,14 @@ func (o *op) auditEvent() audit.Event {
 
 // audit records the posting in tx, so the event commits with the money.
 func (l *Ledger) audit(ctx context.Context, tx pgx.Tx, o *op, t *Transaction, replayed bool) error {
-	e := o.auditEvent()
-	e.Details = map[string]any{
-		"transaction_id": t.ID, "amount": t.Amount, "direction": t.Direction, "reference": t.Reference,
-		"balance_after": t.BalanceAfter, "replayed": replayed,
-	}
-	if t.RefundOf != "" {
-		e.Details["refund_of"] = t.RefundOf
-	}
-	return audit.Record(ctx, tx, l.log, e)
+	return audit.Record(ctx, tx, l.log, successEvent(ctx, o, t, replayed))
 }
 
 // recordFailure audits a refused posting. Its transaction rolled back, so
 // this is a separate write; failing to make it is logged, not returned, as
 // the caller's answer does not depend on it.
 func (l *Ledger) recordFailure(ctx context.Context, o *op, cause error) {
-	e := o.auditEvent()
-	e.Failed = true
-	e.Details = map[string]any{"error": failureCode(cause), "amount": o.Amount, "reference": o.Reference}
-	if err := audit.Record(context.WithoutCancel(ctx), l.pool, l.log, e); err != nil {
+	if err := audit.Record(context.WithoutCancel(ctx), l.pool, l.log, failureEvent(ctx, o, cause)); err != nil {
 		l.log.Warn("ledger: audit of refused posting failed", zap.Error(err))
 	}
 }
