@@ -18,6 +18,9 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	if accessSignature != "" {
 		atSig = hashKey(accessSignature)
 	}
+	if s.deferCreate(ctx, tableRefresh, append(args, atSig), r.GetID()) {
+		return nil // written with the pending rotation (rotation.go)
+	}
 	_, err = s.q(ctx).Exec(ctx, `INSERT INTO oauth2_refresh (`+insertColumns+`, access_token_signature)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, append(args, atSig)...)
 	return mapErr("create oauth2_refresh", err)
@@ -78,6 +81,13 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // tokens are then deleted, and any other still-active refresh token of the
 // family deactivated, before fosite inserts the new pair.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	if s.deferRotation(ctx, requestID, signature) {
+		// This transaction holds the row locked and saw it active: the
+		// guarded UPDATE cannot lose, and it is written together with the
+		// new pair and the saved response (rotation.go).
+		s.noteRevoked(ctx, revKey{'r', requestID})
+		return nil
+	}
 	key := hashKey(signature)
 	s.forgetLocked(ctx)
 	// One statement, one round trip: the guarded UPDATE decides, and the
@@ -161,9 +171,9 @@ func (s *Store) LockRefreshToken(ctx context.Context, signature string) (Refresh
 	// GetRefreshTokenSession that follows in this transaction costs no
 	// round trip. FOR UPDATE OF t: the client row is not locked.
 	lr := &lockedRefresh{key: hashKey(signature)}
-	dest := append(lr.row.dest(), &lr.firstUsed, &lr.rotated)
+	dest := append(lr.row.dest(), &lr.firstUsed, &lr.rotated, &lr.accessKey)
 	dest = append(dest, clientDest(&lr.row.client)...)
-	err := s.q(ctx).QueryRow(ctx, `SELECT `+requestColumns+`, t.first_used_at, t.rotated_response, `+clientColumns+`
+	err := s.q(ctx).QueryRow(ctx, `SELECT `+requestColumns+`, t.first_used_at, t.rotated_response, t.access_token_signature, `+clientColumns+`
 		FROM oauth2_refresh t JOIN oauth2_clients c ON c.id = t.client_id
 		WHERE t.signature = $1 FOR UPDATE OF t`, lr.key).Scan(dest...)
 	if err = mapErr("lock refresh token", err); err == ErrNotFound {
@@ -188,6 +198,7 @@ type lockedRefresh struct {
 	row       requestRow
 	firstUsed *time.Time
 	rotated   []byte
+	accessKey string // hashed signature of the access token issued with it
 }
 
 // lockedRow returns the locked copy of the row keyed by signature, if ctx's
@@ -228,6 +239,14 @@ func (s *Store) Replayable(rs RefreshState) bool {
 // retries within the window. It returns ErrNotFound unless the token exists
 // and has been rotated.
 func (s *Store) SaveRotatedResponse(ctx context.Context, signature string, blob []byte) error {
+	if st, ok := ctx.Value(txKey{}).(*txState); ok {
+		st.shared.mu.Lock()
+		p := st.shared.pending
+		st.shared.mu.Unlock()
+		if p != nil && p.key == hashKey(signature) {
+			return s.flushPending(ctx, st, blob)
+		}
+	}
 	s.forgetLocked(ctx)
 	tag, err := s.q(ctx).Exec(ctx, `UPDATE oauth2_refresh SET rotated_response = $2
 		WHERE signature = $1 AND NOT active AND first_used_at IS NOT NULL`, hashKey(signature), blob)

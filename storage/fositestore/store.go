@@ -88,6 +88,10 @@ func (s *Store) Querier(ctx context.Context) storage.Querier { return s.q(ctx) }
 
 func (s *Store) q(ctx context.Context) storage.Querier {
 	if st, ok := ctx.Value(txKey{}).(*txState); ok {
+		if st.shared.hasPending() {
+			// Anything else this transaction does sees the rotation done.
+			return pendingQuerier{s: s, st: st}
+		}
 		return st.tx
 	}
 	return s.pool

@@ -58,7 +58,12 @@ func (s *Store) createRequest(ctx context.Context, table, key string, r fosite.R
 	if err != nil {
 		return err
 	}
-	_, err = s.q(ctx).Exec(ctx, `INSERT INTO `+table+` (`+insertColumns+`)
+	return s.insertRow(ctx, table, args)
+}
+
+// insertRow inserts newRow's values into table.
+func (s *Store) insertRow(ctx context.Context, table string, args []any) error {
+	_, err := s.q(ctx).Exec(ctx, `INSERT INTO `+table+` (`+insertColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, args...)
 	return mapErr("create "+table, err)
 }
@@ -177,7 +182,14 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string)
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
-	return s.createRequest(ctx, tableAccess, signature, r, fosite.AccessToken)
+	args, err := newRow(signature, r, fosite.AccessToken)
+	if err != nil {
+		return err
+	}
+	if s.deferCreate(ctx, tableAccess, args, r.GetID()) {
+		return nil // written with the pending rotation (rotation.go)
+	}
+	return s.insertRow(ctx, tableAccess, args)
 }
 
 // GetAccessTokenSession implements oauth2.AccessTokenStorage. Revoked access

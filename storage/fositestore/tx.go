@@ -25,6 +25,9 @@ type txShared struct {
 	mu      sync.Mutex
 	revoked []revKey
 	locked  *lockedRefresh
+	// pending is a rotation of the locked refresh token whose writes wait
+	// for SaveRotatedResponse (rotation.go).
+	pending *pendingRotation
 }
 
 // BeginTX starts a transaction at Options.IsoLevel (REPEATABLE READ by
@@ -61,6 +64,11 @@ func (s *Store) Commit(ctx context.Context) error {
 	if !st.owner {
 		return nil
 	}
+	if err := s.flushPending(ctx, st, nil); err != nil {
+		_ = st.tx.Rollback(context.WithoutCancel(ctx))
+		s.flushRevoked(st)
+		return err
+	}
 	err := st.tx.Commit(ctx)
 	s.flushRevoked(st)
 	return mapErr("commit", err)
@@ -76,6 +84,9 @@ func (s *Store) Rollback(ctx context.Context) error {
 	if !st.owner {
 		return nil
 	}
+	st.shared.mu.Lock()
+	st.shared.pending = nil
+	st.shared.mu.Unlock()
 	// Rollback must run even when the request was cancelled, or the
 	// connection stays busy until the pool notices.
 	err := st.tx.Rollback(context.WithoutCancel(ctx))

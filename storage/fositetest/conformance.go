@@ -29,6 +29,7 @@ func RunTests(t *testing.T, newStore NewStoreFunc) {
 		{"PKCE", pkceCases},
 		{"Transaction", txCases},
 		{"ReuseWindow", reuseCases},
+		{"RefreshProtocol", protocolCases},
 		{"Revoke", revokeCases},
 		{"DeleteExpired", gcCases},
 	}
