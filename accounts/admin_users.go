@@ -60,6 +60,7 @@ func (s *Service) SetDisabled(ctx context.Context, origin audit.Event, userID st
 	if err != nil {
 		return nil, err
 	}
+	s.userChanged(userID)
 	if disabled && revoke {
 		if err := s.revokeTokens(ctx, userID); err != nil {
 			return nil, err
@@ -91,7 +92,11 @@ func (s *Service) AssignRole(ctx context.Context, origin audit.Event, userID, ro
 		roles, err = rolesOf(ctx, tx, userID)
 		return err
 	})
-	return roles, err
+	if err != nil {
+		return nil, err
+	}
+	s.userChanged(userID)
+	return roles, nil
 }
 
 // UnassignRole takes role from the user. When the user had it and revoke is
@@ -131,6 +136,7 @@ func (s *Service) UnassignRole(ctx context.Context, origin audit.Event, userID, 
 	if err != nil {
 		return nil, err
 	}
+	s.userChanged(userID)
 	if had && revoke {
 		if err := s.revokeTokens(ctx, userID); err != nil {
 			return nil, err
@@ -231,6 +237,7 @@ func (s *Service) DeleteUser(ctx context.Context, origin audit.Event, userID str
 	if err != nil {
 		return nil, err
 	}
+	s.userChanged(userID)
 	if err := s.revokeTokens(ctx, userID); err != nil {
 		return nil, err
 	}

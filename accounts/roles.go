@@ -42,7 +42,11 @@ func rolesOf(ctx context.Context, q storage.Querier, userID string) ([]string, e
 
 // AddRole gives the user a role; adding a role the user has is a no-op.
 func (s *Service) AddRole(ctx context.Context, userID, role string) error {
-	return addRole(ctx, s.pool, userID, role)
+	if err := addRole(ctx, s.pool, userID, role); err != nil {
+		return err
+	}
+	s.userChanged(userID)
+	return nil
 }
 
 func addRole(ctx context.Context, q storage.Querier, userID, role string) error {
@@ -64,10 +68,16 @@ func addRole(ctx context.Context, q storage.Querier, userID, role string) error 
 }
 
 // RemoveRole takes a role from the user. It reports whether the user had it.
+// When q is a transaction, this replica's cached copy of the user is dropped
+// now, before the commit, so a read in between may cache the old roles until
+// the trigger's notification drops them (a notification's latency); callers
+// that need the change visible here at once drop it again after the commit,
+// as UnassignRole does.
 func (s *Service) RemoveRole(ctx context.Context, q storage.Querier, userID, role string) (bool, error) {
 	tag, err := q.Exec(ctx, `DELETE FROM user_roles WHERE user_id = $1 AND role = $2`, userID, role)
 	if err != nil {
 		return false, fmt.Errorf("accounts: remove role %s from %s: %w", role, userID, err)
 	}
+	s.userChanged(userID)
 	return tag.RowsAffected() == 1, nil
 }

@@ -87,6 +87,7 @@ type Service struct {
 	policy *PasswordPolicy
 	log    *zap.Logger
 	cfg    Config
+	access *accessCache // usercache.go
 }
 
 // New returns the accounts service.
@@ -117,7 +118,7 @@ func New(pool *pgxpool.Pool, hasher *PasswordHasher, log *zap.Logger, cfg Config
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Service{pool: pool, hasher: hasher, policy: NewPasswordPolicy(), log: log, cfg: cfg}
+	return &Service{pool: pool, hasher: hasher, policy: NewPasswordPolicy(), log: log, cfg: cfg, access: newAccessCache()}
 }
 
 // Pool returns the database pool, for callers composing one transaction out
