@@ -65,11 +65,26 @@
 // needs READ COMMITTED: under REPEATABLE READ a waiter would fail with a
 // serialization error instead of reading the winner's committed response.
 //
+// Under the lock the rotation cannot lose, so the store holds its writes
+// (RotateRefreshToken and the new pair's Create*Session calls) and
+// SaveRotatedResponse writes them as one statement: the used row is
+// rewritten once, with first_used_at and the response together, and the
+// access token issued with it is deleted by primary key. Any other query of
+// the transaction, and Commit, writes the held rotation first, so no reader
+// can tell (rotation.go).
+//
 // When NewAccessRequest fails with invalid_grant because of reuse (a used
 // token outside the window, or without the marker), fosite has already
 // revoked the family inside the transaction: COMMIT it anyway, or the
 // revocation is undone. Without the marker (introspection, revocation) a used
 // row is always inactive.
+//
+// # Access tokens outside a transaction
+//
+// CreateAccessTokenSession without a transaction in ctx (client_credentials)
+// shares one multi-row INSERT with concurrent calls and returns once that
+// statement has committed; a failing batch is retried row by row, so a bad
+// row fails only its own call (batch.go).
 //
 // # Other queries
 //

@@ -64,6 +64,17 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 	return r, fosite.ErrInactiveToken
 }
 
+// RefreshTokenSubject returns the subject and client of the refresh token
+// signature (as fosite's strategy computes it), used or not, without a lock
+// and without decoding its session: what the token endpoint needs to read
+// the user before the refresh protocol takes its lock. A missing token is
+// ErrNotFound.
+func (s *Store) RefreshTokenSubject(ctx context.Context, signature string) (subject, clientID string, err error) {
+	err = s.q(ctx).QueryRow(ctx, `SELECT subject, client_id FROM oauth2_refresh WHERE signature = $1`,
+		hashKey(signature)).Scan(&subject, &clientID)
+	return subject, clientID, mapErr("get refresh token subject", err)
+}
+
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage. fosite
 // calls it for the reused token when it detects reuse; a missing row is not
 // an error, since any error there would abort the family's revocation.

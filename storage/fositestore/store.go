@@ -62,12 +62,16 @@ type Store struct {
 	clients *clientCache
 	// revoked remembers this replica's recent revocations (revoked.go).
 	revoked *revocations
+	// accessInserts batches access tokens created outside a transaction
+	// (batch.go).
+	accessInserts *insertBatcher
 }
 
 // New returns a Store on pool. The schema comes from migration 0004.
 func New(pool *pgxpool.Pool, opts Options) *Store {
 	s := &Store{pool: pool, window: opts.ReuseWindow, now: opts.Now, iso: opts.IsoLevel, log: opts.Log,
 		clients: newClientCache(), revoked: newRevocations()}
+	s.accessInserts = newInsertBatcher(s, tableAccess)
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}

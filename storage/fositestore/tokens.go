@@ -189,6 +189,9 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 	if s.deferCreate(ctx, tableAccess, args, r.GetID()) {
 		return nil // written with the pending rotation (rotation.go)
 	}
+	if _, inTx := ctx.Value(txKey{}).(*txState); !inTx {
+		return s.accessInserts.insert(ctx, args) // batched with concurrent ones (batch.go)
+	}
 	return s.insertRow(ctx, tableAccess, args)
 }
 
