@@ -15,8 +15,9 @@ import (
 // authenticated client, or any bearer token, introspect any token, so the
 // caller is checked here first (DESIGN, wire details): a confidential
 // client authenticated by any of its registered methods, which either holds
-// scope introspect or is the client the token was issued to. Roles are read
-// live: a disabled user's tokens are inactive.
+// scope introspect or is the client the token was issued to. A disabled or
+// deleted user's tokens are inactive; roles and the disabled flag come from
+// the accounts cache (Provider.userAccess), which a change invalidates.
 func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	w.Header().Set("Cache-Control", "no-store")
@@ -85,7 +86,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	roles := []string{}
 	if sess.GetSubject() != sess.ClientID {
-		u, err := p.liveUser(ctx, sess.GetSubject())
+		u, err := p.userAccess(ctx, sess.GetSubject())
 		if err != nil {
 			reqctx.Logger(ctx).Error("introspection: read user", zap.Error(err))
 			if _, ok := asUnavailable(err); ok {

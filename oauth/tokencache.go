@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/ory/fosite"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/reqctx"
 	"github.com/authd/authd/storage/fositestore"
@@ -26,8 +28,11 @@ import (
 // other within TokenCacheTTL. On the replica that revoked it, never: the
 // store reports its own revocations (fositestore.Store.RevokedSince) and a
 // cached answer read before one is dropped. Only the token's own facts are
-// cached; the user behind it (roles, disabled) is still read live on every
-// use.
+// cached here; the user behind it (roles, disabled) is read on every use
+// through accounts.Service.CachedAccess, whose copy a change drops at once
+// on the replica that made it and within a notification's latency on the
+// others (LISTEN/NOTIFY; it reads the database whenever it is not
+// listening).
 const TokenCacheTTL = time.Second
 
 // tokenCacheMax bounds each cache; when full, expired entries go, then all.
@@ -115,20 +120,32 @@ func (c *tokenCache) put(token string, start lookupStart, f *tokenFacts) {
 	c.entries[k] = f
 }
 
-// principal answers VerifyAccessToken from facts, reading the user live.
+// userAccess returns the disabled flag and roles of the user behind a
+// subject for introspection and bearer verification, from the accounts
+// cache (see TokenCacheTTL). Subjects that are not users give nil, nil.
+// Refresh and the token endpoint read users live (liveUser).
+func (p *Provider) userAccess(ctx context.Context, subject string) (*accounts.Access, error) {
+	a, err := p.accts.CachedAccess(ctx, subject)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return nil, nil
+	}
+	return a, err
+}
+
+// principal answers VerifyAccessToken from facts and the user's access.
 func (p *Provider) principal(ctx context.Context, f *tokenFacts) (*authn.Principal, error) {
 	pr := &authn.Principal{Roles: []string{}, Subject: f.subject, ClientID: f.clientID, TokenID: f.tokenID,
 		Scopes: slices.Clone(f.scopes)}
 	if pr.Subject != "" && pr.Subject != pr.ClientID {
-		u, err := p.liveUser(ctx, pr.Subject)
+		u, err := p.userAccess(ctx, pr.Subject)
 		if err != nil {
 			return nil, err
 		}
 		if u == nil || u.Disabled {
 			return nil, authnUserGone
 		}
-		pr.UserID = u.ID
-		pr.Roles = u.Roles
+		pr.UserID = u.UserID
+		pr.Roles = slices.Clone(u.Roles) // the cache's copy is shared
 	}
 	return pr, nil
 }
@@ -165,7 +182,7 @@ func accessFacts(ar fosite.Requester, sess *Session) *tokenFacts {
 
 // answerIntrospection finishes an introspection of an access token whose
 // facts are known (fresh or cached): the caller must hold scope introspect
-// or be the token's client, and the user behind it is read live.
+// or be the token's client, and the user behind it must still be enabled.
 func (p *Provider) answerIntrospection(ctx context.Context, w http.ResponseWriter, caller fosite.Client, f *tokenFacts) {
 	if !caller.GetScopes().Has("introspect") && caller.GetID() != f.clientID {
 		p.metrics.introspected("unauthorized")
@@ -177,7 +194,7 @@ func (p *Provider) answerIntrospection(ctx context.Context, w http.ResponseWrite
 	}
 	roles := []string{}
 	if f.subject != f.clientID {
-		u, err := p.liveUser(ctx, f.subject)
+		u, err := p.userAccess(ctx, f.subject)
 		if err != nil {
 			reqctx.Logger(ctx).Error("introspection: read user", zap.Error(err))
 			if _, ok := asUnavailable(err); ok {

@@ -3,15 +3,20 @@ package oauth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/authn"
 	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
@@ -118,4 +123,139 @@ func TestTokenCache_RevocationBound(t *testing.T) {
 			t.Error("token still active after RevokeClientTokens on the same replica")
 		}
 	})
+}
+
+// watchedReplica is a replica of a (its issuer, keys and clock) with its own
+// accounts service and pool whose user cache listens for changes, as in
+// production.
+func watchedReplica(t *testing.T, a *env) *env {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), a.db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	hasher, err := accounts.NewPasswordHasher("bcrypt", 4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accts := accounts.New(pool, hasher, zap.NewNop(), accounts.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); accts.WatchUsers(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-accts.UserCacheReady():
+	case <-time.After(10 * time.Second):
+		t.Fatal("user watcher did not start listening")
+	}
+	ui, err := loginui.New(a.secret, false, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := fositestore.New(pool, fositestore.Options{ReuseWindow: 10 * time.Second, Now: a.clock.Now})
+	prov, err := oauth.New(oauth.Config{Issuer: a.issuer, SecretsKey: a.secret, RefreshReuseWindow: 10 * time.Second,
+		Now: a.clock.Now}, pool, store, a.keys, accts, ui, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mux.NewRouter()
+	prov.Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return &env{t: t, db: a.db, srv: srv, issuer: srv.URL, clock: a.clock, store: store, keys: a.keys, prov: prov,
+		accts: accts, secret: a.secret, userID: a.userID}
+}
+
+// userChangeBound bounds how long a change to a user made on one replica
+// may take to reach another's cached answers: a notification's latency, in
+// practice milliseconds. It is below the user cache's 2 s TTL and, unlike
+// TokenCacheTTL, is not reached by moving a clock: only the notification
+// can make these tests pass.
+const userChangeBound = time.Second
+
+// With the user cache on both replicas, a user's token is inactive at once
+// on the replica that disabled the user and within a notification's latency
+// on the other, by introspection and bearer verification alike; enabling
+// the user and changing roles travel the same way.
+func TestTokenCache_UserChangesReachEveryReplica(t *testing.T) {
+	base := newEnv(t)
+	a, b := watchedReplica(t, base), watchedReplica(t, base)
+	ctx := context.Background()
+	web, secret := base.webClient()
+	tok := base.codeFlow(web.ID, secret, "openid roles")["access_token"].(string)
+
+	type view struct {
+		active bool
+		roles  string // concatenated, sorted
+	}
+	introspected := func(e *env) view {
+		t.Helper()
+		out := e.introspect(web.ID, secret, tok)
+		v := view{active: out["active"] == true}
+		if rs, ok := out["roles"].([]any); ok {
+			v.roles = fmt.Sprint(rs...) // strings: concatenated, as Join(roles, "")
+		}
+		return v
+	}
+	verified := func(e *env) view {
+		t.Helper()
+		pr, err := e.prov.VerifyAccessToken(ctx, tok)
+		if errors.Is(err, authn.ErrInvalidToken) {
+			return view{}
+		}
+		if err != nil {
+			t.Fatalf("verify: %v", err)
+		}
+		return view{active: true, roles: strings.Join(pr.Roles, "")}
+	}
+	// seen waits until every view of e shows want.
+	seen := func(e *env, want view) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			i, v := introspected(e), verified(e)
+			if i == want && v == want {
+				return time.Since(start)
+			}
+			if time.Since(start) > userChangeBound {
+				t.Fatalf("after %v: introspection %+v, verification %+v; want %+v", userChangeBound, i, v, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	origin := audit.Event{ActorType: audit.ActorAdmin, ActorID: "test"}
+	steps := []struct {
+		name   string
+		change func() error
+		want   view
+	}{
+		{"Disable", func() error { _, err := a.accts.SetDisabled(ctx, origin, base.userID, true, false); return err }, view{}},
+		{"Enable", func() error { _, err := a.accts.SetDisabled(ctx, origin, base.userID, false, false); return err },
+			view{active: true, roles: "adminuser"}},
+		{"RoleRemoved", func() error {
+			_, err := a.accts.UnassignRole(ctx, origin, base.userID, "admin", false)
+			return err
+		}, view{active: true, roles: "user"}},
+		{"RoleAdded", func() error { _, err := a.accts.AssignRole(ctx, origin, base.userID, "admin"); return err },
+			view{active: true, roles: "adminuser"}},
+	}
+	seen(a, view{active: true, roles: "adminuser"})
+	seen(b, view{active: true, roles: "adminuser"})
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			// Both replicas answer from their caches before the change.
+			introspected(a)
+			verified(a)
+			introspected(b)
+			verified(b)
+			if err := st.change(); err != nil {
+				t.Fatal(err)
+			}
+			if i, v := introspected(a), verified(a); i != st.want || v != st.want {
+				t.Fatalf("replica A right after its own change: introspection %+v, verification %+v; want %+v", i, v, st.want)
+			}
+			t.Logf("seen on B after %v", seen(b, st.want))
+		})
+	}
 }

@@ -96,6 +96,9 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		Links:       links,
 		Metrics:     accountsMetrics,
 	})
+	// Introspection and bearer tokens read users' roles and disabled flag
+	// from a cache, kept only while this replica listens for changes.
+	a.goBackground(ctx, a.accounts.WatchUsers)
 
 	a.keys, err = keys.NewManager(pool, cfg.Key(), keys.Config{
 		RotationPeriod: cfg.KeyRotationPeriod,
