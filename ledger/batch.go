@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,8 +33,13 @@ import (
 // refusal is posted again one by one on the single path, so one bad posting
 // cannot fail the others.
 const (
-	defaultMaxBatch    = 64 // postings in one database transaction
-	defaultMaxInFlight = 2  // batches of one Ledger in the database at once
+	defaultMaxBatch = 64 // postings in one database transaction
+	// One batch in flight per Ledger: the next forms from everything that
+	// queued meanwhile. Two in flight split the queue into smaller batches
+	// and cost more CPU per posting (measured: ~0.65 vs ~0.5 ms per spend over
+	// 1,000 users, authd + Postgres), with no gain on a hot account, whose
+	// batches serialise on its row lock anyway.
+	defaultMaxInFlight = 1
 	// batchTimeout bounds a batch, which runs for many callers and so under
 	// none of their contexts.
 	batchTimeout = 30 * time.Second
@@ -226,13 +233,12 @@ type refKey struct {
 // than once (InTx retries deadlocks), so it keeps no state between runs.
 func (l *Ledger) postBatchTx(ctx context.Context, tx pgx.Tx, batch []*pending) ([]outcome, error) {
 	users := make([]string, 0, len(batch))
-	refUsers := make([]string, len(batch))
-	refs := make([]string, len(batch))
-	for i, p := range batch {
+	refs := make([]any, 0, 2*len(batch))
+	for _, p := range batch {
 		if !slices.Contains(users, p.o.UserID) {
 			users = append(users, p.o.UserID)
 		}
-		refUsers[i], refs[i] = p.o.UserID, p.o.Reference
+		refs = append(refs, p.o.UserID, p.o.Reference)
 	}
 
 	// One round trip: lock the accounts in id order (so two batches can't
@@ -256,8 +262,12 @@ func (l *Ledger) postBatchTx(ctx context.Context, tx pgx.Tx, batch []*pending) (
 		}
 		return rows.Err()
 	})
+	// Each lookup is a LATERAL … LIMIT 1 (the key is unique anyway) so that
+	// the planner probes the unique index per account instead of hashing a
+	// hot account's whole history.
 	rb.Queue(`SELECT a.id, t.hash FROM ledger_accounts a
-		JOIN ledger_transactions t ON t.account_id = a.id AND t.seq = a.head_seq
+		CROSS JOIN LATERAL (SELECT t.hash FROM ledger_transactions t
+			WHERE t.account_id = a.id AND t.seq = a.head_seq LIMIT 1) t
 		WHERE a.user_id = ANY($1::uuid[])`, users).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var id int64
@@ -271,9 +281,10 @@ func (l *Ledger) postBatchTx(ctx context.Context, tx pgx.Tx, batch []*pending) (
 		}
 		return rows.Err()
 	})
-	rb.Queue(`SELECT `+txColumns+` FROM unnest($1::uuid[], $2::text[]) r(user_id, reference)
+	rb.Queue(`SELECT `+txColumns+` FROM (VALUES `+values(len(batch), "uuid", "text")+`) r(user_id, reference)
 		JOIN ledger_accounts a ON a.user_id = r.user_id
-		JOIN ledger_transactions t ON t.account_id = a.id AND t.reference = r.reference`, refUsers, refs).Query(func(rows pgx.Rows) error {
+		CROSS JOIN LATERAL (SELECT * FROM ledger_transactions t
+			WHERE t.account_id = a.id AND t.reference = r.reference LIMIT 1) t`, refs...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			t, err := scanTransaction(rows, "")
 			if err != nil {
@@ -356,15 +367,22 @@ func (l *Ledger) postBatchTx(ctx context.Context, tx pgx.Tx, batch []*pending) (
 			}
 		}
 		// Guarded: an account that is not as it was locked aborts the batch.
-		wb.Queue(`UPDATE ledger_accounts a SET balance = u.balance, head_seq = u.head_seq
-			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) u(id, locked_balance, locked_seq, balance, head_seq)
-			WHERE a.id = u.id AND a.balance = u.locked_balance AND a.head_seq = u.locked_seq`,
-			ids, lockedBal, lockedSeq, bals, seqs).Exec(func(ct pgconn.CommandTag) error {
-			if ct.RowsAffected() != int64(len(ids)) {
-				return fmt.Errorf("ledger: %d of %d accounts moved under their locks", int64(len(ids))-ct.RowsAffected(), len(ids))
+		var args []any
+		for _, a := range accts {
+			if a.headSeq != a.lockedSeq {
+				args = append(args, a.id, a.lockedBalance, a.lockedSeq, a.balance, a.headSeq)
 			}
-			return nil
-		})
+		}
+		n := len(args) / 5
+		wb.Queue(`UPDATE ledger_accounts a SET balance = u.balance, head_seq = u.head_seq
+			FROM (VALUES `+values(n, "bigint", "bigint", "bigint", "bigint", "bigint")+`) u(id, locked_balance, locked_seq, balance, head_seq)
+			WHERE a.id = u.id AND a.balance = u.locked_balance AND a.head_seq = u.locked_seq`, args...).
+			Exec(func(ct pgconn.CommandTag) error {
+				if ct.RowsAffected() != int64(n) {
+					return fmt.Errorf("ledger: %d of %d accounts moved under their locks", int64(n)-ct.RowsAffected(), n)
+				}
+				return nil
+			})
 		queueInserts(wb, news)
 	}
 	if err := audit.QueueAll(wb, l.log, events); err != nil {
@@ -381,18 +399,11 @@ func (l *Ledger) postBatchTx(ctx context.Context, tx pgx.Tx, batch []*pending) (
 // queueInserts queues the INSERTs of ts and of their two entries each (the
 // user's first, as post writes them).
 func queueInserts(b *pgx.Batch, ts []*Transaction) {
-	n := len(ts)
-	ids, kinds, dirs, refs, descs, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	actorTypes, actorIDs, requestIDs := make([]string, n), make([]string, n), make([]string, n)
-	accounts, seqs, amounts, afters := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	fps, prevs, hashes := make([][]byte, n), make([][]byte, n), make([][]byte, n)
-	times := make([]time.Time, n)
-	entryTx, entryAcct, entryAmount := make([]string, 0, 2*n), make([]int64, 0, 2*n), make([]int64, 0, 2*n)
-	for i, t := range ts {
-		ids[i], kinds[i], dirs[i], refs[i], descs[i], reasons[i] = t.ID, string(t.Kind), string(t.Direction), t.Reference, t.Description, t.Reason
-		actorTypes[i], actorIDs[i], requestIDs[i] = t.Actor.Type, t.Actor.ID, t.RequestID
-		accounts[i], seqs[i], amounts[i], afters[i] = t.accountID, t.Seq, t.Amount, t.BalanceAfter
-		fps[i], prevs[i], hashes[i], times[i] = t.fingerprint, t.prevHash, t.hash, t.CreatedAt
+	args := make([]any, 0, 17*len(ts))
+	entries := make([]any, 0, 6*len(ts))
+	for _, t := range ts {
+		args = append(args, t.ID, t.accountID, t.Seq, string(t.Kind), string(t.Direction), t.Amount, t.Reference, t.Description,
+			t.Reason, t.BalanceAfter, t.Actor.Type, t.Actor.ID, t.RequestID, t.fingerprint, t.prevHash, t.hash, t.CreatedAt)
 		signed, counter := t.Amount, issuanceAccount
 		if t.Direction == Debit {
 			signed = -signed
@@ -400,17 +411,42 @@ func queueInserts(b *pgx.Batch, ts []*Transaction) {
 		if t.Kind == KindSpend {
 			counter = revenueAccount
 		}
-		entryTx = append(entryTx, t.ID, t.ID)
-		entryAcct = append(entryAcct, t.accountID, counter)
-		entryAmount = append(entryAmount, signed, -signed)
+		entries = append(entries, t.ID, t.accountID, signed, t.ID, counter, -signed)
 	}
 	b.Queue(`INSERT INTO ledger_transactions (id, account_id, seq, kind, direction, amount, reference, description,
 			reason, balance_after, actor_type, actor_id, request_id, fingerprint, prev_hash, hash, created_at)
-		SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[],
-			$9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::bytea[], $15::bytea[], $16::bytea[], $17::timestamptz[])`,
-		ids, accounts, seqs, kinds, dirs, amounts, refs, descs, reasons, afters, actorTypes, actorIDs, requestIDs, fps, prevs, hashes, times)
-	b.Queue(`INSERT INTO ledger_entries (transaction_id, account_id, amount)
-		SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[])`, entryTx, entryAcct, entryAmount)
+		VALUES `+values(len(ts), make([]string, 17)...), args...)
+	b.Queue(`INSERT INTO ledger_entries (transaction_id, account_id, amount) VALUES `+values(2*len(ts), "", "", ""), entries...)
+}
+
+// values is the SQL of a VALUES list of rows rows of len(types) parameters,
+// numbered from $1 row after row. A non-empty type casts that column's
+// parameter in the first row, for a list whose column types the context does
+// not give (a FROM item, unlike an INSERT). Multi-row VALUES costs Postgres a
+// fraction of unnest over many arrays (a function scan per array).
+func values(rows int, types ...string) string {
+	var b strings.Builder
+	k := 1
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c, typ := range types {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(k))
+			if r == 0 && typ != "" {
+				b.WriteString("::")
+				b.WriteString(typ)
+			}
+			k++
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }
 
 // successEvent is the audit event of a posting made (or replayed).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -35,35 +37,40 @@ func (e Event) FromContext(ctx context.Context) Event {
 // same round trip; each is mirrored to the audit logger once the INSERT
 // succeeded. Its error, if any, comes back from the batch's results.
 func QueueAll(b *pgx.Batch, log *zap.Logger, events []Event) error {
-	n := len(events)
-	if n == 0 {
+	if len(events) == 0 {
 		return nil
 	}
-	types, actorTypes, actorIDs := make([]string, n), make([]string, n), make([]string, n)
-	targetTypes, targetIDs, outcomes := make([]string, n), make([]string, n), make([]string, n)
-	requestIDs, ips, agents := make([]string, n), make([]string, n), make([]string, n)
-	details := make([]string, n)
+	args := make([]any, 0, 10*len(events))
+	var sql strings.Builder
+	sql.WriteString(`INSERT INTO audit_events
+		(type, actor_type, actor_id, target_type, target_id, outcome, request_id, ip, user_agent, details) VALUES `)
 	for i, e := range events {
 		if e.ActorType == "" {
 			e.ActorType = ActorSystem
 		}
-		d := "{}"
+		details := []byte("{}")
 		if len(e.Details) > 0 {
-			j, err := json.Marshal(e.Details)
-			if err != nil {
+			var err error
+			if details, err = json.Marshal(e.Details); err != nil {
 				return fmt.Errorf("audit: encode details of %s: %w", e.Type, err)
 			}
-			d = string(j)
 		}
-		types[i], actorTypes[i], actorIDs[i] = e.Type, e.ActorType, e.ActorID
-		targetTypes[i], targetIDs[i], outcomes[i] = e.TargetType, e.TargetID, outcomeOf(e)
-		requestIDs[i], ips[i], agents[i], details[i] = e.RequestID, e.IP, e.UserAgent, d
+		if i > 0 {
+			sql.WriteString(", ")
+		}
+		n := len(args)
+		sql.WriteString("(")
+		for c := 1; c <= 10; c++ {
+			if c > 1 {
+				sql.WriteString(", ")
+			}
+			sql.WriteString("$" + strconv.Itoa(n+c))
+		}
+		sql.WriteString(")")
+		args = append(args, e.Type, e.ActorType, e.ActorID, e.TargetType, e.TargetID, outcomeOf(e), e.RequestID, e.IP, e.UserAgent, details)
 	}
-	b.Queue(`INSERT INTO audit_events
-		(type, actor_type, actor_id, target_type, target_id, outcome, request_id, ip, user_agent, details)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::text[], $9::text[], $10::jsonb[])`,
-		types, actorTypes, actorIDs, targetTypes, targetIDs, outcomes, requestIDs, ips, agents, details).
+	// Multi-row VALUES: Postgres runs it for a fraction of unnest over ten arrays.
+	b.Queue(sql.String(), args...).
 		Exec(func(pgconn.CommandTag) error {
 			if log == nil {
 				return nil
@@ -71,9 +78,9 @@ func QueueAll(b *pgx.Batch, log *zap.Logger, events []Event) error {
 			al := log.Named("audit")
 			for i, e := range events {
 				al.Info(e.Type,
-					zap.String("actor_type", actorTypes[i]), zap.String("actor_id", e.ActorID),
+					zap.String("actor_type", args[10*i+1].(string)), zap.String("actor_id", e.ActorID),
 					zap.String("target_type", e.TargetType), zap.String("target_id", e.TargetID),
-					zap.String("outcome", outcomes[i]), zap.String("request_id", e.RequestID), zap.String("ip", e.IP))
+					zap.String("outcome", outcomeOf(e)), zap.String("request_id", e.RequestID), zap.String("ip", e.IP))
 			}
 			return nil
 		})
