@@ -87,7 +87,7 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 		case userErr != nil:
 			p.tokenError(ctx, w, ar, grant, fosite.ErrServerError.WithWrap(userErr))
 			return
-		case user == nil || user.ID != sess.GetSubject() || user.Disabled:
+		case user == nil || user.UserID != sess.GetSubject() || user.Disabled:
 			p.tokenError(ctx, w, ar, grant, fosite.ErrInvalidGrant.WithHint("The user no longer exists or is disabled."))
 			return
 		}
@@ -117,9 +117,13 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 	writeTokenJSON(w, body)
 }
 
-// refreshUser reads the user behind a refresh token, without a lock. It
-// returns nil, nil when the token or user is unknown (fosite then answers).
-func (p *Provider) refreshUser(ctx context.Context, sig string) (*accounts.User, error) {
+// refreshUser reads the disabled flag and roles of the user behind a
+// refresh token, without a lock. It returns nil, nil when the token or user
+// is unknown (fosite then answers). The roles come from accounts' cache, as
+// for introspection: a change is seen at once on this replica and within a
+// notification's latency on the others, and disabling a user or removing a
+// role revokes their refresh tokens at once anyway (RevokeSubject).
+func (p *Provider) refreshUser(ctx context.Context, sig string) (*accounts.Access, error) {
 	// Subject and client only: the session is decoded once, by fosite,
 	// from the row the lock reads. Every session's ClientID is its row's
 	// client_id (authorize, token and register_grant set it so).
@@ -127,11 +131,11 @@ func (p *Provider) refreshUser(ctx context.Context, sig string) (*accounts.User,
 	if err != nil || subject == "" || subject == clientID {
 		return nil, nil
 	}
-	u, err := p.accts.User(ctx, subject)
+	a, err := p.accts.CachedAccess(ctx, subject)
 	if errors.Is(err, accounts.ErrNotFound) {
 		return nil, nil
 	}
-	return u, err
+	return a, err
 }
 
 // writeTokenJSON writes a token response body as fosite's
