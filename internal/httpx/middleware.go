@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -26,7 +27,25 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+
+	// series caches the children of requests and latency by label values,
+	// so a request pays one map lookup instead of two label hashings. It
+	// stops growing at maxCachedSeries (methods come from clients).
+	mu     sync.RWMutex
+	series map[seriesKey]*series
 }
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+const maxCachedSeries = 1024
 
 // NewMetrics registers the HTTP metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -38,15 +57,38 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "authd_http_request_duration_seconds", Help: "HTTP request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method"}),
+		series: map[seriesKey]*series{},
 	}
 	reg.MustRegister(m.requests, m.latency)
 	return m
 }
 
+// observe counts one request and its latency.
+func (m *Metrics) observe(route, method string, status int, d time.Duration) {
+	k := seriesKey{route: route, method: method, status: status}
+	m.mu.RLock()
+	s := m.series[k]
+	m.mu.RUnlock()
+	if s == nil {
+		s = &series{requests: m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			latency: m.latency.WithLabelValues(route, method)}
+		m.mu.Lock()
+		if len(m.series) < maxCachedSeries {
+			m.series[k] = s
+		}
+		m.mu.Unlock()
+	}
+	s.requests.Inc()
+	s.latency.Observe(d.Seconds())
+}
+
+// recorder sees the status and size of the response, and holds the matched
+// route for TagRoute (one allocation for both).
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int
+	route  routeHolder
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -91,9 +133,9 @@ func TagRoute(next http.Handler) http.Handler {
 
 // newRequestID returns 16 random hex characters.
 func newRequestID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // validRequestID accepts a caller's X-Request-ID only if it is short and
@@ -115,6 +157,9 @@ func validRequestID(id string) bool {
 // recovers panics as 500 problem+json, and logs and measures the request. It
 // logs the route template, never the query string, headers or body.
 func Observe(log *zap.Logger, m *Metrics) func(http.Handler) http.Handler {
+	// The access line carries no stack (the handler that failed logged its
+	// own) and no caller (it would always name this file).
+	access := log.WithOptions(zap.AddStacktrace(zap.FatalLevel), zap.WithCaller(false))
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -122,19 +167,18 @@ func Observe(log *zap.Logger, m *Metrics) func(http.Handler) http.Handler {
 			if !validRequestID(id) {
 				id = newRequestID()
 			}
-			w.Header().Set("X-Request-ID", id)
-			rl := log.With(zap.String("request_id", id))
-			accessLog := rl.WithOptions(zap.AddStacktrace(zap.FatalLevel))
-			route := &routeHolder{route: "unmatched"}
-			ctx := reqctx.WithLogger(reqctx.WithRequestID(r.Context(), id), rl)
-			ctx = context.WithValue(ctx, routeKey{}, route)
+			w.Header()["X-Request-Id"] = []string{id} // canonical already
+			// Built on first use only: most requests log nothing but
+			// their access line.
+			rl := log.WithLazy(zap.String("request_id", id))
+			ip := remoteIP(r)
 			ua := r.UserAgent()
 			if len(ua) > 512 {
 				ua = ua[:512]
 			}
-			ctx = reqctx.WithClient(ctx, reqctx.Client{IP: remoteIP(r), UserAgent: ua})
-			r = r.WithContext(ctx)
-			rec := &recorder{ResponseWriter: w}
+			rec := &recorder{ResponseWriter: w, route: routeHolder{route: "unmatched"}}
+			ctx := reqctx.WithRequest(r.Context(), id, rl, reqctx.Client{IP: ip, UserAgent: ua})
+			r = r.WithContext(context.WithValue(ctx, routeKey{}, &rec.route))
 			defer func() {
 				if p := recover(); p != nil {
 					if p == http.ErrAbortHandler {
@@ -151,11 +195,9 @@ func Observe(log *zap.Logger, m *Metrics) func(http.Handler) http.Handler {
 				}
 				d := time.Since(start)
 				if m != nil {
-					m.requests.WithLabelValues(route.route, r.Method, strconv.Itoa(status)).Inc()
-					m.latency.WithLabelValues(route.route, r.Method).Observe(d.Seconds())
+					m.observe(rec.route.route, r.Method, status, d)
 				}
-				// The access line carries no stack (the handler that failed
-				// logged its own); a 503 is an outage of a dependency, not a bug.
+				// A 503 is an outage of a dependency, not a bug.
 				lvl := zap.InfoLevel
 				switch {
 				case status == http.StatusServiceUnavailable:
@@ -163,9 +205,9 @@ func Observe(log *zap.Logger, m *Metrics) func(http.Handler) http.Handler {
 				case status >= 500:
 					lvl = zap.ErrorLevel
 				}
-				if ce := accessLog.Check(lvl, "request"); ce != nil {
-					ce.Write(zap.String("method", r.Method), zap.String("route", route.route), zap.Int("status", status),
-						zap.Int("bytes", rec.bytes), zap.Duration("latency", d), zap.String("remote", remoteIP(r)))
+				if ce := access.Check(lvl, "request"); ce != nil {
+					ce.Write(zap.String("request_id", id), zap.String("method", r.Method), zap.String("route", rec.route.route),
+						zap.Int("status", status), zap.Int("bytes", rec.bytes), zap.Duration("latency", d), zap.String("remote", ip))
 				}
 			}()
 			next.ServeHTTP(rec, r)
@@ -189,14 +231,26 @@ func remoteIP(r *http.Request) string {
 // SecureHeaders sets headers every response should carry. Pages set their own
 // CSP on top (loginui.PageHeaders).
 func SecureHeaders(hsts bool) func(http.Handler) http.Handler {
+	// Every response shares these value slices (cap 1: an Add reallocates,
+	// a Set replaces), and the keys are already canonical: no allocation
+	// or canonicalisation per request.
+	type header struct {
+		key string
+		val []string
+	}
+	fixed := []header{
+		{"X-Content-Type-Options", []string{"nosniff"}},
+		{"Referrer-Policy", []string{"no-referrer"}},
+		{"X-Frame-Options", []string{"DENY"}},
+	}
+	if hsts {
+		fixed = append(fixed, header{"Strict-Transport-Security", []string{"max-age=31536000; includeSubDomains"}})
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "no-referrer")
-			h.Set("X-Frame-Options", "DENY")
-			if hsts {
-				h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+			for _, f := range fixed {
+				h[f.key] = f.val[:1:1]
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -211,7 +265,9 @@ func LimitBody(max int64) func(http.Handler) http.Handler {
 				problem.Write(w, r, &problem.Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large", Detail: "the request body is too large"})
 				return
 			}
-			r.Body = http.MaxBytesReader(w, r.Body, max)
+			if r.Body != nil && r.Body != http.NoBody {
+				r.Body = http.MaxBytesReader(w, r.Body, max)
+			}
 			next.ServeHTTP(w, r)
 		})
 	}

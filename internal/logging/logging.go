@@ -17,12 +17,15 @@ type Options struct {
 	Service  string // "authd"
 	Env      string // development | production
 	Logstash *LogstashSink
-	// Output replaces stderr (tests capture logs with it).
+	// Output replaces stderr (tests capture logs with it). Output is
+	// written once per entry; stderr is buffered (buffered.go: a line waits
+	// at most FlushInterval, Warn and worse are written at once, Sync
+	// writes everything).
 	Output zapcore.WriteSyncer
 }
 
 // New returns the process logger writing to stderr and, if set, Logstash.
-// Errors carry stack traces.
+// Errors carry stack traces. Call Sync before the process exits.
 func New(o Options) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(o.Level)
 	if err != nil {
@@ -36,11 +39,14 @@ func New(o Options) (*zap.Logger, error) {
 	} else {
 		enc = zapcore.NewJSONEncoder(JSONEncoderConfig())
 	}
-	out := o.Output
-	if out == nil {
-		out = zapcore.Lock(os.Stderr)
+	var core zapcore.Core
+	if o.Output != nil {
+		core = zapcore.NewCore(enc, o.Output, lvl)
+	} else {
+		bw := newBufferedWriter(zapcore.AddSync(os.Stderr), FlushInterval, BufferSize)
+		core = flushOnWarn{Core: zapcore.NewCore(enc, bw, lvl), w: bw}
 	}
-	cores := []zapcore.Core{zapcore.NewCore(enc, out, lvl)}
+	cores := []zapcore.Core{core}
 	if o.Logstash != nil {
 		host, _ := os.Hostname()
 		ls := zapcore.NewCore(zapcore.NewJSONEncoder(JSONEncoderConfig()), o.Logstash, lvl).
