@@ -21,9 +21,10 @@ import (
 // Group commit. Grants, spends and adjustments that arrive while earlier
 // ones are in the database queue up, and the next free batch takes all of
 // them (up to maxBatch) into ONE database transaction: one lock statement for
-// all their accounts, one commit (one WAL flush) for all. A lone posting goes
-// at once; no posting ever waits for a timer. Refunds keep the single path
-// (post), whose guarded UPDATE checks what is left of the spend.
+// all their accounts, one commit (one WAL flush) for all. No posting ever
+// waits for a timer: a lone posting goes at once, on the single path (post).
+// Refunds always take the single path, whose guarded UPDATE checks what is
+// left of the spend.
 //
 // Under the account locks each posting is decided in arrival order exactly as
 // post would (replay, reference conflict, insufficient credits, overflow),
@@ -176,6 +177,12 @@ type outcome struct {
 
 // runBatch posts batch in one transaction and answers every caller.
 func (l *Ledger) runBatch(batch []*pending) {
+	if len(batch) == 1 {
+		// Alone: the single path has fewer statements (~0.25 ms less per
+		// lone posting), so light load is served as before group commit.
+		l.postEach(batch)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	var outs []outcome
@@ -200,15 +207,23 @@ func (l *Ledger) runBatch(batch []*pending) {
 	l.postEach(solo)
 }
 
-// postEach posts each of ps on the single path, concurrently, under its
-// caller's context: a caller that has left gets nothing written.
+// postEach posts each of ps on the single path, concurrently. A posting
+// whose caller has already left is not started (nothing is written for it);
+// one that starts runs to its end even if the caller leaves meanwhile, so
+// that its outcome is known and logged.
 func (l *Ledger) postEach(ps []*pending) {
 	var wg sync.WaitGroup
 	for _, p := range ps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := l.postValid(p.ctx, p.o, p.fp)
+			if err := p.ctx.Err(); err != nil {
+				l.finish(p, Result{}, fmt.Errorf("ledger: %s %q of user %s: %w", p.o.kind, p.o.Reference, p.o.UserID, err))
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), batchTimeout)
+			defer cancel()
+			res, err := l.postValid(ctx, p.o, p.fp)
 			l.finish(p, res, err)
 		}()
 	}
