@@ -398,3 +398,33 @@ func TestBatch_UserWithoutAccount(t *testing.T) {
 	}
 	MustVerifyClean(t, l)
 }
+
+// Two replicas' batches lock overlapping accounts in one order (by id), so
+// they queue behind each other instead of deadlocking; every posting lands.
+func TestBatch_TwoReplicasOverlappingAccounts(t *testing.T) {
+	db := storagetest.NewDB(t)
+	replicas := []*ledger.Ledger{ledger.New(db.Pool, nil), ledger.New(db.Pool, nil)}
+	const users = 8
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = MustCreateUser(t, db.Pool)
+		MustGrant(t, replicas[0], ids[i], 1000)
+	}
+	want := make([]atomic.Int64, users)
+	parallel(400, func(i int) {
+		k := (i * 7) % users // consecutive postings touch accounts in scrambled order
+		amount := int64(1 + i%3)
+		_, err := replicas[i%2].Spend(context.Background(), ledger.Posting{UserID: ids[k], Amount: amount, Reference: fmt.Sprintf("r-%d", i), Origin: testOrigin})
+		if err != nil {
+			t.Errorf("spend %d: %v", i, err)
+			return
+		}
+		want[k].Add(amount)
+	})
+	for k, id := range ids {
+		if b := MustBalance(t, replicas[1], id); b != 1000-want[k].Load() {
+			t.Fatalf("user %d: balance %d, want %d", k, b, 1000-want[k].Load())
+		}
+	}
+	MustVerifyClean(t, replicas[1])
+}
