@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/ory/fosite"
 	"go.uber.org/zap"
 
@@ -29,7 +28,8 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 	// lock hold connections, and the winner must not need a second one.
 	user, userErr := p.refreshUser(ctx, sig)
 
-	txCtx, err := p.store.BeginTXWith(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	// BEGIN (READ COMMITTED) and the row lock, in one round trip.
+	txCtx, rs, err := p.store.BeginRefresh(ctx, sig)
 	if err != nil {
 		p.tokenError(ctx, w, nil, grant, fosite.ErrServerError.WithWrap(err))
 		return
@@ -45,11 +45,6 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 		return p.store.Commit(txCtx)
 	}
 
-	rs, err := p.store.LockRefreshToken(txCtx, sig)
-	if err != nil {
-		p.tokenError(ctx, w, nil, grant, fosite.ErrServerError.WithWrap(err))
-		return
-	}
 	sess := NewSession("")
 	if p.store.Replayable(rs) {
 		ar, err := p.op.NewAccessRequest(fositestore.WithinReuseWindow(txCtx), r, sess)

@@ -60,6 +60,9 @@
 //	}
 //	st.Commit(ctx)
 //
+// BeginRefresh(ctx, sig) does the first two steps in one round trip (BEGIN
+// and the lock travel together); the token endpoint uses it.
+//
 // sig is the refresh token's signature as fosite's strategy computes it
 // (RefreshTokenSignature); the store hashes it like every other key. The lock
 // needs READ COMMITTED: under REPEATABLE READ a waiter would fail with a
@@ -71,7 +74,10 @@
 // rewritten once, with first_used_at and the response together, and the
 // access token issued with it is deleted by primary key. Any other query of
 // the transaction, and Commit, writes the held rotation first, so no reader
-// can tell (rotation.go).
+// can tell (rotation.go). In a transaction begun by BeginRefresh,
+// SaveRotatedResponse only records the response and Commit sends the
+// rotation and COMMIT together (pipetx.go); a failing rotation skips the
+// COMMIT and Commit returns its error.
 //
 // When NewAccessRequest fails with invalid_grant because of reuse (a used
 // token outside the window, or without the marker), fosite has already

@@ -178,15 +178,25 @@ func (s *Store) LockRefreshToken(ctx context.Context, signature string) (Refresh
 	if !ok {
 		return RefreshState{}, ErrNoTransaction
 	}
-	// The whole row (and its client) comes back with the lock, so fosite's
-	// GetRefreshTokenSession that follows in this transaction costs no
-	// round trip. FOR UPDATE OF t: the client row is not locked.
+	sql, lr, dest := lockQuery(signature)
+	return s.locked(st, lr, s.q(ctx).QueryRow(ctx, sql, lr.key).Scan(dest...))
+}
+
+// lockQuery is LockRefreshToken's statement, the row it fills and the scan
+// targets. The whole row (and its client) comes back with the lock, so
+// fosite's GetRefreshTokenSession that follows in this transaction costs no
+// round trip. FOR UPDATE OF t: the client row is not locked.
+func lockQuery(signature string) (string, *lockedRefresh, []any) {
 	lr := &lockedRefresh{key: hashKey(signature)}
 	dest := append(lr.row.dest(), &lr.firstUsed, &lr.rotated, &lr.accessKey)
 	dest = append(dest, clientDest(&lr.row.client)...)
-	err := s.q(ctx).QueryRow(ctx, `SELECT `+requestColumns+`, t.first_used_at, t.rotated_response, t.access_token_signature, `+clientColumns+`
+	return `SELECT ` + requestColumns + `, t.first_used_at, t.rotated_response, t.access_token_signature, ` + clientColumns + `
 		FROM oauth2_refresh t JOIN oauth2_clients c ON c.id = t.client_id
-		WHERE t.signature = $1 FOR UPDATE OF t`, lr.key).Scan(dest...)
+		WHERE t.signature = $1 FOR UPDATE OF t`, lr, dest
+}
+
+// locked records lr, scanned with error err, as st's locked row.
+func (s *Store) locked(st *txState, lr *lockedRefresh, err error) (RefreshState, error) {
 	if err = mapErr("lock refresh token", err); err == ErrNotFound {
 		return RefreshState{}, nil
 	} else if err != nil {
@@ -253,9 +263,16 @@ func (s *Store) SaveRotatedResponse(ctx context.Context, signature string, blob 
 	if st, ok := ctx.Value(txKey{}).(*txState); ok {
 		st.shared.mu.Lock()
 		p := st.shared.pending
+		held := p != nil && p.key == hashKey(signature)
+		if held {
+			p.blob = blob
+		}
 		st.shared.mu.Unlock()
-		if p != nil && p.key == hashKey(signature) {
-			return s.flushPending(ctx, st, blob)
+		if held {
+			if _, ok := st.tx.(*pipeTx); ok {
+				return nil // written with the COMMIT, in one round trip (Commit)
+			}
+			return s.flushPending(ctx, st)
 		}
 	}
 	s.forgetLocked(ctx)

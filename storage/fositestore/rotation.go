@@ -25,8 +25,9 @@ type pendingRotation struct {
 	// accessKey is the hashed signature of the access token issued with the
 	// presented refresh token, "" when the row does not name one.
 	accessKey string
-	access    []any // insertColumns values of the new access token; nil until created
-	refresh   []any // insertColumns values + access_token_signature of the new refresh token
+	access    []any  // insertColumns values of the new access token; nil until created
+	refresh   []any  // insertColumns values + access_token_signature of the new refresh token
+	blob      []byte // the saved response (SaveRotatedResponse); nil until saved
 }
 
 func (sh *txShared) hasPending() bool {
@@ -79,25 +80,44 @@ func (s *Store) deferCreate(ctx context.Context, table string, args []any, reque
 	return true
 }
 
-// flushPending writes st's pending rotation, if any, with blob as the saved
-// response (NULL when nil), and reports ErrInactiveToken if the presented
-// token was no longer active (impossible under the row lock, checked
-// anyway).
-func (s *Store) flushPending(ctx context.Context, st *txState, blob []byte) error {
+// takePending removes and returns st's pending rotation, if any.
+func (st *txState) takePending() *pendingRotation {
 	st.shared.mu.Lock()
+	defer st.shared.mu.Unlock()
 	p := st.shared.pending
 	st.shared.pending = nil
-	st.shared.mu.Unlock()
+	return p
+}
+
+// flushPending writes st's pending rotation, if any, and reports
+// ErrInactiveToken if the presented token was no longer active (impossible
+// under the row lock, checked anyway).
+func (s *Store) flushPending(ctx context.Context, st *txState) error {
+	p := st.takePending()
 	if p == nil {
 		return nil
 	}
+	sql, args := p.statement()
+	var rotated bool
+	if err := st.tx.QueryRow(ctx, sql, args...).Scan(&rotated); err != nil {
+		return mapErr("rotate refresh token", err)
+	}
+	if !rotated {
+		return fosite.ErrInactiveToken
+	}
+	return nil
+}
+
+// statement is the one statement that writes p; it returns whether the
+// presented token was rotated.
+func (p *pendingRotation) statement() (string, []any) {
 	// The old access token goes by primary key when the row names it:
 	// every access token of a family is issued together with a refresh
 	// token that names it (code exchange, password grant, rotation), and
 	// each rotation deletes the one named by the token it uses, so that is
 	// the family's only access token. By request_id the DELETE would visit
 	// every dead row the family left since the last vacuum.
-	args := []any{p.key, p.usedAt, p.requestID, blob}
+	args := []any{p.key, p.usedAt, p.requestID, p.blob}
 	dropAccess := `request_id = $3`
 	if p.accessKey != "" {
 		args = append(args, p.accessKey)
@@ -128,14 +148,7 @@ func (s *Store) flushPending(ctx context.Context, st *txState, blob []byte) erro
 		args = append(args, p.refresh...)
 	}
 	sql += ` SELECT EXISTS (SELECT 1 FROM used)`
-	var rotated bool
-	if err := st.tx.QueryRow(ctx, sql, args...).Scan(&rotated); err != nil {
-		return mapErr("rotate refresh token", err)
-	}
-	if !rotated {
-		return fosite.ErrInactiveToken
-	}
-	return nil
+	return sql, args
 }
 
 // insertTypes are the SQL types of insertColumns, for INSERT … SELECT,
@@ -175,21 +188,21 @@ type pendingQuerier struct {
 }
 
 func (q pendingQuerier) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if err := q.s.flushPending(ctx, q.st, nil); err != nil {
+	if err := q.s.flushPending(ctx, q.st); err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	return q.st.tx.Exec(ctx, sql, args...)
 }
 
 func (q pendingQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := q.s.flushPending(ctx, q.st, nil); err != nil {
+	if err := q.s.flushPending(ctx, q.st); err != nil {
 		return nil, err
 	}
 	return q.st.tx.Query(ctx, sql, args...)
 }
 
 func (q pendingQuerier) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if err := q.s.flushPending(ctx, q.st, nil); err != nil {
+	if err := q.s.flushPending(ctx, q.st); err != nil {
 		return errRow{err}
 	}
 	return q.st.tx.QueryRow(ctx, sql, args...)

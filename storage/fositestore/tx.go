@@ -6,14 +6,23 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/authd/authd/storage"
 )
 
 type txKey struct{}
 
+// txConn is a transaction: a pgx.Tx, or a pipeTx (pipetx.go).
+type txConn interface {
+	storage.Querier
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
 // txState is what ctx carries. owner is false for a context that joined an
 // outer transaction: only the owner commits or rolls back.
 type txState struct {
-	tx     pgx.Tx
+	tx     txConn
 	owner  bool
 	shared *txShared
 }
@@ -64,7 +73,13 @@ func (s *Store) Commit(ctx context.Context) error {
 	if !st.owner {
 		return nil
 	}
-	if err := s.flushPending(ctx, st, nil); err != nil {
+	if pt, ok := st.tx.(*pipeTx); ok {
+		// The held rotation, if any, and COMMIT in one round trip.
+		err := pt.commitWith(ctx, st.takePending())
+		s.flushRevoked(st)
+		return err
+	}
+	if err := s.flushPending(ctx, st); err != nil {
 		_ = st.tx.Rollback(context.WithoutCancel(ctx))
 		s.flushRevoked(st)
 		return err

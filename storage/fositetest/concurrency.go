@@ -23,7 +23,8 @@ const workers = 20
 func RunConcurrencyTests(t *testing.T, newStore NewStoreFunc) {
 	for _, tc := range []testCase{
 		{"InvalidateAuthorizeCode/OneWinner", concurrentInvalidate},
-		{"RefreshProtocol/OneRotationSameResponse", concurrentRefresh},
+		{"RefreshProtocol/OneRotationSameResponse", func(t *testing.T, ns NewStoreFunc) { concurrentRefresh(t, ns, false) }},
+		{"RefreshProtocol/OneRotationSameResponse/BeginRefresh", func(t *testing.T, ns NewStoreFunc) { concurrentRefresh(t, ns, true) }},
 		{"SetClientAssertionJWT/OneWinner", concurrentJTI},
 		{"RevokeSubject/DuringRefresh", revokeDuringRefresh},
 	} {
@@ -121,8 +122,10 @@ func concurrentJTI(t *testing.T, newStore NewStoreFunc) {
 // concurrentRefresh: 20 requests present one refresh token at once, each in
 // its own READ COMMITTED transaction running the fositestore protocol. The
 // row lock queues them: exactly one rotates and issues, the other 19 read the
-// very blob it saved; after the window the token is plain reuse.
-func concurrentRefresh(t *testing.T, newStore NewStoreFunc) {
+// very blob it saved; after the window the token is plain reuse. With
+// beginRefresh each worker begins and locks in one call (BeginRefresh), as
+// the token endpoint does.
+func concurrentRefresh(t *testing.T, newStore NewStoreFunc, beginRefresh bool) {
 	f := newFixture(t, newStore, window)
 	sig, req := RandomString(), f.request("alice")
 	mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
@@ -132,11 +135,7 @@ func concurrentRefresh(t *testing.T, newStore NewStoreFunc) {
 		blob    []byte
 	}
 	outcomes := make([]outcome, workers)
-	errs := raceTx(f.st, func(ctx context.Context, i int) error {
-		rs, err := f.st.LockRefreshToken(ctx, sig)
-		if err != nil {
-			return err
-		}
+	work := func(ctx context.Context, i int, rs fositestore.RefreshState) error {
 		switch {
 		case f.st.Replayable(rs):
 			// What fosite's NewAccessRequest does first under the marker.
@@ -174,7 +173,33 @@ func concurrentRefresh(t *testing.T, newStore NewStoreFunc) {
 			return fmt.Errorf("neither active nor replayable: %+v", rs)
 		}
 		return nil
-	})
+	}
+	var errs []error
+	if beginRefresh {
+		errs = race(func(i int) (err error) {
+			ctx, rs, err := f.st.BeginRefresh(context.Background(), sig)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				if err != nil {
+					_ = f.st.Rollback(ctx)
+				}
+			}()
+			if err := work(ctx, i, rs); err != nil {
+				return err
+			}
+			return f.st.Commit(ctx)
+		})
+	} else {
+		errs = raceTx(f.st, func(ctx context.Context, i int) error {
+			rs, err := f.st.LockRefreshToken(ctx, sig)
+			if err != nil {
+				return err
+			}
+			return work(ctx, i, rs)
+		})
+	}
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("worker %d: %v", i, err)

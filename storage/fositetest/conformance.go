@@ -29,7 +29,8 @@ func RunTests(t *testing.T, newStore NewStoreFunc) {
 		{"PKCE", pkceCases},
 		{"Transaction", txCases},
 		{"ReuseWindow", reuseCases},
-		{"RefreshProtocol", protocolCases},
+		{"RefreshProtocol", protocolCases(false)},
+		{"RefreshProtocol/BeginRefresh", protocolCases(true)},
 		{"Revoke", revokeCases},
 		{"DeleteExpired", gcCases},
 	}

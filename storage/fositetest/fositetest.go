@@ -164,6 +164,9 @@ type fixture struct {
 	st     *fositestore.Store
 	clock  *Clock
 	client *fositestore.Client
+	// pipelined: the refresh protocol begins with BeginRefresh (one
+	// round trip) instead of BeginTXWith + LockRefreshToken.
+	pipelined bool
 }
 
 func newFixture(t *testing.T, newStore NewStoreFunc, window time.Duration) *fixture {

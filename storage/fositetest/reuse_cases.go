@@ -17,11 +17,8 @@ import (
 // save the response, commit.
 func (f *fixture) rotateAndSave(sig string, req *fosite.Request, blob []byte) (newSig string) {
 	f.t.Helper()
-	ctx, err := f.st.BeginTXWith(f.ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-	mustNil(f.t, "begin", err)
+	ctx, rs := f.beginRefresh(sig)
 	defer f.st.Rollback(ctx)
-	rs, err := f.st.LockRefreshToken(ctx, sig)
-	mustNil(f.t, "lock", err)
 	if !rs.Found || !rs.Active || f.st.Replayable(rs) {
 		f.t.Fatalf("fresh token: %+v", rs)
 	}
@@ -32,6 +29,22 @@ func (f *fixture) rotateAndSave(sig string, req *fosite.Request, blob []byte) (n
 	mustNil(f.t, "save", f.st.SaveRotatedResponse(ctx, sig, blob))
 	mustNil(f.t, "commit", f.st.Commit(ctx))
 	return newSig
+}
+
+// beginRefresh begins the protocol's transaction and locks sig, the way
+// f.pipelined says.
+func (f *fixture) beginRefresh(sig string) (context.Context, fositestore.RefreshState) {
+	f.t.Helper()
+	if f.pipelined {
+		ctx, rs, err := f.st.BeginRefresh(f.ctx, sig)
+		mustNil(f.t, "begin refresh", err)
+		return ctx, rs
+	}
+	ctx, err := f.st.BeginTXWith(f.ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	mustNil(f.t, "begin", err)
+	rs, err := f.st.LockRefreshToken(ctx, sig)
+	mustNil(f.t, "lock", err)
+	return ctx, rs
 }
 
 // lock reads the state of sig in a short transaction.
