@@ -108,7 +108,7 @@ func (l *Ledger) submit(ctx context.Context, o *op) (Result, error) {
 	}
 	p.left = true
 	return Result{}, fmt.Errorf("ledger: %s %q of user %s: the caller left while it was being committed "+
-		"(its outcome is logged; a retry with the same reference replays it): %w", o.kind, o.Reference, o.UserID, ctx.Err())
+		"(its outcome is logged; a retry with the same reference replays it if it was made): %w", o.kind, o.Reference, o.UserID, ctx.Err())
 }
 
 // drain runs batches until the queue is empty.
