@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,6 +142,8 @@ func (s *Service) CachedAccess(ctx context.Context, userID string) (*Access, err
 	if !uuidRE.MatchString(userID) {
 		return nil, ErrNotFound
 	}
+	// Notifications carry Postgres' spelling of the id (lower case).
+	userID = strings.ToLower(userID)
 	now := time.Now()
 	a, gen, ok := s.access.get(userID, now)
 	if ok {
@@ -170,7 +173,7 @@ func (s *Service) readAccess(ctx context.Context, userID string) (*Access, error
 
 // userChanged drops this replica's copy of the user at once, after the
 // change committed (the trigger's notification drops it again everywhere).
-func (s *Service) userChanged(userID string) { s.access.invalidate(userID) }
+func (s *Service) userChanged(userID string) { s.access.invalidate(strings.ToLower(userID)) }
 
 // WatchUsers LISTENs for user changes on a dedicated connection (not from
 // the pool, which it would hold forever) and invalidates the access cache on

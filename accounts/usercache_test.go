@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,7 +145,10 @@ func TestUserCache_ChangeSeenAtOnceHereAndSoonOnOtherReplica(t *testing.T) {
 		{"AddRole", func() error { return a.AddRole(ctx, u.ID, "admin") }, accessState{found: true, admin: true}},
 		{"RemoveRole", func() error { _, err := a.RemoveRole(ctx, a.Pool(), u.ID, "admin"); return err },
 			accessState{found: true}},
-		{"Disable", func() error { _, err := a.SetDisabled(ctx, adminOrigin, u.ID, true, false); return err },
+		{"DisableByUpperCaseID", func() error {
+			_, err := a.SetDisabled(ctx, adminOrigin, strings.ToUpper(u.ID), true, false)
+			return err
+		},
 			accessState{found: true, disabled: true}},
 		{"Enable", func() error { _, err := a.SetDisabled(ctx, adminOrigin, u.ID, false, false); return err },
 			accessState{found: true}},
