@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ory/fosite"
@@ -50,6 +51,17 @@ type tokenFacts struct {
 	subject, clientID, tokenID string
 	scopes, audience           []string
 	issuedAt, expiresAt        int64 // unix seconds; expiresAt 0 = none
+
+	// answer is the encoded introspection answer last given for these
+	// facts, valid while the user's access is the same value (the accounts
+	// cache replaces it on every change), so repeated introspection of a
+	// token skips the JSON encoding.
+	answer atomic.Pointer[encodedAnswer]
+}
+
+type encodedAnswer struct {
+	access *accounts.Access // nil for client tokens
+	body   []byte           // JSON and a newline; never modified
 }
 
 // tokenCache maps SHA-256(token) to its facts. One per use (bearer
@@ -193,6 +205,7 @@ func (p *Provider) answerIntrospection(ctx context.Context, w http.ResponseWrite
 		return
 	}
 	roles := []string{}
+	var access *accounts.Access
 	if f.subject != f.clientID {
 		u, err := p.userAccess(ctx, f.subject)
 		if err != nil {
@@ -209,16 +222,21 @@ func (p *Provider) answerIntrospection(ctx context.Context, w http.ResponseWrite
 			writeInactive(w)
 			return
 		}
-		roles = u.Roles
+		roles, access = u.Roles, u
 	}
-	body, err := json.Marshal(introspection{Active: true, Iss: p.cfg.Issuer, ClientID: f.clientID, Sub: f.subject,
-		Scope: strings.Join(f.scopes, " "), Aud: f.audience, Iat: f.issuedAt, Exp: f.expiresAt, Roles: roles,
-		TokenUse: string(fosite.AccessToken), TokenType: "Bearer"})
-	if err != nil {
-		p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
-		return
+	a := f.answer.Load()
+	if a == nil || a.access != access {
+		body, err := json.Marshal(introspection{Active: true, Iss: p.cfg.Issuer, ClientID: f.clientID, Sub: f.subject,
+			Scope: strings.Join(f.scopes, " "), Aud: f.audience, Iat: f.issuedAt, Exp: f.expiresAt, Roles: roles,
+			TokenUse: string(fosite.AccessToken), TokenType: "Bearer"})
+		if err != nil {
+			p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+		a = &encodedAnswer{access: access, body: append(body, '\n')}
+		f.answer.Store(a)
 	}
 	p.metrics.introspected("active")
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(a.body)
 }
