@@ -2,10 +2,13 @@ package fositestore
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Access tokens created outside a transaction (client_credentials, whose one
@@ -110,9 +113,9 @@ func (b *insertBatcher) runBatch(ctx context.Context) {
 }
 
 // insertRows inserts the rows of batch in one statement. The statement is
-// all or nothing, so when it fails each row is tried alone: one bad row
-// (a duplicate signature, a client deleted meanwhile) fails only its own
-// request.
+// all or nothing, so when Postgres refuses it each row is tried alone: one
+// bad row (a duplicate signature, a client deleted meanwhile) fails only
+// its own request.
 func (s *Store) insertRows(ctx context.Context, table string, batch []*batchItem) []error {
 	errs := make([]error, len(batch))
 	switch len(batch) {
@@ -141,11 +144,22 @@ func (s *Store) insertRows(ctx context.Context, table string, batch []*batchItem
 		sql.WriteByte(')')
 		args = append(args, it.args...)
 	}
-	if _, err := s.pool.Exec(ctx, sql.String(), args...); err == nil {
-		return errs
-	}
-	for i, it := range batch {
-		errs[i] = s.insertRow(ctx, table, it.args)
+	_, err := s.pool.Exec(ctx, sql.String(), args...)
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+	case errors.As(err, &pgErr):
+		// Postgres refused a row: find which, one by one.
+		for i, it := range batch {
+			errs[i] = s.insertRow(ctx, table, it.args)
+		}
+	default:
+		// No answer (connection lost, database down, timeout): the same
+		// for every row, and no point asking 64 more times.
+		err = mapErr("create "+table, err)
+		for i := range errs {
+			errs[i] = err
+		}
 	}
 	return errs
 }

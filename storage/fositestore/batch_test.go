@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ory/fosite"
 
 	"github.com/authd/authd/storage/fositestore"
@@ -111,5 +112,35 @@ func TestStore_AccessTokenBatchBadRows(t *testing.T) {
 		case !isBad && (getErr != nil || got.GetID() != reqs[i].GetID()):
 			t.Errorf("row %d: good row not stored as its own: %v %v", i, got, getErr)
 		}
+	}
+}
+
+// With no database to answer, every caller gets an error, none hangs.
+func TestStore_AccessTokenBatchNoDatabase(t *testing.T) {
+	db := storagetest.NewDB(t)
+	pool, err := pgxpool.New(context.Background(), db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fositestore.New(pool, fositestore.Options{})
+	client := fositetest.MustCreateClient(t, st, "client")
+	pool.Close()
+	now := time.Now().UTC()
+	const n = 100
+	sigs, reqs := make([]string, n), make([]*fosite.Request, n)
+	for i := range sigs {
+		sigs[i], reqs[i] = fositetest.RandomString(), fositetest.NewRequest(client, fositetest.NewSession("svc", now), now)
+	}
+	done := make(chan []error, 1)
+	go func() { done <- createAccessConcurrently(st, sigs, reqs) }()
+	select {
+	case errs := <-done:
+		for i, err := range errs {
+			if err == nil {
+				t.Fatalf("create %d succeeded on a closed pool", i)
+			}
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("creates still waiting 30s after the database went away")
 	}
 }
