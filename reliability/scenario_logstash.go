@@ -149,11 +149,17 @@ func Logstash(ctx context.Context, env Env, o LogstashOptions) *Report {
 			d = dropped() // after e: covers drops of every line in e
 			return float64(e-r) <= d
 		}
-		ok := WaitFor(ctx, 20*time.Second, accounted)
-		if ok {
-			time.Sleep(300 * time.Millisecond) // re-check once things are quiet
-			ok = accounted()
-		}
+		// The books must balance at a quiet moment: no line logged or
+		// received since the previous poll (50 ms, longer than authd's
+		// stderr batching of 10 ms), so no line in flight on either side can
+		// mask one lost. Background jobs may log meanwhile: wait for a lull.
+		lastE, lastR := int64(-1), int64(-1)
+		ok := WaitFor(ctx, 20*time.Second, func() bool {
+			prevE, prevR := lastE, lastR
+			balanced := accounted()
+			lastE, lastR = e, r
+			return balanced && e == prevE && r == prevR
+		})
 		rep.Note("after peer %s: %d lines logged, %d received, %d counted dropped (unaccounted %d)", mode, e, r, int64(d), max(e-r-int64(d), 0))
 		if !ok {
 			rep.Problem("after peer %s: %d lines logged, %d received, only %.0f counted dropped: %d lines lost uncounted", mode, e, r, d, e-r-int64(d))

@@ -394,8 +394,9 @@ func secFloat(v any) float64 {
 }
 
 // secLeakRE matches what must never reach a client: Go stack traces, panics,
-// driver errors and SQL.
-var secLeakRE = regexp.MustCompile(`goroutine \d+ \[|panic\(|runtime/debug|\.go:\d+|pgx|SQLSTATE|pq: |syntax error at or near|duplicate key value|/root/go/|github\.com/authd/authd/`)
+// driver errors and SQL. Its words cannot occur by chance in random
+// base64url (CSRF tokens, ids): a bare "pgx" once did.
+var secLeakRE = regexp.MustCompile(`goroutine \d+ \[|panic\(|runtime/debug|\.go:\d+|pgx[:/ ]|pgconn|pgxpool|SQLSTATE|pq: |syntax error at or near|duplicate key value|/root/go/|github\.com/authd/authd/`)
 
 // secRoute is one method and path template of the router.
 type secRoute struct{ Method, Path string }
