@@ -30,6 +30,9 @@ type ScenarioResult struct {
 	AuthdCPUms    float64 `json:"authd_cpu_ms_per_op"`
 	PostgresCPUms float64 `json:"postgres_cpu_ms_per_op"`
 	GenCPUms      float64 `json:"generator_cpu_ms_per_op"`
+	// HousekeepingPgCPUms is Postgres' CPU per op spent after the scenario
+	// on VACUUM and CHECKPOINT (settle.go), not included in PostgresCPUms.
+	HousekeepingPgCPUms float64 `json:"housekeeping_postgres_cpu_ms_per_op,omitempty"`
 	// CPURate is what the rate would be with every core busy with this
 	// scenario (authd + Postgres + generator): cores / CPU per op. Other
 	// load on the machine lowers Rate but not this.
@@ -181,6 +184,16 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, line := range r.RatioLines() {
 		fmt.Fprintln(w, line)
+	}
+	var hk []string
+	for _, s := range r.Scenarios {
+		if s.HousekeepingPgCPUms > 0 {
+			hk = append(hk, fmt.Sprintf("%s c=%d %s", s.Name, s.Concurrency, ms(s.HousekeepingPgCPUms)))
+		}
+	}
+	if len(hk) > 0 {
+		fmt.Fprintln(w, "Postgres settled (VACUUM (ANALYZE) + CHECKPOINT) after each scenario; its CPU, ms per op of the scenario, not in pg CPU:")
+		fmt.Fprintln(w, "  "+strings.Join(hk, ", "))
 	}
 	for _, s := range r.Scenarios {
 		switch {
