@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/internal/notifycache"
 	"github.com/authd/authd/storage"
 )
 
@@ -87,7 +88,7 @@ type Service struct {
 	policy *PasswordPolicy
 	log    *zap.Logger
 	cfg    Config
-	access *accessCache // usercache.go
+	access *notifycache.Cache[*Access] // usercache.go
 }
 
 // New returns the accounts service.

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/internal/notifycache"
 	"github.com/authd/authd/storage"
 )
 
@@ -59,7 +60,7 @@ type Store struct {
 	iso    pgx.TxIsoLevel
 	log    *zap.Logger
 	// clients caches GetClient while WatchClients listens (clientcache.go).
-	clients *clientCache
+	clients *notifycache.Cache[*Client]
 	// revoked remembers this replica's recent revocations (revoked.go).
 	revoked *revocations
 	// accessInserts batches access tokens created outside a transaction
