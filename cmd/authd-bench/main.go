@@ -156,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer w.stop()
 		rep.StartupMS = float64(w.startup.Microseconds()) / 1000
 		rep.Setup = append(rep.Setup,
-			"authd serve (AUTHD_ENV=production, JSON logs to a file, bcrypt cost "+itoa(o.bcryptCost)+") built from this tree, on 127.0.0.1",
+			"authd serve (AUTHD_ENV=production, JSON logs to a file, bcrypt cost "+itoa(o.bcryptCost)+") built from this tree as it ships (CGO_ENABLED=0, -trimpath, stripped), on 127.0.0.1",
 			"PostgreSQL: private cluster, durable (fsync on, synchronous_commit on, full_page_writes on)",
 			"the load generator runs on the same cores as authd and PostgreSQL (its own CPU: gen CPU)")
 		f = prepare(ctx, w, maxLevel, stderr)

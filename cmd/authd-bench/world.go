@@ -77,13 +77,16 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	if w.bin == "" {
 		fmt.Fprintln(cfg.Log, "building ./cmd/authd …")
 		w.bin = filepath.Join(tmp, "authd")
-		build := exec.CommandContext(ctx, goTool(), "build", "-o", w.bin, "./cmd/authd")
+		// Built as `make build` and the Dockerfile build what ships: static
+		// (no cgo, so no libc and no cgo DNS resolver), trimmed, stripped.
+		build := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-ldflags", "-s -w", "-o", w.bin, "./cmd/authd")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		build.Dir, err = moduleRoot(ctx)
 		if err != nil {
 			return nil, err
 		}
 		if out, err := build.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build ./cmd/authd: %w\n%s", err, out)
+			return nil, fmt.Errorf("CGO_ENABLED=0 go build ./cmd/authd: %w\n%s", err, out)
 		}
 	}
 	port, err := freePort()
