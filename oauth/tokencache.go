@@ -71,6 +71,7 @@ type tokenCache struct {
 	now     func() time.Time
 	mu      sync.Mutex
 	entries map[[32]byte]*tokenFacts
+	swept   time.Time // last sweep of expired entries
 }
 
 func newTokenCache(store *fositestore.Store, now func() time.Time) *tokenCache {
@@ -119,17 +120,29 @@ func (c *tokenCache) put(token string, start lookupStart, f *tokenFacts) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Expired entries of tokens nobody presents again (a refresh replaces
+	// its access token) would otherwise stay until the map is full: sweep
+	// them once per TTL, which costs a pass over one TTL's worth of tokens.
+	if now.Sub(c.swept) >= TokenCacheTTL {
+		c.dropExpired(now)
+		c.swept = now
+	}
 	if len(c.entries) >= tokenCacheMax {
-		for key, e := range c.entries {
-			if !now.Before(e.expires) {
-				delete(c.entries, key)
-			}
-		}
+		c.dropExpired(now)
 		if len(c.entries) >= tokenCacheMax {
 			clear(c.entries)
 		}
 	}
 	c.entries[k] = f
+}
+
+// dropExpired deletes the entries expired at now; c.mu is held.
+func (c *tokenCache) dropExpired(now time.Time) {
+	for key, e := range c.entries {
+		if !now.Before(e.expires) {
+			delete(c.entries, key)
+		}
+	}
 }
 
 // userAccess returns the disabled flag and roles of the user behind a

@@ -30,6 +30,7 @@ type Cache[V any] struct {
 
 	mu        sync.Mutex
 	entries   map[string]entry[V]
+	swept     time.Time // last sweep of expired entries
 	gen       uint64
 	listening bool
 	ready     chan struct{} // closed once the first LISTEN succeeded
@@ -70,17 +71,28 @@ func (c *Cache[V]) Put(key string, v V, gen uint64, now time.Time) {
 	if !c.listening || gen != c.gen {
 		return
 	}
+	// Expired entries nobody asks for again would otherwise stay until the
+	// map is full: sweep them once per TTL (a pass over one TTL's worth).
+	if now.Sub(c.swept) >= c.ttl {
+		c.dropExpired(now)
+		c.swept = now
+	}
 	if len(c.entries) >= c.max {
-		for k, e := range c.entries {
-			if !now.Before(e.expires) {
-				delete(c.entries, k)
-			}
-		}
+		c.dropExpired(now)
 		if len(c.entries) >= c.max {
 			clear(c.entries)
 		}
 	}
 	c.entries[key] = entry[V]{v: v, expires: now.Add(c.ttl)}
+}
+
+// dropExpired deletes the entries expired at now; c.mu is held.
+func (c *Cache[V]) dropExpired(now time.Time) {
+	for k, e := range c.entries {
+		if !now.Before(e.expires) {
+			delete(c.entries, k)
+		}
+	}
 }
 
 // Invalidate drops key, or everything when key is empty.

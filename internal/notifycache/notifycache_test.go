@@ -1,6 +1,7 @@
 package notifycache
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
@@ -62,5 +63,22 @@ func TestCache_EmptyPayloadDropsEverythingAndFullCacheStaysBounded(t *testing.T)
 		if _, _, ok := c.Get(k, now); ok {
 			t.Fatalf("%q survived an empty payload", k)
 		}
+	}
+}
+
+// Entries nobody asks for again do not pile up until the cache is full.
+func TestCache_ExpiredEntriesSweptWithoutBeingAskedFor(t *testing.T) {
+	c := New[int](time.Second, 1<<16)
+	c.SetListening(true)
+	now := time.Now()
+	for i := range 100 {
+		_, gen, _ := c.Get("old", now)
+		c.Put(string(rune('a'+i%26))+strconv.Itoa(i), i, gen, now)
+	}
+	later := now.Add(2 * time.Second)
+	_, gen, _ := c.Get("new", later)
+	c.Put("new", 1, gen, later)
+	if n := len(c.entries); n != 1 {
+		t.Fatalf("%d entries after every other one expired; want 1", n)
 	}
 }
