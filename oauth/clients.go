@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,10 +182,13 @@ func newSecret() (string, []byte) {
 	return s, h[:]
 }
 
+// randomID is a generated client id: 128 random bits in lower-case hex, so
+// that no id starts with "-" (base64url did once in 64, and the CLI and
+// shells then took `authd client get -3Br…` for a flag).
 func randomID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return hex.EncodeToString(b)
 }
 
 var (
