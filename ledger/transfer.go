@@ -265,7 +265,14 @@ func lockAndRead(ctx context.Context, tx pgx.Tx, o *op) (account, *Transaction, 
 		if acct, err = lockAccount(ctx, tx, o.UserID); err != nil {
 			return account{}, nil, nil, err
 		}
-		return acct, nil, genesisHash, nil
+		if acct.headSeq == 0 {
+			return acct, nil, genesisHash, nil
+		}
+		// Another posting created the account and committed to it while we
+		// waited for its lock: read its reference and chain head again, now
+		// under our lock (TestBatch_UserWithoutAccount caught seq 2 chained
+		// to the genesis hash).
+		return lockAndRead(ctx, tx, o)
 	}
 	if err != nil {
 		return account{}, nil, nil, fmt.Errorf("ledger: lock account: %w", err)
