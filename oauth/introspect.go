@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"github.com/ory/fosite"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/reqctx"
 )
 
@@ -63,12 +65,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		writeInactive(w)
 		return
 	}
-	if !caller.GetScopes().Has("introspect") && caller.GetID() != ar.GetClient().GetID() {
-		p.metrics.introspected("unauthorized")
-		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-		w.WriteHeader(http.StatusForbidden)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": "access_denied",
-			"error_description": "Only the token's own client or a client with scope introspect may introspect it."})
+	if !p.mayIntrospect(w, caller, ar.GetClient().GetID()) {
 		return
 	}
 	sess, _ := ar.GetSession().(*Session)
@@ -84,23 +81,12 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		p.answerIntrospection(ctx, w, caller, f)
 		return
 	}
+	u, ok := p.introspectedUser(ctx, w, sess.GetSubject(), sess.ClientID)
+	if !ok {
+		return
+	}
 	roles := []string{}
-	if sess.GetSubject() != sess.ClientID {
-		u, err := p.userAccess(ctx, sess.GetSubject())
-		if err != nil {
-			reqctx.Logger(ctx).Error("introspection: read user", zap.Error(err))
-			if _, ok := asUnavailable(err); ok {
-				writeUnavailable(w)
-				return
-			}
-			p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
-			return
-		}
-		if u == nil || u.Disabled {
-			p.metrics.introspected("inactive")
-			writeInactive(w)
-			return
-		}
+	if u != nil {
 		roles = u.Roles
 	}
 	resp := map[string]interface{}{
@@ -128,6 +114,46 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	p.metrics.introspected("active")
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// mayIntrospect answers 403 unless caller holds scope introspect or is the
+// client the token was issued to (tokenClientID).
+func (p *Provider) mayIntrospect(w http.ResponseWriter, caller fosite.Client, tokenClientID string) bool {
+	if caller.GetScopes().Has("introspect") || caller.GetID() == tokenClientID {
+		return true
+	}
+	p.metrics.introspected("unauthorized")
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(http.StatusForbidden)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": "access_denied",
+		"error_description": "Only the token's own client or a client with scope introspect may introspect it."})
+	return false
+}
+
+// introspectedUser reads the user behind a token for its answer: nil for a
+// client's own token (subject == clientID). When it returns false the
+// answer is already written: inactive for a deleted or disabled user, 503
+// or server_error when the user could not be read.
+func (p *Provider) introspectedUser(ctx context.Context, w http.ResponseWriter, subject, clientID string) (*accounts.Access, bool) {
+	if subject == clientID {
+		return nil, true
+	}
+	u, err := p.userAccess(ctx, subject)
+	if err != nil {
+		reqctx.Logger(ctx).Error("introspection: read user", zap.Error(err))
+		if _, ok := asUnavailable(err); ok {
+			writeUnavailable(w)
+			return nil, false
+		}
+		p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
+		return nil, false
+	}
+	if u == nil || u.Disabled {
+		p.metrics.introspected("inactive")
+		writeInactive(w)
+		return nil, false
+	}
+	return u, true
 }
 
 func writeInactive(w http.ResponseWriter) {

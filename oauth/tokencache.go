@@ -14,11 +14,9 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
-	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/authn"
-	"github.com/authd/authd/internal/reqctx"
 	"github.com/authd/authd/storage/fositestore"
 )
 
@@ -209,33 +207,16 @@ func accessFacts(ar fosite.Requester, sess *Session) *tokenFacts {
 // facts are known (fresh or cached): the caller must hold scope introspect
 // or be the token's client, and the user behind it must still be enabled.
 func (p *Provider) answerIntrospection(ctx context.Context, w http.ResponseWriter, caller fosite.Client, f *tokenFacts) {
-	if !caller.GetScopes().Has("introspect") && caller.GetID() != f.clientID {
-		p.metrics.introspected("unauthorized")
-		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-		w.WriteHeader(http.StatusForbidden)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": "access_denied",
-			"error_description": "Only the token's own client or a client with scope introspect may introspect it."})
+	if !p.mayIntrospect(w, caller, f.clientID) {
+		return
+	}
+	access, ok := p.introspectedUser(ctx, w, f.subject, f.clientID)
+	if !ok {
 		return
 	}
 	roles := []string{}
-	var access *accounts.Access
-	if f.subject != f.clientID {
-		u, err := p.userAccess(ctx, f.subject)
-		if err != nil {
-			reqctx.Logger(ctx).Error("introspection: read user", zap.Error(err))
-			if _, ok := asUnavailable(err); ok {
-				writeUnavailable(w)
-				return
-			}
-			p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
-			return
-		}
-		if u == nil || u.Disabled {
-			p.metrics.introspected("inactive")
-			writeInactive(w)
-			return
-		}
-		roles, access = u.Roles, u
+	if access != nil {
+		roles = access.Roles
 	}
 	a := f.answer.Load()
 	if a == nil || a.access != access {
