@@ -73,6 +73,11 @@ func (s *Session) GetJWTClaims() jwt.JWTClaimsContainer {
 	if _, ok := x["roles"]; !ok {
 		x["roles"] = []string{}
 	}
+	// RFC 9068 §2.2.1: auth_time lets authd's own APIs ask for a recent
+	// login before changing the password or email.
+	if s.Claims != nil && !s.Claims.AuthTime.IsZero() {
+		x["auth_time"] = s.Claims.AuthTime.Unix()
+	}
 	now := time.Now().UTC()
 	return &jwt.JWTClaims{
 		Subject:   s.Subject,

@@ -49,6 +49,7 @@ type tokenFacts struct {
 	subject, clientID, tokenID string
 	scopes, audience           []string
 	issuedAt, expiresAt        int64 // unix seconds; expiresAt 0 = none
+	authTime                   int64 // unix seconds; 0 = unknown
 
 	// answer is the encoded introspection answer last given for these
 	// facts, valid while the user's access is the same value (the accounts
@@ -158,7 +159,10 @@ func (p *Provider) userAccess(ctx context.Context, subject string) (*accounts.Ac
 // principal answers VerifyAccessToken from facts and the user's access.
 func (p *Provider) principal(ctx context.Context, f *tokenFacts) (*authn.Principal, error) {
 	pr := &authn.Principal{Roles: []string{}, Subject: f.subject, ClientID: f.clientID, TokenID: f.tokenID,
-		Scopes: slices.Clone(f.scopes)}
+		Scopes: slices.Clone(f.scopes), Audience: slices.Clone(f.audience)}
+	if f.authTime != 0 {
+		pr.AuthTime = time.Unix(f.authTime, 0)
+	}
 	if pr.Subject != "" && pr.Subject != pr.ClientID {
 		u, err := p.userAccess(ctx, pr.Subject)
 		if err != nil {

@@ -58,6 +58,10 @@ func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*authn.
 	if sc, _ := c["scope"].(string); sc != "" {
 		f.scopes = strings.Fields(sc)
 	}
+	f.audience = audClaim(c["aud"])
+	if at, ok := unixClaim(c["auth_time"]); ok {
+		f.authTime = at
+	}
 	f.keys = fositestore.TokenKeys{RequestID: req.GetID(), Subject: f.subject, ClientID: f.clientID, Signature: sig}
 	p.verified.put(token, start, f)
 	return p.principal(ctx, f)
@@ -77,4 +81,23 @@ func unixClaim(v interface{}) (int64, bool) {
 		return i, err == nil
 	}
 	return 0, false
+}
+
+// audClaim reads aud, a string or an array of strings (RFC 7519 §4.1.3).
+func audClaim(v interface{}) []string {
+	switch a := v.(type) {
+	case string:
+		return []string{a}
+	case []string:
+		return a
+	case []interface{}:
+		out := make([]string, 0, len(a))
+		for _, x := range a {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/authd/authd/internal/problem"
 )
@@ -27,6 +28,12 @@ type Principal struct {
 	Roles    []string
 	// TokenID is the jti, for audit records.
 	TokenID string
+	// Audience is the token's aud: authd's own APIs require theirs in it.
+	Audience []string
+	// AuthTime is when the user last authenticated with a credential (the
+	// token's auth_time); zero for client-only tokens or when unknown.
+	// Changing the password or email needs a recent one or the password.
+	AuthTime time.Time
 }
 
 // HasScope reports whether the token was granted scope s.
