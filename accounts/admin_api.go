@@ -27,8 +27,7 @@ func NewAdminHandler(svc *Service, log *zap.Logger) *AdminHandler {
 	return &AdminHandler{svc: svc, log: log}
 }
 
-// Mount adds the routes to admin, the /admin/v1 subrouter (already behind
-// authn.Require); each route also requires authn.RequireAdmin:
+// Mount adds the routes to admin, the /admin/v1 router, each for admins only:
 //
 //	GET    /users                    ?q=&role=&disabled=&cursor=&limit=
 //	GET    /users/{id}
@@ -41,9 +40,9 @@ func NewAdminHandler(svc *Service, log *zap.Logger) *AdminHandler {
 //	POST   /roles                    {"name","description"}
 //	DELETE /roles/{name}
 //	GET    /audit                    ?actor=&target=&type=&cursor=&limit=
-func (h *AdminHandler) Mount(admin *mux.Router) {
+func (h *AdminHandler) Mount(admin *authn.Router) {
 	route := func(method, path string, fn http.HandlerFunc) {
-		admin.Handle(path, authn.RequireAdmin(fn)).Methods(method)
+		admin.HandleFunc(method, path, authn.Policy{Callers: authn.Admin}, fn)
 	}
 	route(http.MethodGet, "/users", h.listUsers)
 	route(http.MethodGet, "/users/{id}", h.getUser)

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/problem"
 	"github.com/authd/authd/internal/ratelimit"
 )
@@ -81,25 +81,37 @@ func limited(l *ratelimit.Limiter, h http.HandlerFunc) http.Handler {
 
 // MountPublicAPI mounts the unauthenticated routes on the /api/v1 subrouter:
 // POST /register, /password/forgot, /password/reset, /email/verify.
-func (h *Handler) MountPublicAPI(api *mux.Router) {
+func (h *Handler) MountPublicAPI(api *authn.Router) {
 	l := h.cfg.Limits
-	api.Handle("/register", limited(l.Register, h.register)).Methods(http.MethodPost)
-	api.Handle("/password/forgot", limited(l.Forgot, h.forgot)).Methods(http.MethodPost)
-	api.Handle("/password/reset", limited(l.Forgot, h.reset)).Methods(http.MethodPost)
-	api.Handle("/email/verify", limited(l.Verify, h.verify)).Methods(http.MethodPost)
+	public := authn.Policy{Public: true}
+	api.Handle(http.MethodPost, "/register", public, limited(l.Register, h.register))
+	api.Handle(http.MethodPost, "/password/forgot", public, limited(l.Forgot, h.forgot))
+	api.Handle(http.MethodPost, "/password/reset", public, limited(l.Forgot, h.reset))
+	api.Handle(http.MethodPost, "/email/verify", public, limited(l.Verify, h.verify))
 }
 
+// Scopes of the account API. Reading the profile needs profile (or
+// account); changing the account or seeing its sessions needs account,
+// which only first-party clients can be granted: a third-party app that
+// logged the user in must not be able to change their email or end their
+// sessions.
+const (
+	ScopeProfile = "profile"
+	ScopeAccount = "account"
+)
+
 // MountUserAPI mounts the routes for the bearer token's user on the /api/v1
-// subrouter, which must already be behind authn.Require: GET|PATCH /me,
-// POST /me/password, POST /me/email/verify (resend), GET /me/sessions,
-// DELETE /me/sessions/{id}.
-func (h *Handler) MountUserAPI(api *mux.Router) {
-	api.HandleFunc("/me", h.me).Methods(http.MethodGet)
-	api.HandleFunc("/me", h.patchMe).Methods(http.MethodPatch)
-	api.HandleFunc("/me/password", h.changePassword).Methods(http.MethodPost)
-	api.Handle("/me/email/verify", limited(h.cfg.Limits.Verify, h.resend)).Methods(http.MethodPost)
-	api.HandleFunc("/me/sessions", h.sessions).Methods(http.MethodGet)
-	api.HandleFunc("/me/sessions/{id}", h.endSession).Methods(http.MethodDelete)
+// router: GET|PATCH /me, POST /me/password, POST /me/email/verify (resend),
+// GET /me/sessions, DELETE /me/sessions/{id}.
+func (h *Handler) MountUserAPI(api *authn.Router) {
+	read := authn.Policy{Callers: authn.User, Scopes: []string{ScopeProfile, ScopeAccount}}
+	manage := authn.Policy{Callers: authn.User, Scopes: []string{ScopeAccount}, FirstParty: true}
+	api.HandleFunc(http.MethodGet, "/me", read, h.me)
+	api.HandleFunc(http.MethodPatch, "/me", manage, h.patchMe)
+	api.HandleFunc(http.MethodPost, "/me/password", manage, h.changePassword)
+	api.Handle(http.MethodPost, "/me/email/verify", manage, limited(h.cfg.Limits.Verify, h.resend))
+	api.HandleFunc(http.MethodGet, "/me/sessions", manage, h.sessions)
+	api.HandleFunc(http.MethodDelete, "/me/sessions/{id}", manage, h.endSession)
 }
 
 // ProblemFor translates an accounts error into its API problem; errors it

@@ -23,11 +23,21 @@ import (
 type tokenVerifier struct{}
 
 func (tokenVerifier) VerifyAccessToken(_ context.Context, tok string) (*authn.Principal, error) {
+	aud := []string{testAudience}
 	if tok == "client" {
-		return &authn.Principal{Subject: "svc", ClientID: "svc"}, nil
+		return &authn.Principal{Subject: "svc", ClientID: "svc", Audience: aud, Scopes: []string{"account"}}, nil
 	}
-	return &authn.Principal{Subject: tok, UserID: tok}, nil
+	return &authn.Principal{Subject: tok, UserID: tok, ClientID: "first", Audience: aud, Scopes: []string{"profile", "account"}}, nil
 }
+
+// testAudience is the API audience every test token carries.
+const testAudience = "https://authd.test"
+
+// firstParty says every client is first party: these tests are about the
+// handlers; the policies are tested against the real server.
+type firstParty struct{}
+
+func (firstParty) IsFirstParty(context.Context, string) (bool, error) { return true, nil }
 
 var _ authn.Verifier = tokenVerifier{}
 
@@ -36,11 +46,10 @@ func MustAPI(t *testing.T, cfg accounts.Config, hcfg accounts.HandlerConfig) (*h
 	s, _ := MustServiceCfg(t, cfg)
 	h := accounts.NewHandler(s, zap.NewNop(), hcfg)
 	r := mux.NewRouter()
-	api := r.PathPrefix("/api/v1").Subrouter()
+	api := authn.NewRouter(r.PathPrefix("/api/v1").Subrouter(),
+		&authn.Guard{Verifier: tokenVerifier{}, Audience: testAudience, Clients: firstParty{}}, authn.NewTable())
 	h.MountPublicAPI(api)
-	me := r.PathPrefix("/api/v1").Subrouter()
-	me.Use(authn.Require(tokenVerifier{}))
-	h.MountUserAPI(me)
+	h.MountUserAPI(api)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return srv, s

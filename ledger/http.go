@@ -3,7 +3,6 @@ package ledger
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -16,21 +15,15 @@ import (
 	"github.com/authd/authd/internal/problem"
 )
 
-// Scopes the credit endpoints check.
+// Scopes of the credit endpoints. Spending on a user's behalf (charge) and
+// minting (grant) are different powers: a service that sells something
+// holds credits:charge and cannot create credits.
 const (
-	ScopeCreditsRead  = "credits:read"
-	ScopeCreditsSpend = "credits:spend"
-	ScopeCreditsAdmin = "credits:admin"
-	// ScopeAdmin is the scope of the admin API (with role RoleAdmin for users).
-	ScopeAdmin = "admin"
-	RoleAdmin  = "admin"
+	ScopeCreditsRead   = "credits:read"
+	ScopeCreditsSpend  = "credits:spend"
+	ScopeCreditsCharge = "credits:charge"
+	ScopeCreditsGrant  = "credits:grant"
 )
-
-// isService reports whether p may act on any user's credits through
-// /api/v1/users/{id}/credits…: a client-only token with credits:admin, or an admin.
-func isService(p *authn.Principal) bool {
-	return (!p.IsUser() && p.HasScope(ScopeCreditsAdmin)) || authn.IsAdmin(p)
-}
 
 // Handler serves the credit endpoints of the user, service and admin APIs.
 type Handler struct {
@@ -55,24 +48,30 @@ func NewHandler(pool *pgxpool.Pool, log *zap.Logger, reg prometheus.Registerer) 
 // Ledger returns the Ledger the handler posts to.
 func (h *Handler) Ledger() *Ledger { return h.ledger }
 
-// Mount adds the routes to api (/api/v1) and admin (/admin/v1); both must
-// already be behind authn.Require.
-func (h *Handler) Mount(api, admin *mux.Router) {
-	api.HandleFunc("/credits", h.ownBalance).Methods(http.MethodGet)
-	api.HandleFunc("/credits/transactions", h.ownHistory).Methods(http.MethodGet)
-	api.HandleFunc("/credits/spend", h.ownSpend).Methods(http.MethodPost)
+// Mount adds the routes to api (/api/v1) and admin (/admin/v1), each with
+// its policy: the user's own credits for user tokens, a user's credits for
+// services (credits:charge to read and spend, credits:grant to mint), and
+// everything, refunds and adjustments included, for admins.
+func (h *Handler) Mount(api, admin *authn.Router) {
+	own := func(scope string) authn.Policy { return authn.Policy{Callers: authn.User, Scopes: []string{scope}} }
+	api.HandleFunc(http.MethodGet, "/credits", own(ScopeCreditsRead), h.ownBalance)
+	api.HandleFunc(http.MethodGet, "/credits/transactions", own(ScopeCreditsRead), h.ownHistory)
+	api.HandleFunc(http.MethodPost, "/credits/spend", own(ScopeCreditsSpend), h.ownSpend)
 
-	api.HandleFunc("/users/{id}/credits", h.serviceBalance).Methods(http.MethodGet)
-	api.HandleFunc("/users/{id}/credits/transactions", h.serviceHistory).Methods(http.MethodGet)
-	api.HandleFunc("/users/{id}/credits/spend", h.serviceSpend).Methods(http.MethodPost)
-	api.HandleFunc("/users/{id}/credits/grant", h.serviceGrant).Methods(http.MethodPost)
+	charge := authn.Policy{Callers: authn.Service | authn.Admin, Scopes: []string{ScopeCreditsCharge}}
+	mint := authn.Policy{Callers: authn.Service | authn.Admin, Scopes: []string{ScopeCreditsGrant}}
+	api.HandleFunc(http.MethodGet, "/users/{id}/credits", charge, h.forUser(h.balance))
+	api.HandleFunc(http.MethodGet, "/users/{id}/credits/transactions", charge, h.forUser(h.history))
+	api.HandleFunc(http.MethodPost, "/users/{id}/credits/spend", charge, h.forUser(h.spend))
+	api.HandleFunc(http.MethodPost, "/users/{id}/credits/grant", mint, h.forUser(h.grant))
 
-	admin.HandleFunc("/users/{id}/credits", h.adminOnly(h.balance)).Methods(http.MethodGet)
-	admin.HandleFunc("/users/{id}/credits/transactions", h.adminOnly(h.history)).Methods(http.MethodGet)
-	admin.HandleFunc("/users/{id}/credits/grant", h.adminOnly(h.grant)).Methods(http.MethodPost)
-	admin.HandleFunc("/users/{id}/credits/refund", h.adminOnly(h.refund)).Methods(http.MethodPost)
-	admin.HandleFunc("/users/{id}/credits/adjust", h.adminOnly(h.adjust)).Methods(http.MethodPost)
-	admin.HandleFunc("/ledger/verify", h.verify).Methods(http.MethodGet)
+	adm := authn.Policy{Callers: authn.Admin}
+	admin.HandleFunc(http.MethodGet, "/users/{id}/credits", adm, h.forUser(h.balance))
+	admin.HandleFunc(http.MethodGet, "/users/{id}/credits/transactions", adm, h.forUser(h.history))
+	admin.HandleFunc(http.MethodPost, "/users/{id}/credits/grant", adm, h.forUser(h.grant))
+	admin.HandleFunc(http.MethodPost, "/users/{id}/credits/refund", adm, h.forUser(h.refund))
+	admin.HandleFunc(http.MethodPost, "/users/{id}/credits/adjust", adm, h.forUser(h.adjust))
+	admin.HandleFunc(http.MethodGet, "/ledger/verify", adm, h.verify)
 }
 
 // target is whose account a request acts on, and as whom.
@@ -84,75 +83,23 @@ type target struct {
 type targetHandler func(w http.ResponseWriter, r *http.Request, t target)
 
 // --- /api/v1/credits…: the token's own user -------------------------------
+// The route policy (Mount) decided who may call; these pick the account.
 
-func (h *Handler) own(w http.ResponseWriter, r *http.Request, scope string) (target, bool) {
+func (h *Handler) ownTarget(r *http.Request) target {
 	p := authn.FromContext(r.Context())
-	if p == nil || !p.IsUser() || !p.HasScope(scope) {
-		authn.Forbidden(w, r, scope)
-		return target{}, false
-	}
-	return target{userID: p.UserID, actor: Actor{Type: ActorUser, ID: p.UserID}}, true
+	return target{userID: p.UserID, actor: Actor{Type: ActorUser, ID: p.UserID}}
 }
 
-func (h *Handler) ownBalance(w http.ResponseWriter, r *http.Request) {
-	if t, ok := h.own(w, r, ScopeCreditsRead); ok {
-		h.balance(w, r, t)
-	}
-}
+func (h *Handler) ownBalance(w http.ResponseWriter, r *http.Request) { h.balance(w, r, h.ownTarget(r)) }
+func (h *Handler) ownHistory(w http.ResponseWriter, r *http.Request) { h.history(w, r, h.ownTarget(r)) }
+func (h *Handler) ownSpend(w http.ResponseWriter, r *http.Request)   { h.spend(w, r, h.ownTarget(r)) }
 
-func (h *Handler) ownHistory(w http.ResponseWriter, r *http.Request) {
-	if t, ok := h.own(w, r, ScopeCreditsRead); ok {
-		h.history(w, r, t)
-	}
-}
+// --- /users/{id}/credits…: services and admins ----------------------------
 
-func (h *Handler) ownSpend(w http.ResponseWriter, r *http.Request) {
-	if t, ok := h.own(w, r, ScopeCreditsSpend); ok {
-		h.spend(w, r, t)
-	}
-}
-
-// --- /api/v1/users/{id}/credits…: services (and a user on their own id) ----
-
-// service authorises a request on /users/{id}/credits…. A user's own id is
-// allowed with ownScope (""= never); anyone else needs isService.
-func (h *Handler) service(w http.ResponseWriter, r *http.Request, ownScope string) (target, bool) {
-	p := authn.FromContext(r.Context())
-	id := mux.Vars(r)["id"]
-	switch {
-	case p == nil:
-		authn.Forbidden(w, r, "")
-	case isService(p):
-		return target{userID: id, actor: actorOf(p)}, true
-	case ownScope != "" && p.IsUser() && strings.EqualFold(p.UserID, id) && p.HasScope(ownScope):
-		return target{userID: id, actor: Actor{Type: ActorUser, ID: p.UserID}}, true
-	default:
-		authn.Forbidden(w, r, ScopeCreditsAdmin)
-	}
-	return target{}, false
-}
-
-func (h *Handler) serviceBalance(w http.ResponseWriter, r *http.Request) {
-	if t, ok := h.service(w, r, ScopeCreditsRead); ok {
-		h.balance(w, r, t)
-	}
-}
-
-func (h *Handler) serviceHistory(w http.ResponseWriter, r *http.Request) {
-	if t, ok := h.service(w, r, ScopeCreditsRead); ok {
-		h.history(w, r, t)
-	}
-}
-
-func (h *Handler) serviceSpend(w http.ResponseWriter, r *http.Request) {
-	if t, ok := h.service(w, r, ScopeCreditsSpend); ok {
-		h.spend(w, r, t)
-	}
-}
-
-func (h *Handler) serviceGrant(w http.ResponseWriter, r *http.Request) {
-	if t, ok := h.service(w, r, ""); ok {
-		h.grant(w, r, t)
+// forUser acts on the user named in the path, as the caller.
+func (h *Handler) forUser(next targetHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		next(w, r, target{userID: mux.Vars(r)["id"], actor: actorOf(authn.FromContext(r.Context()))})
 	}
 }
 
@@ -161,7 +108,7 @@ func actorOf(p *authn.Principal) Actor {
 	switch {
 	case authn.IsAdmin(p) && p.IsUser():
 		return Actor{Type: ActorAdmin, ID: p.UserID}
-	case authn.IsAdmin(p) && !p.HasScope(ScopeCreditsAdmin):
+	case authn.IsAdmin(p):
 		// A client token acting through its admin scope.
 		return Actor{Type: ActorAdmin, ID: p.ClientID}
 	default:
@@ -169,28 +116,7 @@ func actorOf(p *authn.Principal) Actor {
 	}
 }
 
-// --- /admin/v1 -----------------------------------------------------------
-
-func (h *Handler) adminOnly(next targetHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p := authn.FromContext(r.Context())
-		if !authn.IsAdmin(p) {
-			authn.Forbidden(w, r, ScopeAdmin)
-			return
-		}
-		id := p.UserID
-		if id == "" {
-			id = p.ClientID
-		}
-		next(w, r, target{userID: mux.Vars(r)["id"], actor: Actor{Type: ActorAdmin, ID: id}})
-	}
-}
-
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
-	if !authn.IsAdmin(authn.FromContext(r.Context())) {
-		authn.Forbidden(w, r, ScopeAdmin)
-		return
-	}
 	rep, err := h.ledger.Verify(r.Context())
 	if err != nil {
 		problem.Write(w, r, err)

@@ -26,11 +26,16 @@ import (
 // principals. Storage is real.
 type tokens map[string]*authn.Principal
 
+// testAudience is the API audience every test token carries.
+const testAudience = "https://authd.test"
+
 var _ authn.Verifier = tokens{}
 
 func (ts tokens) VerifyAccessToken(_ context.Context, tok string) (*authn.Principal, error) {
 	if p, ok := ts[tok]; ok {
-		return p, nil
+		c := *p
+		c.Audience = []string{testAudience}
+		return &c, nil
 	}
 	return nil, authn.ErrInvalidToken
 }
@@ -62,7 +67,7 @@ func newEnv(t *testing.T) *env {
 		"alice-readonly": user(e.alice, "openid", ledger.ScopeCreditsRead),
 		"alice-noscope":  user(e.alice, "openid"),
 		"bob":            user(e.bob, ledger.ScopeCreditsRead, ledger.ScopeCreditsSpend),
-		"service":        client("svc", ledger.ScopeCreditsAdmin),
+		"service":        client("svc", ledger.ScopeCreditsCharge),
 		"service-read":   client("svc-read", ledger.ScopeCreditsRead),
 		"admin":          {Subject: admin, UserID: admin, ClientID: "console", Scopes: []string{"admin"}, Roles: []string{"user", "admin"}},
 		"admin-noscope":  {Subject: admin, UserID: admin, ClientID: "console", Scopes: []string{"openid"}, Roles: []string{"user", "admin"}},
@@ -75,11 +80,10 @@ func newEnv(t *testing.T) *env {
 	}
 	e.l = h.Ledger()
 	r := mux.NewRouter()
-	api := r.PathPrefix("/api/v1").Subrouter()
-	api.Use(mux.MiddlewareFunc(authn.Require(v)))
-	adm := r.PathPrefix("/admin/v1").Subrouter()
-	adm.Use(mux.MiddlewareFunc(authn.Require(v)))
-	h.Mount(api, adm)
+	g := &authn.Guard{Verifier: v, Audience: testAudience}
+	tbl := authn.NewTable()
+	h.Mount(authn.NewRouter(r.PathPrefix("/api/v1").Subrouter(), g, tbl),
+		authn.NewRouter(r.PathPrefix("/admin/v1").Subrouter(), g, tbl))
 	srv := httptest.NewServer(httpx.Observe(zap.NewNop(), nil)(r))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL

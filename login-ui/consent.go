@@ -28,7 +28,9 @@ var scopeDescriptions = map[string]string{
 	"admin":          "Administer users, roles and clients",
 	"credits:read":   "See your credit balance and history",
 	"credits:spend":  "Spend your credits",
-	"credits:admin":  "Manage credits on behalf of users",
+	"credits:charge": "Spend your credits on your behalf",
+	"credits:grant":  "Add credits to accounts",
+	"account":        "Change your email, password and sessions, and end your sessions",
 }
 
 // ScopeDescription returns the human description of scope.

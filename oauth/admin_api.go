@@ -34,8 +34,7 @@ func NewAdminHandler(clients *ClientRegistry, keys *keys.Manager, log *zap.Logge
 	return &AdminHandler{clients: clients, keys: keys, log: log}
 }
 
-// Mount adds the routes to admin, the /admin/v1 subrouter (already behind
-// authn.Require); each route also requires authn.RequireAdmin:
+// Mount adds the routes to admin, the /admin/v1 router, each for admins only:
 //
 //	GET    /clients
 //	POST   /clients               → 201, the client with client_secret (shown once)
@@ -45,9 +44,9 @@ func NewAdminHandler(clients *ClientRegistry, keys *keys.Manager, log *zap.Logge
 //	POST   /clients/{id}/secret   → {"client_id","client_secret"}; the old one dies
 //	GET    /keys
 //	POST   /keys/rotate           → the keys after rotation
-func (h *AdminHandler) Mount(admin *mux.Router) {
+func (h *AdminHandler) Mount(admin *authn.Router) {
 	route := func(method, path string, fn http.HandlerFunc) {
-		admin.Handle(path, authn.RequireAdmin(fn)).Methods(method)
+		admin.HandleFunc(method, path, authn.Policy{Callers: authn.Admin}, fn)
 	}
 	route(http.MethodGet, "/clients", h.listClients)
 	route(http.MethodPost, "/clients", h.createClient)

@@ -22,7 +22,7 @@ import (
 const assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 func serviceSpec(method string) oauth.ClientSpec {
-	return oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:admin", "introspect"},
+	return oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:charge", "introspect"},
 		TokenEndpointAuthMethod: method}
 }
 
@@ -34,14 +34,14 @@ func TestClientCredentials_AuthMethods(t *testing.T) {
 			t.Fatalf("token: %d %v", st, tok)
 		}
 		at := verifyWithJWKS(t, e, tok["access_token"].(string))
-		if at["sub"] != clientID || at["client_id"] != clientID || at["scope"] != "credits:admin" {
+		if at["sub"] != clientID || at["client_id"] != clientID || at["scope"] != "credits:charge" {
 			t.Errorf("claims %v", at)
 		}
 		if roles, ok := at["roles"].([]any); !ok || len(roles) != 0 {
 			t.Errorf("roles %v, want []", at["roles"])
 		}
 	}
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:admin"}}
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:charge"}}
 
 	t.Run("OK_Basic", func(t *testing.T) {
 		c, secret := e.mustClient(serviceSpec("client_secret_basic"))

@@ -252,6 +252,11 @@ func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
 			return nil, problem.Invalid("scope", fmt.Sprintf("%q is not a valid scope token (RFC 6749 §3.3)", sc))
 		}
 	}
+	// account changes the user's email, password and sessions: only apps
+	// the operator vouches for may ask for it (the route checks again).
+	if slices.Contains(s.Scopes, "account") && !s.FirstParty {
+		return nil, problem.Invalid("scope", "the account scope is only for first-party clients")
+	}
 	for _, a := range s.Audience {
 		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, " \t\n") {
 			return nil, problem.Invalid("audience", "audiences are non-empty strings without spaces")

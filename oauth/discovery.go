@@ -7,7 +7,7 @@ import (
 
 // Scopes are the scopes authd knows; clients are registered with a subset.
 var Scopes = []string{"openid", "profile", "email", "roles", "offline_access",
-	"introspect", "admin", "credits:read", "credits:spend", "credits:admin"}
+	"introspect", "admin", "credits:read", "credits:spend", "credits:charge", "credits:grant", "account"}
 
 // discovery serves both /.well-known/openid-configuration and RFC 8414's
 // /.well-known/oauth-authorization-server: one document advertising exactly

@@ -150,8 +150,8 @@ func (p *Provider) audienceStrategy(haystack []string, needle []string) error {
 	return fosite.ExactAudienceMatchingStrategy(haystack, rest)
 }
 
-// Mount registers every OAuth/OIDC endpoint and the hosted login, logout
-// and consent handlers on r.
+// Mount registers every OAuth/OIDC endpoint but /userinfo (MountUserinfo),
+// and the hosted login, logout and consent handlers on r.
 func (p *Provider) Mount(r *mux.Router) {
 	r.HandleFunc("/.well-known/openid-configuration", p.discovery).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/.well-known/oauth-authorization-server", p.discovery).Methods(http.MethodGet, http.MethodHead)
@@ -160,7 +160,6 @@ func (p *Provider) Mount(r *mux.Router) {
 	r.Handle("/oauth2/token", p.limitClientAuth(singleParams(p.token))).Methods(http.MethodPost)
 	r.Handle("/oauth2/introspect", p.limitClientAuth(singleParams(p.introspect))).Methods(http.MethodPost)
 	r.Handle("/oauth2/revoke", p.limitClientAuth(singleParams(p.revoke))).Methods(http.MethodPost)
-	r.HandleFunc("/userinfo", p.userinfo).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/oauth2/logout", p.rpLogout).Methods(http.MethodGet, http.MethodPost)
 	login := &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log, Limit: p.cfg.LoginLimit}
 	r.Handle("/login", login).Methods(http.MethodGet, http.MethodPost)

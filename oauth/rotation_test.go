@@ -15,7 +15,7 @@ func TestKeyRotation(t *testing.T) {
 	e := newEnv(t)
 	replica := e.sibling()
 	c, secret := e.mustClient(serviceSpec("client_secret_basic"))
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:admin"}}
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:charge"}}
 
 	_, before := e.tokenRequest(c.ID, secret, form)
 	oldAT := before["access_token"].(string)

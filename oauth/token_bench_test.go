@@ -30,7 +30,7 @@ import (
 // Run: go test -run '^$' -bench . -benchmem -count 6 ./oauth/ | tee new.txt; benchstat old.txt new.txt
 
 // benchProvider is a provider with a service client (client_credentials,
-// scopes credits:admin introspect) and a first-party client with a user,
+// scopes credits:charge introspect) and a first-party client with a user,
 // for refresh chains through the password grant.
 type benchProvider struct {
 	prov               *oauth.Provider
@@ -76,7 +76,7 @@ func newBenchProvider(b *testing.B) *benchProvider {
 	bp.prov.Mount(r)
 	bp.handler = r
 	svc, s1, err := bp.prov.Clients().CreateClient(ctx, oauth.ClientSpec{Name: "svc", GrantTypes: []string{"client_credentials"},
-		Scopes: []string{"credits:admin", "introspect"}})
+		Scopes: []string{"credits:charge", "introspect"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func (bp *benchProvider) post(tb testing.TB, path, id, secret string, form url.V
 }
 
 func (bp *benchProvider) ccToken(tb testing.TB) string {
-	out := bp.post(tb, "/oauth2/token", bp.svcID, bp.svcSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:admin"}}, "127.0.0.1")
+	out := bp.post(tb, "/oauth2/token", bp.svcID, bp.svcSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:charge"}}, "127.0.0.1")
 	return out["access_token"].(string)
 }
 

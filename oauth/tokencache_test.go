@@ -56,7 +56,7 @@ func TestTokenCache_RevocationBound(t *testing.T) {
 	c, secret := a.mustClient(serviceSpec("client_secret_basic"))
 	issue := func() string {
 		t.Helper()
-		st, tok := a.tokenRequest(c.ID, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:admin"}})
+		st, tok := a.tokenRequest(c.ID, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:charge"}})
 		if st != http.StatusOK {
 			t.Fatalf("token: %d %v", st, tok)
 		}

@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/ory/fosite"
@@ -10,41 +9,43 @@ import (
 	"github.com/authd/authd/internal/authn"
 )
 
-// userinfo is GET|POST /userinfo (OIDC Core §5.3): the bearer access token
-// must hold scope openid and belong to a user; claims follow the granted
-// scopes, read live.
-func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	tok, ok := authn.BearerToken(r)
-	if !ok && r.Method == http.MethodPost {
-		if err := r.ParseForm(); err == nil {
-			tok = r.PostForm.Get("access_token") // RFC 6750 §2.2
-			ok = tok != ""
+
+// MountUserinfo registers GET|POST /userinfo on rt, whose guard should
+// answer refusals with DenyBearer (OAuth-style JSON, as OIDC clients expect).
+func (p *Provider) MountUserinfo(rt *authn.Router) {
+	// OIDC Core §5.3: a user's access token for authd's audience carrying
+	// openid, in the header or, on POST, the form (RFC 6750 §2.2).
+	pol := authn.Policy{Callers: authn.User, Scopes: []string{"openid"}, FormToken: true}
+	rt.HandleFunc(http.MethodGet, "/userinfo", pol, p.userinfo)
+	rt.HandleFunc(http.MethodPost, "/userinfo", pol, p.userinfo)
+}
+
+// DenyBearer writes a refusal of /userinfo as RFC 6750 describes it.
+func (p *Provider) DenyBearer(w http.ResponseWriter, r *http.Request, d authn.Denial) {
+	if d.Err != nil {
+		if _, ok := asUnavailable(d.Err); ok {
+			writeUnavailable(w)
+			return
 		}
-	}
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="authd"`)
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	pr, err := p.VerifyAccessToken(ctx, tok)
-	if errors.Is(err, authn.ErrInvalidToken) || (err == nil && !pr.IsUser()) {
-		bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.")
-		return
-	}
-	if _, ok := asUnavailable(err); ok {
-		writeUnavailable(w)
-		return
-	}
-	if err != nil {
-		p.logOAuthError(ctx, "userinfo", fosite.ErrServerError.WithWrap(err))
+		p.logOAuthError(r.Context(), "userinfo", fosite.ErrServerError.WithWrap(d.Err))
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
-	if !pr.HasScope("openid") {
-		bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token lacks scope openid.")
+	if d.Code == "" {
+		w.Header().Set("WWW-Authenticate", d.Challenge())
+		w.WriteHeader(d.Status)
 		return
 	}
+	w.Header().Set("WWW-Authenticate", d.Challenge())
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(d.Status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": d.Code, "error_description": d.Detail})
+}
+
+// userinfo answers claims that follow the granted scopes, read live.
+func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	pr := authn.FromContext(ctx)
 	u, err := p.liveUser(ctx, pr.UserID)
 	if _, ok := asUnavailable(err); ok {
 		writeUnavailable(w)

@@ -101,3 +101,19 @@ func audClaim(v interface{}) []string {
 	}
 	return nil
 }
+
+var _ authn.ClientDirectory = (*Provider)(nil)
+
+// IsFirstParty implements authn.ClientDirectory from the client cache. A
+// deleted client is not first party (its tokens died with it anyway).
+func (p *Provider) IsFirstParty(ctx context.Context, clientID string) (bool, error) {
+	c, err := p.store.GetClient(ctx, clientID)
+	if errors.Is(err, fosite.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	fc, ok := c.(*fositestore.Client)
+	return ok && fc.FirstParty, nil
+}

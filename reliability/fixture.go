@@ -9,7 +9,7 @@ import (
 )
 
 // Fixture is what the load needs: a service client (client_credentials,
-// scopes credits:admin and introspect), a first-party app (password and
+// scopes credits:charge and introspect), a first-party app (password and
 // refresh_token grants) and users with credits.
 type Fixture struct {
 	Key                    string // AUTHD_SECRETS_KEY every server of the scenario shares
@@ -30,7 +30,7 @@ type clientOut struct {
 // NewFixture creates the clients and n users through the authd CLI and,
 // when credits > 0, grants each user that many credits through base.
 func NewFixture(ctx context.Context, env Env, key, base string, n int, credits int64) (*Fixture, error) {
-	f := &Fixture{Key: key, ServiceScope: "credits:admin introspect", AppScope: "offline_access credits:read credits:spend"}
+	f := &Fixture{Key: key, ServiceScope: "credits:charge credits:grant introspect", AppScope: "offline_access credits:read credits:spend"}
 	var svc, app clientOut
 	out, err := env.CLI(ctx, key, "", "client", "create", "--output", "json", "--name", "reliability service",
 		"--grant-type", "client_credentials", "--scope", f.ServiceScope)
@@ -66,7 +66,7 @@ func NewFixture(ctx context.Context, env Env, key, base string, n int, credits i
 	}
 	if credits > 0 {
 		c := NewClient(10*time.Second, false)
-		tok, a := ClientCredentials(ctx, c, base, f.SvcID, f.SvcSecret, "credits:admin")
+		tok, a := ClientCredentials(ctx, c, base, f.SvcID, f.SvcSecret, "credits:grant")
 		if !a.OK() {
 			return nil, fmt.Errorf("service token: %s", a)
 		}
@@ -79,9 +79,9 @@ func NewFixture(ctx context.Context, env Env, key, base string, n int, credits i
 	return f, nil
 }
 
-// ServiceToken gets a credits:admin token for the service client from base.
+// ServiceToken gets a credits:charge token for the service client from base.
 func (f *Fixture) ServiceToken(ctx context.Context, c *http.Client, base string) (string, error) {
-	tok, a := ClientCredentials(ctx, c, base, f.SvcID, f.SvcSecret, "credits:admin")
+	tok, a := ClientCredentials(ctx, c, base, f.SvcID, f.SvcSecret, "credits:charge")
 	if !a.OK() {
 		return "", fmt.Errorf("service token from %s: %s", base, a)
 	}

@@ -28,7 +28,7 @@ type scenarioEnv struct {
 	f        *fixture
 	client   *http.Client // keep-alive, one connection per worker
 	ips      *sourceIPs
-	svcToken string // credits:admin client_credentials token
+	svcToken string // credits:charge client_credentials token
 	seq      *atomic.Uint64
 }
 
@@ -49,7 +49,7 @@ func scenarios() []scenario {
 }
 
 func ccOp(e *scenarioEnv) Op {
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:admin"}}
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:charge"}}
 	return func(ctx context.Context) error {
 		r, err := postForm(ctx, e.client, e.f.base+"/oauth2/token", form, e.f.svcID, e.f.svcSecret)
 		if err != nil {

@@ -19,7 +19,7 @@ import (
 // "n/a (reason)" instead of failing the run.
 type fixture struct {
 	base string
-	// svc is a client_credentials client with scopes credits:admin and
+	// svc is a client_credentials client with scopes credits:charge and
 	// introspect (a resource server that also spends credits).
 	svcID, svcSecret string
 	web              *codeFlow
@@ -67,7 +67,7 @@ func prepare(ctx context.Context, w *world, chains int, log io.Writer) *fixture 
 	c := newClient(16, nil)
 
 	out, err := w.cli(ctx, "", "client", "create", "--output", "json", "--name", "bench service",
-		"--grant-type", "client_credentials", "--scope", "credits:admin introspect")
+		"--grant-type", "client_credentials", "--scope", "credits:charge credits:grant introspect")
 	var svc clientJSON
 	if err == nil {
 		err = json.Unmarshal(out, &svc)
@@ -188,7 +188,7 @@ func (f *fixture) prepareSpend(ctx context.Context, w *world, c *http.Client, n 
 	if err != nil {
 		return fmt.Errorf("insert spend users: %w", err)
 	}
-	tok, err := f.serviceToken(ctx, c, "credits:admin")
+	tok, err := f.serviceToken(ctx, c, "credits:grant")
 	if err != nil {
 		return err
 	}

@@ -30,9 +30,12 @@ type app struct {
 	handler http.Handler
 	// router holds the routes under handler's middleware, for tests that
 	// walk them (openapi_test.go).
-	router  *mux.Router
-	wg      sync.WaitGroup
-	closers []func()
+	router *mux.Router
+	// policies is every authd API route's policy, for the test that walks
+	// the router.
+	policies *authn.Table
+	wg       sync.WaitGroup
+	closers  []func()
 
 	accounts *accounts.Service
 	provider *oauth.Provider
@@ -189,22 +192,21 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	a.provider.Mount(r)
 	pages.MountPages(r)
 
-	requireToken := authn.Require(a.provider)
-	api := r.PathPrefix("/api/v1").Subrouter()
+	// authd's own APIs: every route is registered with its policy through
+	// an authn.Router, enforced by the guard (policy_test.go walks them).
+	a.policies = authn.NewTable()
+	guard := &authn.Guard{Verifier: a.provider, Audience: cfg.APIAudience, Clients: a.provider}
+	a.provider.MountUserinfo(authn.NewRouter(r, &authn.Guard{Verifier: a.provider, Audience: cfg.APIAudience,
+		Clients: a.provider, Deny: a.provider.DenyBearer}, a.policies))
+	api := authn.NewRouter(r.PathPrefix("/api/v1").Subrouter(), guard, a.policies)
+	admin := authn.NewRouter(r.PathPrefix("/admin/v1").Subrouter(), guard, a.policies)
 	accountsAPI.MountPublicAPI(api)
-	api.Handle("/openapi.json", openapi.PublicHandler()).Methods(http.MethodGet)
-	userAPI := api.NewRoute().Subrouter()
-	userAPI.Use(requireToken)
-	accountsAPI.MountUserAPI(userAPI)
-	admin := r.PathPrefix("/admin/v1").Subrouter()
-	admin.Use(requireToken)
-	ledgerHandler.Mount(userAPI, admin)
-
-	// Admin API (issue 5): users, roles, audit log, clients, keys and the
-	// OpenAPI document; every route requires an admin token.
+	api.Handle(http.MethodGet, "/openapi.json", authn.Policy{Public: true}, openapi.PublicHandler())
+	accountsAPI.MountUserAPI(api)
+	ledgerHandler.Mount(api, admin)
 	accounts.NewAdminHandler(a.accounts, log).Mount(admin)
 	oauth.NewAdminHandler(a.provider.Clients(), a.keys, log).Mount(admin)
-	admin.Handle("/openapi.json", authn.RequireAdmin(openapi.AdminHandler())).Methods(http.MethodGet)
+	admin.Handle(http.MethodGet, "/openapi.json", authn.Policy{Callers: authn.Admin}, openapi.AdminHandler())
 	a.router = r
 
 	if rt.dev != nil {

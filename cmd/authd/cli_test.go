@@ -29,7 +29,7 @@ func TestCLI_ClientCreatePrintsSecretOnce(t *testing.T) {
 	db := storagetest.NewDB(t)
 	env := map[string]string{"AUTHD_DATABASE_URL": db.URL}
 	out, err := runCLI(t, env, "", "client", "create", "--output", "json", "--name", "svc",
-		"--grant-type", "client_credentials", "--scope", "introspect credits:admin")
+		"--grant-type", "client_credentials", "--scope", "introspect credits:charge")
 	if err != nil {
 		t.Fatal(err)
 	}

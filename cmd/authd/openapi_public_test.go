@@ -266,7 +266,7 @@ func TestPublicOpenAPI_ResponsesMatchTheSchemas(t *testing.T) {
 	check("POST", "/me/password", "/me/password", access, map[string]string{"current_password": "wrong password!", "new_password": "another long password"}, 400)
 	check("GET", "/credits", "/credits", access, nil, 200)
 
-	_, svc := e.clientToken("credits:admin")
+	_, svc := e.clientToken("credits:charge", "credits:grant")
 	id := reg["id"].(string)
 	check("POST", "/users/"+id+"/credits/grant", "/users/{id}/credits/grant", svc, map[string]any{"amount": 5, "reference": "welcome"}, 201)
 	check("POST", "/users/"+id+"/credits/grant", "/users/{id}/credits/grant", svc, map[string]any{"amount": 5, "reference": "welcome"}, 200)

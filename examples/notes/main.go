@@ -7,7 +7,7 @@
 //
 //	AUTHD_ISSUER         authd's issuer URL (required)
 //	NOTES_AUDIENCE       the aud tokens must carry (default urn:authd:notes)
-//	NOTES_CLIENT_ID      the service's client (client_credentials, scope credits:admin)
+//	NOTES_CLIENT_ID      the service's client (client_credentials, scope credits:charge)
 //	NOTES_CLIENT_SECRET
 //	NOTES_LISTEN         listen address (default 127.0.0.1:8090)
 package main

@@ -25,11 +25,12 @@ func TestNotes_AgainstRealAuthd(t *testing.T) {
 	app := a.CLI("", "client", "create", "--name", "Notes app", "--first-party", "--grant-type", "password",
 		"--audience", "urn:authd:notes", "--scope", "openid notes:read")
 	appID, appSecret := app["client_id"].(string), app["client_secret"].(string)
-	svc := a.CLI("", "client", "create", "--name", "Notes service", "--grant-type", "client_credentials", "--scope", "credits:admin")
+	svc := a.CLI("", "client", "create", "--name", "Notes service", "--grant-type", "client_credentials", "--scope", "credits:charge credits:grant")
 	svcID, svcSecret := svc["client_id"].(string), svc["client_secret"].(string)
 
-	// The service grants the editor one credit (scope credits:admin).
-	svcTok := a.Token(svcID, svcSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:admin"}})
+	// The operator's billing side mints the editor one credit (credits:grant);
+	// the notes service itself only ever asks for credits:charge.
+	svcTok := a.Token(svcID, svcSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:grant"}})
 	if st, _, out := do(t, "POST", a.URL+"/api/v1/users/"+editor+"/credits/grant", svcTok,
 		map[string]any{"amount": 1, "reference": "welcome", "description": "welcome credit"}); st != 201 {
 		t.Fatalf("grant: %d %v", st, out)

@@ -7,13 +7,11 @@ package authn
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/authd/authd/internal/problem"
 )
 
 // Principal is who a verified access token speaks for.
@@ -78,55 +76,6 @@ func BearerToken(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
-// Require returns middleware that rejects requests without a valid bearer
-// token (401) and stores the Principal for the handlers behind it.
-func Require(v Verifier) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			tok, ok := BearerToken(r)
-			if !ok {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="authd"`)
-				problem.Write(w, r, problem.ErrUnauthorized)
-				return
-			}
-			p, err := v.VerifyAccessToken(r.Context(), tok)
-			if err != nil {
-				if !errors.Is(err, ErrInvalidToken) {
-					problem.Write(w, r, err) // database down and the like: not the client's fault
-					return
-				}
-				w.Header().Set("WWW-Authenticate", `Bearer realm="authd", error="invalid_token", error_description="the access token is invalid, expired or revoked"`)
-				problem.Write(w, r, problem.ErrUnauthorized)
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
-		})
-	}
-}
-
-// Forbidden writes a 403 with an RFC 6750 insufficient_scope challenge.
-func Forbidden(w http.ResponseWriter, r *http.Request, scope string) {
-	if scope != "" {
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="authd", error="insufficient_scope", scope=%q`, scope))
-	}
-	problem.Write(w, r, problem.ErrForbidden)
-}
-
-// RequireScope returns middleware that answers 403 unless the Principal (set
-// by Require) was granted scope.
-func RequireScope(scope string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p := FromContext(r.Context())
-			if p == nil || !p.HasScope(scope) {
-				Forbidden(w, r, scope)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
-
 // IsAdmin reports whether p may use the admin API: a user token whose roles
 // include admin and whose scope includes admin, or a client-credentials token
 // (no user) granted scope admin, for automation.
@@ -135,16 +84,4 @@ func IsAdmin(p *Principal) bool {
 		return false
 	}
 	return !p.IsUser() || p.HasRole("admin")
-}
-
-// RequireAdmin returns middleware answering 403 unless the Principal (set by
-// Require) is an admin per IsAdmin.
-func RequireAdmin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !IsAdmin(FromContext(r.Context())) {
-			Forbidden(w, r, "admin")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

@@ -17,7 +17,7 @@ func TestIsAdmin(t *testing.T) {
 		{"UserWithRoleNoScope", &authn.Principal{UserID: "u", Roles: []string{"admin"}, Scopes: []string{"openid"}}, false},
 		{"UserWithScopeNoRole", &authn.Principal{UserID: "u", Roles: []string{"user"}, Scopes: []string{"admin"}}, false},
 		{"ClientWithScope", &authn.Principal{ClientID: "c", Scopes: []string{"admin"}}, true},
-		{"ClientWithoutScope", &authn.Principal{ClientID: "c", Scopes: []string{"credits:admin"}}, false},
+		{"ClientWithoutScope", &authn.Principal{ClientID: "c", Scopes: []string{"credits:charge"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := authn.IsAdmin(tc.p); got != tc.want {

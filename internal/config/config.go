@@ -32,6 +32,7 @@ type Config struct {
 	SMTPURL     string   `env:"AUTHD_SMTP_URL" doc:"smtp://user:pass@host:587 (STARTTLS required; ?starttls=false for local catchers) or smtps://host:465. Unset in dev: the built-in catcher."`
 	MailFrom    string   `env:"AUTHD_MAIL_FROM" envDefault:"authd <no-reply@localhost>" doc:"From address of outgoing mail."`
 	MailTmplDir string   `env:"AUTHD_MAIL_TEMPLATES_DIR" doc:"Directory overriding the embedded mail templates."`
+	APIAudience string `env:"AUTHD_API_AUDIENCE" doc:"The aud authd's own APIs require in access tokens (default: the issuer). Tokens for other audiences are refused by every authd API."`
 	CORSOrigins []string `env:"AUTHD_CORS_ORIGINS" envSeparator:"," doc:"Comma-separated origins allowed to call the APIs from browsers."`
 
 	AccessTokenTTL     time.Duration `env:"AUTHD_ACCESS_TOKEN_TTL" envDefault:"15m" doc:"Access token lifetime."`
@@ -188,6 +189,9 @@ func (c *Config) validate() error {
 		if c.WebhookSecret == "" {
 			return fail("AUTHD_WEBHOOK_SECRET", "is required when AUTHD_WEBHOOK_URL is set")
 		}
+	}
+	if c.APIAudience == "" {
+		c.APIAudience = c.Issuer
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "*" {

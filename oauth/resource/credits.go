@@ -24,7 +24,7 @@ type CreditsConfig struct {
 	// Issuer is authd's base URL (AUTHD_ISSUER).
 	Issuer string
 	// ClientID and ClientSecret are the service's confidential client,
-	// registered with grant client_credentials and scope credits:admin.
+	// registered with grant client_credentials and scope credits:charge.
 	ClientID     string
 	ClientSecret string
 	// MaxAttempts bounds tries per call, the first included (default 4).
@@ -46,7 +46,7 @@ type Caller struct {
 func AsUser(accessToken string) Caller { return Caller{token: accessToken} }
 
 // ForUser acts on userID's credits with the service's own client
-// credentials (scope credits:admin), e.g. Claims.Subject of the request.
+// credentials (scope credits:charge), e.g. Claims.Subject of the request.
 func ForUser(userID string) Caller { return Caller{userID: userID} }
 
 // Transaction is a posted ledger transaction as authd returns it.
@@ -142,7 +142,7 @@ func (s *serviceTokens) get(ctx context.Context) (string, error) {
 	if s.cfg.ClientID == "" || s.cfg.ClientSecret == "" {
 		return "", errors.New("resource: ForUser needs CreditsConfig.ClientID and ClientSecret")
 	}
-	tok, ttl, err := clientCredentials(ctx, s.cfg, "credits:admin")
+	tok, ttl, err := clientCredentials(ctx, s.cfg, "credits:charge")
 	if err != nil {
 		return "", err
 	}

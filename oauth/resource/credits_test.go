@@ -35,7 +35,7 @@ func newFakeLedger(t *testing.T, balance int64) *fakeLedger {
 	})
 	mux.HandleFunc("POST /oauth2/token", func(w http.ResponseWriter, r *http.Request) {
 		n := l.tokens.Add(1)
-		if id, secret, _ := r.BasicAuth(); id != "svc" || secret != "secret" || r.PostFormValue("scope") != "credits:admin" {
+		if id, secret, _ := r.BasicAuth(); id != "svc" || secret != "secret" || r.PostFormValue("scope") != "credits:charge" {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}

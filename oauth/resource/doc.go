@@ -24,7 +24,7 @@
 //
 // Charging credits. Credits calls authd's ledger API either as the user
 // (AsUser: the user's own token with scope credits:spend) or as the service
-// (ForUser: the service's client credentials with scope credits:admin).
+// (ForUser: the service's client credentials with scope credits:charge).
 // Spend is idempotent by reference, so it retries transport errors and 5xx
 // answers on its own; the typed errors ErrInsufficientCredits and
 // ErrReferenceConflict tell the caller what to show.

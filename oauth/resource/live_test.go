@@ -216,7 +216,7 @@ func TestLive_Credits(t *testing.T) {
 	app, appSecret := a.mustClient(fositestore.Client{GrantTypes: []string{"password"}, FirstParty: true,
 		Scopes: []string{"credits:read", "credits:spend"}})
 	userTok, _ := a.passwordToken(app, appSecret, "alice@example.com", alicePass, "credits:read credits:spend", "")
-	svc, svcSecret := a.mustClient(fositestore.Client{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:admin"}})
+	svc, svcSecret := a.mustClient(fositestore.Client{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:charge"}})
 	credits, err := resource.NewCredits(resource.CreditsConfig{Issuer: a.issuer, ClientID: svc, ClientSecret: svcSecret})
 	if err != nil {
 		t.Fatal(err)
