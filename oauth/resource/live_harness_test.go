@@ -116,11 +116,10 @@ func (a *liveAuthd) start(db *storagetest.DB) {
 	a.ledger = lh.Ledger()
 	r := mux.NewRouter()
 	a.prov.Mount(r)
-	userAPI := r.PathPrefix("/api/v1").Subrouter()
-	userAPI.Use(authn.Require(a.prov))
-	admin := r.PathPrefix("/admin/v1").Subrouter()
-	admin.Use(authn.Require(a.prov))
-	lh.Mount(userAPI, admin)
+	g := &authn.Guard{Verifier: a.prov, Audience: a.issuer, Clients: a.prov}
+	tbl := authn.NewTable()
+	lh.Mount(authn.NewRouter(r.PathPrefix("/api/v1").Subrouter(), g, tbl),
+		authn.NewRouter(r.PathPrefix("/admin/v1").Subrouter(), g, tbl))
 	a.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.URL.Path == "/.well-known/jwks.json" {
 			a.jwksHit.Add(1)
