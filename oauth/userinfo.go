@@ -9,7 +9,6 @@ import (
 	"github.com/authd/authd/internal/authn"
 )
 
-
 // MountUserinfo registers GET|POST /userinfo on rt, whose guard should
 // answer refusals with DenyBearer (OAuth-style JSON, as OIDC clients expect).
 func (p *Provider) MountUserinfo(rt *authn.Router) {
