@@ -1,2 +1,2 @@
-DROP TABLE IF EXISTS oauth2_client_charge_caps;
+ALTER TABLE oauth2_clients DROP COLUMN IF EXISTS charge_max_per_user_day, DROP COLUMN IF EXISTS charge_max_per_spend;
 ALTER TABLE oauth2_consents DROP COLUMN IF EXISTS audiences;
