@@ -347,3 +347,77 @@ func TestCORS_OnlyOnJSONEndpoints(t *testing.T) {
 		check(http.MethodOptions, p, true)
 	}
 }
+
+// TestAuthorize_LoopbackAnyPortOnlyForPublicClients: RFC 8252 §7.3's "any
+// port on a loopback IP" is for native apps; a confidential client's
+// redirect URI matches exactly, and a mismatch is never redirected to.
+func TestAuthorize_LoopbackAnyPortOnlyForPublicClients(t *testing.T) {
+	e := newSecEnv(t)
+	conf, _ := e.webClient()
+	native, _ := e.mustClient(oauth.ClientSpec{Public: true, RedirectURIs: []string{secRedirect},
+		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "profile", "offline_access"}})
+	_, challenge := secPKCE()
+	otherPort := url.Values{"redirect_uri": {"http://127.0.0.1:7777/cb"}}
+
+	b := e.browser()
+	resp, page := b.get(secAuthURL(e.URL, conf, challenge, otherPort))
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusBadRequest || strings.Contains(loc, "7777") {
+		t.Errorf("confidential client, other loopback port: %d Location=%q\n%s", resp.StatusCode, loc, page)
+	}
+	// Accepted: the browser is sent on to log in.
+	if resp, page := b.get(secAuthURL(e.URL, native, challenge, otherPort)); resp.StatusCode != http.StatusOK || !strings.Contains(page, `action="/login"`) {
+		t.Errorf("public client, other loopback port: %d\n%s", resp.StatusCode, page)
+	}
+	if resp, page := b.get(secAuthURL(e.URL, conf, challenge, nil)); resp.StatusCode != http.StatusOK || !strings.Contains(page, `action="/login"`) {
+		t.Errorf("confidential client, registered URI: %d\n%s", resp.StatusCode, page)
+	}
+}
+
+// consentShown reports whether authorizing authURL as an already logged-in
+// browser stops at the consent page (and returns it).
+func consentShown(t *testing.T, b *secBrowser, authURL string) (bool, string) {
+	t.Helper()
+	resp, page := b.get(authURL)
+	if resp.StatusCode == http.StatusOK && strings.Contains(page, `action="/consent"`) {
+		return true, page
+	}
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), secRedirect) {
+		t.Fatalf("neither consent nor a redirect to the client: %d %q\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+	return false, page
+}
+
+// TestConsent_PublicClientsAskEveryTimeAndAudiencesAreCovered: remembered
+// consent approves a confidential client silently (the control), never a
+// public one (RFC 8252 §8.6); it covers only the audiences the page showed.
+func TestConsent_PublicClientsAskEveryTimeAndAudiencesAreCovered(t *testing.T) {
+	e := newSecEnv(t)
+	u := e.mustUser("consenting@example.com")
+	conf, _ := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{secRedirect}, Audience: []string{"https://notes.example", e.URL},
+		Scopes: []string{"openid", "profile", "offline_access"}})
+	native, _ := e.mustClient(oauth.ClientSpec{Public: true, RedirectURIs: []string{secRedirect},
+		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "profile", "offline_access"}})
+	b := e.browser()
+	_, challenge := secPKCE()
+	for _, id := range []string{conf, native} {
+		e.authorize(b, secAuthURL(e.URL, id, challenge, nil), u.Email) // logs in and consents
+	}
+	if shown, _ := consentShown(t, b, secAuthURL(e.URL, conf, challenge, nil)); shown {
+		t.Error("confidential client: remembered consent was not used")
+	}
+	if shown, _ := consentShown(t, b, secAuthURL(e.URL, native, challenge, nil)); !shown {
+		t.Error("public client: approved silently from remembered consent")
+	}
+	withAud := url.Values{"audience": {"https://notes.example"}}
+	shown, page := consentShown(t, b, secAuthURL(e.URL, conf, challenge, withAud))
+	if !shown {
+		t.Fatal("a new audience was approved by consent given for authd only")
+	}
+	if !strings.Contains(page, "https://notes.example") {
+		t.Errorf("the consent page does not name the audience:\n%s", page)
+	}
+	e.authorize(b, secAuthURL(e.URL, conf, challenge, withAud), u.Email)
+	if shown, _ := consentShown(t, b, secAuthURL(e.URL, conf, challenge, withAud)); shown {
+		t.Error("consent for the audience was not remembered")
+	}
+}
