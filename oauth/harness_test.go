@@ -23,8 +23,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
-	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/internal/authn"
+	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage/fositestore"
