@@ -33,7 +33,7 @@ type Config struct {
 	MailFrom    string   `env:"AUTHD_MAIL_FROM" envDefault:"authd <no-reply@localhost>" doc:"From address of outgoing mail."`
 	MailTmplDir string   `env:"AUTHD_MAIL_TEMPLATES_DIR" doc:"Directory overriding the embedded mail templates."`
 	APIAudience string   `env:"AUTHD_API_AUDIENCE" doc:"The aud authd's own APIs require in access tokens (default: the issuer). Tokens for other audiences are refused by every authd API."`
-	CORSOrigins []string `env:"AUTHD_CORS_ORIGINS" envSeparator:"," doc:"Comma-separated origins allowed to call the APIs from browsers."`
+	CORSOrigins []string `env:"AUTHD_CORS_ORIGINS" envSeparator:"," doc:"Comma-separated origins allowed to call the JSON APIs from browsers (never with credentials)."`
 
 	AccessTokenTTL     time.Duration `env:"AUTHD_ACCESS_TOKEN_TTL" envDefault:"15m" doc:"Access token lifetime."`
 	RefreshTokenTTL    time.Duration `env:"AUTHD_REFRESH_TOKEN_TTL" envDefault:"720h" doc:"Refresh token lifetime."`
