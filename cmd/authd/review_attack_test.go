@@ -379,3 +379,28 @@ func TestAttack_APIAudienceSettingLocksOutEveryToken(t *testing.T) {
 		t.Errorf("GET /me with a default token and AUTHD_API_AUDIENCE set: %d (aud %s)", rec.Code, toJSON(jwtClaims(t, tok)["aud"]))
 	}
 }
+
+// TestAttack_ProfileScopeReadsTheEmail: the consent page says profile is
+// "See your name and roles", and /userinfo gives the email only with scope
+// email; but GET /api/v1/me (policy: profile or account) answers the whole
+// account record, email, email_verified and pending_email included, to a
+// third-party token the user never granted email.
+func TestAttack_ProfileScopeReadsTheEmail(t *testing.T) {
+	e := newSecEnv(t)
+	u := e.mustUser("private-address@example.com")
+	web, webSecret := e.webClient()
+	b := e.browser()
+	code, verifier := e.codeFor(b, web, u.Email, url.Values{"scope": {"openid profile"}})
+	st, out := e.exchange(web, webSecret, code, verifier)
+	if st != http.StatusOK {
+		t.Fatalf("exchange: %d %v", st, out)
+	}
+	tok := out["access_token"].(string)
+	if rec := e.callAPI("GET", "/userinfo", tok, ""); strings.Contains(rec.Body.String(), u.Email) {
+		t.Fatalf("control: /userinfo gave the email without scope email: %s", rec.Body)
+	}
+	rec := e.callAPI("GET", "/api/v1/me", tok, "")
+	if rec.Code == http.StatusOK && strings.Contains(rec.Body.String(), u.Email) {
+		t.Errorf("GET /api/v1/me with scopes openid profile (no email) reveals the email: %s", rec.Body)
+	}
+}
