@@ -45,13 +45,9 @@ func ScopeDescription(scope string) string {
 }
 
 // NewConsentData builds the consent page data for the requested scopes.
-// audiences are the resource servers the token will be valid for; none
-// means authd itself (issuer).
-func NewConsentData(clientName, clientID, email string, scopes, audiences []string, issuer, returnTo string) ConsentData {
+// audiences are the services the token will be valid at.
+func NewConsentData(clientName, clientID, email string, scopes, audiences []string, returnTo string) ConsentData {
 	d := ConsentData{ClientName: clientName, ClientID: clientID, UserEmail: email, ReturnTo: returnTo, Audiences: audiences}
-	if len(d.Audiences) == 0 {
-		d.Audiences = []string{issuer}
-	}
 	if d.ClientName == "" {
 		d.ClientName = clientID
 	}

@@ -24,20 +24,8 @@ import (
 // issue the code.
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ar, err := p.op.NewAuthorizeRequest(ctx, r)
-	if err != nil {
-		p.authorizeError(ctx, w, ar, err)
-		return
-	}
-	client, ok := ar.GetClient().(*fositestore.Client)
+	ar, client, ok := p.parseAuthorize(w, r)
 	if !ok {
-		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
-		return
-	}
-	if !exactRedirect(client, ar.GetRedirectURI()) {
-		// Never redirect to it: an empty request makes fosite answer here.
-		p.authorizeError(ctx, w, fosite.NewAuthorizeRequest(), fosite.ErrInvalidRequest.WithHint(
-			"The redirect_uri does not match a registered one exactly (any loopback port is for native apps, which are public clients)."))
 		return
 	}
 	form := ar.GetRequestForm()
@@ -62,11 +50,12 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	scopes, audiences := ar.GetRequestedScopes(), ar.GetRequestedAudience()
-	if !client.FirstParty {
-		// A public client's identity cannot be assured (anyone can claim
-		// its redirect URI on a device), so remembered consent never
-		// approves it silently (RFC 8252 §8.6): the user confirms each time.
+	scopes, audiences := ar.GetRequestedScopes(), p.consentAudiences(ar)
+	// A public client's identity cannot be assured (any app on the device
+	// can claim its loopback or custom-scheme redirect), so it never gets a
+	// code without the user's interaction (RFC 8252 §8.6), first party or
+	// not: remembered consent does not approve it, and prompt=none fails.
+	if !client.FirstParty || client.Public {
 		covered := false
 		if !client.Public {
 			covered, err = p.hasConsent(ctx, user.ID, client.ID, scopes, audiences)
@@ -84,7 +73,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			p.ui.Render(w, r, http.StatusOK, "consent", loginui.Page{
 				Title:    "Allow access?",
 				LoggedIn: true,
-				Data:     loginui.NewConsentData(client.Name, client.ID, user.Email, scopes, audiences, p.cfg.Issuer, authorizeURL(form)),
+				Data:     loginui.NewConsentData(client.Name, client.ID, user.Email, scopes, audiences, authorizeURL(form)),
 			})
 			return
 		}
@@ -162,7 +151,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	for _, s := range ar.GetRequestedScopes() {
 		ar.GrantScope(s) // fosite already checked them against the client
 	}
-	grantAudience(ar, p.cfg.Issuer)
+	grantAudience(ar, p.cfg.APIAudience)
 
 	sess := NewSession(user.ID)
 	sess.ClientID = client.ID
@@ -278,6 +267,43 @@ func (p *Provider) logOAuthError(ctx context.Context, where string, err error) {
 		return
 	}
 	log.Info("oauth "+where+" rejected", zap.String("error", code), zap.String("debug", debug))
+}
+
+// parseAuthorize has fosite parse and validate the authorization request in
+// r, then narrows fosite's redirect-URI match to exactRedirect. Every path
+// that ends in a code (the authorization endpoint and the consent form)
+// starts here. When it returns false the error is written; a redirect URI
+// that is not the client's is never redirected to.
+func (p *Provider) parseAuthorize(w http.ResponseWriter, r *http.Request) (fosite.AuthorizeRequester, *fositestore.Client, bool) {
+	ctx := r.Context()
+	ar, err := p.op.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		p.authorizeError(ctx, w, ar, err)
+		return nil, nil, false
+	}
+	client, ok := ar.GetClient().(*fositestore.Client)
+	if !ok {
+		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
+		return nil, nil, false
+	}
+	if !exactRedirect(client, ar.GetRedirectURI()) {
+		// An empty request makes fosite answer here instead of redirecting.
+		p.authorizeError(ctx, w, fosite.NewAuthorizeRequest(), fosite.ErrInvalidRequest.WithHint(
+			"The redirect_uri does not match a registered one exactly (any loopback port is for native apps, which are public clients)."))
+		return nil, nil, false
+	}
+	return ar, client, true
+}
+
+// consentAudiences are the audiences the token will be valid at, as the
+// consent page shows them and remembered consent records them: the
+// requested ones, or authd's own API audience when none was asked for
+// (what grantAudience grants).
+func (p *Provider) consentAudiences(ar fosite.Requester) []string {
+	if a := ar.GetRequestedAudience(); len(a) > 0 {
+		return a
+	}
+	return []string{p.cfg.APIAudience}
 }
 
 // exactRedirect reports whether the redirect URI fosite accepted is one the

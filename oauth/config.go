@@ -18,6 +18,9 @@ type Config struct {
 	// Issuer is the public base URL, e.g. https://auth.example.com (no
 	// trailing slash). Outside Dev it must be https or a loopback http URL.
 	Issuer string
+	// APIAudience is the aud of tokens for authd's own APIs, granted when a
+	// client names no audience; the issuer when empty.
+	APIAudience string
 
 	AccessTokenTTL  time.Duration // 15m
 	RefreshTokenTTL time.Duration // 720h
@@ -59,6 +62,9 @@ func (c *Config) setDefaults() error {
 	}
 	if u.Scheme == "http" && !c.Dev && !isLoopbackHost(u.Hostname()) {
 		return fmt.Errorf("oauth: issuer %q must use https (http is allowed only for loopback hosts)", c.Issuer)
+	}
+	if c.APIAudience == "" {
+		c.APIAudience = c.Issuer
 	}
 	if len(c.SecretsKey) != 32 {
 		return errors.New("oauth: secrets key must be 32 bytes")

@@ -9,7 +9,6 @@ import (
 
 	"github.com/authd/authd/accounts"
 	loginui "github.com/authd/authd/login-ui"
-	"github.com/authd/authd/storage/fositestore"
 )
 
 // consent is POST /consent, the consent page's form. It re-parses the
@@ -31,14 +30,8 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, _ := url.Parse(target)
-	ar, err := p.op.NewAuthorizeRequest(ctx, authorizeRequestFrom(r, u))
-	if err != nil {
-		p.authorizeError(ctx, w, ar, err)
-		return
-	}
-	client, ok := ar.GetClient().(*fositestore.Client)
+	ar, client, ok := p.parseAuthorize(w, authorizeRequestFrom(r, u))
 	if !ok {
-		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
 		return
 	}
 	bsess, user, err := p.accts.SessionByToken(ctx, loginui.SessionToken(r))
@@ -55,7 +48,7 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(ctx, w, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 		return
 	}
-	if err := p.saveConsent(ctx, user.ID, client.ID, ar.GetRequestedScopes(), ar.GetRequestedAudience()); err != nil {
+	if err := p.saveConsent(ctx, user.ID, client.ID, ar.GetRequestedScopes(), p.consentAudiences(ar)); err != nil {
 		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
 		return
 	}

@@ -124,7 +124,7 @@ func (p *Provider) mayIntrospect(w http.ResponseWriter, caller fosite.Client, to
 	if caller.GetScopes().Has("introspect") || caller.GetID() == tokenClientID {
 		return true
 	}
-	p.metrics.introspected("unauthorized")
+	p.metrics.introspected("inactive") // not "unauthorized": /metrics is no oracle either
 	writeInactive(w)
 	return false
 }

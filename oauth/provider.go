@@ -138,12 +138,12 @@ func (p *Provider) fositeConfig() *fosite.Config {
 }
 
 // audienceStrategy is exact matching against the client's registered
-// audiences, plus the issuer itself (authd's own APIs), which every client
-// may name and which is granted when a client asks for no audience.
+// audiences, plus authd's own API audience, which every client may name and
+// which is granted when a client asks for no audience.
 func (p *Provider) audienceStrategy(haystack []string, needle []string) error {
 	var rest []string
 	for _, n := range needle {
-		if n != p.cfg.Issuer {
+		if n != p.cfg.APIAudience {
 			rest = append(rest, n)
 		}
 	}

@@ -65,7 +65,7 @@ func (p *Provider) IssuePasswordGrant(ctx context.Context, w http.ResponseWriter
 		ar.AppendRequestedScope(s)
 		ar.GrantScope(s)
 	}
-	grantAudience(ar, p.cfg.Issuer)
+	grantAudience(ar, p.cfg.APIAudience)
 	sess.setRoles(user.Roles, false)
 	now := p.cfg.Now().UTC()
 	sess.SetExpiresAt(fosite.AccessToken, now.Add(p.cfg.AccessTokenTTL).Round(time.Second))

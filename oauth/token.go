@@ -56,7 +56,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		for _, s := range ar.GetRequestedScopes() {
 			ar.GrantScope(s)
 		}
-		grantAudience(ar, p.cfg.Issuer)
+		grantAudience(ar, p.cfg.APIAudience)
 		sess.setRoles([]string{}, false)
 	case ar.GetGrantTypes().ExactOne("password"):
 		if client == nil || !client.FirstParty {
@@ -74,7 +74,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		for _, s := range ar.GetRequestedScopes() {
 			ar.GrantScope(s)
 		}
-		grantAudience(ar, p.cfg.Issuer)
+		grantAudience(ar, p.cfg.APIAudience)
 		sess.setRoles(u.Roles, false)
 	}
 	var resp fosite.AccessResponder

@@ -128,6 +128,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	}
 	a.provider, err = oauth.New(oauth.Config{
 		Issuer:             cfg.Issuer,
+		APIAudience:        cfg.APIAudienceOrIssuer(),
 		AccessTokenTTL:     cfg.AccessTokenTTL,
 		RefreshTokenTTL:    cfg.RefreshTokenTTL,
 		IDTokenTTL:         cfg.IDTokenTTL,
