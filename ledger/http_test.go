@@ -51,7 +51,7 @@ type env struct {
 }
 
 // newEnv serves the ledger behind a router built like cmd/authd's.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...ledger.HandlerOption) *env {
 	db := storagetest.NewDB(t)
 	e := &env{T: t, db: db, reg: prometheus.NewRegistry()}
 	e.alice, e.bob = MustCreateUser(t, db.Pool), MustCreateUser(t, db.Pool)
@@ -68,13 +68,15 @@ func newEnv(t *testing.T) *env {
 		"alice-noscope":  user(e.alice, "openid"),
 		"bob":            user(e.bob, ledger.ScopeCreditsRead, ledger.ScopeCreditsSpend),
 		"service":        client("svc", ledger.ScopeCreditsCharge),
+		"service2":       client("svc2", ledger.ScopeCreditsCharge),
+		"minter":         client("mint", ledger.ScopeCreditsGrant),
 		"service-read":   client("svc-read", ledger.ScopeCreditsRead),
 		"admin":          {Subject: admin, UserID: admin, ClientID: "console", Scopes: []string{"admin"}, Roles: []string{"user", "admin"}},
 		"admin-noscope":  {Subject: admin, UserID: admin, ClientID: "console", Scopes: []string{"openid"}, Roles: []string{"user", "admin"}},
 		"admin-client":   client("ops", "admin"),
 		"fake-admin":     user(e.alice, "admin"), // scope without the role
 	}
-	h, err := ledger.NewHandler(db.Pool, zap.NewNop(), e.reg)
+	h, err := ledger.NewHandler(db.Pool, zap.NewNop(), e.reg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +156,7 @@ func spendBody(amount, ref string) string {
 func TestHandler_SpendGrantHistoryFlow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	g := e.expect("POST", "/api/v1/users/"+e.alice+"/credits/grant", "service", `{"amount": 100, "reference": "welcome", "description": "sign-up bonus"}`, 201)
+	g := e.expect("POST", "/api/v1/users/"+e.alice+"/credits/grant", "minter", `{"amount": 100, "reference": "welcome", "description": "sign-up bonus"}`, 201)
 	for _, k := range []string{"id", "kind", "amount", "reference", "description", "balance_after", "created_at", "balance", "actor"} {
 		if _, ok := g[k]; !ok {
 			t.Fatalf("grant response lacks %q: %v", k, g)
@@ -163,7 +165,7 @@ func TestHandler_SpendGrantHistoryFlow(t *testing.T) {
 	if g["kind"] != "grant" || g["amount"] != float64(100) || g["balance_after"] != float64(100) {
 		t.Fatalf("grant = %v", g)
 	}
-	if a := g["actor"].(map[string]any); a["type"] != "client" || a["id"] != "svc" {
+	if a := g["actor"].(map[string]any); a["type"] != "client" || a["id"] != "mint" {
 		t.Fatalf("grant actor = %v", a)
 	}
 	s := e.expect("POST", "/api/v1/credits/spend", "alice", spendBody("30", "order-1"), 201)
@@ -235,7 +237,9 @@ func TestHandler_WrongScopeForbidden(t *testing.T) {
 		{"ErrSpendWithReadScope", "POST", "/api/v1/credits/spend", "alice-readonly", spendBody("1", "x"), 403},
 		{"ErrClientTokenHasNoOwnAccount", "GET", "/api/v1/credits", "service-read", "", 403},
 		{"ErrUserGrantsSelf", "POST", "/api/v1/users/{alice}/credits/grant", "alice", spendBody("1", "x"), 403},
-		{"ErrServiceWithoutCreditsAdmin", "POST", "/api/v1/users/{alice}/credits/spend", "service-read", spendBody("1", "x"), 403},
+		{"ErrServiceWithoutCreditsCharge", "POST", "/api/v1/users/{alice}/credits/spend", "service-read", spendBody("1", "x"), 403},
+		{"ErrChargeScopeCannotMint", "POST", "/api/v1/users/{alice}/credits/grant", "service", spendBody("1", "x"), 403},
+		{"ErrGrantScopeCannotCharge", "POST", "/api/v1/users/{alice}/credits/spend", "minter", spendBody("1", "x"), 403},
 		{"ErrAdminGrantAsUser", "POST", "/admin/v1/users/{alice}/credits/grant", "alice", spendBody("1", "x"), 403},
 		{"ErrAdminGrantAsService", "POST", "/admin/v1/users/{alice}/credits/grant", "service", spendBody("1", "x"), 403},
 		{"ErrAdminScopeWithoutRole", "POST", "/admin/v1/users/{alice}/credits/adjust", "fake-admin", `{"amount":1,"reference":"x","reason":"r","direction":"credit"}`, 403},
@@ -270,11 +274,12 @@ func TestHandler_OtherUsersAccountForbidden(t *testing.T) {
 	if b := MustBalance(t, e.l, e.bob); b != 10 {
 		t.Fatalf("bob's balance = %d, want 10", b)
 	}
-	// A user may use the service path for their own account with their own scopes.
-	if b := e.expect("GET", "/api/v1/users/"+strings.ToUpper(e.bob)+"/credits", "bob", "", 200); b["balance"] != float64(10) {
-		t.Fatalf("own balance = %v", b)
+	// The service path is for services and admins, even on a user's own account.
+	e.expectProblem("GET", "/api/v1/users/"+strings.ToUpper(e.bob)+"/credits", "bob", "", 403, "forbidden")
+	e.expectProblem("POST", "/api/v1/users/"+e.bob+"/credits/spend", "bob", spendBody("1", "own"), 403, "forbidden")
+	if b := MustBalance(t, e.l, e.bob); b != 10 {
+		t.Fatalf("bob's balance = %d, want 10", b)
 	}
-	e.expect("POST", "/api/v1/users/"+e.bob+"/credits/spend", "bob", spendBody("1", "own"), 201)
 }
 
 func TestHandler_UnknownUserNotFound(t *testing.T) {
@@ -283,7 +288,7 @@ func TestHandler_UnknownUserNotFound(t *testing.T) {
 	for _, id := range []string{"00000000-0000-4000-8000-000000000000", "not-a-uuid", "1"} {
 		e.expectProblem("GET", "/api/v1/users/"+id+"/credits", "service", "", 404, "not_found")
 		e.expectProblem("GET", "/api/v1/users/"+id+"/credits/transactions", "service", "", 404, "not_found")
-		e.expectProblem("POST", "/api/v1/users/"+id+"/credits/grant", "service", spendBody("1", "x"), 404, "not_found")
+		e.expectProblem("POST", "/api/v1/users/"+id+"/credits/grant", "minter", spendBody("1", "x"), 404, "not_found")
 		e.expectProblem("POST", "/admin/v1/users/"+id+"/credits/grant", "admin", spendBody("1", "x"), 404, "not_found")
 	}
 	if n := e.countTransactions(); n != 0 {

@@ -76,7 +76,11 @@ type Actor struct {
 
 // Origin is where a posting came from, for the transaction and its audit event.
 type Origin struct {
-	Actor     Actor
+	Actor Actor
+	// ClientID is the OAuth client the request came through: the app of a
+	// user's token, the service of a client's token. Recorded on the
+	// transaction; a capped charge counts against it.
+	ClientID  string
 	RequestID string
 	IP        string
 	UserAgent string
@@ -96,6 +100,7 @@ type Transaction struct {
 	RefundOf     string    `json:"refund_of,omitempty"`
 	BalanceAfter int64     `json:"balance_after"`
 	Actor        Actor     `json:"actor"`
+	ClientID     string    `json:"client_id,omitempty"` // the client the request came through
 	RequestID    string    `json:"request_id,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	// Seq is the transaction's position in its account's chain, from 1.
