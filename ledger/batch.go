@@ -200,7 +200,7 @@ func (l *Ledger) commitGroup(batch []*pending) {
 	l.postEach(solo)
 }
 
-// postEach posts each of ps on the single path, concurrently. A posting
+// postEach posts each of ps alone, concurrently. A posting
 // whose caller has already left is not started (nothing is written for it);
 // one that starts runs to its end even if the caller leaves meanwhile, so
 // that its outcome is known and logged.

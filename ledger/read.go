@@ -35,7 +35,7 @@ func lockOne(ctx context.Context, tx pgx.Tx, o *op) (*book, error) {
 		// No account yet: create it (or report the missing user), then read
 		// again under its lock, as another posting may have created the
 		// account and committed to it while we waited.
-		if _, err := lockAccount(ctx, tx, o.UserID); err != nil {
+		if err := createAccount(ctx, tx, o.UserID); err != nil {
 			return nil, err
 		}
 		return lockOne(ctx, tx, o)
