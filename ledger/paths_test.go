@@ -24,15 +24,15 @@ type step struct {
 	ref     string
 	desc    string
 	dir     ledger.Direction
-	refunds int // index of the spend step a refund refers to, or -1
-	charge  bool
+	refunds int    // index of the spend step a refund refers to, or -1
+	charge  string // the charging client, "" for an admin's posting
 	caps    ledger.ChargeCaps
 }
 
 // chunk is a run of steps that the grouped path posts as one group commit.
 type chunk []int
 
-// randomScript returns n steps in chunks of 1 to 8. Refunds refer only to
+// randomScript returns about n steps in chunks of 1 to 8 (and bursts). Refunds refer only to
 // spends of earlier chunks (a group learns its spends' ids at its commit);
 // replays and conflicting reuses of a reference may refer to any earlier step.
 func randomScript(rng *rand.Rand, users, n int) ([]step, []chunk) {
@@ -55,8 +55,8 @@ func randomScript(rng *rand.Rand, users, n int) ([]step, []chunk) {
 			case r < 55:
 				s.kind, s.amount = ledger.KindSpend, 1+rng.Int64N(300)
 				if rng.IntN(2) == 0 {
-					s.charge = true
-					s.caps = [...]ledger.ChargeCaps{{}, {PerSpend: 200}, {PerUserPerDay: 900}, {PerSpend: 250, PerUserPerDay: 1500}}[rng.IntN(4)]
+					s.charge = fmt.Sprintf("svc%d", rng.IntN(3))
+					s.caps = [...]ledger.ChargeCaps{{}, {PerSpend: 200}, {PerUserPerDay: 400}, {PerSpend: 250, PerUserPerDay: 700}}[rng.IntN(4)]
 				}
 			case r < 65:
 				s.kind, s.amount = ledger.KindAdjust, 1+rng.Int64N(200)
@@ -85,6 +85,17 @@ func randomScript(rng *rand.Rand, users, n int) ([]step, []chunk) {
 			}
 			steps = append(steps, s)
 			c = append(c, i)
+			if s.caps.PerUserPerDay > 0 && rng.IntN(2) == 0 {
+				// A burst of the same client's charges in one group, so that
+				// the daily cap is crossed inside groups too.
+				for range 1 + rng.IntN(3) {
+					b := s
+					b.ref, b.amount = fmt.Sprintf("r%d", len(steps)), 1+rng.Int64N(200)
+					spends = append(spends, len(steps))
+					c = append(c, len(steps))
+					steps = append(steps, b)
+				}
+			}
 		}
 		chunks = append(chunks, c)
 		spendsBefore = len(spends)
@@ -107,9 +118,9 @@ func (p *path) op(steps []step, i int) ledger.Op {
 	if s.kind == ledger.KindAdjust {
 		o.Reason = "correction"
 	}
-	if s.charge {
+	if s.charge != "" {
 		o.Caps = s.caps
-		o.Origin = ledger.Origin{Actor: ledger.Actor{Type: ledger.ActorClient, ID: "svc"}, ClientID: "svc", RequestID: "req-svc"}
+		o.Origin = ledger.Origin{Actor: ledger.Actor{Type: ledger.ActorClient, ID: s.charge}, ClientID: s.charge, RequestID: "req-svc"}
 	}
 	switch {
 	case s.refunds == -2:
