@@ -71,7 +71,8 @@ const dayStartSQL = `date_trunc('day', clock_timestamp() AT TIME ZONE 'UTC') AT 
 
 // chargedTodaySQL sums, per (user, client) row of a VALUES list r, the
 // client's charges to the user today. Only service charges count (a user's
-// own spends through the client do not); the partial index of migration 0017
+// own spends through the client do not), refunds or not: a cap bounds what a
+// client may take, not what it keeps. The partial index of migration 0017
 // serves it.
 const chargedTodaySQL = `SELECT a.id, r.client_id, s.total FROM (VALUES %s) r(user_id, client_id)
 	JOIN ledger_accounts a ON a.user_id = r.user_id
