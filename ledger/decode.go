@@ -43,7 +43,7 @@ func decodePosting(w http.ResponseWriter, r *http.Request, dst any, pb *postingB
 	}
 	return Posting{
 		UserID: t.userID, Amount: amount, Reference: pb.Reference, Description: pb.Description,
-		Origin: originOf(r, t.actor),
+		Origin: originOf(r, t),
 	}, true
 }
 
@@ -92,6 +92,7 @@ func toProblem(err error) error {
 	var ve *ValidationError
 	var ie *InsufficientCreditsError
 	var re *RefundExceedsError
+	var ce *ChargeCapError
 	switch {
 	case errors.As(err, &ve):
 		return &problem.Error{Status: http.StatusBadRequest, Code: "invalid_request", Title: "Invalid request",
@@ -111,6 +112,15 @@ func toProblem(err error) error {
 		return &problem.Error{Status: http.StatusConflict, Code: "refund_exceeds_spend", Title: "Refund exceeds spend",
 			Field: "amount", Detail: "the refund is larger than what is left of the spend", Err: err,
 			Extra: map[string]any{"remaining": re.Remaining}}
+	case errors.As(err, &ce):
+		extra := map[string]any{"cap": ce.Cap, "limit": ce.Limit, "amount": ce.Amount}
+		detail := "the amount exceeds this client's limit for one charge"
+		if ce.Cap == CapPerUserPerDay {
+			extra["charged_today"] = ce.Charged
+			detail = "the amount would take this client's charges to this user today (UTC) beyond its daily limit"
+		}
+		return &problem.Error{Status: http.StatusConflict, Code: "charge_cap_exceeded", Title: "Charge cap exceeded",
+			Field: "amount", Detail: detail, Err: err, Extra: extra}
 	case errors.Is(err, ErrSpendNotFound):
 		return &problem.Error{Status: http.StatusUnprocessableEntity, Code: "spend_not_found", Title: "Spend not found",
 			Field: "spend_id", Detail: "no spend with this id on this user's account", Err: err}

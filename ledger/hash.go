@@ -13,6 +13,7 @@ var genesisHash = make([]byte, sha256.Size)
 // Domain-separation tags: bump the version if the canonical form changes.
 const (
 	hashTag        = "authd-ledger-tx-v1"
+	hashTagClient  = "authd-ledger-tx-v2" // v1 and the client id
 	fingerprintTag = "authd-ledger-request-v1"
 )
 
@@ -32,10 +33,16 @@ func (c canon) int(v int64) { c.str(strconv.FormatInt(v, 10)) }
 
 // computeHash is SHA-256 over t's canonical fields and the previous hash of
 // the same account. Every field a client or auditor relies on is covered;
-// created_at is taken at microsecond precision, as Postgres stores it.
+// created_at is taken at microsecond precision, as Postgres stores it. The
+// client id came later: a transaction without one hashes as before it, so
+// the chains written then stay valid.
 func computeHash(t *Transaction) []byte {
 	c := canon{sha256.New()}
-	c.str(hashTag)
+	if t.ClientID == "" {
+		c.str(hashTag)
+	} else {
+		c.str(hashTagClient)
+	}
 	c.str(t.ID)
 	c.int(t.accountID)
 	c.str(t.UserID)
@@ -54,6 +61,9 @@ func computeHash(t *Transaction) []byte {
 	c.int(t.CreatedAt.UnixMicro())
 	c.bytes(t.fingerprint)
 	c.bytes(t.prevHash)
+	if t.ClientID != "" {
+		c.str(t.ClientID)
+	}
 	return c.h.Sum(nil)
 }
 

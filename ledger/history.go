@@ -13,22 +13,31 @@ import (
 
 // txColumns are the columns scanTransaction reads, from alias t.
 const txColumns = `t.id::text, t.account_id, t.seq, t.kind, t.direction, t.amount, t.reference, t.description,
-	t.reason, COALESCE(t.refund_of::text, ''), t.balance_after, t.actor_type, t.actor_id, t.request_id,
+	t.reason, COALESCE(t.refund_of::text, ''), t.balance_after, t.actor_type, t.actor_id, t.client_id, t.request_id,
 	t.created_at, t.fingerprint, t.prev_hash, t.hash`
 
 func scanTransaction(row pgx.Row, userID string) (*Transaction, error) {
 	t := &Transaction{UserID: userID}
-	var kind, dir string
-	err := row.Scan(&t.ID, &t.accountID, &t.Seq, &kind, &dir, &t.Amount, &t.Reference, &t.Description,
-		&t.Reason, &t.RefundOf, &t.BalanceAfter, &t.Actor.Type, &t.Actor.ID, &t.RequestID,
-		&t.CreatedAt, &t.fingerprint, &t.prevHash, &t.hash)
-	if err != nil {
+	if err := scanTransactionAnd(row, t); err != nil {
 		return nil, err
+	}
+	t.Hash = fmt.Sprintf("%x", t.hash)
+	return t, nil
+}
+
+// scanTransactionAnd scans txColumns into t, then the row's further columns
+// into more.
+func scanTransactionAnd(row pgx.Row, t *Transaction, more ...any) error {
+	var kind, dir string
+	dst := append([]any{&t.ID, &t.accountID, &t.Seq, &kind, &dir, &t.Amount, &t.Reference, &t.Description,
+		&t.Reason, &t.RefundOf, &t.BalanceAfter, &t.Actor.Type, &t.Actor.ID, &t.ClientID, &t.RequestID,
+		&t.CreatedAt, &t.fingerprint, &t.prevHash, &t.hash}, more...)
+	if err := row.Scan(dst...); err != nil {
+		return err
 	}
 	t.Kind, t.Direction = Kind(kind), Direction(dir)
 	t.CreatedAt = t.CreatedAt.UTC()
-	t.Hash = fmt.Sprintf("%x", t.hash)
-	return t, nil
+	return nil
 }
 
 // Page limits.

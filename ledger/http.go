@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,11 +32,21 @@ type Handler struct {
 	ledger *Ledger
 	log    *zap.Logger
 	m      *metrics
+	caps   CapSource // nil: no client is capped
+}
+
+// HandlerOption configures a Handler in NewHandler.
+type HandlerOption func(*Handler)
+
+// WithCapSource makes the Handler charge services within the caps src
+// reports for them. Without it, or with a nil src, no client is capped.
+func WithCapSource(src CapSource) HandlerOption {
+	return func(h *Handler) { h.caps = src }
 }
 
 // NewHandler returns a Handler over pool, registering its metrics with reg
 // (nil: unregistered). It fails only if reg already holds the metrics.
-func NewHandler(pool *pgxpool.Pool, log *zap.Logger, reg prometheus.Registerer) (*Handler, error) {
+func NewHandler(pool *pgxpool.Pool, log *zap.Logger, reg prometheus.Registerer, opts ...HandlerOption) (*Handler, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -42,7 +54,11 @@ func NewHandler(pool *pgxpool.Pool, log *zap.Logger, reg prometheus.Registerer) 
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{ledger: New(pool, log), log: log, m: m}, nil
+	h := &Handler{ledger: New(pool, log), log: log, m: m}
+	for _, opt := range opts {
+		opt(h)
+	}
+	return h, nil
 }
 
 // Ledger returns the Ledger the handler posts to.
@@ -74,10 +90,12 @@ func (h *Handler) Mount(api, admin *authn.Router) {
 	admin.HandleFunc(http.MethodGet, "/ledger/verify", adm, h.verify)
 }
 
-// target is whose account a request acts on, and as whom.
+// target is whose account a request acts on, as whom, and through which
+// client.
 type target struct {
-	userID string
-	actor  Actor
+	userID   string
+	actor    Actor
+	clientID string
 }
 
 type targetHandler func(w http.ResponseWriter, r *http.Request, t target)
@@ -87,7 +105,7 @@ type targetHandler func(w http.ResponseWriter, r *http.Request, t target)
 
 func (h *Handler) ownTarget(r *http.Request) target {
 	p := authn.FromContext(r.Context())
-	return target{userID: p.UserID, actor: Actor{Type: ActorUser, ID: p.UserID}}
+	return target{userID: p.UserID, actor: Actor{Type: ActorUser, ID: p.UserID}, clientID: p.ClientID}
 }
 
 func (h *Handler) ownBalance(w http.ResponseWriter, r *http.Request) { h.balance(w, r, h.ownTarget(r)) }
@@ -99,7 +117,8 @@ func (h *Handler) ownSpend(w http.ResponseWriter, r *http.Request)   { h.spend(w
 // forUser acts on the user named in the path, as the caller.
 func (h *Handler) forUser(next targetHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		next(w, r, target{userID: mux.Vars(r)["id"], actor: actorOf(authn.FromContext(r.Context()))})
+		p := authn.FromContext(r.Context())
+		next(w, r, target{userID: mux.Vars(r)["id"], actor: actorOf(p), clientID: p.ClientID})
 	}
 }
 
@@ -165,7 +184,7 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	start := time.Now()
-	res, err := h.ledger.Spend(r.Context(), p)
+	res, err := h.charge(r.Context(), t, p)
 	outcome := "ok"
 	if err != nil {
 		outcome = failureCode(err)
@@ -175,6 +194,19 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	h.m.spendLatency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	h.respond(w, r, KindSpend, Debit, res, err)
+}
+
+// charge spends p: a service's charge within the caps of its client, any
+// other caller's spend as asked.
+func (h *Handler) charge(ctx context.Context, t target, p Posting) (Result, error) {
+	if t.actor.Type != ActorClient || h.caps == nil {
+		return h.ledger.Spend(ctx, p)
+	}
+	caps, err := h.caps.ChargeCaps(ctx, t.clientID)
+	if err != nil {
+		return Result{}, fmt.Errorf("ledger: charge caps of client %q: %w", t.clientID, err)
+	}
+	return h.ledger.Charge(ctx, p, caps)
 }
 
 func (h *Handler) grant(w http.ResponseWriter, r *http.Request, t target) {
@@ -234,7 +266,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, kind Kind, dir
 }
 
 // originOf is where a request came from, for the transaction and its audit.
-func originOf(r *http.Request, a Actor) Origin {
+func originOf(r *http.Request, t target) Origin {
 	e := audit.Event{}.FromRequest(r)
-	return Origin{Actor: a, RequestID: e.RequestID, IP: e.IP, UserAgent: e.UserAgent}
+	return Origin{Actor: t.actor, ClientID: t.clientID, RequestID: e.RequestID, IP: e.IP, UserAgent: e.UserAgent}
 }

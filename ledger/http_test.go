@@ -51,7 +51,7 @@ type env struct {
 }
 
 // newEnv serves the ledger behind a router built like cmd/authd's.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...ledger.HandlerOption) *env {
 	db := storagetest.NewDB(t)
 	e := &env{T: t, db: db, reg: prometheus.NewRegistry()}
 	e.alice, e.bob = MustCreateUser(t, db.Pool), MustCreateUser(t, db.Pool)
@@ -68,14 +68,15 @@ func newEnv(t *testing.T) *env {
 		"alice-noscope":  user(e.alice, "openid"),
 		"bob":            user(e.bob, ledger.ScopeCreditsRead, ledger.ScopeCreditsSpend),
 		"service":        client("svc", ledger.ScopeCreditsCharge),
+		"service2":       client("svc2", ledger.ScopeCreditsCharge),
+		"minter":         client("mint", ledger.ScopeCreditsGrant),
 		"service-read":   client("svc-read", ledger.ScopeCreditsRead),
-		"minter":         client("billing", ledger.ScopeCreditsGrant),
 		"admin":          {Subject: admin, UserID: admin, ClientID: "console", Scopes: []string{"admin"}, Roles: []string{"user", "admin"}},
 		"admin-noscope":  {Subject: admin, UserID: admin, ClientID: "console", Scopes: []string{"openid"}, Roles: []string{"user", "admin"}},
 		"admin-client":   client("ops", "admin"),
 		"fake-admin":     user(e.alice, "admin"), // scope without the role
 	}
-	h, err := ledger.NewHandler(db.Pool, zap.NewNop(), e.reg)
+	h, err := ledger.NewHandler(db.Pool, zap.NewNop(), e.reg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestHandler_SpendGrantHistoryFlow(t *testing.T) {
 	if g["kind"] != "grant" || g["amount"] != float64(100) || g["balance_after"] != float64(100) {
 		t.Fatalf("grant = %v", g)
 	}
-	if a := g["actor"].(map[string]any); a["type"] != "client" || a["id"] != "billing" {
+	if a := g["actor"].(map[string]any); a["type"] != "client" || a["id"] != "mint" {
 		t.Fatalf("grant actor = %v", a)
 	}
 	s := e.expect("POST", "/api/v1/credits/spend", "alice", spendBody("30", "order-1"), 201)
@@ -236,10 +237,10 @@ func TestHandler_WrongScopeForbidden(t *testing.T) {
 		{"ErrSpendWithReadScope", "POST", "/api/v1/credits/spend", "alice-readonly", spendBody("1", "x"), 403},
 		{"ErrClientTokenHasNoOwnAccount", "GET", "/api/v1/credits", "service-read", "", 403},
 		{"ErrUserGrantsSelf", "POST", "/api/v1/users/{alice}/credits/grant", "alice", spendBody("1", "x"), 403},
-		{"ErrChargerMints", "POST", "/api/v1/users/{alice}/credits/grant", "service", spendBody("1", "x"), 403},
-		{"ErrMinterCharges", "POST", "/api/v1/users/{alice}/credits/spend", "minter", spendBody("1", "x"), 403},
-		{"ErrChargerRefunds", "POST", "/admin/v1/users/{alice}/credits/refund", "service", `{"transaction_id":"x","reference":"r"}`, 403},
 		{"ErrServiceWithoutCreditsCharge", "POST", "/api/v1/users/{alice}/credits/spend", "service-read", spendBody("1", "x"), 403},
+		{"ErrChargeScopeCannotMint", "POST", "/api/v1/users/{alice}/credits/grant", "service", spendBody("1", "x"), 403},
+		{"ErrGrantScopeCannotCharge", "POST", "/api/v1/users/{alice}/credits/spend", "minter", spendBody("1", "x"), 403},
+		{"ErrChargerRefunds", "POST", "/admin/v1/users/{alice}/credits/refund", "service", `{"transaction_id":"x","reference":"r"}`, 403},
 		{"ErrAdminGrantAsUser", "POST", "/admin/v1/users/{alice}/credits/grant", "alice", spendBody("1", "x"), 403},
 		{"ErrAdminGrantAsService", "POST", "/admin/v1/users/{alice}/credits/grant", "service", spendBody("1", "x"), 403},
 		{"ErrAdminScopeWithoutRole", "POST", "/admin/v1/users/{alice}/credits/adjust", "fake-admin", `{"amount":1,"reference":"x","reason":"r","direction":"credit"}`, 403},
@@ -274,9 +275,12 @@ func TestHandler_OtherUsersAccountForbidden(t *testing.T) {
 	if b := MustBalance(t, e.l, e.bob); b != 10 {
 		t.Fatalf("bob's balance = %d, want 10", b)
 	}
-	// The service path is for services: a user's own credits are at /credits.
+	// The service path is for services and admins, even on a user's own account.
 	e.expectProblem("GET", "/api/v1/users/"+strings.ToUpper(e.bob)+"/credits", "bob", "", 403, "forbidden")
 	e.expectProblem("POST", "/api/v1/users/"+e.bob+"/credits/spend", "bob", spendBody("1", "own"), 403, "forbidden")
+	if b := MustBalance(t, e.l, e.bob); b != 10 {
+		t.Fatalf("bob's balance = %d, want 10", b)
+	}
 }
 
 func TestHandler_UnknownUserNotFound(t *testing.T) {

@@ -76,7 +76,11 @@ type Actor struct {
 
 // Origin is where a posting came from, for the transaction and its audit event.
 type Origin struct {
-	Actor     Actor
+	Actor Actor
+	// ClientID is the OAuth client the request came through: the app of a
+	// user's token, the service of a client's token. Recorded on the
+	// transaction; a capped charge counts against it.
+	ClientID  string
 	RequestID string
 	IP        string
 	UserAgent string
@@ -96,6 +100,7 @@ type Transaction struct {
 	RefundOf     string    `json:"refund_of,omitempty"`
 	BalanceAfter int64     `json:"balance_after"`
 	Actor        Actor     `json:"actor"`
+	ClientID     string    `json:"client_id,omitempty"` // the client the request came through
 	RequestID    string    `json:"request_id,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	// Seq is the transaction's position in its account's chain, from 1.
@@ -214,39 +219,21 @@ func userExists(ctx context.Context, q storage.Querier, userID string) (bool, er
 	return ok, nil
 }
 
-// account is a user account row read under its lock.
-type account struct {
-	id      int64
-	balance int64
-	headSeq int64
-}
-
-// lockAccount locks the user's account row for the rest of tx, creating the
-// account first if the user has none. Errors: ErrUserNotFound.
-func lockAccount(ctx context.Context, tx pgx.Tx, userID string) (account, error) {
-	for range 2 {
-		var a account
-		err := tx.QueryRow(ctx, `SELECT id, balance, head_seq FROM ledger_accounts WHERE user_id = $1 FOR UPDATE`, userID).
-			Scan(&a.id, &a.balance, &a.headSeq)
-		if err == nil {
-			return a, nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return account{}, fmt.Errorf("ledger: lock account: %w", err)
-		}
-		ok, err := userExists(ctx, tx, userID)
-		if err != nil {
-			return account{}, err
-		}
-		if !ok {
-			return account{}, ErrUserNotFound
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO ledger_accounts (kind, user_id, balance) VALUES ('user', $1, 0)
-			ON CONFLICT (user_id) DO NOTHING`, userID); err != nil {
-			return account{}, fmt.Errorf("ledger: create account: %w", err)
-		}
+// createAccount creates the user's account if the user has none (one
+// predating the trigger of migration 0007). Errors: ErrUserNotFound.
+func createAccount(ctx context.Context, tx pgx.Tx, userID string) error {
+	ok, err := userExists(ctx, tx, userID)
+	if err != nil {
+		return err
 	}
-	return account{}, fmt.Errorf("ledger: account of user %s vanished", userID)
+	if !ok {
+		return ErrUserNotFound
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO ledger_accounts (kind, user_id, balance) VALUES ('user', $1, 0)
+		ON CONFLICT (user_id) DO NOTHING`, userID); err != nil {
+		return fmt.Errorf("ledger: create account: %w", err)
+	}
+	return nil
 }
 
 // normUserID returns id in Postgres' canonical (lower-case) form, or false if

@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap"
 
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/storage"
@@ -38,17 +37,40 @@ type AdjustPosting struct {
 	Reason    string
 }
 
+// The entry points. Every posting goes through group commit (postGrouped,
+// batch.go): a posting alone in the queue is posted alone (postAlone), one
+// that arrives while others are in the database shares the next batch. Both
+// paths lock and read (read.go), decide (decide.go) and write (write.go) the
+// same way.
+
 // Grant credits the user from the issuance account.
 // Errors: *ValidationError, ErrUserNotFound, ErrReferenceConflict, ErrBalanceOverflow.
 func (l *Ledger) Grant(ctx context.Context, p Posting) (Result, error) {
-	return l.submit(ctx, &op{Posting: p, kind: KindGrant, direction: Credit, counter: issuanceAccount})
+	return l.postGrouped(ctx, &op{Posting: p, kind: KindGrant, direction: Credit})
 }
 
 // Spend debits the user to the revenue account, or fails with
 // *InsufficientCreditsError and writes nothing.
 // Errors: *ValidationError, ErrUserNotFound, ErrReferenceConflict, ErrInsufficientCredits.
 func (l *Ledger) Spend(ctx context.Context, p Posting) (Result, error) {
-	return l.submit(ctx, &op{Posting: p, kind: KindSpend, direction: Debit, counter: revenueAccount})
+	return l.postGrouped(ctx, &op{Posting: p, kind: KindSpend, direction: Debit})
+}
+
+// Charge is a Spend by a service client (p.Origin.Actor a client, whose id
+// p.Origin.ClientID holds) within its caps, which are checked under the
+// account lock with the balance: a charge above caps.PerSpend, or one that
+// takes the client's charges to this user since 00:00 UTC (database clock)
+// above caps.PerUserPerDay, is refused. A reference already used replays
+// (or conflicts) before any cap is looked at. Zero caps make it a Spend.
+// Errors: those of Spend, *ChargeCapError (ErrChargeCapExceeded).
+func (l *Ledger) Charge(ctx context.Context, p Posting, caps ChargeCaps) (Result, error) {
+	if caps.PerSpend < 0 || caps.PerUserPerDay < 0 {
+		return Result{}, fmt.Errorf("ledger: charge caps %+v of client %q are negative", caps, p.Origin.ClientID)
+	}
+	if !caps.none() && (p.Origin.Actor.Type != ActorClient || p.Origin.ClientID == "") {
+		return Result{}, fmt.Errorf("ledger: a capped charge needs a client actor and its client id, not %+v (client %q)", p.Origin.Actor, p.Origin.ClientID)
+	}
+	return l.postGrouped(ctx, &op{Posting: p, kind: KindSpend, direction: Debit, caps: caps})
 }
 
 // Refund credits the user back from revenue, never more in total than the
@@ -56,7 +78,7 @@ func (l *Ledger) Spend(ctx context.Context, p Posting) (Result, error) {
 // Errors: *ValidationError, ErrUserNotFound, ErrReferenceConflict, ErrSpendNotFound,
 // *RefundExceedsError (ErrRefundExceedsSpend), ErrBalanceOverflow.
 func (l *Ledger) Refund(ctx context.Context, p RefundPosting) (Result, error) {
-	return l.post(ctx, &op{Posting: p.Posting, kind: KindRefund, direction: Credit, counter: revenueAccount, refundOf: p.SpendID})
+	return l.postGrouped(ctx, &op{Posting: p.Posting, kind: KindRefund, direction: Credit, refundOf: p.SpendID})
 }
 
 // Adjust corrects a balance against the issuance account. A debit fails
@@ -64,7 +86,7 @@ func (l *Ledger) Refund(ctx context.Context, p RefundPosting) (Result, error) {
 // Errors: *ValidationError, ErrUserNotFound, ErrReferenceConflict,
 // ErrInsufficientCredits, ErrBalanceOverflow.
 func (l *Ledger) Adjust(ctx context.Context, p AdjustPosting) (Result, error) {
-	return l.submit(ctx, &op{Posting: p.Posting, kind: KindAdjust, direction: p.Direction, counter: issuanceAccount, reason: p.Reason})
+	return l.postGrouped(ctx, &op{Posting: p.Posting, kind: KindAdjust, direction: p.Direction, reason: p.Reason})
 }
 
 // op is one posting on its way to the database.
@@ -72,9 +94,10 @@ type op struct {
 	Posting
 	kind      Kind
 	direction Direction
-	counter   int64 // the system account on the other side
 	refundOf  string
 	reason    string
+	caps      ChargeCaps // a service charge's limits
+	fp        []byte     // the request's fingerprint, set by validate
 }
 
 func (o *op) validate() error {
@@ -115,6 +138,7 @@ func (o *op) validate() error {
 		}
 		o.refundOf = strings.ToLower(o.refundOf)
 	}
+	o.fp = o.fingerprint()
 	return nil
 }
 
@@ -131,195 +155,29 @@ func checkText(field, s string, min, max int) error {
 	return nil
 }
 
-// post runs o alone in one database transaction (see the package comment).
-func (l *Ledger) post(ctx context.Context, o *op) (Result, error) {
-	if err := o.validate(); err != nil {
-		return Result{}, err
-	}
-	return l.postValid(ctx, o, o.fingerprint())
-}
-
-// postValid is post of a validated o whose fingerprint is fp.
-func (l *Ledger) postValid(ctx context.Context, o *op, fp []byte) (Result, error) {
-	var res Result
+// postAlone posts p's validated posting in its own database transaction.
+// A refusal commits its audit event, as in a batch.
+func (l *Ledger) postAlone(ctx context.Context, p *pending) (Result, error) {
+	var d decided
 	err := storage.InTx(ctx, l.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
-		var err error
-		res, err = l.postTx(ctx, tx, o, fp)
-		return err
+		b, err := lockOne(ctx, tx, p.o)
+		if err != nil {
+			return err
+		}
+		ds, err := l.settle(ctx, tx, b, []*pending{p})
+		if err != nil {
+			return err
+		}
+		d = ds[0]
+		return nil
 	})
 	if err != nil {
-		if failureCode(err) != "" {
-			l.recordFailure(ctx, o, err)
-		}
 		return Result{}, err
 	}
-	return res, nil
+	return d.res, d.err
 }
 
 const maxInt64 = int64(^uint64(0) >> 1)
-
-func (l *Ledger) postTx(ctx context.Context, tx pgx.Tx, o *op, fp []byte) (Result, error) {
-	acct, existing, prevHash, err := lockAndRead(ctx, tx, o)
-	if err != nil {
-		return Result{}, err
-	}
-	if existing != nil {
-		if string(existing.fingerprint) != string(fp) {
-			return Result{}, fmt.Errorf("%w: reference %q", ErrReferenceConflict, o.Reference)
-		}
-		if err := l.audit(ctx, tx, o, existing, true); err != nil {
-			return Result{}, err
-		}
-		return Result{Transaction: *existing, Replayed: true, Balance: acct.balance}, nil
-	}
-
-	t := &Transaction{
-		ID: newID(), UserID: o.UserID, Kind: o.kind, Direction: o.direction, Amount: o.Amount,
-		Reference: o.Reference, Description: o.Description, Reason: o.reason, RefundOf: o.refundOf,
-		Actor: o.Origin.Actor, RequestID: o.Origin.RequestID,
-		accountID: acct.id, fingerprint: fp, prevHash: prevHash,
-	}
-	// The guarded update: the database, not Go, decides whether the money is
-	// there (and CHECK (balance >= 0) stands behind it).
-	var row pgx.Row
-	switch {
-	case o.direction == Debit:
-		row = tx.QueryRow(ctx, `UPDATE ledger_accounts SET balance = balance - $2, head_seq = head_seq + 1
-			WHERE id = $1 AND balance >= $2
-			RETURNING balance, head_seq, clock_timestamp()`, acct.id, o.Amount)
-	case o.kind == KindRefund:
-		row = tx.QueryRow(ctx, `UPDATE ledger_accounts SET balance = balance + $2, head_seq = head_seq + 1
-			WHERE id = $1 AND balance <= $4::bigint - $2::bigint
-			  AND $2::bigint <= (SELECT s.amount - COALESCE((SELECT sum(r.amount) FROM ledger_transactions r WHERE r.refund_of = s.id), 0)
-			             FROM ledger_transactions s WHERE s.id = $3 AND s.account_id = $1 AND s.kind = 'spend')
-			RETURNING balance, head_seq, clock_timestamp()`, acct.id, o.Amount, o.refundOf, maxInt64)
-	default:
-		row = tx.QueryRow(ctx, `UPDATE ledger_accounts SET balance = balance + $2, head_seq = head_seq + 1
-			WHERE id = $1 AND balance <= $3::bigint - $2::bigint
-			RETURNING balance, head_seq, clock_timestamp()`, acct.id, o.Amount, maxInt64)
-	}
-	err = row.Scan(&t.BalanceAfter, &t.Seq, &t.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Result{}, whyRefused(ctx, tx, acct, o)
-	}
-	if err != nil {
-		return Result{}, fmt.Errorf("ledger: update balance: %w", err)
-	}
-	if t.Seq != acct.headSeq+1 {
-		return Result{}, fmt.Errorf("ledger: account %d moved from seq %d to %d under its lock", acct.id, acct.headSeq, t.Seq)
-	}
-	t.CreatedAt = t.CreatedAt.UTC()
-	t.hash = computeHash(t)
-	t.Hash = fmt.Sprintf("%x", t.hash)
-
-	signed := o.Amount
-	if o.direction == Debit {
-		signed = -signed
-	}
-	var refundOf any
-	if t.RefundOf != "" {
-		refundOf = t.RefundOf
-	}
-	if _, err := tx.Exec(ctx, `WITH t AS (
-			INSERT INTO ledger_transactions (id, account_id, seq, kind, direction, amount, reference, description,
-				reason, refund_of, balance_after, actor_type, actor_id, request_id, fingerprint, prev_hash, hash, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-			RETURNING id)
-		INSERT INTO ledger_entries (transaction_id, account_id, amount)
-		SELECT id, $2::bigint, $19::bigint FROM t
-		UNION ALL SELECT id, $20::bigint, -$19::bigint FROM t`,
-		t.ID, acct.id, t.Seq, string(t.Kind), string(t.Direction), t.Amount, t.Reference, t.Description,
-		t.Reason, refundOf, t.BalanceAfter, t.Actor.Type, t.Actor.ID, t.RequestID, t.fingerprint, t.prevHash, t.hash, t.CreatedAt,
-		signed, o.counter); err != nil {
-		return Result{}, fmt.Errorf("ledger: insert transaction: %w", err)
-	}
-	if err := l.audit(ctx, tx, o, t, false); err != nil {
-		return Result{}, err
-	}
-	return Result{Transaction: *t, Balance: t.BalanceAfter}, nil
-}
-
-// lockAndRead locks the user's account and returns it, the transaction
-// already holding o's reference (or nil) and the hash of the chain head.
-//
-// The three statements go in one pipelined round trip, so the lock is held
-// for one round trip less. Each statement takes its own snapshot (READ
-// COMMITTED) when it starts, which is after the lock was granted: every
-// earlier posting of this user has committed and is visible to the lookups.
-func lockAndRead(ctx context.Context, tx pgx.Tx, o *op) (account, *Transaction, []byte, error) {
-	b := &pgx.Batch{}
-	b.Queue(`SELECT id, balance, head_seq FROM ledger_accounts WHERE user_id = $1 FOR UPDATE`, o.UserID)
-	b.Queue(`SELECT `+txColumns+` FROM ledger_transactions t JOIN ledger_accounts a ON a.id = t.account_id
-		WHERE a.user_id = $1 AND t.reference = $2`, o.UserID, o.Reference)
-	b.Queue(`SELECT t.hash FROM ledger_transactions t JOIN ledger_accounts a ON a.id = t.account_id AND t.seq = a.head_seq
-		WHERE a.user_id = $1`, o.UserID)
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-	var acct account
-	err := br.QueryRow().Scan(&acct.id, &acct.balance, &acct.headSeq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// No account yet: create it (or report the missing user) the slow way.
-		if err := br.Close(); err != nil {
-			return account{}, nil, nil, fmt.Errorf("ledger: lock account: %w", err)
-		}
-		if acct, err = lockAccount(ctx, tx, o.UserID); err != nil {
-			return account{}, nil, nil, err
-		}
-		if acct.headSeq == 0 {
-			return acct, nil, genesisHash, nil
-		}
-		// Another posting created the account and committed to it while we
-		// waited for its lock: read its reference and chain head again, now
-		// under our lock (TestBatch_UserWithoutAccount caught seq 2 chained
-		// to the genesis hash).
-		return lockAndRead(ctx, tx, o)
-	}
-	if err != nil {
-		return account{}, nil, nil, fmt.Errorf("ledger: lock account: %w", err)
-	}
-	existing, err := scanTransaction(br.QueryRow(), o.UserID)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		existing = nil
-	case err != nil:
-		return account{}, nil, nil, fmt.Errorf("ledger: look up reference: %w", err)
-	}
-	var prev []byte
-	if err := br.QueryRow().Scan(&prev); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return account{}, nil, nil, fmt.Errorf("ledger: read chain head: %w", err)
-	}
-	if acct.headSeq == 0 {
-		prev = genesisHash
-	} else if len(prev) != len(genesisHash) {
-		return account{}, nil, nil, fmt.Errorf("ledger: account %d: chain head seq %d has no hash", acct.id, acct.headSeq)
-	}
-	if err := br.Close(); err != nil {
-		return account{}, nil, nil, fmt.Errorf("ledger: lock account: %w", err)
-	}
-	return acct, existing, prev, nil
-}
-
-// whyRefused explains a guarded update that matched no row.
-func whyRefused(ctx context.Context, tx pgx.Tx, acct account, o *op) error {
-	if o.direction == Debit {
-		return &InsufficientCreditsError{Balance: acct.balance, Amount: o.Amount}
-	}
-	if o.kind == KindRefund {
-		var remaining int64
-		err := tx.QueryRow(ctx, `SELECT s.amount - COALESCE((SELECT sum(r.amount) FROM ledger_transactions r WHERE r.refund_of = s.id), 0)
-			FROM ledger_transactions s WHERE s.id = $1 AND s.account_id = $2 AND s.kind = 'spend'`, o.refundOf, acct.id).Scan(&remaining)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrSpendNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("ledger: read spend: %w", err)
-		}
-		if o.Amount > remaining {
-			return &RefundExceedsError{Remaining: remaining, Amount: o.Amount}
-		}
-	}
-	return ErrBalanceOverflow
-}
 
 // failureCode names a refusal the caller caused, "" for anything else.
 func failureCode(err error) string {
@@ -334,6 +192,8 @@ func failureCode(err error) string {
 		return "spend_not_found"
 	case errors.Is(err, ErrBalanceOverflow):
 		return "balance_overflow"
+	case errors.Is(err, ErrChargeCapExceeded):
+		return "charge_cap_exceeded"
 	}
 	return ""
 }
@@ -353,16 +213,33 @@ func (o *op) auditEvent() audit.Event {
 	}
 }
 
-// audit records the posting in tx, so the event commits with the money.
-func (l *Ledger) audit(ctx context.Context, tx pgx.Tx, o *op, t *Transaction, replayed bool) error {
-	return audit.Record(ctx, tx, l.log, successEvent(ctx, o, t, replayed))
+// successEvent is the audit event of a posting made (or replayed).
+func successEvent(ctx context.Context, o *op, t *Transaction, replayed bool) audit.Event {
+	e := o.auditEvent()
+	e.Details = map[string]any{
+		"transaction_id": t.ID, "amount": t.Amount, "direction": t.Direction, "reference": t.Reference,
+		"balance_after": t.BalanceAfter, "replayed": replayed,
+	}
+	if t.RefundOf != "" {
+		e.Details["refund_of"] = t.RefundOf
+	}
+	if o.Origin.ClientID != "" {
+		e.Details["client_id"] = o.Origin.ClientID
+	}
+	return e.FromContext(ctx)
 }
 
-// recordFailure audits a refused posting. Its transaction rolled back, so
-// this is a separate write; failing to make it is logged, not returned, as
-// the caller's answer does not depend on it.
-func (l *Ledger) recordFailure(ctx context.Context, o *op, cause error) {
-	if err := audit.Record(context.WithoutCancel(ctx), l.pool, l.log, failureEvent(ctx, o, cause)); err != nil {
-		l.log.Warn("ledger: audit of refused posting failed", zap.Error(err))
+// failureEvent is the audit event of a refused posting.
+func failureEvent(ctx context.Context, o *op, cause error) audit.Event {
+	e := o.auditEvent()
+	e.Failed = true
+	e.Details = map[string]any{"error": failureCode(cause), "amount": o.Amount, "reference": o.Reference}
+	if o.Origin.ClientID != "" {
+		e.Details["client_id"] = o.Origin.ClientID
 	}
+	var ce *ChargeCapError
+	if errors.As(cause, &ce) {
+		e.Details["cap"], e.Details["limit"] = ce.Cap, ce.Limit
+	}
+	return e.FromContext(ctx)
 }

@@ -206,13 +206,9 @@ func (v *verifier) checkChains(ctx context.Context, tx pgx.Tx) error {
 		var userEntry *string
 		var n int64
 		t := &Transaction{}
-		var kind, dir string
-		if err := rows.Scan(&t.ID, &t.accountID, &t.Seq, &kind, &dir, &t.Amount, &t.Reference, &t.Description,
-			&t.Reason, &t.RefundOf, &t.BalanceAfter, &t.Actor.Type, &t.Actor.ID, &t.RequestID,
-			&t.CreatedAt, &t.fingerprint, &t.prevHash, &t.hash, &userEntry, &n); err != nil {
+		if err := scanTransactionAnd(rows, t, &userEntry, &n); err != nil {
 			return err
 		}
-		t.Kind, t.Direction = Kind(kind), Direction(dir)
 		v.r.Transactions++
 		v.checkTransaction(t, userEntry, n)
 	}

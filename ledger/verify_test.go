@@ -76,6 +76,31 @@ func TestVerify_DetectsTamperedAmount(t *testing.T) {
 	}
 }
 
+// TestVerify_DetectsTamperedClient: the charging client is covered by the
+// hash once set, and setting one on a transaction that had none breaks it too.
+func TestVerify_DetectsTamperedClient(t *testing.T) {
+	t.Parallel()
+	for name, from := range map[string]string{"Changed": "svc", "Added": ""} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := storagetest.NewDB(t)
+			l := ledger.New(db.Pool, nil)
+			u := MustCreateUser(t, db.Pool)
+			MustGrant(t, l, u, 10)
+			res, err := l.Spend(context.Background(), ledger.Posting{UserID: u, Amount: 1, Reference: ref("spend"),
+				Origin: ledger.Origin{Actor: ledger.Actor{Type: ledger.ActorClient, ID: "svc"}, ClientID: from}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			MustVerifyClean(t, l)
+			tamper(t, db.Pool, `UPDATE ledger_transactions SET client_id = 'other' WHERE id = $1`, res.Transaction.ID)
+			if p := mustBroken(t, l).First(); p.Check != "hash" || p.TransactionID != res.Transaction.ID {
+				t.Fatalf("first problem = %+v, want hash of transaction %s", p, res.Transaction.ID)
+			}
+		})
+	}
+}
+
 func TestVerify_DetectsTamperedEntry(t *testing.T) {
 	t.Parallel()
 	db, l, _, txs := chain(t)
