@@ -144,7 +144,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		return nil, err
 	}
 
-	ledgerHandler, err := ledger.NewHandler(pool, log, rt.reg)
+	ledgerHandler, err := ledger.NewHandler(pool, log, rt.reg, ledger.WithCapSource(chargeCaps{a.provider.Clients()}))
 	if err != nil {
 		return nil, err
 	}
@@ -255,4 +255,12 @@ func notFound(w http.ResponseWriter, r *http.Request) { problem.Write(w, r, prob
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed on this resource"))
+}
+
+// chargeCaps gives the ledger the charge caps registered on each client.
+type chargeCaps struct{ clients *oauth.ClientRegistry }
+
+func (c chargeCaps) ChargeCaps(ctx context.Context, clientID string) (ledger.ChargeCaps, error) {
+	perSpend, perUserDay, err := c.clients.ChargeCaps(ctx, clientID)
+	return ledger.ChargeCaps{PerSpend: perSpend, PerUserPerDay: perUserDay}, err
 }
