@@ -84,6 +84,7 @@ type clientBody struct {
 	TokenEndpointAuthSigningAlg *string          `json:"token_endpoint_auth_signing_alg"`
 	IDTokenSignedResponseAlg    *string          `json:"id_token_signed_response_alg"`
 	JWKS                        *json.RawMessage `json:"jwks"`
+	JWKSURI                     *string          `json:"jwks_uri"`
 }
 
 // apply overlays the fields present in b on spec and names them.
@@ -111,6 +112,7 @@ func (b *clientBody) apply(spec *ClientSpec) []string {
 	set("token_endpoint_auth_signing_alg", b.TokenEndpointAuthSigningAlg != nil, func() { spec.TokenEndpointAuthSigningAlg = *b.TokenEndpointAuthSigningAlg })
 	set("id_token_signed_response_alg", b.IDTokenSignedResponseAlg != nil, func() { spec.IDTokenSignedResponseAlg = *b.IDTokenSignedResponseAlg })
 	set("jwks", b.JWKS != nil, func() { spec.JWKS = *b.JWKS })
+	set("jwks_uri", b.JWKSURI != nil, func() { spec.JWKSURI = *b.JWKSURI })
 	return changed
 }
 
@@ -120,7 +122,7 @@ func specOf(c *fositestore.Client) ClientSpec {
 		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, Scopes: c.Scopes, Audience: c.Audience,
 		Public: c.Public, FirstParty: c.FirstParty, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
-		JWKS: c.JWKS, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
+		JWKS: c.JWKS, JWKSURI: c.JWKSURI, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 	}
 }

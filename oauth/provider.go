@@ -157,9 +157,10 @@ func (p *Provider) Mount(r *mux.Router) {
 	r.HandleFunc("/.well-known/oauth-authorization-server", p.discovery).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/.well-known/jwks.json", p.keys.ServeJWKS).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/oauth2/auth", singleParams(p.authorize)).Methods(http.MethodGet, http.MethodPost)
-	r.Handle("/oauth2/token", p.limitClientAuth(singleParams(p.token))).Methods(http.MethodPost)
-	r.Handle("/oauth2/introspect", p.limitClientAuth(singleParams(p.introspect))).Methods(http.MethodPost)
-	r.Handle("/oauth2/revoke", p.limitClientAuth(singleParams(p.revoke))).Methods(http.MethodPost)
+	// Client-authenticated endpoints challenge Basic clients on a 401.
+	r.Handle("/oauth2/token", basicChallenge(p.cfg.Issuer, p.limitClientAuth(singleParams(p.token)))).Methods(http.MethodPost)
+	r.Handle("/oauth2/introspect", basicChallenge(p.cfg.Issuer, p.limitClientAuth(singleParams(p.introspect)))).Methods(http.MethodPost)
+	r.Handle("/oauth2/revoke", basicChallenge(p.cfg.Issuer, p.limitClientAuth(singleParams(p.revoke)))).Methods(http.MethodPost)
 	r.HandleFunc("/userinfo", p.userinfo).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/oauth2/logout", p.rpLogout).Methods(http.MethodGet, http.MethodPost)
 	login := &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log, Limit: p.cfg.LoginLimit}
