@@ -24,7 +24,11 @@ import (
 // issue the code.
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	reqObjErr := requestObjectError(r)
 	ar, err := p.op.NewAuthorizeRequest(ctx, r)
+	if err == nil {
+		err = reqObjErr // reported once the redirect URI is known good
+	}
 	if err != nil {
 		p.authorizeError(ctx, w, ar, err)
 		return
@@ -169,10 +173,9 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		p.authorizeError(ctx, w, ar, err)
 		return
 	}
-	resp.AddParameter("iss", p.cfg.Issuer)
 	p.metrics.authorize.WithLabelValues("code").Inc()
 	reqctx.Logger(ctx).Info("authorization code issued", zap.String("client_id", client.ID), zap.String("user_id", user.ID))
-	p.op.WriteAuthorizeResponse(ctx, w, ar, resp)
+	p.writeAuthorizeResponse(ctx, w, ar, resp.GetParameters())
 }
 
 // grantAudience grants the requested audiences (fosite checked them), or the
@@ -202,8 +205,8 @@ func addIDTokenClaims(sess *Session, scopes fosite.Arguments, u *accounts.User) 
 	}
 }
 
-// authorizeError writes an authorization error; redirects carry iss
-// (RFC 9207) like successful responses.
+// authorizeError writes an authorization error (authorize_response.go);
+// redirects carry iss (RFC 9207) like successful responses.
 func (p *Provider) authorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
 	// A database outage is temporarily_unavailable (RFC 6749 §4.1.2.1), not a
 	// server_error: the client should retry, nothing is broken.
@@ -212,34 +215,7 @@ func (p *Provider) authorizeError(ctx context.Context, w http.ResponseWriter, ar
 	}
 	p.metrics.authorize.WithLabelValues(errorCode(err)).Inc()
 	p.logOAuthError(ctx, "authorize", err)
-	p.op.WriteAuthorizeError(ctx, &issWriter{ResponseWriter: w, iss: p.cfg.Issuer}, ar, err)
-}
-
-// issWriter adds iss to the query of an error redirect fosite writes.
-type issWriter struct {
-	http.ResponseWriter
-	iss  string
-	done bool
-}
-
-func (w *issWriter) WriteHeader(code int) {
-	if !w.done && (code == http.StatusFound || code == http.StatusSeeOther) {
-		if u, err := url.Parse(w.Header().Get("Location")); err == nil && u.Scheme != "" && u.Fragment == "" {
-			q := u.Query()
-			if q.Get("iss") == "" && q.Get("error") != "" {
-				q.Set("iss", w.iss)
-				u.RawQuery = q.Encode()
-				w.Header().Set("Location", u.String())
-			}
-		}
-	}
-	w.done = true
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *issWriter) Write(b []byte) (int, error) {
-	w.done = true
-	return w.ResponseWriter.Write(b)
+	p.writeAuthorizeError(ctx, w, ar, err)
 }
 
 // errorCode is the OAuth error code of err, for metrics and logs.
