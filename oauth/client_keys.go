@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	josev4 "github.com/go-jose/go-jose/v4"
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/ory/fosite"
 
 	"github.com/authd/authd/internal/problem"
 )
@@ -167,4 +170,17 @@ func checkJWKSURI(raw string) error {
 		return fmt.Errorf("%q must not have a fragment", raw)
 	}
 	return nil
+}
+
+// newJWKSFetcher fetches the key sets of clients registered with a
+// jwks_uri. It is set explicitly because fosite's getter writes its default
+// lazily (a data race), and that default retries for a long time and logs
+// to stderr, outside the JSON logs. A kid the cached set lacks makes fosite
+// refetch, so client key rotation needs no wait for the TTL.
+func newJWKSFetcher() fosite.JWKSFetcherStrategy {
+	c := retryablehttp.NewClient()
+	c.RetryMax = 1
+	c.HTTPClient.Timeout = 5 * time.Second
+	c.Logger = nil
+	return fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(c), fosite.JKWKSFetcherWithDefaultTTL(10*time.Minute))
 }

@@ -134,6 +134,7 @@ func (p *Provider) fositeConfig() *fosite.Config {
 		AllowedPromptValues:            []string{"login", "none", "consent"},
 		RedirectSecureChecker:          fosite.IsRedirectURISecure,
 		TokenEntropy:                   32,
+		JWKSFetcherStrategy:            newJWKSFetcher(),
 	}
 }
 
