@@ -358,7 +358,7 @@ func TestClientRegistry_RefusesKeysThatCannotVerify(t *testing.T) {
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
 	for _, tc := range []struct {
 		name, alg, field string
-		keys         []josev4.JSONWebKey
+		keys             []josev4.JSONWebKey
 	}{
 		{"ECKeyForRS256", "RS256", "jwks", []josev4.JSONWebKey{{Key: ec.Public()}}},
 		{"RSAKeyForES256", "ES256", "jwks", []josev4.JSONWebKey{{Key: rk.Public()}}},
