@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/internal/config"
+	"github.com/authd/authd/internal/problem"
 	"github.com/authd/authd/ledger"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/keys"
@@ -89,7 +90,7 @@ follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
 			return withClients(cmd.Context(), func(cr *oauth.ClientRegistry) error {
 				cl, secret, err := cr.CreateClient(cmd.Context(), spec)
 				if err != nil {
-					return err
+					return fieldError(err)
 				}
 				text := "client_id:     " + cl.ID
 				if secret != "" {
@@ -157,6 +158,16 @@ follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
 		}}
 	cmd.AddCommand(create, list, get, del)
 	return cmd
+}
+
+// fieldError names the invalid field of a registration error, as the
+// admin API's problem document does.
+func fieldError(err error) error {
+	var pe *problem.Error
+	if errors.As(err, &pe) && pe.Field != "" {
+		return fmt.Errorf("%s: %s", pe.Field, pe.Detail)
+	}
+	return err
 }
 
 func withKeys(ctx context.Context, fn func(m *keys.Manager) error) error {
