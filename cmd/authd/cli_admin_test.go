@@ -348,3 +348,22 @@ func TestServer_BrowserErrorPages(t *testing.T) {
 		}
 	})
 }
+
+// Even a dev server (which used to send fosite's debug text) names no
+// internal package in an OAuth error description.
+func TestServer_OAuthErrorsNameNoInternals(t *testing.T) {
+	db := storagetest.NewDB(t)
+	ts := startServer(t, db.URL, []string{"AUTHD_ENV=development"}, nil)
+	cc := clientcredentials.Config{ClientID: "no-such-client", ClientSecret: "x", TokenURL: ts.URL + "/oauth2/token",
+		AuthStyle: oauth2.AuthStyleInHeader}
+	_, err := cc.Token(context.Background())
+	re, ok := err.(*oauth2.RetrieveError)
+	if !ok || re.ErrorCode != "invalid_client" {
+		t.Fatalf("unknown client: %v", err)
+	}
+	for _, internal := range []string{"fositestore", "pgx", "sql:", "storage:"} {
+		if strings.Contains(re.ErrorDescription, internal) {
+			t.Fatalf("error_description names internals: %q", re.ErrorDescription)
+		}
+	}
+}
