@@ -367,3 +367,37 @@ func TestServer_OAuthErrorsNameNoInternals(t *testing.T) {
 		}
 	}
 }
+
+// `user disable` revokes the user's tokens like the admin API: a refresh
+// token issued before it stays dead after `user enable`.
+func TestCLI_DisableRevokesTokens(t *testing.T) {
+	ctx := context.Background()
+	db := storagetest.NewDB(t)
+	env := map[string]string{"AUTHD_DATABASE_URL": db.URL, "AUTHD_BCRYPT_COST": "4"}
+	ts := startServer(t, db.URL, nil, nil)
+	const pw = "a long enough passphrase"
+	if _, err := runCLI(t, env, pw+"\n", "user", "create", "--email", "dis@example.com", "--password-stdin", "--verified"); err != nil {
+		t.Fatal(err)
+	}
+	var cl struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	runJSON(t, env, &cl, "client", "create", "--name", "first", "--first-party", "--grant-type", "password",
+		"--grant-type", "refresh_token", "--scope", "openid offline_access")
+	cfg := oauth2.Config{ClientID: cl.ClientID, ClientSecret: cl.ClientSecret, Scopes: []string{"openid", "offline_access"},
+		Endpoint: oauth2.Endpoint{TokenURL: ts.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	tok, err := cfg.PasswordCredentialsToken(ctx, "dis@example.com", pw)
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("password grant: %v", err)
+	}
+	runCLI(t, env, "", "user", "disable", "dis@example.com")
+	runCLI(t, env, "", "user", "enable", "dis@example.com")
+	_, err = cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if re, ok := err.(*oauth2.RetrieveError); !ok || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("refresh after disable+enable: %v", err)
+	}
+	if _, err := cfg.PasswordCredentialsToken(ctx, "dis@example.com", pw); err != nil {
+		t.Fatalf("enabled user cannot log in: %v", err)
+	}
+}
