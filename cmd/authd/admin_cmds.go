@@ -77,7 +77,11 @@ follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec.Scopes = strings.Fields(scope)
-			if (jwksFile != "" || spec.JWKSURI != "") && spec.TokenEndpointAuthMethod != "" && spec.TokenEndpointAuthMethod != "private_key_jwt" {
+			keys := jwksFile != "" || spec.JWKSURI != ""
+			switch {
+			case keys && spec.Public:
+				return errors.New("--jwks and --jwks-uri are for confidential clients (private_key_jwt), not --public ones")
+			case keys && spec.TokenEndpointAuthMethod != "" && spec.TokenEndpointAuthMethod != "private_key_jwt":
 				return fmt.Errorf("--jwks and --jwks-uri are for private_key_jwt clients, not %s", spec.TokenEndpointAuthMethod)
 			}
 			if jwksFile != "" {
