@@ -41,7 +41,7 @@ func retrieveError(t *testing.T, err error) *oauth2.RetrieveError {
 func TestToken_BasicClient401CarriesWWWAuthenticate(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	c, _ := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
+	c, secret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
 	cc := clientcredentials.Config{ClientID: c.ID, ClientSecret: "wrong", TokenURL: e.issuer + "/oauth2/token"}
 
 	t.Run("Basic", func(t *testing.T) {
@@ -54,6 +54,19 @@ func TestToken_BasicClient401CarriesWWWAuthenticate(t *testing.T) {
 		}
 		if got := re.Response.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Basic realm="`+e.issuer+`"`) {
 			t.Fatalf("WWW-Authenticate %q, want a Basic challenge with realm", got)
+		}
+	})
+	t.Run("OnlyTheRegisteredMethod", func(t *testing.T) {
+		// client_secret_basic is registered: the right secret in the body fails.
+		cc := cc
+		cc.ClientSecret, cc.AuthStyle = secret, oauth2.AuthStyleInParams
+		_, err := cc.Token(ctx)
+		if re := retrieveError(t, err); re.ErrorCode != "invalid_client" {
+			t.Fatalf("%s", re.ErrorCode)
+		}
+		cc.AuthStyle = oauth2.AuthStyleInHeader
+		if _, err := cc.Token(ctx); err != nil {
+			t.Fatalf("registered method: %v", err)
 		}
 	})
 	t.Run("PostNoChallenge", func(t *testing.T) {
