@@ -129,15 +129,15 @@ func (p *Provider) fositeConfig() *fosite.Config {
 		RefreshTokenScopes:             []string{"offline_access"},
 		GlobalSecret:                   deriveKey(p.cfg.SecretsKey, "hmac-tokens"),
 		ClientSecretsHasher:            fositestore.SHA256Hasher{},
+		MinParameterEntropy:            fosite.MinParameterEntropy,
+		AllowedPromptValues:            []string{"login", "none", "consent"},
+		RedirectSecureChecker:          fosite.IsRedirectURISecure,
+		TokenEntropy:                   32,
+		JWKSFetcherStrategy:            newJWKSFetcher(),
 		// Never, not even in dev: fosite's debug text is the wrapped Go
 		// error (store and library messages). It is logged with the
 		// request id instead (logOAuthError).
 		SendDebugMessagesToClients: false,
-		MinParameterEntropy:        fosite.MinParameterEntropy,
-		AllowedPromptValues:        []string{"login", "none", "consent"},
-		RedirectSecureChecker:      fosite.IsRedirectURISecure,
-		TokenEntropy:               32,
-		JWKSFetcherStrategy:        newJWKSFetcher(),
 	}
 }
 
