@@ -40,7 +40,7 @@ type Client struct {
 	// client_secret_basic otherwise.
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method"`
 	// TokenEndpointAuthSigningAlg is the alg private_key_jwt assertions must
-	// use; RS256 when empty (fosite's default).
+	// use; when empty, the one its keys imply (GetTokenEndpointAuthSigningAlgorithm).
 	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
 	// JWKS is the client's public JSON Web Key Set, as JSON, for
 	// private_key_jwt. JSON keeps this package free of any go-jose version in
