@@ -106,6 +106,31 @@ func TestDocs_ShellBlocksRun(t *testing.T) {
 	}
 }
 
+// TestREADME_ShellBlocksRun runs the README's tested sh blocks the same
+// way. Its quick start (`make run`, `make test`) cannot run inside a test
+// and carries no <!-- tested --> mark; every marked block must run.
+func TestREADME_ShellBlocksRun(t *testing.T) {
+	var script strings.Builder
+	script.WriteString("set -euo pipefail\n")
+	n := 0
+	for _, b := range blocks(t, "../README.md") {
+		if b.lang == "sh" && b.tested {
+			fmt.Fprintf(&script, "# README.md:%d\n%s", b.line, b.text)
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("README.md has no tested sh block")
+	}
+	a := startAuthd(t)
+	cmd := exec.Command("bash", "-c", script.String())
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(append([]string{}, a.Env...), "PATH="+filepath.Dir(a.Bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("README.md: %v\n--- script ---\n%s\n--- output ---\n%s", err, script.String(), out)
+	}
+}
+
 // TestDocs_GoBlocksParse keeps Go examples syntactically valid: each go
 // block is a whole file.
 func TestDocs_GoBlocksParse(t *testing.T) {

@@ -85,6 +85,7 @@ type clientBody struct {
 	JWKS                        *json.RawMessage `json:"jwks"`
 	ChargeMaxPerSpend           *int64           `json:"charge_max_per_spend"`
 	ChargeMaxPerUserDay         *int64           `json:"charge_max_per_user_day"`
+	JWKSURI                     *string          `json:"jwks_uri"`
 }
 
 // apply overlays the fields present in b on spec and names them.
@@ -114,6 +115,7 @@ func (b *clientBody) apply(spec *ClientSpec) []string {
 	set("jwks", b.JWKS != nil, func() { spec.JWKS = *b.JWKS })
 	set("charge_max_per_spend", b.ChargeMaxPerSpend != nil, func() { spec.ChargeMaxPerSpend = *b.ChargeMaxPerSpend })
 	set("charge_max_per_user_day", b.ChargeMaxPerUserDay != nil, func() { spec.ChargeMaxPerUserDay = *b.ChargeMaxPerUserDay })
+	set("jwks_uri", b.JWKSURI != nil, func() { spec.JWKSURI = *b.JWKSURI })
 	return changed
 }
 
@@ -123,7 +125,7 @@ func specOf(c *fositestore.Client) ClientSpec {
 		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, Scopes: c.Scopes, Audience: c.Audience,
 		Public: c.Public, FirstParty: c.FirstParty, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
-		JWKS: c.JWKS, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
+		JWKS: c.JWKS, JWKSURI: c.JWKSURI, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		ChargeMaxPerSpend:        c.ChargeMaxPerSpend, ChargeMaxPerUserDay: c.ChargeMaxPerUserDay,
 	}

@@ -170,10 +170,9 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		p.authorizeError(ctx, w, ar, err)
 		return
 	}
-	resp.AddParameter("iss", p.cfg.Issuer)
 	p.metrics.authorize.WithLabelValues("code").Inc()
 	reqctx.Logger(ctx).Info("authorization code issued", zap.String("client_id", client.ID), zap.String("user_id", user.ID))
-	p.op.WriteAuthorizeResponse(ctx, w, ar, resp)
+	p.writeAuthorizeResponse(ctx, w, ar, resp.GetParameters())
 }
 
 // grantAudience grants the requested audiences (fosite checked them), or the
@@ -203,8 +202,8 @@ func addIDTokenClaims(sess *Session, scopes fosite.Arguments, u *accounts.User) 
 	}
 }
 
-// authorizeError writes an authorization error; redirects carry iss
-// (RFC 9207) like successful responses.
+// authorizeError writes an authorization error (authorize_response.go);
+// redirects carry iss (RFC 9207) like successful responses.
 func (p *Provider) authorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
 	// A database outage is temporarily_unavailable (RFC 6749 §4.1.2.1), not a
 	// server_error: the client should retry, nothing is broken.
@@ -213,34 +212,7 @@ func (p *Provider) authorizeError(ctx context.Context, w http.ResponseWriter, ar
 	}
 	p.metrics.authorize.WithLabelValues(errorCode(err)).Inc()
 	p.logOAuthError(ctx, "authorize", err)
-	p.op.WriteAuthorizeError(ctx, &issWriter{ResponseWriter: w, iss: p.cfg.Issuer}, ar, err)
-}
-
-// issWriter adds iss to the query of an error redirect fosite writes.
-type issWriter struct {
-	http.ResponseWriter
-	iss  string
-	done bool
-}
-
-func (w *issWriter) WriteHeader(code int) {
-	if !w.done && (code == http.StatusFound || code == http.StatusSeeOther) {
-		if u, err := url.Parse(w.Header().Get("Location")); err == nil && u.Scheme != "" && u.Fragment == "" {
-			q := u.Query()
-			if q.Get("iss") == "" && q.Get("error") != "" {
-				q.Set("iss", w.iss)
-				u.RawQuery = q.Encode()
-				w.Header().Set("Location", u.String())
-			}
-		}
-	}
-	w.done = true
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *issWriter) Write(b []byte) (int, error) {
-	w.done = true
-	return w.ResponseWriter.Write(b)
+	p.writeAuthorizeError(ctx, w, ar, err)
 }
 
 // errorCode is the OAuth error code of err, for metrics and logs.
@@ -276,6 +248,7 @@ func (p *Provider) logOAuthError(ctx context.Context, where string, err error) {
 // that is not the client's is never redirected to.
 func (p *Provider) parseAuthorize(w http.ResponseWriter, r *http.Request) (fosite.AuthorizeRequester, *fositestore.Client, bool) {
 	ctx := r.Context()
+	reqObjErr := requestObjectError(r) // strips request objects before fosite sees them
 	ar, err := p.op.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.authorizeError(ctx, w, ar, err)
@@ -290,6 +263,10 @@ func (p *Provider) parseAuthorize(w http.ResponseWriter, r *http.Request) (fosit
 		// An empty request makes fosite answer here instead of redirecting.
 		p.authorizeError(ctx, w, fosite.NewAuthorizeRequest(), fosite.ErrInvalidRequest.WithHint(
 			"The redirect_uri does not match a registered one exactly (any loopback port is for native apps, which are public clients)."))
+		return nil, nil, false
+	}
+	if reqObjErr != nil { // reported now that the redirect URI is known good
+		p.authorizeError(ctx, w, ar, reqObjErr)
 		return nil, nil, false
 	}
 	return ar, client, true

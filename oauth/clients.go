@@ -14,8 +14,6 @@ import (
 	"slices"
 	"strings"
 
-	josev4 "github.com/go-jose/go-jose/v4"
-
 	"github.com/authd/authd/internal/problem"
 	"github.com/authd/authd/storage/fositestore"
 )
@@ -44,9 +42,15 @@ type ClientSpec struct {
 	// TokenEndpointAuthMethod: none (public clients), client_secret_basic
 	// (default), client_secret_post or private_key_jwt.
 	TokenEndpointAuthMethod string
-	// JWKS is the client's public key set (JSON) for private_key_jwt.
+	// JWKS is the client's public key set (JSON) for private_key_jwt. Keys
+	// without "use" are registered as signing keys.
 	JWKS json.RawMessage
-	// TokenEndpointAuthSigningAlg is the private_key_jwt alg (RS256 default, or ES256).
+	// JWKSURI is where the client publishes its key set instead (https, or
+	// http on a loopback host); exclusive with JWKS.
+	JWKSURI string
+	// TokenEndpointAuthSigningAlg is the alg private_key_jwt assertions must
+	// use: RS256 or ES256. When empty it is inferred from JWKS (P-256 keys:
+	// ES256, RSA keys: RS256), or RS256 with a JWKSURI.
 	TokenEndpointAuthSigningAlg string
 	// IDTokenSignedResponseAlg is RS256 (default) or ES256.
 	IDTokenSignedResponseAlg string
@@ -270,6 +274,8 @@ func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
 	switch {
 	case method == "" && s.Public:
 		method = "none"
+	case method == "" && (len(s.JWKS) > 0 || s.JWKSURI != ""):
+		method = "private_key_jwt" // keys are registered only to sign assertions
 	case method == "":
 		method = "client_secret_basic"
 	case !slices.Contains(authMethod, method):
@@ -278,11 +284,6 @@ func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
 		return nil, problem.Invalid("token_endpoint_auth_method", "public clients use none")
 	case !s.Public && method == "none":
 		return nil, problem.Invalid("token_endpoint_auth_method", "confidential clients must authenticate; mark the client public instead")
-	}
-	if method == "private_key_jwt" {
-		if err := checkClientJWKS(s.JWKS); err != nil {
-			return nil, problem.Invalid("jwks", err.Error())
-		}
 	}
 	for field, alg := range map[string]string{"token_endpoint_auth_signing_alg": s.TokenEndpointAuthSigningAlg, "id_token_signed_response_alg": s.IDTokenSignedResponseAlg} {
 		if alg != "" && alg != "RS256" && alg != "ES256" {
@@ -295,13 +296,17 @@ func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
 	if s.ChargeMaxPerUserDay < 0 {
 		return nil, problem.Invalid("charge_max_per_user_day", "a cap is a positive number of credits, or 0 for none")
 	}
+	keys, err := clientKeys(method, s)
+	if err != nil {
+		return nil, err
+	}
 	return &fositestore.Client{
 		ID: s.ID, Name: name,
 		ChargeMaxPerSpend: s.ChargeMaxPerSpend, ChargeMaxPerUserDay: s.ChargeMaxPerUserDay,
 		RedirectURIs: slices.Clone(s.RedirectURIs), PostLogoutRedirectURIs: slices.Clone(s.PostLogoutRedirectURIs),
 		GrantTypes: grants, ResponseTypes: resp, Scopes: slices.Clone(s.Scopes), Audience: slices.Clone(s.Audience),
 		Public: s.Public, FirstParty: s.FirstParty, TokenEndpointAuthMethod: method,
-		TokenEndpointAuthSigningAlg: s.TokenEndpointAuthSigningAlg, JWKS: s.JWKS,
+		TokenEndpointAuthSigningAlg: keys.alg, JWKS: keys.jwks, JWKSURI: s.JWKSURI,
 		IDTokenSignedResponseAlg: s.IDTokenSignedResponseAlg,
 	}, nil
 }
@@ -331,30 +336,6 @@ func checkRedirectURI(raw string) error {
 	default:
 		if !strings.Contains(u.Scheme, ".") {
 			return fmt.Errorf("redirect URI %q: custom schemes must be reverse domain names (RFC 8252)", raw)
-		}
-	}
-	return nil
-}
-
-// checkClientJWKS requires a key set with at least one public signing key
-// and no private keys.
-func checkClientJWKS(raw json.RawMessage) error {
-	if len(raw) == 0 {
-		return errors.New("private_key_jwt needs the client's public JWKS")
-	}
-	var set josev4.JSONWebKeySet
-	if err := json.Unmarshal(raw, &set); err != nil {
-		return fmt.Errorf("not a JSON Web Key Set: %v", err)
-	}
-	if len(set.Keys) == 0 {
-		return errors.New("the key set is empty")
-	}
-	for _, k := range set.Keys {
-		if !k.IsPublic() {
-			return errors.New("the key set contains a private key; register public keys only")
-		}
-		if !k.Valid() {
-			return errors.New("the key set contains an invalid key")
 		}
 	}
 	return nil

@@ -37,7 +37,7 @@ type Config struct {
 	// refresh responses are derived.
 	SecretsKey []byte
 
-	// Dev sends fosite debug messages to clients and relaxes the issuer rule.
+	// Dev relaxes the issuer rule (fosite debug text is never sent).
 	Dev bool
 
 	// Now is the clock; time.Now when nil.

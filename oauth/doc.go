@@ -15,9 +15,17 @@
 // form posts to /consent, which re-parses the same request) unless the
 // client is first party or the user already granted these scopes. Then it
 // builds a Session carrying the subject, auth_time and the user's live roles,
-// and fosite issues the code. The redirect carries iss (RFC 9207).
+// and fosite issues the code. authd writes every authorization answer itself
+// (authorize_response.go): in the query or, with response_mode=form_post, as
+// a form the browser posts, always with iss (RFC 9207). Errors that cannot
+// be redirected (unknown client, unregistered redirect URI) get a hosted
+// HTML page with the request id; request objects are refused.
 //
-// POST /oauth2/token runs fosite's token flow. A refresh runs in one
+// POST /oauth2/token decides unsupported_grant_type from grant_type alone
+// (token_errors.go), challenges HTTP Basic clients on a 401, then runs
+// fosite's token flow. Clients authenticate with exactly their registered
+// method; private_key_jwt keys and their one alg are checked at
+// registration (client_keys.go). A refresh runs in one
 // READ COMMITTED transaction holding a row lock on the presented token, so
 // same-token retries within the reuse window get the identical stored
 // response (see storage/fositestore). Roles are re-read at every refresh and

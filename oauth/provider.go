@@ -129,11 +129,15 @@ func (p *Provider) fositeConfig() *fosite.Config {
 		RefreshTokenScopes:             []string{"offline_access"},
 		GlobalSecret:                   deriveKey(p.cfg.SecretsKey, "hmac-tokens"),
 		ClientSecretsHasher:            fositestore.SHA256Hasher{},
-		SendDebugMessagesToClients:     p.cfg.Dev,
 		MinParameterEntropy:            fosite.MinParameterEntropy,
 		AllowedPromptValues:            []string{"login", "none", "consent"},
 		RedirectSecureChecker:          fosite.IsRedirectURISecure,
 		TokenEntropy:                   32,
+		JWKSFetcherStrategy:            newJWKSFetcher(),
+		// Never, not even in dev: fosite's debug text is the wrapped Go
+		// error (store and library messages). It is logged with the
+		// request id instead (logOAuthError).
+		SendDebugMessagesToClients: false,
 	}
 }
 
@@ -157,9 +161,10 @@ func (p *Provider) Mount(r *mux.Router) {
 	r.HandleFunc("/.well-known/oauth-authorization-server", p.discovery).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/.well-known/jwks.json", p.keys.ServeJWKS).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/oauth2/auth", singleParams(p.authorize)).Methods(http.MethodGet, http.MethodPost)
-	r.Handle("/oauth2/token", p.limitClientAuth(singleParams(p.token))).Methods(http.MethodPost)
-	r.Handle("/oauth2/introspect", p.limitClientAuth(singleParams(p.introspect))).Methods(http.MethodPost)
-	r.Handle("/oauth2/revoke", p.limitClientAuth(singleParams(p.revoke))).Methods(http.MethodPost)
+	// Client-authenticated endpoints challenge Basic clients on a 401.
+	r.Handle("/oauth2/token", basicChallenge(p.cfg.Issuer, p.limitClientAuth(singleParams(p.token)))).Methods(http.MethodPost)
+	r.Handle("/oauth2/introspect", basicChallenge(p.cfg.Issuer, p.limitClientAuth(singleParams(p.introspect)))).Methods(http.MethodPost)
+	r.Handle("/oauth2/revoke", basicChallenge(p.cfg.Issuer, p.limitClientAuth(singleParams(p.revoke)))).Methods(http.MethodPost)
 	r.HandleFunc("/oauth2/logout", p.rpLogout).Methods(http.MethodGet, http.MethodPost)
 	login := &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log, Limit: p.cfg.LoginLimit}
 	r.Handle("/login", login).Methods(http.MethodGet, http.MethodPost)

@@ -29,6 +29,10 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	grant := r.PostForm.Get("grant_type")
+	if err := checkGrantType(grant); err != nil {
+		p.tokenError(ctx, w, nil, "other", err)
+		return
+	}
 	if grant == "password" && p.cfg.PasswordGrantLimit != nil {
 		if ok, wait := p.cfg.PasswordGrantLimit.Allow(clientIP(r)); !ok {
 			p.accts.Metrics().Login(accounts.LoginRateLimited)

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/internal/config"
+	"github.com/authd/authd/internal/problem"
 	"github.com/authd/authd/ledger"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/keys"
@@ -23,24 +24,31 @@ import (
 
 // clientJSON is the CLI's view of a client; the secret appears only on create.
 type clientJSON struct {
-	ClientID                string    `json:"client_id"`
-	ClientSecret            string    `json:"client_secret,omitempty"`
-	Name                    string    `json:"name"`
-	RedirectURIs            []string  `json:"redirect_uris"`
-	PostLogoutRedirectURIs  []string  `json:"post_logout_redirect_uris"`
-	GrantTypes              []string  `json:"grant_types"`
-	Scope                   string    `json:"scope"`
-	Public                  bool      `json:"public"`
-	FirstParty              bool      `json:"first_party"`
-	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
-	CreatedAt               time.Time `json:"created_at"`
+	ClientID                string   `json:"client_id"`
+	ClientSecret            string   `json:"client_secret,omitempty"`
+	Name                    string   `json:"name"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris"`
+	GrantTypes              []string `json:"grant_types"`
+	Scope                   string   `json:"scope"`
+	Public                  bool     `json:"public"`
+	FirstParty              bool     `json:"first_party"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	// The private_key_jwt settings: the enforced assertion alg and the keys.
+	TokenEndpointAuthSigningAlg string          `json:"token_endpoint_auth_signing_alg,omitempty"`
+	JWKS                        json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI                     string          `json:"jwks_uri,omitempty"`
+	IDTokenSignedResponseAlg    string          `json:"id_token_signed_response_alg,omitempty"`
+	CreatedAt                   time.Time       `json:"created_at"`
 }
 
 func toClientJSON(c *fositestore.Client, secret string) clientJSON {
 	return clientJSON{
 		ClientID: c.ID, ClientSecret: secret, Name: c.Name, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "),
-		Public: c.Public, FirstParty: c.FirstParty, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, CreatedAt: c.CreatedAt,
+		Public: c.Public, FirstParty: c.FirstParty, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg, JWKS: c.JWKS, JWKSURI: c.JWKSURI,
+		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, CreatedAt: c.CreatedAt,
 	}
 }
 
@@ -55,11 +63,27 @@ func (c *cli) clientCmd() *cobra.Command {
 	var spec oauth.ClientSpec
 	var scope, jwksFile string
 	create := &cobra.Command{
-		Use:   "create --name N --redirect-uri U... --grant-type G... --scope \"a b\" [--public] [--first-party] [--token-auth-method M]",
+		Use:   "create --name N --redirect-uri U... --grant-type G... --scope \"a b\" [--public] [--first-party] [--token-auth-method M] [--jwks FILE | --jwks-uri U] [--token-auth-signing-alg A]",
 		Short: "Register a client; prints its client_id and generated secret once",
-		Args:  cobra.NoArgs,
+		Long: `Register a client; prints its client_id and, for a client that authenticates
+with a secret, the generated secret (shown only once).
+
+A client authenticates at the token endpoint with exactly the method it is
+registered with (--token-auth-method; client_secret_basic by default, none for
+--public). Giving --jwks or --jwks-uri registers a private_key_jwt client: its
+assertions must be signed with --token-auth-signing-alg, which by default
+follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
+--jwks-uri). Keys that cannot verify that algorithm are refused.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec.Scopes = strings.Fields(scope)
+			keys := jwksFile != "" || spec.JWKSURI != ""
+			switch {
+			case keys && spec.Public:
+				return errors.New("--jwks and --jwks-uri are for confidential clients (private_key_jwt), not --public ones")
+			case keys && spec.TokenEndpointAuthMethod != "" && spec.TokenEndpointAuthMethod != "private_key_jwt":
+				return fmt.Errorf("--jwks and --jwks-uri are for private_key_jwt clients, not %s", spec.TokenEndpointAuthMethod)
+			}
 			if jwksFile != "" {
 				b, err := os.ReadFile(jwksFile)
 				if err != nil {
@@ -70,7 +94,7 @@ func (c *cli) clientCmd() *cobra.Command {
 			return withClients(cmd.Context(), func(cr *oauth.ClientRegistry) error {
 				cl, secret, err := cr.CreateClient(cmd.Context(), spec)
 				if err != nil {
-					return err
+					return fieldError(err)
 				}
 				text := "client_id:     " + cl.ID
 				if secret != "" {
@@ -94,6 +118,9 @@ func (c *cli) clientCmd() *cobra.Command {
 	f.Int64Var(&spec.ChargeMaxPerSpend, "charge-max-per-spend", 0, "with scope credits:charge: the most credits one charge may take (0: no cap)")
 	f.Int64Var(&spec.ChargeMaxPerUserDay, "charge-max-per-user-day", 0, "with scope credits:charge: the most credits charged to one user per UTC day (0: no cap)")
 	f.StringVar(&jwksFile, "jwks", "", "file with the client's public JWKS (private_key_jwt)")
+	f.StringVar(&spec.JWKSURI, "jwks-uri", "", "URL where the client publishes its public JWKS (private_key_jwt; https, or http on loopback)")
+	f.StringVar(&spec.TokenEndpointAuthSigningAlg, "token-auth-signing-alg", "", "alg of private_key_jwt assertions: RS256 or ES256 (default: from the keys)")
+	f.StringVar(&spec.IDTokenSignedResponseAlg, "id-token-signed-response-alg", "", "alg of the client's ID tokens: RS256 (default) or ES256")
 
 	list := &cobra.Command{Use: "list", Short: "List clients", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -137,6 +164,16 @@ func (c *cli) clientCmd() *cobra.Command {
 		}}
 	cmd.AddCommand(create, list, get, del)
 	return cmd
+}
+
+// fieldError names the invalid field of a registration error, as the
+// admin API's problem document does.
+func fieldError(err error) error {
+	var pe *problem.Error
+	if errors.As(err, &pe) && pe.Field != "" {
+		return fmt.Errorf("%s: %s", pe.Field, pe.Detail)
+	}
+	return err
 }
 
 func withKeys(ctx context.Context, fn func(m *keys.Manager) error) error {

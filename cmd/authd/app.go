@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,7 +184,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 
 	r := mux.NewRouter()
 	r.Use(httpx.TagRoute)
-	r.NotFoundHandler = http.HandlerFunc(notFound)
+	r.NotFoundHandler = notFound(ui)
 	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
 	r.HandleFunc("/healthz", httpx.Healthz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", httpx.Readyz(pool)).Methods(http.MethodGet, http.MethodHead)
@@ -251,7 +252,18 @@ func purgeLoop(ctx context.Context, a *app, log *zap.Logger) {
 	}
 }
 
-func notFound(w http.ResponseWriter, r *http.Request) { problem.Write(w, r, problem.ErrNotFound) }
+// notFound answers an unknown path: a hosted HTML page to a browser (a
+// navigation that accepts text/html), problem+json to everything else.
+func notFound(ui *loginui.UI) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html") {
+			ui.RenderError(r.Context(), w, http.StatusNotFound, "Page not found", loginui.ErrorData{
+				Code: "not_found", Message: "There is no page at this address."})
+			return
+		}
+		problem.Write(w, r, problem.ErrNotFound)
+	})
+}
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed on this resource"))

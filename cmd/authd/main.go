@@ -49,7 +49,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&c.output, "output", "text", "output format: text or json")
 	root.AddCommand(
 		c.serveCmd(), c.devCmd(), c.migrateCmd(), c.versionCmd(),
-		c.userCmd(), c.clientCmd(), c.keysCmd(), c.ledgerCmd(),
+		c.userCmd(), c.roleCmd(), c.clientCmd(), c.keysCmd(), c.ledgerCmd(), c.creditsCmd(),
 	)
 	return root
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -13,12 +12,9 @@ import (
 func (c *cli) migrateCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "migrate", Short: "Apply or inspect database migrations"}
 	with := func(fn func(m *storage.Migrator) error) error {
-		cfg, err := loadConfig()
+		cfg, err := cliConfig()
 		if err != nil {
 			return err
-		}
-		if cfg.DatabaseURL == "" {
-			return errors.New("AUTHD_DATABASE_URL: required by `authd migrate`")
 		}
 		m, err := storage.NewMigrator(cfg.DatabaseURL)
 		if err != nil {

@@ -19,21 +19,12 @@ import (
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// withPool loads the configuration and opens the database for a CLI command.
-// In development, a running `authd dev` leaves its database URL in
-// .authd/database_url so the CLI works beside it without configuration.
+// withPool loads the configuration and opens the database for a CLI command
+// (see cliConfig for where the database is found).
 func withPool(ctx context.Context, fn func(cfg *config.Config, pool *pgxpool.Pool) error) error {
-	cfg, err := loadConfig()
+	cfg, err := cliConfig()
 	if err != nil {
 		return err
-	}
-	if cfg.DatabaseURL == "" && cfg.Dev() {
-		if b, err := os.ReadFile(filepath.Join(devDir, "database_url")); err == nil {
-			cfg.DatabaseURL = strings.TrimSpace(string(b))
-		}
-	}
-	if cfg.DatabaseURL == "" {
-		return errors.New("AUTHD_DATABASE_URL: required (or run `make run` first in development)")
 	}
 	pool, err := storage.Open(ctx, cfg.DatabaseURL, storage.PoolConfig{MaxConns: 4})
 	if err != nil {
@@ -43,12 +34,35 @@ func withPool(ctx context.Context, fn func(cfg *config.Config, pool *pgxpool.Poo
 	return fn(cfg, pool)
 }
 
+// cliConfig is the configuration of every command that uses the database
+// (migrate included): AUTHD_DATABASE_URL, or in development the database a
+// running `authd dev` left its URL for in .authd/database_url, so the CLI
+// works beside it without configuration.
+func cliConfig() (*config.Config, error) {
+	cfg, err := loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DatabaseURL == "" && cfg.Dev() {
+		if b, err := os.ReadFile(filepath.Join(devDir, "database_url")); err == nil {
+			cfg.DatabaseURL = strings.TrimSpace(string(b))
+		}
+	}
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("AUTHD_DATABASE_URL: required (or run `make run` first in development)")
+	}
+	return cfg, nil
+}
+
+// newAccounts is the accounts service for CLI commands. Its Revoker lets
+// disable and delete revoke the user's tokens as the admin API does.
 func newAccounts(cfg *config.Config, pool *pgxpool.Pool, log *zap.Logger) (*accounts.Service, error) {
 	h, err := accounts.NewPasswordHasher(cfg.PasswordHash, cfg.BcryptCost, 0)
 	if err != nil {
 		return nil, err
 	}
-	return accounts.New(pool, h, log, accounts.Config{DefaultRole: cfg.DefaultRole}), nil
+	return accounts.New(pool, h, log, accounts.Config{DefaultRole: cfg.DefaultRole,
+		Revoker: fositestore.New(pool, fositestore.Options{})}), nil
 }
 
 func (c *cli) userCmd() *cobra.Command {
@@ -128,6 +142,7 @@ func (c *cli) userCmd() *cobra.Command {
 		&cobra.Command{Use: "remove EMAIL_OR_ID ROLE", Short: "Take a role from a user (revokes their sessions and refresh tokens)", Args: cobra.ExactArgs(2), RunE: roleOp(false)},
 	)
 	cmd.AddCommand(create, role)
+	cmd.AddCommand(c.userAdminCmds()...)
 	return cmd
 }
 

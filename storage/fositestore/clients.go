@@ -2,6 +2,8 @@ package fositestore
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -38,7 +40,7 @@ type Client struct {
 	// client_secret_basic otherwise.
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method"`
 	// TokenEndpointAuthSigningAlg is the alg private_key_jwt assertions must
-	// use; RS256 when empty (fosite's default).
+	// use; when empty, the one its keys imply (GetTokenEndpointAuthSigningAlgorithm).
 	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
 	// JWKS is the client's public JSON Web Key Set, as JSON, for
 	// private_key_jwt. JSON keeps this package free of any go-jose version in
@@ -55,6 +57,11 @@ type Client struct {
 
 	jwks *jose.JSONWebKeySet // parsed JWKS, set when loaded from the store
 }
+
+var (
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+	_ fosite.ResponseModeClient  = (*Client)(nil)
+)
 
 // GetID implements fosite.Client.
 func (c *Client) GetID() string { return c.ID }
@@ -122,12 +129,31 @@ func (c *Client) GetTokenEndpointAuthMethod() string {
 	}
 }
 
-// GetTokenEndpointAuthSigningAlgorithm implements fosite.OpenIDConnectClient.
+// GetTokenEndpointAuthSigningAlgorithm implements fosite.OpenIDConnectClient:
+// the alg fosite requires of private_key_jwt assertions. Registration stores
+// it; for a client stored without one it follows the registered keys
+// (ES256 when every key is P-256, else RS256, fosite's default), since an
+// EC key can never verify an RS256 assertion.
 func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
-	if c.TokenEndpointAuthSigningAlg == "" {
-		return "RS256"
+	if c.TokenEndpointAuthSigningAlg != "" {
+		return c.TokenEndpointAuthSigningAlg
 	}
-	return c.TokenEndpointAuthSigningAlg
+	if set := c.GetJSONWebKeys(); set != nil && len(set.Keys) > 0 {
+		for _, k := range set.Keys {
+			if ec, ok := k.Key.(*ecdsa.PublicKey); !ok || ec.Curve != elliptic.P256() {
+				return "RS256"
+			}
+		}
+		return "ES256"
+	}
+	return "RS256"
+}
+
+// GetResponseModes implements fosite.ResponseModeClient: the modes every
+// client may ask for, the two that carry iss (RFC 9207). Without it fosite
+// refuses even an explicit response_mode=query.
+func (c *Client) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeQuery, fosite.ResponseModeFormPost}
 }
 
 // parseJWKS converts registered JSON into fosite's go-jose v3 key set.
