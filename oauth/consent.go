@@ -41,7 +41,7 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
 		return
 	}
-	bsess, user, err := p.accts.SessionByToken(ctx, loginui.SessionToken(r))
+	bsess, user, err := p.accts.SessionByToken(ctx, p.ui.SessionToken(r))
 	if errors.Is(err, accounts.ErrNoSession) {
 		// Logged out in another tab: start the flow again.
 		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(afterLoginURL(ar.GetRequestForm())), http.StatusSeeOther)
