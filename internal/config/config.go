@@ -179,6 +179,12 @@ func (c *Config) validate() error {
 	if c.BcryptCost < 4 || c.BcryptCost > 31 {
 		return fail("AUTHD_BCRYPT_COST", "must be between 4 and 31, got %d", c.BcryptCost)
 	}
+	if c.SessionIdleTimeout <= 0 || c.SessionMaxAge <= 0 {
+		return fail("AUTHD_SESSION_IDLE_TIMEOUT", "and AUTHD_SESSION_MAX_AGE must be positive durations, got %s and %s", c.SessionIdleTimeout, c.SessionMaxAge)
+	}
+	if c.SessionIdleTimeout > c.SessionMaxAge {
+		return fail("AUTHD_SESSION_IDLE_TIMEOUT", "must not exceed AUTHD_SESSION_MAX_AGE (%s), got %s", c.SessionMaxAge, c.SessionIdleTimeout)
+	}
 	if c.SMTPURL != "" {
 		su, err := url.Parse(c.SMTPURL)
 		if err != nil || (su.Scheme != "smtp" && su.Scheme != "smtps") || su.Hostname() == "" {
@@ -193,12 +199,6 @@ func (c *Config) validate() error {
 		if c.WebhookSecret == "" {
 			return fail("AUTHD_WEBHOOK_SECRET", "is required when AUTHD_WEBHOOK_URL is set")
 		}
-	}
-	if c.SessionIdleTimeout <= 0 || c.SessionMaxAge <= 0 {
-		return fail("AUTHD_SESSION_IDLE_TIMEOUT", "and AUTHD_SESSION_MAX_AGE must be positive durations, got %s and %s", c.SessionIdleTimeout, c.SessionMaxAge)
-	}
-	if c.SessionIdleTimeout > c.SessionMaxAge {
-		return fail("AUTHD_SESSION_IDLE_TIMEOUT", "must not exceed AUTHD_SESSION_MAX_AGE (%s), got %s", c.SessionMaxAge, c.SessionIdleTimeout)
 	}
 	if c.APIAudience == "" {
 		c.APIAudience = c.Issuer
