@@ -448,3 +448,32 @@ func TestCheckName(t *testing.T) {
 		})
 	}
 }
+
+// On the API, the token's auth_time stands in for the session's login time:
+// an email or password change needs it recent, or current_password.
+func TestAPI_ChangesNeedPasswordOrRecentLogin(t *testing.T) {
+	srv, s := MustAPI(t, accounts.Config{}, accounts.HandlerConfig{})
+	u, _ := s.Register(context.Background(), accounts.Registration{Email: "api-re@example.com", Password: lcPass})
+	for _, tc := range []struct {
+		name, method, path, token string
+		body                      map[string]string
+		status                    int
+	}{
+		{"ErrEmailOldToken", "PATCH", "/api/v1/me", u.ID, map[string]string{"email": "api-re2@example.com"}, 403},
+		{"ErrPasswordOldToken", "POST", "/api/v1/me/password", u.ID, map[string]string{"new_password": "meadow-lantern-7"}, 403},
+		{"OKNameOldToken", "PATCH", "/api/v1/me", u.ID, map[string]string{"name": "Re"}, 200},
+		{"OKEmailRecentToken", "PATCH", "/api/v1/me", u.ID + "+recent", map[string]string{"email": "api-re2@example.com"}, 200},
+		{"OKPasswordCurrentPassword", "POST", "/api/v1/me/password", u.ID, map[string]string{"current_password": lcPass, "new_password": "meadow-lantern-7"}, 204},
+		{"OKPasswordRecentToken", "POST", "/api/v1/me/password", u.ID + "+recent", map[string]string{"new_password": "another-lantern-8"}, 204},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := call(t, tc.method, srv.URL+tc.path, tc.token, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			if tc.status == 403 && !strings.Contains(string(body), "reauthentication_required") {
+				t.Fatalf("403 without the problem type: %s", body)
+			}
+		})
+	}
+}
