@@ -36,6 +36,9 @@ type Limits struct {
 	Verify        *ratelimit.Limiter // verification and resend
 	Login         *ratelimit.Limiter // for the /login page (owned by the OAuth side)
 	PasswordGrant *ratelimit.Limiter // for grant_type=password at /oauth2/token
+	// EmailChange bounds email changes started per client address (the
+	// per-user bound is Config.EmailChanges, kept in Postgres).
+	EmailChange *ratelimit.Limiter
 }
 
 // DefaultLimits returns limits generous for people and tight for scripts.
@@ -46,6 +49,7 @@ func DefaultLimits() Limits {
 		Verify:        ratelimit.New(ratelimit.Config{Every: 10 * time.Second, Burst: 10}),
 		Login:         ratelimit.New(ratelimit.Config{Every: 2 * time.Second, Burst: 20}),
 		PasswordGrant: ratelimit.New(ratelimit.Config{Every: 2 * time.Second, Burst: 20}),
+		EmailChange:   ratelimit.New(ratelimit.Config{Every: 10 * time.Minute, Burst: 5}),
 	}
 }
 
@@ -129,12 +133,15 @@ func ProblemFor(err error) error {
 		return &problem.Error{Status: http.StatusConflict, Code: "email_taken", Title: "Conflict", Field: "email", Detail: "an account with this email already exists", Err: err}
 	case errors.Is(err, ErrInvalidToken):
 		return &problem.Error{Status: http.StatusBadRequest, Code: "invalid_token", Title: "Invalid or expired link", Field: "token", Detail: "the link is invalid, expired or already used", Err: err}
+	case errors.Is(err, ErrReauthRequired):
+		return &problem.Error{Status: http.StatusForbidden, Code: "reauthentication_required", Title: "Forbidden", Field: "current_password",
+			Detail: "this change needs the current password (current_password) or a login within the last few minutes", Err: err}
 	case errors.Is(err, ErrWrongPassword):
 		return &problem.Error{Status: http.StatusBadRequest, Code: "wrong_password", Title: "Invalid request", Field: "current_password", Detail: "the current password is wrong", Err: err}
 	case errors.As(err, &thr):
 		return tooMany("too many failed attempts", thr.RetryAfter, err)
 	case errors.As(err, &soon):
-		return tooMany("a link was sent moments ago", soon.RetryAfter, err)
+		return tooMany("too many requests of this kind", soon.RetryAfter, err)
 	case errors.Is(err, ErrAlreadyVerified):
 		return &problem.Error{Status: http.StatusConflict, Code: "already_verified", Title: "Conflict", Detail: "the email address is already verified", Err: err}
 	case isNotFound(err):
@@ -269,12 +276,15 @@ func (h *Handler) reset(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Token string `json:"token"`
+		// Password proves the account when the link confirms an email
+		// change; a plain verification needs none.
+		Password string `json:"password"`
 	}
 	if err := problem.DecodeJSON(w, r, &req); err != nil {
 		problem.Write(w, r, err)
 		return
 	}
-	u, err := h.svc.VerifyEmail(r.Context(), req.Token)
+	u, err := h.svc.VerifyEmail(r.Context(), req.Token, Proof{Password: req.Password})
 	if err != nil {
 		writeErr(w, r, err)
 		return

@@ -7,7 +7,18 @@ import (
 
 	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/problem"
+	"github.com/authd/authd/internal/ratelimit"
 )
+
+// proof is the bearer token's login time with the current password the
+// request may carry.
+func proof(r *http.Request, password string) Proof {
+	p := Proof{Password: password}
+	if pr := authn.FromContext(r.Context()); pr != nil {
+		p.AuthTime = pr.AuthTime
+	}
+	return p
+}
 
 // userID returns the bearer token's user, or writes 401/403 and "".
 func userID(w http.ResponseWriter, r *http.Request) string {
@@ -42,14 +53,21 @@ func (h *Handler) patchMe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Name  *string `json:"name"`
-		Email *string `json:"email"`
+		Name            *string `json:"name"`
+		Email           *string `json:"email"`
+		CurrentPassword string  `json:"current_password"`
 	}
 	if err := problem.DecodeJSON(w, r, &req); err != nil {
 		problem.Write(w, r, err)
 		return
 	}
-	u, err := h.svc.UpdateProfile(r.Context(), uid, ProfileUpdate{Name: req.Name, Email: req.Email})
+	if req.Email != nil && h.cfg.Limits.EmailChange != nil {
+		if ok, wait := h.cfg.Limits.EmailChange.Allow(ratelimit.ClientIP(r)); !ok {
+			writeErr(w, r, &TooSoonError{RetryAfter: wait})
+			return
+		}
+	}
+	u, err := h.svc.UpdateProfile(r.Context(), uid, ProfileUpdate{Name: req.Name, Email: req.Email, Proof: proof(r, req.CurrentPassword)})
 	if err != nil {
 		writeErr(w, r, err)
 		return
@@ -71,7 +89,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// An API caller has no browser session of its own: every session ends.
-	if err := h.svc.ChangePassword(r.Context(), uid, req.CurrentPassword, req.NewPassword, ""); err != nil {
+	if err := h.svc.ChangePassword(r.Context(), uid, proof(r, req.CurrentPassword), req.NewPassword); err != nil {
 		writeErr(w, r, err)
 		return
 	}

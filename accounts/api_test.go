@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 )
 
 // tokenVerifier is a function-field fake of authn.Verifier: the bearer token
-// is the user id.
+// is the user id, with auth_time unknown; "<id>+recent" carries a login
+// that just happened.
 type tokenVerifier struct{}
 
 func (tokenVerifier) VerifyAccessToken(_ context.Context, tok string) (*authn.Principal, error) {
@@ -27,7 +29,11 @@ func (tokenVerifier) VerifyAccessToken(_ context.Context, tok string) (*authn.Pr
 	if tok == "client" {
 		return &authn.Principal{Subject: "svc", ClientID: "svc", Audience: aud, Scopes: []string{"account"}}, nil
 	}
-	return &authn.Principal{Subject: tok, UserID: tok, ClientID: "first", Audience: aud, Scopes: []string{"profile", "account"}}, nil
+	var at time.Time
+	if id, ok := strings.CutSuffix(tok, "+recent"); ok {
+		tok, at = id, time.Now()
+	}
+	return &authn.Principal{Subject: tok, UserID: tok, ClientID: "first", Audience: aud, Scopes: []string{"profile", "account"}, AuthTime: at}, nil
 }
 
 // testAudience is the API audience every test token carries.
@@ -147,7 +153,7 @@ func TestAPI_Me(t *testing.T) {
 	if resp, body := call(t, "GET", srv.URL+"/api/v1/me", "client", nil); resp.StatusCode != 403 {
 		t.Fatalf("client-only token: %d %s", resp.StatusCode, body)
 	}
-	resp, body := call(t, "PATCH", srv.URL+"/api/v1/me", u.ID, map[string]string{"name": "Me Myself", "email": "me2@example.com"})
+	resp, body := call(t, "PATCH", srv.URL+"/api/v1/me", u.ID, map[string]string{"name": "Me Myself", "email": "me2@example.com", "current_password": "tulip-garden-42"})
 	var got accounts.User
 	_ = json.Unmarshal(body, &got)
 	if resp.StatusCode != 200 || got.Name != "Me Myself" || got.Email != "me@example.com" || got.PendingEmail != "me2@example.com" {

@@ -21,7 +21,7 @@ func TestService_SelfServiceActionsAreAudited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ChangePassword(ctx, u.ID, pw, pw2, ""); err != nil {
+	if err := s.ChangePassword(ctx, u.ID, accounts.Proof{Password: pw}, pw2); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := pool.Query(ctx, `SELECT type, actor_type, actor_id, target_id, request_id, ip, user_agent, details::text

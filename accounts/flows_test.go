@@ -78,12 +78,12 @@ func TestService_VerifyEmail(t *testing.T) {
 	if len(tok) < 22 { // 128 bits in base64url
 		t.Fatalf("token %q too short", tok)
 	}
-	got, err := s.VerifyEmail(ctx, tok)
+	got, err := s.VerifyEmail(ctx, tok, accounts.Proof{})
 	if err != nil || !got.EmailVerified {
 		t.Fatalf("verify: %v %+v", err, got)
 	}
 	t.Run("ErrInvalidTokenReused", func(t *testing.T) {
-		if _, err := s.VerifyEmail(ctx, tok); !errors.Is(err, accounts.ErrInvalidToken) {
+		if _, err := s.VerifyEmail(ctx, tok, accounts.Proof{}); !errors.Is(err, accounts.ErrInvalidToken) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -100,7 +100,7 @@ func TestService_VerifyEmail(t *testing.T) {
 		}
 		tok := lastToken(t, pool2, mail.VerifyEmail, "x@example.com")
 		now = now.Add(25 * time.Hour)
-		if _, err := s2.VerifyEmail(ctx, tok); !errors.Is(err, accounts.ErrInvalidToken) {
+		if _, err := s2.VerifyEmail(ctx, tok, accounts.Proof{}); !errors.Is(err, accounts.ErrInvalidToken) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -114,7 +114,7 @@ func TestService_EmailChangeNeedsVerification(t *testing.T) {
 	s, pool := MustServiceCfg(t, accounts.Config{})
 	u, _ := s.Register(ctx, accounts.Registration{Email: "old@example.com", Password: "tulip-garden-42"})
 	newAddr := "new@example.com"
-	got, err := s.UpdateProfile(ctx, u.ID, accounts.ProfileUpdate{Email: &newAddr})
+	got, err := s.UpdateProfile(ctx, u.ID, accounts.ProfileUpdate{Email: &newAddr, Proof: accounts.Proof{Password: "tulip-garden-42"}})
 	if err != nil || got.Email != "old@example.com" || got.PendingEmail != newAddr {
 		t.Fatalf("update: %v %+v", err, got)
 	}
@@ -124,7 +124,7 @@ func TestService_EmailChangeNeedsVerification(t *testing.T) {
 	if err := s.ForgotPassword(ctx, newAddr); err != nil || len(mailLinks(t, pool, mail.PasswordReset, newAddr)) != 0 {
 		t.Fatalf("reset mailed to unverified address: %v", err)
 	}
-	if _, err := s.VerifyEmail(ctx, lastToken(t, pool, mail.VerifyEmail, newAddr)); err != nil {
+	if _, err := s.VerifyEmail(ctx, lastToken(t, pool, mail.VerifyEmail, newAddr), accounts.Proof{Password: "tulip-garden-42"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Authenticate(ctx, newAddr, "tulip-garden-42"); err != nil {
@@ -132,7 +132,7 @@ func TestService_EmailChangeNeedsVerification(t *testing.T) {
 	}
 	t.Run("ErrEmailTaken", func(t *testing.T) {
 		other, _ := s.Register(ctx, accounts.Registration{Email: "other@example.com", Password: "tulip-garden-42"})
-		if _, err := s.UpdateProfile(ctx, other.ID, accounts.ProfileUpdate{Email: &newAddr}); !errors.Is(err, accounts.ErrEmailTaken) {
+		if _, err := s.UpdateProfile(ctx, other.ID, accounts.ProfileUpdate{Email: &newAddr, Proof: accounts.Proof{Password: "tulip-garden-42"}}); !errors.Is(err, accounts.ErrEmailTaken) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -230,10 +230,10 @@ func TestService_ChangePasswordAndSessions(t *testing.T) {
 	u, _ := s.Register(ctx, accounts.Registration{Email: "c@example.com", Password: "tulip-garden-42"})
 	keepTok, keep, _ := s.CreateSession(ctx, u.ID, "keep", "127.0.0.1")
 	otherTok, other, _ := s.CreateSession(ctx, u.ID, "other", "127.0.0.1")
-	if err := s.ChangePassword(ctx, u.ID, "wrong", "meadow-lantern-7", keep.ID); !errors.Is(err, accounts.ErrWrongPassword) {
+	if err := s.ChangePassword(ctx, u.ID, accounts.Proof{Password: "wrong", Session: keep}, "meadow-lantern-7"); !errors.Is(err, accounts.ErrWrongPassword) {
 		t.Fatalf("wrong current: %v", err)
 	}
-	if err := s.ChangePassword(ctx, u.ID, "tulip-garden-42", "meadow-lantern-7", keep.ID); err != nil {
+	if err := s.ChangePassword(ctx, u.ID, accounts.Proof{Password: "tulip-garden-42", Session: keep}, "meadow-lantern-7"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.SessionByToken(ctx, keepTok); err != nil {

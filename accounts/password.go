@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -26,7 +27,15 @@ type PasswordHasher struct {
 
 	dummyOnce sync.Once
 	dummy     []byte
+
+	// ops counts slow hash computations, so tests can prove every login
+	// costs the same number whatever the account and password length.
+	ops atomic.Uint64
 }
+
+// Ops returns how many slow hash computations (bcrypt or argon2id, hashing
+// or checking) the hasher has run.
+func (h *PasswordHasher) Ops() uint64 { return h.ops.Load() }
 
 type argonParams struct {
 	time, memoryKiB uint32
@@ -81,6 +90,7 @@ func (h *PasswordHasher) Hash(ctx context.Context, password string) (string, err
 	}
 	defer h.release()
 	if h.algo == "argon2id" {
+		h.ops.Add(1)
 		salt := make([]byte, 16)
 		if _, err := rand.Read(salt); err != nil {
 			return "", err
@@ -93,6 +103,7 @@ func (h *PasswordHasher) Hash(ctx context.Context, password string) (string, err
 	if len(password) > MaxPasswordBytes {
 		return "", fmt.Errorf("accounts: password longer than %d bytes", MaxPasswordBytes)
 	}
+	h.ops.Add(1)
 	b, err := bcrypt.GenerateFromPassword([]byte(password), h.bcryptCost)
 	return string(b), err
 }
@@ -109,13 +120,18 @@ func (h *PasswordHasher) Verify(ctx context.Context, encoded, password string) (
 		if err != nil {
 			return false, false, err
 		}
+		h.ops.Add(1)
 		got := argon2.IDKey([]byte(password), salt, p.time, p.memoryKiB, p.threads, uint32(len(key)))
 		ok = subtle.ConstantTimeCompare(got, key) == 1
 		return ok, ok && (h.algo != "argon2id" || p != h.argon), nil
 	}
 	if len(password) > MaxPasswordBytes {
+		// No bcrypt password is this long, but answering at once would
+		// tell a known account from an unknown one: spend a check anyway.
+		h.spendBcrypt(password)
 		return false, false, nil
 	}
+	h.ops.Add(1)
 	err = bcrypt.CompareHashAndPassword([]byte(encoded), []byte(password))
 	if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
 		return false, false, nil
@@ -134,8 +150,21 @@ func (h *PasswordHasher) dummyCompare(ctx context.Context, password string) {
 		_, _, _ = h.Verify(ctx, "$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHRzYWx0c2FsdA$ZHVtbXlkdW1teWR1bW15ZHVtbXlkdW1teWR1bW15ZHU", password)
 		return
 	}
-	_ = h.acquire(ctx)
+	if h.acquire(ctx) != nil {
+		return
+	}
 	defer h.release()
+	h.spendBcrypt(password)
+}
+
+// spendBcrypt runs one full bcrypt check that cannot succeed. bcrypt
+// refuses inputs over 72 bytes at once, so those are cut to 72 first: the
+// check must cost the same whatever the length.
+func (h *PasswordHasher) spendBcrypt(password string) {
+	if len(password) > MaxPasswordBytes {
+		password = password[:MaxPasswordBytes]
+	}
+	h.ops.Add(1)
 	_ = bcrypt.CompareHashAndPassword(h.dummyBcrypt(), []byte(password))
 }
 

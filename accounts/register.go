@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -23,13 +24,33 @@ type Registration struct {
 	Name     string
 }
 
-// CheckName validates a display name and returns it trimmed.
+// CheckName validates a display name and returns it trimmed. Names are shown
+// to other people (and used to be put in mail), so besides the length it
+// refuses what can disguise text: control characters, line and paragraph
+// separators, bidi overrides and isolates, and every other invisible format
+// character (Unicode Cf) except the joiners that scripts and emoji need.
 func CheckName(field, name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxNameLen || strings.ContainsAny(name, "\x00\r\n") {
 		return "", &PolicyError{Field: field, Reason: fmt.Sprintf("must be a single line of at most %d characters", MaxNameLen)}
 	}
+	for _, r := range name {
+		if hiddenRune(r) {
+			return "", &PolicyError{Field: field, Reason: fmt.Sprintf("must not contain invisible or direction-changing characters (found U+%04X)", r)}
+		}
+	}
 	return name, nil
+}
+
+// hiddenRune reports the characters a display name may not hold.
+func hiddenRune(r rune) bool {
+	switch {
+	case r == '\u200c', r == '\u200d': // ZWNJ, ZWJ: Persian, Indic scripts, emoji sequences
+		return false
+	case unicode.IsControl(r), unicode.Is(unicode.Zl, r), unicode.Is(unicode.Zp, r), unicode.Is(unicode.Cf, r):
+		return true // Cf holds the bidi controls U+202A–202E, U+2066–2069, U+200E/F and U+FEFF
+	}
+	return false
 }
 
 // Register creates a user with the default role, and in the same transaction
@@ -72,13 +93,15 @@ func (s *Service) auditSelf(ctx context.Context, tx pgx.Tx, typ, userID string) 
 	return audit.Record(ctx, tx, s.log, audit.Event{Type: typ, ActorType: audit.ActorUser, ActorID: userID, TargetType: "user", TargetID: userID})
 }
 
-// sendVerification issues a verification token for address and queues its mail.
+// sendVerification issues a verification token for address and queues its
+// mail. The address is not proven yet, so the mail carries nothing the user
+// chose (no display name): it cannot relay a message to a stranger.
 func (s *Service) sendVerification(ctx context.Context, tx pgx.Tx, u *User, address string) error {
 	tok, err := s.issueToken(ctx, tx, u.ID, purposeVerify, address, s.cfg.VerifyTTL)
 	if err != nil {
 		return err
 	}
 	return s.queueMail(ctx, tx, mail.VerifyEmail, address, mail.Data{
-		Name: u.Name, Link: s.cfg.BaseURL + "/verify-email?token=" + tok, Expires: humanDuration(s.cfg.VerifyTTL),
+		Link: s.cfg.BaseURL + "/verify-email?token=" + tok, Expires: humanDuration(s.cfg.VerifyTTL),
 	})
 }

@@ -47,7 +47,7 @@ func (s *Service) ForgotPassword(ctx context.Context, email string) error {
 			return err
 		}
 		if err := s.queueMail(ctx, tx, mail.PasswordReset, u.Email, mail.Data{
-			Name: u.Name, Link: s.cfg.BaseURL + "/password/reset?token=" + tok, Expires: humanDuration(s.cfg.ResetTTL),
+			Name: greeting(u), Link: s.cfg.BaseURL + "/password/reset?token=" + tok, Expires: humanDuration(s.cfg.ResetTTL),
 		}); err != nil {
 			return err
 		}
@@ -112,10 +112,10 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) (*U
 		if err := s.auditSelf(ctx, tx, "user.password_reset", uid); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM login_failures WHERE email = $1`, u.Email); err != nil {
-			return fmt.Errorf("accounts: clear login backoff: %w", err)
+		if err := clearAllFailures(ctx, tx, u.Email); err != nil {
+			return err
 		}
-		if err := s.queueMail(ctx, tx, mail.PasswordChanged, u.Email, mail.Data{Name: u.Name}); err != nil {
+		if err := s.queueMail(ctx, tx, mail.PasswordChanged, u.Email, mail.Data{Name: greeting(u)}); err != nil {
 			return err
 		}
 		if err := s.emit(ctx, tx, EventUserPasswordReset, map[string]any{"user_id": uid, "email": u.Email}); err != nil {

@@ -51,7 +51,7 @@ func (s *Service) CreateSession(ctx context.Context, userID, userAgent, ip strin
 	if len(userAgent) > 512 {
 		userAgent = userAgent[:512]
 	}
-	sess := &Session{UserID: userID, AuthTime: now, UserAgent: userAgent, IP: ip, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+	sess := &Session{UserID: userID, AuthTime: now, UserAgent: userAgent, IP: ip, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionMaxAge)}
 	err := s.pool.QueryRow(ctx, `INSERT INTO browser_sessions (token_hash, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at)
 		VALUES ($1,$2,$3,$4,$5,$3,$3,$6) RETURNING id`, hash, userID, now, userAgent, ip, sess.ExpiresAt).Scan(&sess.ID)
 	if err != nil {
@@ -61,15 +61,18 @@ func (s *Service) CreateSession(ctx context.Context, userID, userAgent, ip strin
 }
 
 // SessionByToken returns the live session and its (enabled) user for a cookie
-// value, and records that it was seen.
+// value, and records that it was seen. A session is live until its absolute
+// lifetime (SessionMaxAge) ends, and only while it was seen within
+// SessionIdleTimeout.
 func (s *Service) SessionByToken(ctx context.Context, token string) (*Session, *User, error) {
-	if token == "" {
+	if token == "" || len(token) > 128 {
 		return nil, nil, ErrNoSession
 	}
 	var sess Session
-	err := s.pool.QueryRow(ctx, `UPDATE browser_sessions SET last_seen_at = now()
-		WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()
-		RETURNING id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at`, HashToken(token)).
+	now := s.cfg.Now()
+	err := s.pool.QueryRow(ctx, `UPDATE browser_sessions SET last_seen_at = $2
+		WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3
+		RETURNING id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at`, HashToken(token), now, now.Add(-s.cfg.SessionIdleTimeout)).
 		Scan(&sess.ID, &sess.UserID, &sess.AuthTime, &sess.UserAgent, &sess.IP, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, ErrNoSession
@@ -92,8 +95,10 @@ func (s *Service) SessionByToken(ctx context.Context, token string) (*Session, *
 
 // Sessions lists the user's live sessions, newest first.
 func (s *Service) Sessions(ctx context.Context, userID string) ([]Session, error) {
+	now := s.cfg.Now()
 	rows, err := s.pool.Query(ctx, `SELECT id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at
-		FROM browser_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY created_at DESC`, userID)
+		FROM browser_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3
+		ORDER BY created_at DESC`, userID, now, now.Add(-s.cfg.SessionIdleTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("accounts: list sessions of %s: %w", userID, err)
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
+	"net/netip"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
+
+	"github.com/authd/authd/internal/reqctx"
+	"github.com/authd/authd/storage"
 )
 
 // ErrThrottled matches every *ThrottledError with errors.Is.
@@ -33,14 +35,25 @@ func (e *ThrottledError) RetryAfterSeconds() int {
 	return max(1, int(math.Ceil(e.RetryAfter.Seconds())))
 }
 
-// ThrottleConfig shapes the per-account login backoff. After Free failures in
-// a row, each further failure locks the account's password check for Base,
-// doubling per failure up to Max. Failures older than Window are forgotten.
+// ThrottleConfig shapes the login backoff. It has two levels:
+//
+//   - per (account, client address): after Free failures in a row from one
+//     address, each further failure locks that address out of the account
+//     for Base, doubling per failure up to Max;
+//   - per account, from every address together: only after AccountFree
+//     failures, each further failure locks the account for AccountLock, a
+//     short flat pause. An attacker spread over many addresses is slowed to
+//     one guess per AccountLock, and the owner, on an address of their own,
+//     never waits longer than AccountLock.
+//
+// Failures older than Window are forgotten.
 type ThrottleConfig struct {
-	Free   int           // 5
-	Base   time.Duration // 1s
-	Max    time.Duration // 15m
-	Window time.Duration // 1h
+	Free        int           // 5
+	Base        time.Duration // 1s
+	Max         time.Duration // 15m
+	AccountFree int           // 100
+	AccountLock time.Duration // 3s
+	Window      time.Duration // 1h
 }
 
 func (c ThrottleConfig) withDefaults() ThrottleConfig {
@@ -53,13 +66,19 @@ func (c ThrottleConfig) withDefaults() ThrottleConfig {
 	if c.Max <= 0 {
 		c.Max = 15 * time.Minute
 	}
+	if c.AccountFree <= 0 {
+		c.AccountFree = 100
+	}
+	if c.AccountLock <= 0 {
+		c.AccountLock = 3 * time.Second
+	}
 	if c.Window <= 0 {
 		c.Window = time.Hour
 	}
 	return c
 }
 
-// delay is the lock after the n-th consecutive failure.
+// delay is the lock of one address after its n-th consecutive failure.
 func (c ThrottleConfig) delay(n int) time.Duration {
 	if n <= c.Free {
 		return 0
@@ -68,21 +87,43 @@ func (c ThrottleConfig) delay(n int) time.Duration {
 	return min(c.Base*time.Duration(1<<exp), c.Max)
 }
 
-// throttleKey keys the backoff by the address as typed, normalised, so an
-// unknown address is throttled exactly like a real one (no enumeration).
-func throttleKey(email string) string {
-	if e, err := NormalizeEmail(email); err == nil {
-		return e
+// accountDelay is the account-wide lock after the n-th failure from anywhere.
+func (c ThrottleConfig) accountDelay(n int) time.Duration {
+	if n <= c.AccountFree {
+		return 0
 	}
-	return strings.ToLower(strings.TrimSpace(email))
+	return c.AccountLock
 }
 
-func (s *Service) checkThrottle(ctx context.Context, key string) error {
-	var until *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT locked_until FROM login_failures WHERE email = $1`, key).Scan(&until)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
+// throttleKey names one account's backoff: the address as typed, normalised
+// (so an unknown address is throttled exactly like a real one: no
+// enumeration), and the client's address. client "" is the account-wide row.
+type throttleKey struct{ email, client string }
+
+// accountWide is the account's row that every address counts towards.
+func (k throttleKey) accountWide() throttleKey { return throttleKey{email: k.email} }
+
+// keyFor returns the backoff key of a login for email from the client of
+// ctx (the address the HTTP middleware computed). IPv6 clients are keyed
+// by their /64, which one subscriber usually holds whole.
+func keyFor(ctx context.Context, email string) throttleKey {
+	client := "-" // not from a request (CLI, tests): one shared bucket
+	if ip := reqctx.ClientOf(ctx).IP; ip != "" {
+		client = ip
+		if a, err := netip.ParseAddr(ip); err == nil && a.Is6() && !a.Is4In6() {
+			p, _ := a.Prefix(64)
+			client = p.String()
+		}
 	}
+	return throttleKey{email: email, client: client}
+}
+
+// checkThrottle returns a *ThrottledError while either the address's or the
+// account-wide lock lasts, with the longer of the two waits.
+func (s *Service) checkThrottle(ctx context.Context, k throttleKey) error {
+	var until *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT max(locked_until) FROM login_failures
+		WHERE email = $1 AND client IN ($2, '')`, k.email, k.client).Scan(&until)
 	if err != nil {
 		return fmt.Errorf("accounts: read login backoff: %w", err)
 	}
@@ -94,29 +135,50 @@ func (s *Service) checkThrottle(ctx context.Context, key string) error {
 	return nil
 }
 
-// recordFailure counts a failed login. Errors are logged, not returned: the
-// caller's answer (invalid credentials) stands either way.
-func (s *Service) recordFailure(ctx context.Context, key string) {
-	now := s.cfg.Now()
+// recordFailure counts a failed login for the address and for the account.
+// Errors are logged, not returned: the caller's answer (invalid
+// credentials) stands either way.
+func (s *Service) recordFailure(ctx context.Context, k throttleKey) {
 	c := s.cfg.Throttle
-	var n int
-	err := s.pool.QueryRow(ctx, `INSERT INTO login_failures AS f (email, failures, updated_at) VALUES ($1, 1, $2)
-		ON CONFLICT (email) DO UPDATE SET
-			failures = CASE WHEN f.updated_at < $3 THEN 1 ELSE f.failures + 1 END,
-			updated_at = $2
-		RETURNING failures`, key, now, now.Add(-c.Window)).Scan(&n)
-	if err == nil {
-		if d := c.delay(n); d > 0 {
-			_, err = s.pool.Exec(ctx, `UPDATE login_failures SET locked_until = $2 WHERE email = $1`, key, now.Add(d))
-		}
+	if err := s.countFailure(ctx, k, c.delay); err != nil {
+		s.log.Warn("record failed login", zap.Error(err))
 	}
-	if err != nil {
+	if err := s.countFailure(ctx, k.accountWide(), c.accountDelay); err != nil {
 		s.log.Warn("record failed login", zap.Error(err))
 	}
 }
 
-func (s *Service) clearFailures(ctx context.Context, key string) {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE email = $1`, key); err != nil {
+func (s *Service) countFailure(ctx context.Context, k throttleKey, delay func(int) time.Duration) error {
+	now := s.cfg.Now()
+	var n int
+	err := s.pool.QueryRow(ctx, `INSERT INTO login_failures AS f (email, client, failures, updated_at) VALUES ($1, $2, 1, $3)
+		ON CONFLICT (email, client) DO UPDATE SET
+			failures = CASE WHEN f.updated_at < $4 THEN 1 ELSE f.failures + 1 END,
+			updated_at = $3
+		RETURNING failures`, k.email, k.client, now, now.Add(-s.cfg.Throttle.Window)).Scan(&n)
+	if err != nil {
+		return err
+	}
+	if d := delay(n); d > 0 {
+		_, err = s.pool.Exec(ctx, `UPDATE login_failures SET locked_until = $3 WHERE email = $1 AND client = $2`, k.email, k.client, now.Add(d))
+	}
+	return err
+}
+
+// clearFailures forgets the address's failures after a success. The
+// account-wide count stays: one success of the owner must not hand an
+// attacker elsewhere a fresh allowance.
+func (s *Service) clearFailures(ctx context.Context, k throttleKey) {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE email = $1 AND client = $2`, k.email, k.client); err != nil {
 		s.log.Warn("clear failed logins", zap.Error(err))
 	}
+}
+
+// clearAllFailures forgets every failure of the account (password reset:
+// the mailbox owner chose a new password).
+func clearAllFailures(ctx context.Context, q storage.Querier, email string) error {
+	if _, err := q.Exec(ctx, `DELETE FROM login_failures WHERE email = $1`, email); err != nil {
+		return fmt.Errorf("accounts: clear login backoff: %w", err)
+	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 const (
 	purposeVerify = "verify_email"
 	purposeReset  = "password_reset"
+	purposeCancel = "cancel_email_change" // mailed to the old address of an email change
 )
 
 // issueToken stores a new 256-bit token for user, mailed to email, and
@@ -61,6 +62,24 @@ func (s *Service) tokenValid(ctx context.Context, purpose, token string) (bool, 
 		return false, fmt.Errorf("accounts: check %s token: %w", purpose, err)
 	}
 	return ok, nil
+}
+
+// peekToken returns the user and address of a live token without using it
+// (for pages that show what a link will do before a POST does it).
+func (s *Service) peekToken(ctx context.Context, purpose, token string) (userID, email string, err error) {
+	if token == "" || len(token) > 128 {
+		return "", "", ErrInvalidToken
+	}
+	err = s.pool.QueryRow(ctx, `SELECT user_id, email FROM email_tokens
+		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3`,
+		HashToken(token), purpose, s.cfg.Now()).Scan(&userID, &email)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", ErrInvalidToken
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("accounts: check %s token: %w", purpose, err)
+	}
+	return userID, email, nil
 }
 
 // invalidateTokens retires the user's unused tokens of purpose.

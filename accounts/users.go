@@ -32,6 +32,9 @@ var (
 	ErrInvalidToken       = errors.New("accounts: invalid or expired link")
 	ErrWrongPassword      = errors.New("accounts: current password is wrong")
 	ErrTooSoon            = errors.New("accounts: please wait before asking again")
+	// ErrReauthRequired means the change needs the current password or a
+	// login no older than Config.RecentAuth.
+	ErrReauthRequired = errors.New("accounts: confirm with your current password or log in again")
 )
 
 // User is an account holder.
@@ -53,9 +56,18 @@ type User struct {
 // Config holds the accounts service's settings. The zero value of each field
 // picks the documented default.
 type Config struct {
-	DefaultRole string        // given to every new user (AUTHD_DEFAULT_ROLE; "user")
-	SessionTTL  time.Duration // browser session lifetime (14 days)
-	Now         func() time.Time
+	DefaultRole string // given to every new user (AUTHD_DEFAULT_ROLE; "user")
+	// SessionMaxAge is a browser session's absolute lifetime
+	// (AUTHD_SESSION_MAX_AGE; 14 days), SessionIdleTimeout how long it
+	// survives unused (AUTHD_SESSION_IDLE_TIMEOUT; 24h).
+	SessionMaxAge      time.Duration
+	SessionIdleTimeout time.Duration
+	// RecentAuth is how recent a login must be to change the email or the
+	// password without typing the current password (5m).
+	RecentAuth time.Duration
+	// EmailChanges bounds the email changes one user may start per hour (3).
+	EmailChanges int
+	Now          func() time.Time
 	// BaseURL is authd's public URL (AUTHD_ISSUER), the base of links in mail.
 	BaseURL string
 	// Webhooks, when true (AUTHD_WEBHOOK_URL set), queues user.* events in the
@@ -96,8 +108,17 @@ func New(pool *pgxpool.Pool, hasher *PasswordHasher, log *zap.Logger, cfg Config
 	if cfg.DefaultRole == "" {
 		cfg.DefaultRole = "user"
 	}
-	if cfg.SessionTTL == 0 {
-		cfg.SessionTTL = 14 * 24 * time.Hour
+	if cfg.SessionMaxAge <= 0 {
+		cfg.SessionMaxAge = 14 * 24 * time.Hour
+	}
+	if cfg.SessionIdleTimeout <= 0 {
+		cfg.SessionIdleTimeout = 24 * time.Hour
+	}
+	if cfg.RecentAuth <= 0 {
+		cfg.RecentAuth = 5 * time.Minute
+	}
+	if cfg.EmailChanges <= 0 {
+		cfg.EmailChanges = 3
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -247,22 +268,29 @@ func (s *Service) UserByEmailOrID(ctx context.Context, ref string) (*User, error
 	return s.UserByEmail(ctx, ref)
 }
 
-// Authenticate checks an email and password. Unknown emails cost the same time
-// as wrong passwords and give the same error. A correct password whose hash
-// uses outdated parameters is re-hashed.
+// Authenticate checks an email and password. Unknown emails cost the same
+// hash computation as wrong passwords, whatever the password's length, and
+// give the same error. A correct password whose hash uses outdated
+// parameters is re-hashed.
 //
-// Repeated failures for one email make further attempts wait (per-account
-// backoff kept in Postgres, so it holds across replicas): while it lasts,
-// Authenticate returns a *ThrottledError (errors.Is ErrThrottled) without
-// checking the password. It also returns ErrInvalidCredentials and
-// ErrUserDisabled.
+// Failures back off per (account, client address) and, much later, per
+// account (ThrottleConfig; kept in Postgres, so it holds across replicas):
+// while a lock lasts, Authenticate returns a *ThrottledError (errors.Is
+// ErrThrottled) without checking the password. An address no email can have
+// is refused with ErrInvalidEmail before any database work. It also returns
+// ErrInvalidCredentials and ErrUserDisabled.
 func (s *Service) Authenticate(ctx context.Context, email, password string) (*User, error) {
-	key := throttleKey(email)
+	e, err := NormalizeEmail(email)
+	if err != nil {
+		s.cfg.Metrics.loginResult(err)
+		return nil, err
+	}
+	key := keyFor(ctx, e)
 	if err := s.checkThrottle(ctx, key); err != nil {
 		s.cfg.Metrics.loginResult(err)
 		return nil, err
 	}
-	u, err := s.authenticate(ctx, email, password)
+	u, err := s.authenticate(ctx, e, password)
 	switch {
 	case errors.Is(err, ErrInvalidCredentials):
 		s.recordFailure(ctx, key)

@@ -31,8 +31,13 @@ type AccountPages struct {
 func (p *AccountPages) MountPages(r *mux.Router) {
 	r.HandleFunc("/register", p.registerForm).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/register", p.register).Methods(http.MethodPost)
-	r.HandleFunc("/verify-email", p.verify).Methods(http.MethodGet, http.MethodHead)
+	// Mailed links only show a confirmation on GET and HEAD: mail scanners
+	// and link previewers fetch them. The POST does the work.
+	r.HandleFunc("/verify-email", p.verifyForm).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/verify-email", p.verify).Methods(http.MethodPost)
 	r.HandleFunc("/verify-email/resend", p.resend).Methods(http.MethodPost)
+	r.HandleFunc("/email/cancel", p.cancelForm).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/email/cancel", p.cancel).Methods(http.MethodPost)
 	r.HandleFunc("/password/forgot", p.forgotForm).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/password/forgot", p.forgot).Methods(http.MethodPost)
 	r.HandleFunc("/password/reset", p.resetForm).Methods(http.MethodGet, http.MethodHead)
@@ -82,7 +87,7 @@ func (p *AccountPages) startSession(w http.ResponseWriter, r *http.Request, u *a
 	if err != nil {
 		return err
 	}
-	if old := SessionToken(r); old != "" {
+	if old := p.UI.SessionToken(r); old != "" {
 		_ = p.Accounts.RevokeSessionByToken(r.Context(), old)
 	}
 	p.UI.SetSessionCookie(w, token, sess.ExpiresAt)
@@ -91,7 +96,7 @@ func (p *AccountPages) startSession(w http.ResponseWriter, r *http.Request, u *a
 
 // current returns the browser's session and user, if logged in.
 func (p *AccountPages) current(r *http.Request) (*accounts.Session, *accounts.User, error) {
-	sess, u, err := p.Accounts.SessionByToken(r.Context(), SessionToken(r))
+	sess, u, err := p.Accounts.SessionByToken(r.Context(), p.UI.SessionToken(r))
 	if errors.Is(err, accounts.ErrNoSession) {
 		return nil, nil, nil
 	}
@@ -211,8 +216,17 @@ func (p *AccountPages) profile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, email := r.PostFormValue("name"), r.PostFormValue("email")
-	updated, err := p.Accounts.UpdateProfile(r.Context(), u.ID, accounts.ProfileUpdate{Name: &name, Email: &email})
+	if norm, err := accounts.NormalizeEmail(email); err == nil && norm != u.Email && norm != u.PendingEmail && p.Limits.EmailChange != nil {
+		if ok, wait := p.Limits.EmailChange.Allow(ratelimit.ClientIP(r)); !ok {
+			w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+			p.renderAccount(w, r, http.StatusTooManyRequests, sess, u, "", "Too many email changes from your network. Please wait "+ratelimit.RetryAfter(wait)+" seconds and try again.")
+			return
+		}
+	}
+	updated, err := p.Accounts.UpdateProfile(r.Context(), u.ID, accounts.ProfileUpdate{Name: &name, Email: &email,
+		Proof: accounts.Proof{Password: r.PostFormValue("current_password"), Session: sess}})
 	if msg, status := formError(err); msg != "" {
+		setRetryAfter(w, err)
 		p.renderAccount(w, r, status, sess, u, "", msg)
 		return
 	} else if err != nil {
@@ -239,14 +253,9 @@ func (p *AccountPages) password(w http.ResponseWriter, r *http.Request) {
 		p.renderAccount(w, r, http.StatusBadRequest, sess, u, "", "The new passwords do not match.")
 		return
 	}
-	err := p.Accounts.ChangePassword(r.Context(), u.ID, r.PostFormValue("current_password"), next, sess.ID)
+	err := p.Accounts.ChangePassword(r.Context(), u.ID, accounts.Proof{Password: r.PostFormValue("current_password"), Session: sess}, next)
 	if msg, status := formError(err); msg != "" {
-		if status == http.StatusTooManyRequests {
-			var te *accounts.ThrottledError
-			if errors.As(err, &te) {
-				w.Header().Set("Retry-After", ratelimit.RetryAfter(te.RetryAfter))
-			}
-		}
+		setRetryAfter(w, err)
 		p.renderAccount(w, r, status, sess, u, "", msg)
 		return
 	} else if err != nil {
@@ -297,16 +306,31 @@ func formError(err error) (string, int) {
 		return "An account with this email address already exists.", http.StatusConflict
 	case errors.Is(err, accounts.ErrWrongPassword):
 		return "Your current password is not correct.", http.StatusBadRequest
+	case errors.Is(err, accounts.ErrReauthRequired):
+		return "Please enter your current password to confirm this change.", http.StatusForbidden
 	case errors.As(err, &te):
 		return "Too many wrong passwords. Please wait " + ratelimit.RetryAfter(te.RetryAfter) + " seconds and try again.", http.StatusTooManyRequests
 	case errors.As(err, &soon):
-		return "We just sent you an email. Please wait " + ratelimit.RetryAfter(soon.RetryAfter) + " seconds before asking again.", http.StatusTooManyRequests
+		return "Too many requests like this one. Please wait " + ratelimit.RetryAfter(soon.RetryAfter) + " seconds before trying again.", http.StatusTooManyRequests
 	case errors.Is(err, accounts.ErrInvalidToken):
 		return "This link is invalid, has expired or was already used.", http.StatusBadRequest
 	case errors.Is(err, accounts.ErrAlreadyVerified):
 		return "Your email address is already verified.", http.StatusConflict
 	}
 	return "", 0
+}
+
+// setRetryAfter adds Retry-After to the answer of a throttled or
+// rate-limited form.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var te *accounts.ThrottledError
+	var soon *accounts.TooSoonError
+	switch {
+	case errors.As(err, &te):
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(te.RetryAfter))
+	case errors.As(err, &soon):
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(soon.RetryAfter))
+	}
 }
 
 func fieldLabel(field string) string {

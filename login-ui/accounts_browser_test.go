@@ -45,6 +45,12 @@ func TestBrowser_RegisterAndVerifyEmail(t *testing.T) {
 	if st := open(t, ctx, link); st != 200 {
 		t.Fatalf("verify: status %d", st)
 	}
+	mustContain(t, ctx, "Confirm your email address", "ada@example.com")
+	screenshot(t, ctx, "verify-email-confirm")
+	if u, _ := s.accts.UserByEmail(context.Background(), "ada@example.com"); u.EmailVerified {
+		t.Fatal("opening the link verified the address: a mail scanner's fetch would too")
+	}
+	submit(t, ctx, "/verify-email")
 	mustContain(t, ctx, "Email verified", "ada@example.com")
 	screenshot(t, ctx, "verify-email")
 	u, err := s.accts.UserByEmail(context.Background(), "ada@example.com")
@@ -130,18 +136,6 @@ func TestBrowser_ProfileAndSessions(t *testing.T) {
 		t.Fatalf("name field = %q", v)
 	}
 
-	fill(t, ctx, "email", "cyrus@example.com")
-	submit(t, ctx, "/account/profile")
-	mustContain(t, ctx, "Waiting for you to confirm", "cyrus@example.com")
-	screenshot(t, ctx, "account-email-pending")
-	got, _ := s.accts.User(bg, u.ID)
-	if got.Name != "Cyrus Smith" || got.Email != "cy@example.com" || got.PendingEmail != "cyrus@example.com" {
-		t.Fatalf("user = %+v", got)
-	}
-	open(t, ctx, s.mailTo("cyrus@example.com", "Verify your email address"))
-	open(t, ctx, s.url+"/account")
-	mustContain(t, ctx, "Signed in as cyrus@example.com")
-
 	// End the other device's session.
 	if err := chromedp.Do(ctx, chromedp.Query(chromedp.CSS(`input[name=session_id][value="`+other.ID+`"]`))); err != nil {
 		t.Fatalf("other session not listed: %v", err)
@@ -153,6 +147,28 @@ func TestBrowser_ProfileAndSessions(t *testing.T) {
 	screenshot(t, ctx, "account-session-ended")
 	if _, _, err := s.accts.SessionByToken(bg, otherTok); !errors.Is(err, accounts.ErrNoSession) {
 		t.Fatalf("ended session still live: %v", err)
+	}
+
+	// Change the email: the login is recent, so no password is asked; this
+	// browser's session confirms the link.
+	thirdTok, _, _ := s.accts.CreateSession(bg, u.ID, "curl/8", "10.0.0.8")
+	fill(t, ctx, "email", "cyrus@example.com")
+	submit(t, ctx, "/account/profile")
+	mustContain(t, ctx, "Waiting for you to confirm", "cyrus@example.com")
+	screenshot(t, ctx, "account-email-pending")
+	got, _ := s.accts.User(bg, u.ID)
+	if got.Name != "Cyrus Smith" || got.Email != "cy@example.com" || got.PendingEmail != "cyrus@example.com" {
+		t.Fatalf("user = %+v", got)
+	}
+	s.mailTo("cy@example.com", "Your email address is being changed")
+	open(t, ctx, s.mailTo("cyrus@example.com", "Verify your email address"))
+	mustContain(t, ctx, "Make cyrus@example.com the email address you log in with?")
+	submit(t, ctx, "/verify-email")
+	mustContain(t, ctx, "Email verified")
+	open(t, ctx, s.url+"/account")
+	mustContain(t, ctx, "Signed in as cyrus@example.com")
+	if _, _, err := s.accts.SessionByToken(bg, thirdTok); !errors.Is(err, accounts.ErrNoSession) {
+		t.Fatalf("another session survived the email change: %v", err)
 	}
 
 	// Change the password: wrong current first.
@@ -167,5 +183,54 @@ func TestBrowser_ProfileAndSessions(t *testing.T) {
 	mustContain(t, ctx, "Your password was changed.")
 	if _, err := s.accts.Authenticate(bg, "cyrus@example.com", pw2); err != nil {
 		t.Fatalf("new password: %v", err)
+	}
+}
+
+// The verification link of an email change, opened in a browser that is not
+// logged in to the account, asks for the account's password; the notice to
+// the old address carries a link that cancels a change.
+func TestBrowser_EmailChangeNeedsTheOwner(t *testing.T) {
+	s := newSite(t, siteOpts{})
+	ctx := newBrowser(t)
+	bg := context.Background()
+	u, err := s.accts.CreateUser(bg, accounts.NewUser{Email: "dora@example.com", Password: pw1, Name: "Dora", Verified: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login(t, ctx, s, "dora@example.com", pw1)
+	fill(t, ctx, "email", "dora.new@example.com")
+	submit(t, ctx, "/account/profile")
+	mustContain(t, ctx, "Waiting for you to confirm")
+	submit(t, ctx, "/logout")
+
+	open(t, ctx, s.mailTo("dora.new@example.com", "Verify your email address"))
+	mustContain(t, ctx, "Confirm your new email address", "enter its password")
+	screenshot(t, ctx, "verify-email-change")
+	fill(t, ctx, "password", "not-doras-password")
+	if resp := submit(t, ctx, "/verify-email"); resp.Status != 400 {
+		t.Fatalf("wrong password: status %d", resp.Status)
+	}
+	mustContain(t, ctx, "current password is not correct")
+	if got, _ := s.accts.User(bg, u.ID); got.Email != "dora@example.com" {
+		t.Fatalf("email changed without the password: %+v", got)
+	}
+	fill(t, ctx, "password", pw1)
+	if resp := submit(t, ctx, "/verify-email"); resp.Status != 200 {
+		t.Fatalf("with the password: status %d", resp.Status)
+	}
+	mustContain(t, ctx, "Email verified", "dora.new@example.com")
+
+	// A second change, cancelled from the notice to the (now) old address.
+	login(t, ctx, s, "dora.new@example.com", pw1)
+	fill(t, ctx, "email", "mallory@example.com")
+	submit(t, ctx, "/account/profile")
+	cancel := s.mailTo("dora.new@example.com", "Your email address is being changed")
+	open(t, ctx, cancel)
+	mustContain(t, ctx, "Cancel the email change")
+	screenshot(t, ctx, "email-cancel")
+	submit(t, ctx, "/email/cancel")
+	mustContain(t, ctx, "Email change cancelled")
+	if got, _ := s.accts.User(bg, u.ID); got.PendingEmail != "" || got.Email != "dora.new@example.com" {
+		t.Fatalf("after cancel: %+v", got)
 	}
 }

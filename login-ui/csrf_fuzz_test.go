@@ -27,7 +27,7 @@ func FuzzCheckCSRF(f *testing.F) {
 	// the UI would replace the cookie instead).
 	issued := func(cookie string) string {
 		r := httptest.NewRequest(http.MethodGet, "/login", nil)
-		r.AddCookie(&http.Cookie{Name: "authd_csrf", Value: cookie})
+		r.AddCookie(&http.Cookie{Name: loginui.HostPrefix + "authd_csrf", Value: cookie})
 		w := httptest.NewRecorder()
 		ui.Render(w, r, http.StatusOK, "login", loginui.Page{Data: loginui.LoginData{}})
 		if len(w.Result().Cookies()) > 0 {
@@ -48,12 +48,12 @@ func FuzzCheckCSRF(f *testing.F) {
 	f.Add(strings.Repeat("\xff", 40), "x")
 	f.Add(strings.Repeat("z", 5000), strings.Repeat("z", 5000))
 	f.Fuzz(func(t *testing.T, cookie, token string) {
-		if (&http.Cookie{Name: "authd_csrf", Value: cookie}).Valid() != nil {
+		if (&http.Cookie{Name: loginui.HostPrefix + "authd_csrf", Value: cookie}).Valid() != nil {
 			return
 		}
 		r := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(url.Values{"csrf_token": {token}}.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.AddCookie(&http.Cookie{Name: "authd_csrf", Value: cookie})
+		r.AddCookie(&http.Cookie{Name: loginui.HostPrefix + "authd_csrf", Value: cookie})
 		if err := r.ParseForm(); err != nil {
 			t.Fatal(err)
 		}

@@ -102,13 +102,20 @@ func (l *Login) post(w http.ResponseWriter, r *http.Request) {
 		l.render(w, r, http.StatusForbidden, returnTo, email, "This form has expired. Please try again.")
 		return
 	}
+	if _, err := accounts.NormalizeEmail(email); err != nil {
+		// No account can have it: refused before any database write (a
+		// megabyte "email" must not become a backoff row or an audit line).
+		l.render(w, r, http.StatusBadRequest, returnTo, "", "Please enter a valid email address.")
+		return
+	}
 	u, err := l.Accounts.Authenticate(ctx, email, r.PostFormValue("password"))
 	var throttled *accounts.ThrottledError
 	switch {
 	case errors.As(err, &throttled):
 		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true, Details: map[string]any{"reason": "throttled"}})
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(throttled.RetryAfter))
-		l.render(w, r, http.StatusTooManyRequests, returnTo, email, "Too many failed attempts. Please wait a moment and try again.")
+		l.render(w, r, http.StatusTooManyRequests, returnTo, email, "Too many failed attempts. Please wait "+
+			ratelimit.RetryAfter(throttled.RetryAfter)+" seconds and try again.")
 		return
 	case errors.Is(err, accounts.ErrInvalidCredentials), errors.Is(err, accounts.ErrUserDisabled), errors.Is(err, accounts.ErrInvalidEmail):
 		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true})
@@ -129,7 +136,7 @@ func (l *Login) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A new cookie value on every login, so a planted cookie (fixation) is useless.
-	if old := SessionToken(r); old != "" {
+	if old := l.UI.SessionToken(r); old != "" {
 		_ = l.Accounts.RevokeSessionByToken(ctx, old)
 	}
 	l.UI.SetSessionCookie(w, token, sess.ExpiresAt)
@@ -145,7 +152,7 @@ func (l *Login) Logout(w http.ResponseWriter, r *http.Request) {
 			Error: "This form has expired. Go back and try again."})
 		return
 	}
-	if tok := SessionToken(r); tok != "" {
+	if tok := l.UI.SessionToken(r); tok != "" {
 		if err := l.Accounts.RevokeSessionByToken(ctx, tok); err != nil {
 			reqctx.Logger(ctx).Error("logout: revoke session", zap.Error(err))
 		}

@@ -30,10 +30,13 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Cookie names.
+// Cookie names. Outside development they carry the __Host- prefix
+// (HostPrefix): the browser then accepts them only with Secure, Path=/ and
+// no Domain, so no sibling subdomain can set or overwrite them.
 const (
 	SessionCookie = "authd_session"
 	csrfCookie    = "authd_csrf"
+	HostPrefix    = "__Host-"
 	// CSRFField is the hidden form field every POST form carries.
 	CSRFField = "csrf_token"
 )
@@ -41,18 +44,24 @@ const (
 // UI renders pages and checks CSRF tokens. Create it with New.
 type UI struct {
 	pages  map[string]*template.Template
-	secure bool   // Secure cookies (outside dev)
-	key    []byte // HMAC key binding CSRF tokens to the CSRF cookie
+	secure bool   // Secure, __Host- cookies (outside dev)
+	key    []byte // HMAC key binding CSRF tokens to the CSRF and session cookies
 	log    *zap.Logger
+
+	sessionName, csrfName string
 }
 
-// New parses the embedded templates. secure sets the Secure flag on cookies;
-// key (≥32 bytes) signs CSRF tokens.
+// New parses the embedded templates. secure (outside dev) makes cookies
+// Secure with the __Host- prefix; key (≥32 bytes) signs CSRF tokens.
 func New(key []byte, secure bool, log *zap.Logger) (*UI, error) {
 	if len(key) < 32 {
 		return nil, fmt.Errorf("loginui: CSRF key must be at least 32 bytes, got %d", len(key))
 	}
-	ui := &UI{pages: map[string]*template.Template{}, secure: secure, key: key, log: log}
+	ui := &UI{pages: map[string]*template.Template{}, secure: secure, key: key, log: log,
+		sessionName: SessionCookie, csrfName: csrfCookie}
+	if secure {
+		ui.sessionName, ui.csrfName = HostPrefix+SessionCookie, HostPrefix+csrfCookie
+	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -142,11 +151,13 @@ func Static() http.Handler {
 	})
 }
 
-// csrfToken returns the token for this browser: an HMAC of the random value in
-// the CSRF cookie (created when missing). A cross-site attacker can neither
-// read the cookie nor compute the HMAC.
+// csrfToken returns the token for this browser: an HMAC of the random value
+// in the CSRF cookie (created when missing) and of the session cookie. A
+// cross-site attacker can neither read the cookies nor compute the HMAC; one
+// who plants a CSRF cookie of their own (and knows its token) still lacks the
+// victim's session cookie, so the token does not fit the victim's session.
 func (ui *UI) csrfToken(w http.ResponseWriter, r *http.Request) string {
-	c, err := r.Cookie(csrfCookie)
+	c, err := r.Cookie(ui.csrfName)
 	val := ""
 	if err == nil && len(c.Value) >= 32 {
 		val = c.Value
@@ -154,45 +165,59 @@ func (ui *UI) csrfToken(w http.ResponseWriter, r *http.Request) string {
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
 		val = base64.RawURLEncoding.EncodeToString(b)
-		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: val, Path: "/", HttpOnly: true, Secure: ui.secure, SameSite: http.SameSiteLaxMode})
+		http.SetCookie(w, ui.cookie(ui.csrfName, val, time.Time{}))
 		// Make the new cookie visible to a later csrfToken call in this request.
-		r.AddCookie(&http.Cookie{Name: csrfCookie, Value: val})
+		r.AddCookie(&http.Cookie{Name: ui.csrfName, Value: val})
 	}
-	return ui.sign(val)
+	return ui.sign(val, ui.SessionToken(r))
 }
 
-func (ui *UI) sign(v string) string {
+func (ui *UI) sign(v, session string) string {
 	m := hmac.New(sha256.New, ui.key)
-	m.Write([]byte("csrf:" + v))
+	sh := sha256.Sum256([]byte(session))
+	m.Write([]byte("csrf:" + v + ":"))
+	m.Write(sh[:])
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // CheckCSRF reports whether the POSTed form carries the token matching the
-// browser's CSRF cookie. Call after r.ParseForm.
+// browser's CSRF and session cookies. Call after r.ParseForm.
 func (ui *UI) CheckCSRF(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
+	c, err := r.Cookie(ui.csrfName)
 	if err != nil || len(c.Value) < 32 {
 		return false
 	}
 	got := r.PostFormValue(CSRFField)
-	return hmac.Equal([]byte(got), []byte(ui.sign(c.Value)))
+	return hmac.Equal([]byte(got), []byte(ui.sign(c.Value, ui.SessionToken(r))))
+}
+
+// cookie is every cookie of the pages: HttpOnly, SameSite=Lax, Path=/, no
+// Domain, and Secure outside development (which the __Host- names require).
+func (ui *UI) cookie(name, value string, expires time.Time) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: "/", Expires: expires,
+		HttpOnly: true, Secure: ui.secure, SameSite: http.SameSiteLaxMode}
 }
 
 // SetSessionCookie stores the browser session token.
 func (ui *UI) SetSessionCookie(w http.ResponseWriter, token string, expires time.Time) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: token, Path: "/", Expires: expires,
-		HttpOnly: true, Secure: ui.secure, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, ui.cookie(ui.sessionName, token, expires))
 }
 
 // ClearSessionCookie removes the browser session cookie.
 func (ui *UI) ClearSessionCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: ui.secure, SameSite: http.SameSiteLaxMode})
+	c := ui.cookie(ui.sessionName, "", time.Time{})
+	c.MaxAge = -1
+	http.SetCookie(w, c)
 }
 
-// SessionToken returns the browser session cookie's value, or "".
-func SessionToken(r *http.Request) string {
-	if c, err := r.Cookie(SessionCookie); err == nil {
+// SessionCookieName is the session cookie's name (with the __Host- prefix
+// outside development).
+func (ui *UI) SessionCookieName() string { return ui.sessionName }
+
+// SessionToken returns the browser session cookie's value, or "". Outside
+// development only the __Host- cookie counts.
+func (ui *UI) SessionToken(r *http.Request) string {
+	if c, err := r.Cookie(ui.sessionName); err == nil {
 		return c.Value
 	}
 	return ""

@@ -2,6 +2,8 @@ package loginui
 
 import (
 	"net/http"
+
+	"github.com/authd/authd/accounts"
 )
 
 // VerifyData is the data of templates/verify_email.html.
@@ -9,22 +11,115 @@ type VerifyData struct {
 	Verified bool
 	Email    string
 	LoggedIn bool
+	// Confirm shows the form that uses Token (a GET only shows it: mail
+	// scanners and link previewers fetch links).
+	Confirm bool
+	Token   string
+	// Change is an email change: NeedPassword asks for the password when
+	// the browser is not logged in to the account.
+	Change       bool
+	NeedPassword bool
 }
 
-// verify uses the link from the verification mail. Following the link is
-// the proof of the mailbox, so a GET does it; the token is single use.
-func (p *AccountPages) verify(w http.ResponseWriter, r *http.Request) {
-	_, cur, _ := p.current(r)
-	u, err := p.Accounts.VerifyEmail(r.Context(), r.URL.Query().Get("token"))
+// verifyForm is GET|HEAD /verify-email?token=…: it shows what the link will
+// do and a button that POSTs it. Nothing changes until the POST.
+func (p *AccountPages) verifyForm(w http.ResponseWriter, r *http.Request) {
+	sess, _, err := p.current(r)
+	if err != nil {
+		p.internalError(w, r, "verify email: session", err)
+		return
+	}
+	tok := r.URL.Query().Get("token")
+	link, err := p.Accounts.PeekEmailLink(r.Context(), tok)
 	if msg, status := formError(err); msg != "" {
-		p.UI.Render(w, r, status, "verify_email", Page{Title: "Verify your email", Error: msg, Data: VerifyData{LoggedIn: cur != nil}})
+		p.UI.Render(w, r, status, "verify_email", Page{Title: "Verify your email", Error: msg, Data: VerifyData{LoggedIn: sess != nil}})
+		return
+	} else if err != nil {
+		p.internalError(w, r, "verify email: check link", err)
+		return
+	}
+	p.renderVerify(w, r, http.StatusOK, sess, link, tok, "")
+}
+
+func (p *AccountPages) renderVerify(w http.ResponseWriter, r *http.Request, status int, sess *accounts.Session, link *accounts.EmailLink, tok, errMsg string) {
+	title := "Confirm your email address"
+	if link.Change {
+		title = "Confirm your new email address"
+	}
+	p.UI.Render(w, r, status, "verify_email", Page{Title: title, Error: errMsg, Data: VerifyData{
+		Confirm: true, Token: tok, Email: link.Address, LoggedIn: sess != nil, Change: link.Change,
+		NeedPassword: link.Change && (sess == nil || sess.UserID != link.UserID),
+	}})
+}
+
+// verify is POST /verify-email: it uses the link. Confirming an email
+// change needs this browser's session of the account, or its password.
+func (p *AccountPages) verify(w http.ResponseWriter, r *http.Request) {
+	if !p.form(w, r, "verify_email", "Verify your email", VerifyData{}) {
+		return
+	}
+	sess, _, err := p.current(r)
+	if err != nil {
+		p.internalError(w, r, "verify email: session", err)
+		return
+	}
+	tok := r.PostFormValue("token")
+	u, err := p.Accounts.VerifyEmail(r.Context(), tok, accounts.Proof{Password: r.PostFormValue("password"), Session: sess})
+	if msg, status := formError(err); msg != "" {
+		if link, perr := p.Accounts.PeekEmailLink(r.Context(), tok); perr == nil {
+			setRetryAfter(w, err)
+			p.renderVerify(w, r, status, sess, link, tok, msg)
+			return
+		}
+		p.UI.Render(w, r, status, "verify_email", Page{Title: "Verify your email", Error: msg, Data: VerifyData{LoggedIn: sess != nil}})
 		return
 	} else if err != nil {
 		p.internalError(w, r, "verify email", err)
 		return
 	}
 	p.UI.Render(w, r, http.StatusOK, "verify_email", Page{Title: "Email verified",
-		Notice: "Thank you: your email address is verified.", Data: VerifyData{Verified: true, Email: u.Email, LoggedIn: cur != nil}})
+		Notice: "Thank you: your email address is verified.", Data: VerifyData{Verified: true, Email: u.Email, LoggedIn: sess != nil}})
+}
+
+// CancelData is the data of templates/email_cancel.html.
+type CancelData struct {
+	Token string
+	Valid bool
+	Done  bool
+}
+
+// cancelForm is GET|HEAD /email/cancel?token=…, the link mailed to the old
+// address of an email change: it asks to confirm, changing nothing.
+func (p *AccountPages) cancelForm(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	ok, err := p.Accounts.CancelLinkValid(r.Context(), tok)
+	if err != nil {
+		p.internalError(w, r, "cancel email change: check link", err)
+		return
+	}
+	if !ok {
+		p.UI.Render(w, r, http.StatusBadRequest, "email_cancel", Page{Title: "Cancel the email change",
+			Error: "This link is invalid, has expired or was already used.", Data: CancelData{}})
+		return
+	}
+	p.UI.Render(w, r, http.StatusOK, "email_cancel", Page{Title: "Cancel the email change", Data: CancelData{Token: tok, Valid: true}})
+}
+
+// cancel is POST /email/cancel: the pending address is dropped.
+func (p *AccountPages) cancel(w http.ResponseWriter, r *http.Request) {
+	if !p.form(w, r, "email_cancel", "Cancel the email change", CancelData{}) {
+		return
+	}
+	err := p.Accounts.CancelEmailChange(r.Context(), r.PostFormValue("token"))
+	if msg, status := formError(err); msg != "" {
+		p.UI.Render(w, r, status, "email_cancel", Page{Title: "Cancel the email change", Error: msg, Data: CancelData{}})
+		return
+	} else if err != nil {
+		p.internalError(w, r, "cancel email change", err)
+		return
+	}
+	p.UI.Render(w, r, http.StatusOK, "email_cancel", Page{Title: "Email change cancelled",
+		Notice: "The change was cancelled: your email address stays as it was.", Data: CancelData{Done: true}})
 }
 
 // resend mails a fresh verification link to the logged-in user.

@@ -35,7 +35,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	prompt := strings.Fields(form.Get("prompt"))
 
-	bsess, user, err := p.accts.SessionByToken(ctx, loginui.SessionToken(r))
+	bsess, user, err := p.accts.SessionByToken(ctx, p.ui.SessionToken(r))
 	if err != nil && !errors.Is(err, accounts.ErrNoSession) {
 		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
 		return

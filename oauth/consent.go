@@ -34,7 +34,7 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	bsess, user, err := p.accts.SessionByToken(ctx, loginui.SessionToken(r))
+	bsess, user, err := p.accts.SessionByToken(ctx, p.ui.SessionToken(r))
 	if errors.Is(err, accounts.ErrNoSession) {
 		// Logged out in another tab: start the flow again.
 		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(afterLoginURL(ar.GetRequestForm())), http.StatusSeeOther)

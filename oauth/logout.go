@@ -68,7 +68,7 @@ func (p *Provider) rpLogout(w http.ResponseWriter, r *http.Request) {
 		redirect = u.String()
 	}
 
-	token := loginui.SessionToken(r)
+	token := p.ui.SessionToken(r)
 	_, user, err := p.accts.SessionByToken(ctx, token)
 	confirmed := r.Method == http.MethodPost && r.PostForm.Get("confirm") == "yes" && p.ui.CheckCSRF(r)
 	switch {

@@ -22,6 +22,9 @@ const (
 	VerifyEmail     = "verify_email"
 	PasswordReset   = "password_reset"
 	PasswordChanged = "password_changed"
+	// EmailChangeRequested goes to the old address when a change of the
+	// account's email starts; its link cancels the change.
+	EmailChangeRequested = "email_change_requested"
 )
 
 // Data is what every mail template receives.
@@ -31,6 +34,8 @@ type Data struct {
 	Link    string // the action link (verification, reset), if any
 	Expires string // human lifetime of the link, e.g. "24 hours"
 	BaseURL string // authd's public URL
+	// NewEmail is the address an email change moves to (EmailChangeRequested).
+	NewEmail string
 }
 
 // Templates renders mail. Create it with LoadTemplates.
@@ -43,7 +48,7 @@ type Templates struct {
 // (AUTHD_MAIL_TEMPLATES_DIR, may be "") replaces the embedded one.
 func LoadTemplates(dir string) (*Templates, error) {
 	t := &Templates{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
-	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged} {
+	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested} {
 		src, err := read(dir, name+".txt")
 		if err != nil {
 			return nil, err

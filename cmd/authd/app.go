@@ -93,12 +93,14 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		return nil, err
 	}
 	a.accounts = accounts.New(pool, hasher, log, accounts.Config{
-		DefaultRole: cfg.DefaultRole,
-		BaseURL:     cfg.Issuer,
-		Webhooks:    cfg.WebhookURL != "",
-		Revoker:     a.store,
-		Links:       links,
-		Metrics:     accountsMetrics,
+		DefaultRole:        cfg.DefaultRole,
+		BaseURL:            cfg.Issuer,
+		Webhooks:           cfg.WebhookURL != "",
+		Revoker:            a.store,
+		Links:              links,
+		Metrics:            accountsMetrics,
+		SessionIdleTimeout: cfg.SessionIdleTimeout,
+		SessionMaxAge:      cfg.SessionMaxAge,
 	})
 	// Introspection and bearer tokens read users' roles and disabled flag
 	// from a cache, kept only while this replica listens for changes.

@@ -42,6 +42,21 @@ type devCredentials struct {
 	DemoClientSecret string `json:"demo_client_secret"`
 }
 
+// devListenAddr is where `authd dev` listens unless AUTHD_LISTEN says
+// otherwise: loopback only, since /dev/mail shows live reset links and the
+// banner's admin password works.
+const devListenAddr = "127.0.0.1:8080"
+
+// devListen is the dev server's listen address: AUTHD_LISTEN when it was
+// set (in the environment or .env, which config.Load copies into it), else
+// devListenAddr instead of serve's all-interfaces default.
+func devListen(configured string, lookup func(string) (string, bool)) string {
+	if _, set := lookup("AUTHD_LISTEN"); set {
+		return configured
+	}
+	return devListenAddr
+}
+
 func (c *cli) devCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "dev",
@@ -57,6 +72,7 @@ func (c *cli) devCmd() *cobra.Command {
 			if !cfg.Dev() {
 				return errors.New("AUTHD_ENV: `authd dev` runs only in development; use `authd serve`")
 			}
+			cfg.Listen = devListen(cfg.Listen, os.LookupEnv)
 			// Traversable (not readable) by others: as root, the private
 			// PostgreSQL runs as an unprivileged user and must reach .authd/pg.
 			if err := os.MkdirAll(devDir, 0o711); err != nil {
@@ -139,15 +155,24 @@ func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
 	}
 	creds, err := loadDevCredentials()
 	if err != nil {
-		creds = &devCredentials{AdminEmail: "admin@localhost", AdminPassword: rand.Text()[:16]}
+		creds = &devCredentials{AdminEmail: "admin@localhost"}
 	}
+	adminPassword := "" // what the banner shows: only a password that works
 	if _, err := a.accounts.UserByEmail(ctx, creds.AdminEmail); errors.Is(err, accounts.ErrNotFound) {
+		creds.AdminPassword = rand.Text()[:16]
 		if _, err := a.accounts.CreateUser(ctx, accounts.NewUser{Email: creds.AdminEmail, Password: creds.AdminPassword,
 			Name: "Admin", Roles: []string{"admin"}, Verified: true}, nil); err != nil {
 			return fmt.Errorf("dev: create admin user: %w", err)
 		}
+		adminPassword = creds.AdminPassword
 	} else if err != nil {
 		return err
+	} else if creds.AdminPassword != "" {
+		if _, err := a.accounts.Authenticate(ctx, creds.AdminEmail, creds.AdminPassword); err == nil {
+			adminPassword = creds.AdminPassword
+		} else {
+			creds.AdminPassword = "" // changed since: forget it rather than keep a dead one
+		}
 	}
 	clients := a.provider.Clients()
 	if creds.DemoClientID == "" || func() bool { _, err := clients.GetClient(ctx, creds.DemoClientID); return err != nil }() {
@@ -172,7 +197,11 @@ func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
 	fmt.Fprintf(d.out, "\n  authd dev is up at %s\n\n", rt.cfg.Issuer)
 	fmt.Fprintf(d.out, "  demo app      %s/demo\n", rt.cfg.Issuer)
 	fmt.Fprintf(d.out, "  caught mail   %s/dev/mail\n", rt.cfg.Issuer)
-	fmt.Fprintf(d.out, "  admin         %s / %s\n", creds.AdminEmail, creds.AdminPassword)
+	if adminPassword != "" {
+		fmt.Fprintf(d.out, "  admin         %s / %s\n", creds.AdminEmail, adminPassword)
+	} else {
+		fmt.Fprintf(d.out, "  admin         %s (password changed since it was generated; not shown)\n", creds.AdminEmail)
+	}
 	fmt.Fprintf(d.out, "  demo client   %s / %s\n", creds.DemoClientID, creds.DemoClientSecret)
 	fmt.Fprintf(d.out, "  (kept in %s/dev-credentials.json)\n\n", devDir)
 	return nil

@@ -230,7 +230,7 @@ func TestSessionFixation_LoginReplacesPlantedCookie(t *testing.T) {
 	}
 }
 
-var setCookieRE = regexp.MustCompile(`(?i)^([a-z_]+)=`)
+var setCookieRE = regexp.MustCompile(`(?i)^([a-z_-]+)=`)
 
 // Cookie flags (DESIGN security rules; RFC 6265bis): HttpOnly and
 // SameSite=Lax always, Secure outside development. A production-mode server
@@ -241,6 +241,10 @@ func TestCookieFlags_HttpOnlySameSiteSecure(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			e := newSecEnv(t, "AUTHD_ENV="+mode)
 			e.mustUser("cookie@example.com")
+			prefix := "" // production cookies are __Host- cookies: Secure, Path=/, no Domain
+			if mode == "production" {
+				prefix = "__Host-"
+			}
 			resp, err := http.Get(e.URL + "/login")
 			if err != nil {
 				t.Fatal(err)
@@ -250,7 +254,7 @@ func TestCookieFlags_HttpOnlySameSiteSecure(t *testing.T) {
 			cookies := resp.Header.Values("Set-Cookie")
 			var csrf string
 			for _, c := range resp.Cookies() {
-				if c.Name == "authd_csrf" {
+				if c.Name == prefix+"authd_csrf" {
 					csrf = c.Value
 				}
 			}
@@ -259,7 +263,7 @@ func TestCookieFlags_HttpOnlySameSiteSecure(t *testing.T) {
 			f.Set("password", secUserPass)
 			req, _ := http.NewRequest(http.MethodPost, e.URL+"/login", strings.NewReader(f.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.AddCookie(&http.Cookie{Name: "authd_csrf", Value: csrf})
+			req.AddCookie(&http.Cookie{Name: prefix + "authd_csrf", Value: csrf})
 			resp, err = noFollow.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -283,8 +287,11 @@ func TestCookieFlags_HttpOnlySameSiteSecure(t *testing.T) {
 				if secure := strings.Contains(attrs, "; secure"); secure != (mode == "production") {
 					t.Errorf("%s in %s: Secure=%v: %q", m[1], mode, secure, raw)
 				}
+				if !strings.Contains(attrs, "; path=/") || strings.Contains(attrs, "domain=") {
+					t.Errorf("%s: %q is not Path=/ without Domain", m[1], raw)
+				}
 			}
-			if !names["authd_session"] || !names["authd_csrf"] {
+			if !names[prefix+"authd_session"] || !names[prefix+"authd_csrf"] {
 				t.Errorf("cookies seen: %v", names)
 			}
 		})

@@ -95,6 +95,7 @@ func newSecEnv(tb testing.TB, env ...string) *secEnv {
 		tb.Fatal(err)
 	}
 	cfg.Issuer = "http://" + ln.Addr().String()
+	cfg.APIAudience = cfg.Issuer // the default audience follows the issuer, known only now
 	cfg.DatabaseURL = db.URL
 	logs := &secLogBuffer{}
 	log, err := logging.New(logging.Options{Format: "json", Level: "debug", Output: logs})

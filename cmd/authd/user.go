@@ -93,6 +93,13 @@ func (c *cli) userCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// The rules of the registration page, so the CLI is no way around them.
+				if err := svc.Policy().Check("password", password); err != nil {
+					return cliPolicyError(err)
+				}
+				if name, err = accounts.CheckName("name", name); err != nil {
+					return cliPolicyError(err)
+				}
 				u, err := svc.CreateUser(cmd.Context(), accounts.NewUser{Email: email, Password: password, Name: name, Roles: roles, Verified: verified}, nil)
 				if err != nil {
 					return err
@@ -144,6 +151,15 @@ func (c *cli) userCmd() *cobra.Command {
 	cmd.AddCommand(create, role)
 	cmd.AddCommand(c.userAdminCmds()...)
 	return cmd
+}
+
+// cliPolicyError names the flag a refused value came from.
+func cliPolicyError(err error) error {
+	var pe *accounts.PolicyError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("--%s: %s", pe.Field, pe.Reason)
+	}
+	return err
 }
 
 // removeRole takes the role away and, as DESIGN.md requires, revokes the

@@ -49,6 +49,10 @@ type Config struct {
 	WebhookURL         string        `env:"AUTHD_WEBHOOK_URL" doc:"Where outbox events are POSTed; empty = events are kept but not delivered."`
 	WebhookSecret      string        `env:"AUTHD_WEBHOOK_SECRET" doc:"HMAC-SHA256 key of the Authd-Signature header."`
 
+	// Browser sessions of the hosted pages.
+	SessionIdleTimeout time.Duration `env:"AUTHD_SESSION_IDLE_TIMEOUT" envDefault:"24h" doc:"A browser session unused this long ends."`
+	SessionMaxAge      time.Duration `env:"AUTHD_SESSION_MAX_AGE" envDefault:"336h" doc:"A browser session ends this long after login, however active."`
+
 	issuerSet bool // AUTHD_ISSUER was given explicitly
 }
 
@@ -183,6 +187,12 @@ func (c *Config) validate() error {
 	}
 	if c.BcryptCost < 4 || c.BcryptCost > 31 {
 		return fail("AUTHD_BCRYPT_COST", "must be between 4 and 31, got %d", c.BcryptCost)
+	}
+	if c.SessionIdleTimeout <= 0 || c.SessionMaxAge <= 0 {
+		return fail("AUTHD_SESSION_IDLE_TIMEOUT", "and AUTHD_SESSION_MAX_AGE must be positive durations, got %s and %s", c.SessionIdleTimeout, c.SessionMaxAge)
+	}
+	if c.SessionIdleTimeout > c.SessionMaxAge {
+		return fail("AUTHD_SESSION_IDLE_TIMEOUT", "must not exceed AUTHD_SESSION_MAX_AGE (%s), got %s", c.SessionMaxAge, c.SessionIdleTimeout)
 	}
 	if c.SMTPURL != "" {
 		su, err := url.Parse(c.SMTPURL)

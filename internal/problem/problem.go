@@ -138,6 +138,9 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	case !utf8.Valid(body):
 		return Invalid("", "the request body is not valid UTF-8")
 	}
+	if dup, ok := duplicateKey(body); ok {
+		return Invalid(dup, fmt.Sprintf("field %q appears more than once", dup))
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -173,4 +176,52 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// duplicateKey finds an object key given twice in one object of body,
+// comparing case-insensitively as encoding/json matches fields: a parser
+// taking the first and one taking the last would disagree on what was asked
+// ({"email":"a","Email":"b"}). Syntax errors are left to the decoder.
+func duplicateKey(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if k, isStr := tok.(string); isStr && top != nil && top.object && top.key {
+			// Upper then lower folds as json does: "ſ" and "s", "K" (Kelvin) and "k".
+			lk := strings.ToLower(strings.ToUpper(k))
+			if top.keys[lk] {
+				return k, true
+			}
+			top.keys[lk] = true
+			top.key = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, keys: map[string]bool{}, key: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value ended: in an object, a key comes next.
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true
+		}
+	}
 }
