@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -44,7 +45,24 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, r, err)
 		return
 	}
+	// The address is the email scope's, as at /userinfo (or the account
+	// scope's, which changes it): profile alone shows name and roles.
+	if p := authn.FromContext(r.Context()); !p.HasScope("email") && !p.HasScope(ScopeAccount) {
+		problem.WriteJSON(w, http.StatusOK, profileView{ID: u.ID, Name: u.Name, Disabled: u.Disabled,
+			Roles: u.Roles, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
+		return
+	}
 	problem.WriteJSON(w, http.StatusOK, u)
+}
+
+// profileView is a User without its email addresses.
+type profileView struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Disabled  bool      `json:"disabled"`
+	Roles     []string  `json:"roles"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func (h *Handler) patchMe(w http.ResponseWriter, r *http.Request) {
