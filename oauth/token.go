@@ -106,8 +106,15 @@ func (p *Provider) tokenError(ctx context.Context, w http.ResponseWriter, ar fos
 		// not the server's (fosite reports any non-NotFound as server_error).
 		err = fosite.ErrInvalidGrant.WithHint("The authorization code can no longer be used.").WithWrap(err)
 	}
-	if storage.IsUnavailable(err) {
+	var throttled *accounts.ThrottledError
+	switch {
+	case storage.IsUnavailable(err):
 		w.Header().Set("Retry-After", retryAfter(err))
+	case errors.As(err, &throttled):
+		// The account's backoff for this address (fosite calls it a
+		// server_error): refused like the per-address password limit.
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(throttled.RetryAfter))
+		err = fosite.ErrRequestForbidden.WithHint("Too many failed attempts for this account; retry later.").WithWrap(err)
 	}
 	err = asOAuthError(err)
 	p.metrics.tokens.WithLabelValues(grantLabel(grant), errorCode(err)).Inc()
