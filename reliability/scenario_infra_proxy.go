@@ -107,6 +107,11 @@ func BehindProxy(ctx context.Context, env Env) *Report {
 			rep.Problem("%s was refused after the attack: %s", c.what, a)
 		}
 	}
+	// Failures are counted per client: another client's failure from the
+	// attacker's address is still an ordinary 401.
+	if a := send(fix.AppID, "wrong-"+RandomID(), attacker, cc); a.Status != http.StatusUnauthorized {
+		rep.Problem("another client's failed authentication from the attacker's address: %s, want 401", a)
+	}
 	// Password attempts: the per-address limit holds the attacker only.
 	limited := false
 	for i := 0; i < 60 && !limited; i++ {

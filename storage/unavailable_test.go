@@ -45,8 +45,10 @@ func mustOutage(t *testing.T, err error, want string) storage.Outage {
 
 func TestOpen_StatementTimeoutOnEveryConnection(t *testing.T) {
 	pool, _ := openPool(t, storage.PoolConfig{MaxConns: 2, StatementTimeout: 200 * time.Millisecond})
+	wait, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	start := time.Now()
-	_, err := pool.Exec(context.Background(), `SELECT pg_sleep(5)`)
+	_, err := pool.Exec(wait, `SELECT pg_sleep(5)`)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("a 5 s statement ran %s: statement_timeout not set", d)
 	}
@@ -64,8 +66,10 @@ func TestOpen_LockTimeoutOnEveryConnection(t *testing.T) {
 	if _, err := locker.Exec(ctx, `BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	start := time.Now()
-	_, err = pool.Exec(ctx, `SELECT count(*) FROM users`)
+	_, err = pool.Exec(wait, `SELECT count(*) FROM users`)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("waited %s for a locked table: lock_timeout not set", d)
 	}

@@ -103,6 +103,7 @@ var (
 	poolMax      = prometheus.NewDesc("authd_db_pool_max_connections", "Configured pool size.", nil, nil)
 	poolWait     = prometheus.NewDesc("authd_db_pool_acquire_wait_seconds_total", "Time spent waiting for a connection.", nil, nil)
 	poolAcquires = prometheus.NewDesc("authd_db_pool_acquires_total", "Connections acquired.", nil, nil)
+	poolTimeouts = prometheus.NewDesc("authd_db_pool_acquire_timeouts_total", "Requests that found no free connection within AUTHD_DB_ACQUIRE_TIMEOUT.", nil, nil)
 )
 
 func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -110,6 +111,7 @@ func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolMax
 	ch <- poolWait
 	ch <- poolAcquires
+	ch <- poolTimeouts
 }
 
 func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -119,4 +121,5 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(poolMax, prometheus.GaugeValue, float64(s.MaxConns()))
 	ch <- prometheus.MustNewConstMetric(poolWait, prometheus.CounterValue, s.AcquireDuration().Seconds())
 	ch <- prometheus.MustNewConstMetric(poolAcquires, prometheus.CounterValue, float64(s.AcquireCount()))
+	ch <- prometheus.MustNewConstMetric(poolTimeouts, prometheus.CounterValue, float64(storage.AcquireTimeouts(c.pool)))
 }
