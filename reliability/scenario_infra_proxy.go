@@ -115,7 +115,9 @@ func BehindProxy(ctx context.Context, env Env) *Report {
 	// Password attempts: the per-address limit holds the attacker only.
 	limited := false
 	for i := 0; i < 60 && !limited; i++ {
-		a := send(fix.AppID, fix.AppSecret, attacker, url.Values{"grant_type": {"password"}, "username": {fix.Users[0].Email}, "password": {"wrong " + RandomID()}})
+		// A new made-up account each time: only the per-address limit can
+		// stop this, not an account's backoff.
+		a := send(fix.AppID, fix.AppSecret, attacker, url.Values{"grant_type": {"password"}, "username": {"nobody-" + RandomID() + "@example.test"}, "password": {"wrong " + RandomID()}})
 		// 403 request_forbidden with Retry-After is the token endpoint's
 		// way to refuse a limited password attempt.
 		limited = a.Status == http.StatusTooManyRequests || a.Status == http.StatusForbidden
