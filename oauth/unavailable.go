@@ -26,7 +26,10 @@ func asUnavailable(err error) (error, bool) {
 	if !ok {
 		return err, false
 	}
-	return fosite.ErrTemporarilyUnavailable.WithHintf("The service is temporarily unavailable (%s); retry later.", o.Reason).WithWrap(err), true
+	// The debug text is the cause for the log line (clients see it in
+	// development only); database errors hold no secrets.
+	return fosite.ErrTemporarilyUnavailable.WithHintf("The service is temporarily unavailable (%s); retry later.", o.Reason).
+		WithWrap(err).WithDebug(err.Error()), true
 }
 
 // retryAfter is the Retry-After value, in seconds, for err (a database

@@ -276,7 +276,13 @@ func LockedTable(ctx context.Context, env Env) *Report {
 		rep.Problem("first token after the lock went: %s", a)
 	}
 	rep.Note("recovered %s after the lock went", time.Since(released).Round(time.Millisecond))
-	g.checkLedger(ctx, rep, nil)
+	// A spend whose request deadline passed while its batch was committing
+	// may commit after the 503 (the ledger finishes what it started): the
+	// answer is "unknown, retry with the same reference", and the retry
+	// below must then replay it.
+	g.checkLedger(ctx, rep, func(o Outcome) bool {
+		return o.Status == http.StatusServiceUnavailable && strings.Contains(o.Body, "did not answer in time")
+	})
 	return rep
 }
 
