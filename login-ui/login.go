@@ -66,7 +66,7 @@ type Login struct {
 func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		if l.Limit != nil {
-			if ok, wait := l.Limit.Allow(audit.Event{}.FromRequest(r).IP); !ok {
+			if ok, wait := l.Limit.Allow(ratelimit.ClientIP(r)); !ok {
 				l.Accounts.Metrics().Login(accounts.LoginRateLimited)
 				w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 				l.render(w, r, http.StatusTooManyRequests, SafeReturnTo(r.PostFormValue("return_to")), "", "Too many attempts from your network. Please wait a moment and try again.")

@@ -3,55 +3,92 @@ package oauth
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 
 	"github.com/authd/authd/internal/ratelimit"
 )
 
-// limitClientAuth bounds client-secret guessing (RFC 9700 §2.5): every 401
-// from next (a failed client authentication: invalid_client at the token and
-// revocation endpoints, an unauthenticated caller at introspection) takes a
-// token from the client IP's bucket, and an address with none left is
-// refused before its credentials are even checked. Successful requests cost
-// nothing, so a busy legitimate client is never slowed.
+// limitClientAuth bounds client-secret guessing (RFC 9700 §2.5) without
+// letting anyone lock others out. Failures (a 401 from next: invalid_client
+// at the token and revocation endpoints, an unauthenticated caller at
+// introspection) are counted per (client address, client_id), so one
+// attacker's failures touch neither other addresses nor other clients at
+// the same address. The decision is taken when next answers: a request
+// whose client authentication succeeds passes even from an exhausted key;
+// a failing one from an exhausted key gets 429 with Retry-After instead of
+// its 401.
 func (p *Provider) limitClientAuth(next http.HandlerFunc) http.Handler {
 	lim := p.cfg.ClientAuthFailureLimit
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := clientIP(r)
-		if blocked, wait := lim.Blocked(ip); blocked {
-			w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
-			w.Header().Set("Cache-Control", "no-store")
-			w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-			w.WriteHeader(http.StatusTooManyRequests)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client",
-				"error_description": "Too many failed client authentications from this address; retry after " + ratelimit.RetryAfter(wait) + " seconds."})
-			return
-		}
-		sw := &statusWriter{ResponseWriter: w}
-		next(sw, r)
-		if sw.status == http.StatusUnauthorized {
-			lim.Allow(ip)
-		}
+		next(&clientAuthWriter{ResponseWriter: w, r: r, lim: lim}, r)
 	})
 }
 
-// statusWriter remembers the status code written through it.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
+// clientAuthKey is the failure-limit key of r: its client address and the
+// client_id it claims (HTTP Basic, else the form next has parsed by the
+// time it answers).
+func clientAuthKey(r *http.Request) string {
+	id, _, ok := r.BasicAuth()
+	if ok {
+		if u, err := url.QueryUnescape(id); err == nil {
+			id = u
+		}
+	} else {
+		id = r.PostForm.Get("client_id")
+	}
+	if len(id) > 256 {
+		id = id[:256]
+	}
+	return ratelimit.ClientIP(r) + " " + id
 }
 
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
+// clientAuthWriter applies the failure limit at the moment next writes its
+// status.
+type clientAuthWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	lim     *ratelimit.Limiter
+	decided bool
+	refused bool
+}
+
+func (w *clientAuthWriter) WriteHeader(code int) {
+	if w.decided {
+		if !w.refused {
+			w.ResponseWriter.WriteHeader(code)
+		}
+		return
 	}
+	w.decided = true
+	if code != http.StatusUnauthorized {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	key := clientAuthKey(w.r)
+	if blocked, wait := w.lim.Blocked(key); blocked {
+		w.refused = true
+		h := w.Header()
+		h.Del("WWW-Authenticate")
+		h.Set("Retry-After", ratelimit.RetryAfter(wait))
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Type", "application/json;charset=UTF-8")
+		w.ResponseWriter.WriteHeader(http.StatusTooManyRequests)
+		_ = json.NewEncoder(w.ResponseWriter).Encode(map[string]string{"error": "invalid_client",
+			"error_description": "Too many failed client authentications for this client from this address; retry after " + ratelimit.RetryAfter(wait) + " seconds."})
+		return
+	}
+	w.lim.Allow(key)
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
+func (w *clientAuthWriter) Write(b []byte) (int, error) {
+	if !w.decided {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.refused {
+		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
 }
 
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *clientAuthWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

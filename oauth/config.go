@@ -48,9 +48,10 @@ type Config struct {
 	LoginLimit         *ratelimit.Limiter
 	PasswordGrantLimit *ratelimit.Limiter
 	// ClientAuthFailureLimit counts failed client authentications per
-	// client IP at the token, introspection and revocation endpoints; an
-	// address out of tokens is refused (429) before trying again (RFC 9700
-	// §2.5). Nil takes the default: 20 failures, then one per 3s.
+	// (client address, client_id) at the token, introspection and
+	// revocation endpoints; a key out of tokens gets 429 for its failures,
+	// never for a successful authentication (RFC 9700 §2.5). Nil takes the
+	// default: 20 failures, then one per 3s.
 	ClientAuthFailureLimit *ratelimit.Limiter
 }
 

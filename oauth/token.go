@@ -1,10 +1,6 @@
 package oauth
 
 import (
-	"net"
-
-	"github.com/authd/authd/internal/ratelimit"
-
 	"context"
 	"errors"
 	"net/http"
@@ -13,7 +9,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/reqctx"
+	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/fositestore"
 )
 
@@ -34,7 +32,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if grant == "password" && p.cfg.PasswordGrantLimit != nil {
-		if ok, wait := p.cfg.PasswordGrantLimit.Allow(clientIP(r)); !ok {
+		if ok, wait := p.cfg.PasswordGrantLimit.Allow(ratelimit.ClientIP(r)); !ok {
 			p.accts.Metrics().Login(accounts.LoginRateLimited)
 			w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 			p.tokenError(ctx, w, nil, grant, fosite.ErrRequestForbidden.WithHint("Too many password attempts from this address; retry later.").WithWrap(errRateLimited))
@@ -106,25 +104,23 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 
 var errRateLimited = errors.New("oauth: rate limited")
 
-// clientIP is the peer address of r (authd expects no proxy in front that
-// it would have to trust for X-Forwarded-For).
-func clientIP(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
-}
-
 func (p *Provider) tokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, grant string, err error) {
 	if errors.Is(err, fositestore.ErrPKCEConsumed) {
 		// A code whose PKCE check already failed once: the client's fault,
 		// not the server's (fosite reports any non-NotFound as server_error).
 		err = fosite.ErrInvalidGrant.WithHint("The authorization code can no longer be used.").WithWrap(err)
 	}
-	if e, ok := asUnavailable(err); ok {
-		err = e
-		w.Header().Set("Retry-After", "1")
+	var throttled *accounts.ThrottledError
+	switch {
+	case storage.IsUnavailable(err):
+		w.Header().Set("Retry-After", retryAfter(err))
+	case errors.As(err, &throttled):
+		// The account's backoff for this address (fosite calls it a
+		// server_error): refused like the per-address password limit.
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(throttled.RetryAfter))
+		err = fosite.ErrRequestForbidden.WithHint("Too many failed attempts for this account; retry later.").WithWrap(err)
 	}
+	err = asOAuthError(err)
 	p.metrics.tokens.WithLabelValues(grantLabel(grant), errorCode(err)).Inc()
 	p.logOAuthError(ctx, "token", err)
 	if ar == nil {

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,6 +39,16 @@ type PoolConfig struct {
 	// ConnectTimeout bounds how long a request waits for a new connection, so a
 	// database outage turns into fast errors rather than piled-up goroutines.
 	ConnectTimeout time.Duration
+	// StatementTimeout and LockTimeout are set on every connection
+	// (Postgres statement_timeout and lock_timeout; zero leaves the server's
+	// setting): a statement stuck behind a lock or a slow plan fails with
+	// 57014 or 55P03 instead of holding its connection and its request.
+	StatementTimeout time.Duration
+	LockTimeout      time.Duration
+	// AcquireTimeout bounds the wait for a free pool connection (zero: only
+	// the caller's context bounds it), so a saturated pool sheds load with
+	// fast errors instead of queueing requests for seconds.
+	AcquireTimeout time.Duration
 }
 
 // Open parses url and returns a connected pool. It does not wait for the
@@ -56,6 +68,17 @@ func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error
 		cfg.ConnectTimeout = 3 * time.Second
 	}
 	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	for name, d := range map[string]time.Duration{"statement_timeout": cfg.StatementTimeout, "lock_timeout": cfg.LockTimeout} {
+		if d > 0 {
+			pc.ConnConfig.RuntimeParams[name] = strconv.FormatInt(max(1, d.Milliseconds()), 10) + "ms"
+		}
+	}
+	if cfg.AcquireTimeout > 0 {
+		if pc.ConnConfig.Tracer != nil {
+			return nil, errors.New("storage: database url sets a tracer; AcquireTimeout needs its own")
+		}
+		pc.ConnConfig.Tracer = &acquireLimiter{timeout: cfg.AcquireTimeout}
+	}
 	pc.MaxConnIdleTime = 5 * time.Minute
 	pc.HealthCheckPeriod = 10 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
@@ -64,6 +87,59 @@ func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error
 	}
 	return pool, nil
 }
+
+// AcquireTimeouts returns how many pool acquisitions gave up after
+// PoolConfig.AcquireTimeout (0 for a pool without one).
+func AcquireTimeouts(pool *pgxpool.Pool) uint64 {
+	if l, ok := pool.Config().ConnConfig.Tracer.(*acquireLimiter); ok {
+		return l.timeouts.Load()
+	}
+	return 0
+}
+
+// errAcquireTimeout is the cause of an acquisition's context when
+// AcquireTimeout elapsed; callers see context.DeadlineExceeded, which
+// Classify reports as an outage.
+var errAcquireTimeout = errors.New("storage: no free database connection in time")
+
+// acquireLimiter bounds pool acquisitions in time. pgxpool has no acquire
+// timeout, but it hands the context its AcquireTracer returns to the wait
+// for a connection (and only to it: the query runs on the caller's context).
+type acquireLimiter struct {
+	timeout  time.Duration
+	timeouts atomic.Uint64
+}
+
+// acquireCtx carries its cancel func to TraceAcquireEnd, which gets the
+// context TraceAcquireStart returned.
+type acquireCtx struct {
+	context.Context
+	cancel context.CancelFunc
+}
+
+func (l *acquireLimiter) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireStartData) context.Context {
+	c, cancel := context.WithTimeoutCause(ctx, l.timeout, errAcquireTimeout)
+	return &acquireCtx{Context: c, cancel: cancel}
+}
+
+func (l *acquireLimiter) TraceAcquireEnd(ctx context.Context, _ *pgxpool.Pool, d pgxpool.TraceAcquireEndData) {
+	a, ok := ctx.(*acquireCtx)
+	if !ok {
+		return
+	}
+	if d.Err != nil && errors.Is(context.Cause(a.Context), errAcquireTimeout) {
+		l.timeouts.Add(1)
+	}
+	a.cancel()
+}
+
+// The query hooks of pgx.QueryTracer, which ConnConfig.Tracer must be; they
+// do nothing.
+func (l *acquireLimiter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+
+func (l *acquireLimiter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // IsUniqueViolation reports whether err is a unique-constraint violation,
 // optionally on the named constraint ("" matches any).
@@ -90,22 +166,4 @@ func IsCheckViolation(err error, constraint string) bool {
 func IsRetryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
-}
-
-// IsUnavailable reports whether err means the database could not be reached
-// (as opposed to a query that failed). HTTP layers answer 503 for these.
-func IsUnavailable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		return true
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		// Class 08: connection exception; 57P01..03: admin shutdown / cannot connect now.
-		return len(pe.Code) == 5 && (pe.Code[:2] == "08" || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03")
-	}
-	return pgconn.SafeToRetry(err)
 }

@@ -30,8 +30,13 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, opts TxOptions, fn func(tx pg
 			break
 		}
 	}
-	return fmt.Errorf("storage: transaction gave up after %d attempts: %w", maxTxAttempts, err)
+	return fmt.Errorf("%w: gave up after %d attempts: %w", ErrContention, maxTxAttempts, err)
 }
+
+// ErrContention is wrapped by InTx when serialization failures or deadlocks
+// persisted through every retry: the database is too busy, not the request
+// wrong (Classify reports it as an outage).
+var ErrContention = errors.New("storage: transaction kept conflicting with others")
 
 func runTx(ctx context.Context, pool *pgxpool.Pool, opts TxOptions, fn func(tx pgx.Tx) error) (err error) {
 	tx, err := pool.BeginTx(ctx, opts)

@@ -189,8 +189,10 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	r.NotFoundHandler = notFound(ui)
 	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
 	r.HandleFunc("/healthz", httpx.Healthz).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/readyz", httpx.Readyz(pool)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/metrics", httpx.MetricsHandler(rt.reg)).Methods(http.MethodGet)
+	r.Handle("/readyz", httpx.Readyz(pool, cfg.DBAcquireTimeout)).Methods(http.MethodGet, http.MethodHead)
+	if cfg.MetricsListen == "" {
+		r.Handle("/metrics", httpx.MetricsHandler(rt.reg)).Methods(http.MethodGet)
+	}
 	r.PathPrefix("/static/").Handler(loginui.Static())
 
 	a.provider.Mount(r)
@@ -219,10 +221,10 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		}
 	}
 
-	a.handler = httpx.Observe(log, httpx.NewMetrics(rt.reg))(
-		httpx.CORS(cfg.CORSOrigins)(
+	a.handler = httpx.ObserveBehind(log, httpx.NewMetrics(rt.reg), cfg.ClientResolver())(
+		httpx.Deadline(cfg.RequestTimeout)(httpx.CORS(cfg.CORSOrigins)(
 			httpx.SecureHeaders(!cfg.Dev())(
-				httpx.LimitBody(maxBody)(r))))
+				httpx.LimitBody(maxBody)(r)))))
 	return a, nil
 }
 

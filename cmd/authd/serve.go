@@ -94,7 +94,8 @@ func (c *cli) run(ctx context.Context, cfg *config.Config, dev *devExtras) error
 			sink.Close()
 		}
 	}()
-	pool, err := storage.Open(ctx, cfg.DatabaseURL, storage.PoolConfig{MaxConns: cfg.DBMaxConns})
+	pool, err := storage.Open(ctx, cfg.DatabaseURL, storage.PoolConfig{MaxConns: cfg.DBMaxConns,
+		StatementTimeout: cfg.DBStatementTimeout, LockTimeout: cfg.DBLockTimeout, AcquireTimeout: cfg.DBAcquireTimeout})
 	if err != nil {
 		return fmt.Errorf("AUTHD_DATABASE_URL: %w", err)
 	}
@@ -124,6 +125,13 @@ func serveRuntime(ctx context.Context, rt *runtime, start time.Time) error {
 		return err
 	}
 	defer a.close()
+	metricsDone, err := serveMetrics(ctx, rt)
+	if err != nil {
+		cancelBG()
+		a.wait()
+		return err
+	}
+	defer func() { <-metricsDone }()
 	srv := httpx.NewServer(a.handler, rt.log)
 	rt.log.Info("authd listening",
 		zap.String("addr", rt.listener.Addr().String()), zap.String("issuer", rt.cfg.Issuer),
@@ -138,4 +146,31 @@ func serveRuntime(ctx context.Context, rt *runtime, start time.Time) error {
 	}
 	rt.log.Info("authd stopped")
 	return nil
+}
+
+// serveMetrics serves /metrics on AUTHD_METRICS_LISTEN until ctx ends, so
+// production can keep it off the public listener. The returned channel is
+// closed once that server has stopped (at once when there is none).
+func serveMetrics(ctx context.Context, rt *runtime) (<-chan struct{}, error) {
+	done := make(chan struct{})
+	if rt.cfg.MetricsListen == "" {
+		close(done)
+		return done, nil
+	}
+	ln, err := net.Listen("tcp", rt.cfg.MetricsListen)
+	if err != nil {
+		close(done)
+		return done, fmt.Errorf("AUTHD_METRICS_LISTEN: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", httpx.MetricsHandler(rt.reg))
+	srv := httpx.NewServer(mux, rt.log)
+	rt.log.Info("metrics listening", zap.String("addr", ln.Addr().String()))
+	go func() {
+		defer close(done)
+		if err := httpx.Serve(ctx, srv, ln, 5*time.Second); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			rt.log.Error("metrics listener", zap.Error(err))
+		}
+	}()
+	return done, nil
 }

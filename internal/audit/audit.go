@@ -6,12 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/internal/authn"
+	"github.com/authd/authd/internal/clientip"
 	"github.com/authd/authd/internal/reqctx"
 	"github.com/authd/authd/storage"
 )
@@ -42,11 +42,7 @@ type Event struct {
 // FromRequest fills the request id, client IP and user agent of e from r.
 func (e Event) FromRequest(r *http.Request) Event {
 	e.RequestID = reqctx.RequestID(r.Context())
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		e.IP = host
-	} else {
-		e.IP = r.RemoteAddr
-	}
+	e.IP = clientip.Of(r)
 	e.UserAgent = r.UserAgent()
 	if len(e.UserAgent) > 512 {
 		e.UserAgent = e.UserAgent[:512]

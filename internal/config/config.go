@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -16,6 +17,8 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/joho/godotenv"
+
+	"github.com/authd/authd/internal/clientip"
 )
 
 // Config is the whole configuration. Field docs are the README's table.
@@ -34,6 +37,14 @@ type Config struct {
 	MailTmplDir string   `env:"AUTHD_MAIL_TEMPLATES_DIR" doc:"Directory overriding the embedded mail templates."`
 	APIAudience string   `env:"AUTHD_API_AUDIENCE" doc:"The aud authd's own APIs require in access tokens (default: the issuer). Tokens for other audiences are refused by every authd API."`
 	CORSOrigins []string `env:"AUTHD_CORS_ORIGINS" envSeparator:"," doc:"Comma-separated origins allowed to call the JSON APIs from browsers (never with credentials)."`
+
+	TrustedProxies     []string      `env:"AUTHD_TRUSTED_PROXIES" envSeparator:"," doc:"Comma-separated CIDRs of the proxies/load balancers in front of authd. Behind them the client address (rate limits, audit and access logs) is the rightmost hop of AUTHD_TRUSTED_PROXY_HEADER that is not a trusted proxy. Empty: trust none, the client is the TCP peer."`
+	TrustedProxyHeader string        `env:"AUTHD_TRUSTED_PROXY_HEADER" envDefault:"X-Forwarded-For" doc:"The header the trusted proxies write: X-Forwarded-For or Forwarded (RFC 7239). The other one is ignored."`
+	RequestTimeout     time.Duration `env:"AUTHD_REQUEST_TIMEOUT" envDefault:"10s" doc:"Deadline of every request; a request still waiting on the database then gets 503 with Retry-After."`
+	DBStatementTimeout time.Duration `env:"AUTHD_DB_STATEMENT_TIMEOUT" envDefault:"5s" doc:"Postgres statement_timeout of every connection of the server."`
+	DBLockTimeout      time.Duration `env:"AUTHD_DB_LOCK_TIMEOUT" envDefault:"2s" doc:"Postgres lock_timeout of every connection of the server: a request behind a held lock fails fast (503)."`
+	DBAcquireTimeout   time.Duration `env:"AUTHD_DB_ACQUIRE_TIMEOUT" envDefault:"2s" doc:"Longest wait for a free pool connection; beyond it the request gets 503 and /readyz reports the pool saturated."`
+	MetricsListen      string        `env:"AUTHD_METRICS_LISTEN" doc:"host:port serving /metrics on its own (e.g. 127.0.0.1:9090), and then not on AUTHD_LISTEN. Empty: /metrics on AUTHD_LISTEN."`
 
 	AccessTokenTTL     time.Duration `env:"AUTHD_ACCESS_TOKEN_TTL" envDefault:"15m" doc:"Access token lifetime."`
 	RefreshTokenTTL    time.Duration `env:"AUTHD_REFRESH_TOKEN_TTL" envDefault:"720h" doc:"Refresh token lifetime."`
@@ -209,6 +220,9 @@ func (c *Config) validate() error {
 			return fail("AUTHD_WEBHOOK_SECRET", "is required when AUTHD_WEBHOOK_URL is set")
 		}
 	}
+	if err := c.validateInfra(); err != nil {
+		return err
+	}
 	for _, o := range c.CORSOrigins {
 		if o == "*" {
 			return fail("AUTHD_CORS_ORIGINS", "a wildcard is not allowed (credentials are sent); list origins")
@@ -219,6 +233,51 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// validateInfra checks the proxy, timeout and metrics settings. The
+// timeouts nest: a lock wait ends before its statement, and statements and
+// pool waits end before the request's deadline, so the database's own
+// errors (with their reasons) come first.
+func (c *Config) validateInfra() error {
+	if _, err := clientip.ParsePrefixes(c.TrustedProxies); err != nil {
+		return fmt.Errorf("AUTHD_TRUSTED_PROXIES: %v", err)
+	}
+	if _, err := clientip.ParseHeader(c.TrustedProxyHeader); err != nil {
+		return fmt.Errorf("AUTHD_TRUSTED_PROXY_HEADER: %v", err)
+	}
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{{"AUTHD_REQUEST_TIMEOUT", c.RequestTimeout}, {"AUTHD_DB_STATEMENT_TIMEOUT", c.DBStatementTimeout},
+		{"AUTHD_DB_LOCK_TIMEOUT", c.DBLockTimeout}, {"AUTHD_DB_ACQUIRE_TIMEOUT", c.DBAcquireTimeout}} {
+		if v.d <= 0 {
+			return fmt.Errorf("%s: must be a positive duration, got %s", v.name, v.d)
+		}
+	}
+	if c.DBLockTimeout > c.DBStatementTimeout {
+		return fmt.Errorf("AUTHD_DB_LOCK_TIMEOUT: must not exceed AUTHD_DB_STATEMENT_TIMEOUT (%s), got %s", c.DBStatementTimeout, c.DBLockTimeout)
+	}
+	if c.DBStatementTimeout >= c.RequestTimeout || c.DBAcquireTimeout >= c.RequestTimeout {
+		return fmt.Errorf("AUTHD_REQUEST_TIMEOUT: must exceed AUTHD_DB_STATEMENT_TIMEOUT (%s) and AUTHD_DB_ACQUIRE_TIMEOUT (%s), got %s", c.DBStatementTimeout, c.DBAcquireTimeout, c.RequestTimeout)
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return fmt.Errorf("AUTHD_METRICS_LISTEN: must be host:port such as 127.0.0.1:9090, got %q", c.MetricsListen)
+		}
+		if c.MetricsListen == c.Listen {
+			return fmt.Errorf("AUTHD_METRICS_LISTEN: must differ from AUTHD_LISTEN (%s)", c.Listen)
+		}
+	}
+	return nil
+}
+
+// ClientResolver is the client-address resolver for AUTHD_TRUSTED_PROXIES
+// and AUTHD_TRUSTED_PROXY_HEADER (validated by Load).
+func (c *Config) ClientResolver() clientip.Resolver {
+	p, _ := clientip.ParsePrefixes(c.TrustedProxies)
+	h, _ := clientip.ParseHeader(c.TrustedProxyHeader)
+	return clientip.NewResolver(p, h)
 }
 
 // RequireProduction checks what `authd serve` needs in production.

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/internal/clientip"
 	"github.com/authd/authd/internal/problem"
 	"github.com/authd/authd/internal/reqctx"
 )
@@ -153,11 +153,18 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// Observe is the outermost middleware: it assigns the request id (from
-// X-Request-ID or fresh, echoed back), puts a request logger in the context,
-// recovers panics as 500 problem+json, and logs and measures the request. It
-// logs the route template, never the query string, headers or body.
+// Observe is ObserveBehind trusting no proxy: the client is the TCP peer.
 func Observe(log *zap.Logger, m *Metrics) func(http.Handler) http.Handler {
+	return ObserveBehind(log, m, clientip.Resolver{})
+}
+
+// ObserveBehind is the outermost middleware: it assigns the request id
+// (from X-Request-ID or fresh, echoed back), resolves the client address
+// once with clients (every limiter and log reads it through clientip.Of),
+// puts a request logger in the context, recovers panics as 500
+// problem+json, and logs and measures the request. It logs the route
+// template, never the query string, headers or body.
+func ObserveBehind(log *zap.Logger, m *Metrics, clients clientip.Resolver) func(http.Handler) http.Handler {
 	// The access line carries no stack (the handler that failed logged its
 	// own) and no caller (it would always name this file).
 	access := log.WithOptions(zap.AddStacktrace(zap.FatalLevel), zap.WithCaller(false))
@@ -172,7 +179,7 @@ func Observe(log *zap.Logger, m *Metrics) func(http.Handler) http.Handler {
 			// Built on first use only: most requests log nothing but
 			// their access line.
 			rl := log.WithLazy(zap.String("request_id", id))
-			ip := remoteIP(r)
+			ip := clients.Addr(r)
 			ua := r.UserAgent()
 			if len(ua) > 512 {
 				ua = ua[:512]
@@ -222,11 +229,20 @@ func (panicError) Error() string { return "panic in handler" }
 
 var errPanic = panicError{}
 
-func remoteIP(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
+// Deadline bounds every request's context by d, so no request waits on
+// the database (or anything else honouring its context) longer than that;
+// what trips it answers 503. Zero d adds no deadline.
+func Deadline(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if d <= 0 {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
 	}
-	return r.RemoteAddr
 }
 
 // SecureHeaders sets headers every response should carry. Pages set their own

@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -35,6 +36,8 @@ type Error struct {
 	Err    error  // cause, for logs and errors.Is; never rendered
 	// Extra members rendered beside the standard ones (e.g. "balance").
 	Extra map[string]any
+	// RetryAfter is the Retry-After of a 503 in seconds (0: 1 second).
+	RetryAfter int
 }
 
 func (e *Error) Error() string {
@@ -78,14 +81,23 @@ type document struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// Write renders err as a problem document. Unknown errors become a 500 (or a
-// 503 when the database is unreachable) and are logged with the request id.
+// Unavailable is the 503 for a database outage: the reason in the detail,
+// retryAfter seconds in the Retry-After header.
+func Unavailable(o storage.Outage, cause error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Service Unavailable",
+		Detail: "the service is temporarily unavailable: " + o.Reason + "; retry later", Err: cause,
+		RetryAfter: o.RetryAfterSeconds()}
+}
+
+// Write renders err as a problem document. A database failure (see
+// storage.Classify) becomes a 503 naming its reason, with Retry-After;
+// other unknown errors become a 500 and are logged with the request id.
 func Write(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *Error
 	if !errors.As(err, &pe) {
-		if storage.IsUnavailable(err) {
-			pe = ErrUnavailable
-			reqctx.Logger(r.Context()).Warn("database unavailable", zap.Error(err))
+		if o, ok := storage.Classify(err); ok {
+			pe = Unavailable(o, err)
+			reqctx.Logger(r.Context()).Warn("database unavailable", zap.String("reason", o.Reason), zap.Error(err))
 		} else {
 			reqctx.Logger(r.Context()).Error("internal error", zap.Error(err))
 			pe = &Error{Status: http.StatusInternalServerError, Code: "internal", Title: "Internal Server Error", Detail: "an unexpected error occurred; it has been logged"}
@@ -106,8 +118,8 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 	_ = json.Unmarshal(b, &body)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
-	if pe.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
+	if pe.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, pe.RetryAfter)))
 	}
 	w.WriteHeader(pe.Status)
 	_ = json.NewEncoder(w).Encode(body)

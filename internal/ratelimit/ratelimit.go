@@ -6,7 +6,6 @@ package ratelimit
 import (
 	"container/list"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/authd/authd/internal/clientip"
 	"github.com/authd/authd/internal/problem"
 )
 
@@ -109,14 +109,11 @@ func (l *Limiter) Len() int {
 	return l.lru.Len()
 }
 
-// ClientIP is the key the middleware uses: the connection's remote address.
-// X-Forwarded-For is deliberately ignored; a trusted proxy should rewrite
-// RemoteAddr before this middleware runs.
+// ClientIP is the key every per-address limit uses: the client address
+// (clientip.Of: the peer, or behind trusted proxies the address they
+// report), IPv6 by its /64.
 func ClientIP(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
+	return clientip.Key(clientip.Of(r))
 }
 
 // RetryAfter formats d as a Retry-After value: whole seconds, at least 1.

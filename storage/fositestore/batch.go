@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/authd/authd/storage"
 )
 
 // Access tokens created outside a transaction (client_credentials, whose one
@@ -148,8 +150,10 @@ func (s *Store) insertRows(ctx context.Context, table string, batch []*batchItem
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
-	case errors.As(err, &pgErr):
-		// Postgres refused a row: find which, one by one.
+	case errors.As(err, &pgErr) && !storage.IsUnavailable(err):
+		// Postgres refused a row: find which, one by one. (Not for an
+		// outage such as a lock or statement timeout: each row alone
+		// would wait as long again.)
 		for i, it := range batch {
 			errs[i] = s.insertRow(ctx, table, it.args)
 		}
