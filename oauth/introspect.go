@@ -32,7 +32,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p.logOAuthError(ctx, "introspect", err)
 		if _, ok := asUnavailable(err); ok {
-			writeUnavailable(w)
+			writeUnavailable(w, err)
 			return
 		}
 		p.metrics.introspected("unauthorized")
@@ -57,7 +57,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	use, ar, err := p.op.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), NewSession(""))
 	if _, ok := asUnavailable(err); ok {
 		p.logOAuthError(ctx, "introspect", err)
-		writeUnavailable(w)
+		writeUnavailable(w, err)
 		return
 	}
 	if err != nil {
@@ -141,7 +141,7 @@ func (p *Provider) introspectedUser(ctx context.Context, w http.ResponseWriter, 
 	if err != nil {
 		reqctx.Logger(ctx).Error("introspection: read user", zap.Error(err))
 		if _, ok := asUnavailable(err); ok {
-			writeUnavailable(w)
+			writeUnavailable(w, err)
 			return nil, false
 		}
 		p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
@@ -171,7 +171,7 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	if _, ok := asUnavailable(err); ok {
 		// fosite would answer 200 (or invalid_client): the client must
 		// learn that nothing was revoked.
-		writeUnavailable(w)
+		writeUnavailable(w, err)
 		return
 	}
 	p.metrics.revoked(err)

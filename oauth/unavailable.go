@@ -56,13 +56,21 @@ func asOAuthError(err error) error {
 	return err
 }
 
-// writeUnavailable answers 503 temporarily_unavailable as OAuth JSON, for
-// the endpoints whose fosite writers have no 503 (introspection, revocation,
+// writeUnavailable answers 503 temporarily_unavailable as OAuth JSON for
+// the database failure err, naming it and with its Retry-After, for the
+// endpoints whose fosite writers have no 503 (introspection, revocation,
 // userinfo).
-func writeUnavailable(w http.ResponseWriter) {
+func writeUnavailable(w http.ResponseWriter, err error) {
+	desc := errUnavailable.GetDescription()
+	if e, ok := asUnavailable(err); ok {
+		var rfc *fosite.RFC6749Error
+		if errors.As(e, &rfc) {
+			desc = rfc.GetDescription()
+		}
+	}
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Retry-After", retryAfter(err))
 	w.WriteHeader(http.StatusServiceUnavailable)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": errUnavailable.ErrorField, "error_description": errUnavailable.GetDescription()})
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": errUnavailable.ErrorField, "error_description": desc})
 }

@@ -24,7 +24,7 @@ func (p *Provider) DenyBearer(w http.ResponseWriter, r *http.Request, d authn.De
 	w.Header().Set("Cache-Control", "no-store")
 	if d.Err != nil {
 		if _, ok := asUnavailable(d.Err); ok {
-			writeUnavailable(w)
+			writeUnavailable(w, d.Err)
 			return
 		}
 		p.logOAuthError(r.Context(), "userinfo", fosite.ErrServerError.WithWrap(d.Err))
@@ -48,7 +48,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	pr := authn.FromContext(ctx)
 	u, err := p.liveUser(ctx, pr.UserID)
 	if _, ok := asUnavailable(err); ok {
-		writeUnavailable(w)
+		writeUnavailable(w, err)
 		return
 	}
 	if err != nil || u == nil {
