@@ -231,3 +231,53 @@ func TestDocs_DashboardMetricsExist(t *testing.T) {
 		}
 	}
 }
+
+// TestDocs_StandAlone: every relative link in the repository's Markdown
+// points at a file inside the repository that exists, so a clone reads
+// whole (no links into a workspace around it).
+func TestDocs_StandAlone(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`\]\(([^)#\s]+)`)
+	n := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != root || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".md") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			n++
+			abs := filepath.Join(filepath.Dir(path), target)
+			rel, _ := filepath.Rel(root, abs)
+			if strings.HasPrefix(rel, "..") {
+				t.Errorf("%s links outside the repository: %s", path, target)
+				continue
+			}
+			if _, err := os.Stat(abs); err != nil {
+				t.Errorf("%s links to a missing file: %s", path, target)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no relative links found: is the walk reading the Markdown files?")
+	}
+}

@@ -69,6 +69,7 @@ func newEnv(t *testing.T) *env {
 		"bob":            user(e.bob, ledger.ScopeCreditsRead, ledger.ScopeCreditsSpend),
 		"service":        client("svc", ledger.ScopeCreditsCharge),
 		"service-read":   client("svc-read", ledger.ScopeCreditsRead),
+		"minter":         client("billing", ledger.ScopeCreditsGrant),
 		"admin":          {Subject: admin, UserID: admin, ClientID: "console", Scopes: []string{"admin"}, Roles: []string{"user", "admin"}},
 		"admin-noscope":  {Subject: admin, UserID: admin, ClientID: "console", Scopes: []string{"openid"}, Roles: []string{"user", "admin"}},
 		"admin-client":   client("ops", "admin"),
@@ -154,7 +155,7 @@ func spendBody(amount, ref string) string {
 func TestHandler_SpendGrantHistoryFlow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	g := e.expect("POST", "/api/v1/users/"+e.alice+"/credits/grant", "service", `{"amount": 100, "reference": "welcome", "description": "sign-up bonus"}`, 201)
+	g := e.expect("POST", "/api/v1/users/"+e.alice+"/credits/grant", "minter", `{"amount": 100, "reference": "welcome", "description": "sign-up bonus"}`, 201)
 	for _, k := range []string{"id", "kind", "amount", "reference", "description", "balance_after", "created_at", "balance", "actor"} {
 		if _, ok := g[k]; !ok {
 			t.Fatalf("grant response lacks %q: %v", k, g)
@@ -163,7 +164,7 @@ func TestHandler_SpendGrantHistoryFlow(t *testing.T) {
 	if g["kind"] != "grant" || g["amount"] != float64(100) || g["balance_after"] != float64(100) {
 		t.Fatalf("grant = %v", g)
 	}
-	if a := g["actor"].(map[string]any); a["type"] != "client" || a["id"] != "svc" {
+	if a := g["actor"].(map[string]any); a["type"] != "client" || a["id"] != "billing" {
 		t.Fatalf("grant actor = %v", a)
 	}
 	s := e.expect("POST", "/api/v1/credits/spend", "alice", spendBody("30", "order-1"), 201)
@@ -235,7 +236,10 @@ func TestHandler_WrongScopeForbidden(t *testing.T) {
 		{"ErrSpendWithReadScope", "POST", "/api/v1/credits/spend", "alice-readonly", spendBody("1", "x"), 403},
 		{"ErrClientTokenHasNoOwnAccount", "GET", "/api/v1/credits", "service-read", "", 403},
 		{"ErrUserGrantsSelf", "POST", "/api/v1/users/{alice}/credits/grant", "alice", spendBody("1", "x"), 403},
-		{"ErrServiceWithoutCreditsAdmin", "POST", "/api/v1/users/{alice}/credits/spend", "service-read", spendBody("1", "x"), 403},
+		{"ErrChargerMints", "POST", "/api/v1/users/{alice}/credits/grant", "service", spendBody("1", "x"), 403},
+		{"ErrMinterCharges", "POST", "/api/v1/users/{alice}/credits/spend", "minter", spendBody("1", "x"), 403},
+		{"ErrChargerRefunds", "POST", "/admin/v1/users/{alice}/credits/refund", "service", `{"transaction_id":"x","reference":"r"}`, 403},
+		{"ErrServiceWithoutCreditsCharge", "POST", "/api/v1/users/{alice}/credits/spend", "service-read", spendBody("1", "x"), 403},
 		{"ErrAdminGrantAsUser", "POST", "/admin/v1/users/{alice}/credits/grant", "alice", spendBody("1", "x"), 403},
 		{"ErrAdminGrantAsService", "POST", "/admin/v1/users/{alice}/credits/grant", "service", spendBody("1", "x"), 403},
 		{"ErrAdminScopeWithoutRole", "POST", "/admin/v1/users/{alice}/credits/adjust", "fake-admin", `{"amount":1,"reference":"x","reason":"r","direction":"credit"}`, 403},
@@ -270,11 +274,9 @@ func TestHandler_OtherUsersAccountForbidden(t *testing.T) {
 	if b := MustBalance(t, e.l, e.bob); b != 10 {
 		t.Fatalf("bob's balance = %d, want 10", b)
 	}
-	// A user may use the service path for their own account with their own scopes.
-	if b := e.expect("GET", "/api/v1/users/"+strings.ToUpper(e.bob)+"/credits", "bob", "", 200); b["balance"] != float64(10) {
-		t.Fatalf("own balance = %v", b)
-	}
-	e.expect("POST", "/api/v1/users/"+e.bob+"/credits/spend", "bob", spendBody("1", "own"), 201)
+	// The service path is for services: a user's own credits are at /credits.
+	e.expectProblem("GET", "/api/v1/users/"+strings.ToUpper(e.bob)+"/credits", "bob", "", 403, "forbidden")
+	e.expectProblem("POST", "/api/v1/users/"+e.bob+"/credits/spend", "bob", spendBody("1", "own"), 403, "forbidden")
 }
 
 func TestHandler_UnknownUserNotFound(t *testing.T) {
@@ -283,7 +285,7 @@ func TestHandler_UnknownUserNotFound(t *testing.T) {
 	for _, id := range []string{"00000000-0000-4000-8000-000000000000", "not-a-uuid", "1"} {
 		e.expectProblem("GET", "/api/v1/users/"+id+"/credits", "service", "", 404, "not_found")
 		e.expectProblem("GET", "/api/v1/users/"+id+"/credits/transactions", "service", "", 404, "not_found")
-		e.expectProblem("POST", "/api/v1/users/"+id+"/credits/grant", "service", spendBody("1", "x"), 404, "not_found")
+		e.expectProblem("POST", "/api/v1/users/"+id+"/credits/grant", "minter", spendBody("1", "x"), 404, "not_found")
 		e.expectProblem("POST", "/admin/v1/users/"+id+"/credits/grant", "admin", spendBody("1", "x"), 404, "not_found")
 	}
 	if n := e.countTransactions(); n != 0 {

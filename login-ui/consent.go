@@ -6,6 +6,9 @@ type ConsentData struct {
 	ClientID   string
 	UserEmail  string
 	Scopes     []ScopeInfo
+	// Audiences are the services the token will be valid at; remembered
+	// consent covers only these.
+	Audiences []string
 	// ReturnTo is the authorization request the form posts back to /consent.
 	ReturnTo string
 }
@@ -42,8 +45,13 @@ func ScopeDescription(scope string) string {
 }
 
 // NewConsentData builds the consent page data for the requested scopes.
-func NewConsentData(clientName, clientID, email string, scopes []string, returnTo string) ConsentData {
-	d := ConsentData{ClientName: clientName, ClientID: clientID, UserEmail: email, ReturnTo: returnTo}
+// audiences are the resource servers the token will be valid for; none
+// means authd itself (issuer).
+func NewConsentData(clientName, clientID, email string, scopes, audiences []string, issuer, returnTo string) ConsentData {
+	d := ConsentData{ClientName: clientName, ClientID: clientID, UserEmail: email, ReturnTo: returnTo, Audiences: audiences}
+	if len(d.Audiences) == 0 {
+		d.Audiences = []string{issuer}
+	}
 	if d.ClientName == "" {
 		d.ClientName = clientID
 	}

@@ -83,6 +83,8 @@ type clientBody struct {
 	TokenEndpointAuthSigningAlg *string          `json:"token_endpoint_auth_signing_alg"`
 	IDTokenSignedResponseAlg    *string          `json:"id_token_signed_response_alg"`
 	JWKS                        *json.RawMessage `json:"jwks"`
+	ChargeMaxPerSpend           *int64           `json:"charge_max_per_spend"`
+	ChargeMaxPerUserDay         *int64           `json:"charge_max_per_user_day"`
 }
 
 // apply overlays the fields present in b on spec and names them.
@@ -110,6 +112,8 @@ func (b *clientBody) apply(spec *ClientSpec) []string {
 	set("token_endpoint_auth_signing_alg", b.TokenEndpointAuthSigningAlg != nil, func() { spec.TokenEndpointAuthSigningAlg = *b.TokenEndpointAuthSigningAlg })
 	set("id_token_signed_response_alg", b.IDTokenSignedResponseAlg != nil, func() { spec.IDTokenSignedResponseAlg = *b.IDTokenSignedResponseAlg })
 	set("jwks", b.JWKS != nil, func() { spec.JWKS = *b.JWKS })
+	set("charge_max_per_spend", b.ChargeMaxPerSpend != nil, func() { spec.ChargeMaxPerSpend = *b.ChargeMaxPerSpend })
+	set("charge_max_per_user_day", b.ChargeMaxPerUserDay != nil, func() { spec.ChargeMaxPerUserDay = *b.ChargeMaxPerUserDay })
 	return changed
 }
 
@@ -121,6 +125,7 @@ func specOf(c *fositestore.Client) ClientSpec {
 		Public: c.Public, FirstParty: c.FirstParty, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 		JWKS: c.JWKS, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
+		ChargeMaxPerSpend:        c.ChargeMaxPerSpend, ChargeMaxPerUserDay: c.ChargeMaxPerUserDay,
 	}
 }
 

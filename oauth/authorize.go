@@ -34,6 +34,12 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
 		return
 	}
+	if !exactRedirect(client, ar.GetRedirectURI()) {
+		// Never redirect to it: an empty request makes fosite answer here.
+		p.authorizeError(ctx, w, fosite.NewAuthorizeRequest(), fosite.ErrInvalidRequest.WithHint(
+			"The redirect_uri does not match a registered one exactly (any loopback port is for native apps, which are public clients)."))
+		return
+	}
 	form := ar.GetRequestForm()
 	if err := checkPKCE(form); err != nil {
 		p.authorizeError(ctx, w, ar, err) // before the user is asked to log in for nothing
@@ -56,9 +62,15 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	scopes := ar.GetRequestedScopes()
+	scopes, audiences := ar.GetRequestedScopes(), ar.GetRequestedAudience()
 	if !client.FirstParty {
-		covered, err := p.hasConsent(ctx, user.ID, client.ID, scopes)
+		// A public client's identity cannot be assured (anyone can claim
+		// its redirect URI on a device), so remembered consent never
+		// approves it silently (RFC 8252 §8.6): the user confirms each time.
+		covered := false
+		if !client.Public {
+			covered, err = p.hasConsent(ctx, user.ID, client.ID, scopes, audiences)
+		}
 		if err != nil {
 			p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
 			return
@@ -72,7 +84,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			p.ui.Render(w, r, http.StatusOK, "consent", loginui.Page{
 				Title:    "Allow access?",
 				LoggedIn: true,
-				Data:     loginui.NewConsentData(client.Name, client.ID, user.Email, scopes, authorizeURL(form)),
+				Data:     loginui.NewConsentData(client.Name, client.ID, user.Email, scopes, audiences, p.cfg.Issuer, authorizeURL(form)),
 			})
 			return
 		}
@@ -266,4 +278,22 @@ func (p *Provider) logOAuthError(ctx context.Context, where string, err error) {
 		return
 	}
 	log.Info("oauth "+where+" rejected", zap.String("error", code), zap.String("debug", debug))
+}
+
+// exactRedirect reports whether the redirect URI fosite accepted is one the
+// client registered, character for character. fosite also accepts any port
+// on a loopback IP (RFC 8252 §7.3); that exception is for native apps, so
+// only public clients keep it.
+func exactRedirect(c *fositestore.Client, got *url.URL) bool {
+	if c.Public || got == nil {
+		return true
+	}
+	s := got.String()
+	return slices.ContainsFunc(c.RedirectURIs, func(reg string) bool {
+		if reg == s {
+			return true
+		}
+		u, err := url.Parse(reg) // as fosite compares: parsed
+		return err == nil && u.String() == s
+	})
 }

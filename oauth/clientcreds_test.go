@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
+	"reflect"
 	"testing"
 	"time"
 
@@ -119,8 +120,12 @@ func TestIntrospection_Callers(t *testing.T) {
 	if in := e.introspect(rs.ID, rsSecret, at); in["active"] != true || in["client_id"] != web.ID {
 		t.Errorf("resource server: %v", in)
 	}
-	if st, out := e.postJSON("/oauth2/introspect", other.ID, otherSecret, url.Values{"token": {at}}); st != 403 {
-		t.Errorf("unrelated client: %d %v", st, out)
+	// An unrelated client learns nothing: the answer for a live token it may
+	// not see is the answer for a token that does not exist.
+	st, out := e.postJSON("/oauth2/introspect", other.ID, otherSecret, url.Values{"token": {at}})
+	stUnknown, outUnknown := e.postJSON("/oauth2/introspect", other.ID, otherSecret, url.Values{"token": {at + "x"}})
+	if st != 200 || len(out) != 1 || out["active"] != false || stUnknown != st || !reflect.DeepEqual(out, outUnknown) {
+		t.Errorf("unrelated client: %d %v; unknown token: %d %v", st, out, stUnknown, outUnknown)
 	}
 	if st, out := e.postJSON("/oauth2/introspect", "", "", url.Values{"token": {at}}); st != 401 {
 		t.Errorf("anonymous: %d %v", st, out)

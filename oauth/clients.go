@@ -50,6 +50,10 @@ type ClientSpec struct {
 	TokenEndpointAuthSigningAlg string
 	// IDTokenSignedResponseAlg is RS256 (default) or ES256.
 	IDTokenSignedResponseAlg string
+	// ChargeMaxPerSpend and ChargeMaxPerUserDay cap what a service holding
+	// credits:charge may charge: one charge, and one user per UTC day; 0 =
+	// no cap. The ledger enforces them under the account lock.
+	ChargeMaxPerSpend, ChargeMaxPerUserDay int64
 }
 
 // ClientRegistry manages OAuth clients (CLI and admin API). Errors are
@@ -285,8 +289,15 @@ func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
 			return nil, problem.Invalid(field, "use RS256 or ES256")
 		}
 	}
+	if s.ChargeMaxPerSpend < 0 {
+		return nil, problem.Invalid("charge_max_per_spend", "a cap is a positive number of credits, or 0 for none")
+	}
+	if s.ChargeMaxPerUserDay < 0 {
+		return nil, problem.Invalid("charge_max_per_user_day", "a cap is a positive number of credits, or 0 for none")
+	}
 	return &fositestore.Client{
 		ID: s.ID, Name: name,
+		ChargeMaxPerSpend: s.ChargeMaxPerSpend, ChargeMaxPerUserDay: s.ChargeMaxPerUserDay,
 		RedirectURIs: slices.Clone(s.RedirectURIs), PostLogoutRedirectURIs: slices.Clone(s.PostLogoutRedirectURIs),
 		GrantTypes: grants, ResponseTypes: resp, Scopes: slices.Clone(s.Scopes), Audience: slices.Clone(s.Audience),
 		Public: s.Public, FirstParty: s.FirstParty, TokenEndpointAuthMethod: method,
@@ -362,4 +373,19 @@ func validScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// ChargeCaps returns what clientID may charge a user: per charge and per
+// user per UTC day, 0 meaning no cap. It reads the client cache, so it
+// costs a charge nothing while the cache is warm.
+func (cr *ClientRegistry) ChargeCaps(ctx context.Context, clientID string) (perSpend, perUserDay int64, err error) {
+	c, err := cr.store.GetClient(ctx, clientID)
+	if err != nil {
+		return 0, 0, err
+	}
+	fc, ok := c.(*fositestore.Client)
+	if !ok {
+		return 0, 0, nil
+	}
+	return fc.ChargeMaxPerSpend, fc.ChargeMaxPerUserDay, nil
 }

@@ -55,7 +55,7 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(ctx, w, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 		return
 	}
-	if err := p.saveConsent(ctx, user.ID, client.ID, ar.GetRequestedScopes()); err != nil {
+	if err := p.saveConsent(ctx, user.ID, client.ID, ar.GetRequestedScopes(), ar.GetRequestedAudience()); err != nil {
 		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
 		return
 	}

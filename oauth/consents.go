@@ -9,38 +9,41 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Consents are remembered per user and client as the set of scopes the user
-// has granted (table oauth2_consents, migration 0006). A request is covered
-// when every scope it asks for was granted before.
+// Consents are remembered per user and client as the scopes and audiences
+// the user has granted (table oauth2_consents). A request is covered when
+// every scope and every audience it asks for was shown and granted before.
 
-// hasConsent reports whether user granted client every scope in scopes.
-func (p *Provider) hasConsent(ctx context.Context, userID, clientID string, scopes []string) (bool, error) {
-	var granted []string
-	err := p.pool.QueryRow(ctx, `SELECT scopes FROM oauth2_consents WHERE user_id = $1 AND client_id = $2`,
-		userID, clientID).Scan(&granted)
+// hasConsent reports whether user granted client every scope in scopes and
+// every audience in audiences.
+func (p *Provider) hasConsent(ctx context.Context, userID, clientID string, scopes, audiences []string) (bool, error) {
+	var granted, grantedAud []string
+	err := p.pool.QueryRow(ctx, `SELECT scopes, audiences FROM oauth2_consents WHERE user_id = $1 AND client_id = $2`,
+		userID, clientID).Scan(&granted, &grantedAud)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("oauth: read consent: %w", err)
 	}
-	for _, s := range scopes {
-		if !slices.Contains(granted, s) {
-			return false, nil
-		}
+	covered := func(want, have []string) bool {
+		return !slices.ContainsFunc(want, func(s string) bool { return !slices.Contains(have, s) })
 	}
-	return true, nil
+	return covered(scopes, granted) && covered(audiences, grantedAud), nil
 }
 
-// saveConsent adds scopes to what user granted client.
-func (p *Provider) saveConsent(ctx context.Context, userID, clientID string, scopes []string) error {
+// saveConsent adds scopes and audiences to what user granted client.
+func (p *Provider) saveConsent(ctx context.Context, userID, clientID string, scopes, audiences []string) error {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	_, err := p.pool.Exec(ctx, `INSERT INTO oauth2_consents (user_id, client_id, scopes) VALUES ($1, $2, $3)
+	if audiences == nil {
+		audiences = []string{}
+	}
+	_, err := p.pool.Exec(ctx, `INSERT INTO oauth2_consents (user_id, client_id, scopes, audiences) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (user_id, client_id) DO UPDATE SET
 			scopes = ARRAY(SELECT DISTINCT s FROM unnest(oauth2_consents.scopes || EXCLUDED.scopes) AS s ORDER BY s),
-			updated_at = now()`, userID, clientID, scopes)
+			audiences = ARRAY(SELECT DISTINCT a FROM unnest(oauth2_consents.audiences || EXCLUDED.audiences) AS a ORDER BY a),
+			updated_at = now()`, userID, clientID, scopes, audiences)
 	if err != nil {
 		return fmt.Errorf("oauth: save consent: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/authn"
 	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/keys"
@@ -139,6 +140,8 @@ func (e *env) start(db *storagetest.DB) {
 	e.clients = e.prov.Clients()
 	r := mux.NewRouter()
 	e.prov.Mount(r)
+	e.prov.MountUserinfo(authn.NewRouter(r, &authn.Guard{Verifier: e.prov, Audience: e.issuer, Clients: e.prov,
+		Deny: e.prov.DenyBearer}, authn.NewTable()))
 	r.PathPrefix("/static/").Handler(loginui.Static())
 	for _, f := range e.mountFns {
 		f(r, e)

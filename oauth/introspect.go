@@ -116,17 +116,16 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
-// mayIntrospect answers 403 unless caller holds scope introspect or is the
-// client the token was issued to (tokenClientID).
+// mayIntrospect reports whether caller holds scope introspect or is the
+// client the token was issued to (tokenClientID). When it may not, the
+// answer is {"active":false}, byte for byte what an unknown token gets, so
+// a client cannot learn which tokens exist (no oracle).
 func (p *Provider) mayIntrospect(w http.ResponseWriter, caller fosite.Client, tokenClientID string) bool {
 	if caller.GetScopes().Has("introspect") || caller.GetID() == tokenClientID {
 		return true
 	}
 	p.metrics.introspected("unauthorized")
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.WriteHeader(http.StatusForbidden)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": "access_denied",
-		"error_description": "Only the token's own client or a client with scope introspect may introspect it."})
+	writeInactive(w)
 	return false
 }
 

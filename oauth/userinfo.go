@@ -9,7 +9,6 @@ import (
 	"github.com/authd/authd/internal/authn"
 )
 
-
 // MountUserinfo registers GET|POST /userinfo on rt, whose guard should
 // answer refusals with DenyBearer (OAuth-style JSON, as OIDC clients expect).
 func (p *Provider) MountUserinfo(rt *authn.Router) {
@@ -22,6 +21,7 @@ func (p *Provider) MountUserinfo(rt *authn.Router) {
 
 // DenyBearer writes a refusal of /userinfo as RFC 6750 describes it.
 func (p *Provider) DenyBearer(w http.ResponseWriter, r *http.Request, d authn.Denial) {
+	w.Header().Set("Cache-Control", "no-store")
 	if d.Err != nil {
 		if _, ok := asUnavailable(d.Err); ok {
 			writeUnavailable(w)

@@ -70,7 +70,7 @@ func Replicas(ctx context.Context, env Env, o ReplicaOptions) *Report {
 	}
 
 	// A token issued by A is active on every replica.
-	tok, a := ClientCredentials(ctx, c, A.URL, fix.SvcID, fix.SvcSecret, "credits:charge introspect")
+	tok, a := ClientCredentials(ctx, c, A.URL, fix.SvcID, fix.SvcSecret, "credits:charge credits:grant introspect")
 	rec.Record("token", A.Name, time.Now(), a, "", "")
 	if !a.OK() {
 		rep.Problem("token from A: %s", a)

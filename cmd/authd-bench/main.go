@@ -80,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.authdBin, "authd-bin", "", "prebuilt authd binary (default: go build ./cmd/authd)")
 	fs.IntVar(&o.maxConns, "db-max-conns", 0, "AUTHD_DB_MAX_CONNS for authd (0: its default)")
 	fs.StringVar(&o.url, "url", "", "benchmark a running authd at this URL instead of starting one (client_credentials, introspection, jwks, registration)")
-	fs.StringVar(&o.clientID, "client-id", "", "with -url: a client_credentials client with scopes \"credits:charge introspect\"")
+	fs.StringVar(&o.clientID, "client-id", "", "with -url: a client_credentials client with scopes \"credits:charge credits:grant introspect\"")
 	fs.StringVar(&o.clientSecret, "client-secret", "", "with -url: its secret")
 	fs.IntVar(&o.authdPID, "authd-pid", 0, "with -url: authd's pid, for its CPU and RSS")
 	fs.StringVar(&o.pgData, "pgdata", "", "with -url: PostgreSQL's data directory, for its CPU")

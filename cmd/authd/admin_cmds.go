@@ -91,6 +91,8 @@ func (c *cli) clientCmd() *cobra.Command {
 	f.BoolVar(&spec.Public, "public", false, "public client (no secret; PKCE required)")
 	f.BoolVar(&spec.FirstParty, "first-party", false, "first-party client: no consent screen, may use the password grant")
 	f.StringVar(&spec.TokenEndpointAuthMethod, "token-auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none")
+	f.Int64Var(&spec.ChargeMaxPerSpend, "charge-max-per-spend", 0, "with scope credits:charge: the most credits one charge may take (0: no cap)")
+	f.Int64Var(&spec.ChargeMaxPerUserDay, "charge-max-per-user-day", 0, "with scope credits:charge: the most credits charged to one user per UTC day (0: no cap)")
 	f.StringVar(&jwksFile, "jwks", "", "file with the client's public JWKS (private_key_jwt)")
 
 	list := &cobra.Command{Use: "list", Short: "List clients", Args: cobra.NoArgs,

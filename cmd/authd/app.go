@@ -197,8 +197,8 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	// authd's own APIs: every route is registered with its policy through
 	// an authn.Router, enforced by the guard (policy_test.go walks them).
 	a.policies = authn.NewTable()
-	guard := &authn.Guard{Verifier: a.provider, Audience: cfg.APIAudience, Clients: a.provider}
-	a.provider.MountUserinfo(authn.NewRouter(r, &authn.Guard{Verifier: a.provider, Audience: cfg.APIAudience,
+	guard := &authn.Guard{Verifier: a.provider, Audience: cfg.APIAudienceOrIssuer(), Clients: a.provider}
+	a.provider.MountUserinfo(authn.NewRouter(r, &authn.Guard{Verifier: a.provider, Audience: cfg.APIAudienceOrIssuer(),
 		Clients: a.provider, Deny: a.provider.DenyBearer}, a.policies))
 	api := authn.NewRouter(r.PathPrefix("/api/v1").Subrouter(), guard, a.policies)
 	admin := authn.NewRouter(r.PathPrefix("/admin/v1").Subrouter(), guard, a.policies)

@@ -199,7 +199,7 @@ func TestHostileInput_StoredInjectionIsInert(t *testing.T) {
 	e := newSecEnv(t)
 	u := e.mustUser("inert@example.com")
 	fp, fpSecret := e.firstParty()
-	token := e.passwordToken(fp, fpSecret, u.Email, "openid profile")["access_token"].(string)
+	token := e.passwordToken(fp, fpSecret, u.Email, "openid profile account")["access_token"].(string)
 	name := htmlInjection + sqlInjection + tmplInjection
 	users := e.count(`SELECT count(*) FROM users`)
 	req, _ := http.NewRequest(http.MethodPatch, e.URL+"/api/v1/me", strings.NewReader(`{"name":`+jsonString(name)+`}`))

@@ -270,7 +270,7 @@ func TestMetrics_ActionsMoveTheirSeries(t *testing.T) {
 
 	t.Run("Credits", func(t *testing.T) {
 		u := e.mustUser("olivia@example.com", userPass)
-		_, svc := e.clientToken("credits:charge")
+		_, svc := e.clientToken("credits:charge", "credits:grant")
 		path := "/api/v1/users/" + u.ID + "/credits/"
 		e.moved(t, 5, "authd_ledger_credits_granted_total", nil, func() {
 			e.must(201, "POST", path+"grant", svc, map[string]any{"amount": 5, "reference": "g1"}, nil)

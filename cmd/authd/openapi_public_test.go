@@ -258,7 +258,7 @@ func TestPublicOpenAPI_ResponsesMatchTheSchemas(t *testing.T) {
 	check("POST", "/email/verify", "/email/verify", "", map[string]string{"token": "not-a-token"}, 400)
 
 	e.mustUser("cy@example.com", userPass)
-	access := e.userToken("cy@example.com", userPass, "credits:read credits:spend")
+	access := e.userToken("cy@example.com", userPass, "profile account credits:read credits:spend")
 	check("GET", "/me", "/me", access, nil, 200)
 	check("PATCH", "/me", "/me", access, map[string]string{"name": "Cy"}, 200)
 	check("GET", "/me/sessions", "/me/sessions", access, nil, 200)

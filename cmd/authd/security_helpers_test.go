@@ -463,7 +463,7 @@ func (e *secEnv) snapshot() string {
 // and every scope, for tests that need a bearer token quickly.
 func (e *secEnv) firstParty() (id, secret string) {
 	return e.mustClient(oauth.ClientSpec{Name: "console", FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
-		Scopes: []string{"openid", "profile", "email", "roles", "offline_access", "admin", "credits:read", "credits:spend"}})
+		Scopes: []string{"openid", "profile", "email", "roles", "offline_access", "admin", "account", "credits:read", "credits:spend"}})
 }
 
 // passwordToken logs email in through a first-party client.

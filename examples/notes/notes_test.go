@@ -48,6 +48,7 @@ func TestNotes_AgainstRealAuthd(t *testing.T) {
 			"password": {editorPass}, "scope": {scope}, "audience": {"urn:authd:notes"}})
 	}
 	edTok := userToken("ed@example.com", "notes:read")
+	chargeTok := a.Token(svcID, svcSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:charge"}})
 	ritaTok := userToken("rita@example.com", "notes:read")
 
 	t.Run("OK_Read", func(t *testing.T) {
@@ -84,7 +85,7 @@ func TestNotes_AgainstRealAuthd(t *testing.T) {
 		if st != 200 || again["id"] != n["id"] {
 			t.Fatalf("retry: %d %v", st, again)
 		}
-		if st, _, out := do(t, "GET", a.URL+"/api/v1/users/"+editor+"/credits", svcTok, nil); st != 200 || out["balance"] != float64(0) {
+		if st, _, out := do(t, "GET", a.URL+"/api/v1/users/"+editor+"/credits", chargeTok, nil); st != 200 || out["balance"] != float64(0) {
 			t.Fatalf("balance after one note: %d %v", st, out)
 		}
 	})

@@ -130,11 +130,7 @@ func NewRouter(m *mux.Router, g *Guard, t *Table) *Router {
 
 // Handle registers h for method and path under pol.
 func (rt *Router) Handle(method, path string, pol Policy, h http.Handler) {
-	methods := []string{method}
-	if method == http.MethodGet {
-		methods = append(methods, http.MethodHead)
-	}
-	route := rt.mux.Handle(path, rt.guard.enforce(pol, h)).Methods(methods...)
+	route := rt.mux.Handle(path, rt.guard.enforce(pol, h)).Methods(method)
 	rt.table.byRoute[route] = pol
 }
 

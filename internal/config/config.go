@@ -32,8 +32,8 @@ type Config struct {
 	SMTPURL     string   `env:"AUTHD_SMTP_URL" doc:"smtp://user:pass@host:587 (STARTTLS required; ?starttls=false for local catchers) or smtps://host:465. Unset in dev: the built-in catcher."`
 	MailFrom    string   `env:"AUTHD_MAIL_FROM" envDefault:"authd <no-reply@localhost>" doc:"From address of outgoing mail."`
 	MailTmplDir string   `env:"AUTHD_MAIL_TEMPLATES_DIR" doc:"Directory overriding the embedded mail templates."`
-	APIAudience string `env:"AUTHD_API_AUDIENCE" doc:"The aud authd's own APIs require in access tokens (default: the issuer). Tokens for other audiences are refused by every authd API."`
-	CORSOrigins []string `env:"AUTHD_CORS_ORIGINS" envSeparator:"," doc:"Comma-separated origins allowed to call the APIs from browsers."`
+	APIAudience string   `env:"AUTHD_API_AUDIENCE" doc:"The aud authd's own APIs require in access tokens (default: the issuer). Tokens for other audiences are refused by every authd API."`
+	CORSOrigins []string `env:"AUTHD_CORS_ORIGINS" envSeparator:"," doc:"Comma-separated origins allowed to call the JSON APIs from browsers (never with credentials)."`
 
 	AccessTokenTTL     time.Duration `env:"AUTHD_ACCESS_TOKEN_TTL" envDefault:"15m" doc:"Access token lifetime."`
 	RefreshTokenTTL    time.Duration `env:"AUTHD_REFRESH_TOKEN_TTL" envDefault:"720h" doc:"Refresh token lifetime."`
@@ -58,6 +58,15 @@ type Config struct {
 
 // Dev reports whether authd runs in development mode.
 func (c *Config) Dev() bool { return c.Env != "production" }
+
+// APIAudienceOrIssuer is the aud authd's own APIs require: AUTHD_API_AUDIENCE,
+// or the issuer when it is unset.
+func (c *Config) APIAudienceOrIssuer() string {
+	if c.APIAudience != "" {
+		return c.APIAudience
+	}
+	return c.Issuer
+}
 
 // Key decodes AUTHD_SECRETS_KEY (validated by Load).
 func (c *Config) Key() []byte {
@@ -199,9 +208,6 @@ func (c *Config) validate() error {
 	}
 	if c.SessionIdleTimeout > c.SessionMaxAge {
 		return fail("AUTHD_SESSION_IDLE_TIMEOUT", "must not exceed AUTHD_SESSION_MAX_AGE (%s), got %s", c.SessionMaxAge, c.SessionIdleTimeout)
-	}
-	if c.APIAudience == "" {
-		c.APIAudience = c.Issuer
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "*" {

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -273,20 +274,21 @@ func LimitBody(max int64) func(http.Handler) http.Handler {
 	}
 }
 
-// CORS answers preflights and sets CORS headers for the listed origins only.
-// Credentials are allowed, so a wildcard is never used (config refuses it).
+// CORS answers preflights and sets CORS headers for the listed origins, on
+// the JSON endpoints only (CORSPath): a hosted page is never readable
+// cross-origin. Credentials are never allowed: the APIs take bearer tokens,
+// never cookies, so a page elsewhere cannot ride a user's session.
 func CORS(origins []string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			origin := r.Header.Get("Origin")
-			if origin == "" || !slices.Contains(origins, origin) {
+			if origin == "" || !slices.Contains(origins, origin) || !CORSPath(r.URL.Path) {
 				next.ServeHTTP(w, r)
 				return
 			}
 			h := w.Header()
 			h.Add("Vary", "Origin")
 			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Allow-Credentials", "true")
 			h.Set("Access-Control-Expose-Headers", "X-Request-ID, WWW-Authenticate, Retry-After")
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
@@ -298,4 +300,21 @@ func CORS(origins []string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// CORSPath reports whether path is a JSON endpoint a browser app on another
+// origin may call: authd's APIs, discovery and keys, and the OAuth endpoints
+// a single-page app uses (token, revoke, introspect, userinfo). Hosted pages
+// and the authorization endpoint are navigations, never fetched.
+func CORSPath(path string) bool {
+	for _, p := range []string{"/api/", "/admin/v1/", "/.well-known/"} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	switch path {
+	case "/oauth2/token", "/oauth2/revoke", "/oauth2/introspect", "/userinfo":
+		return true
+	}
+	return false
 }
