@@ -141,7 +141,7 @@ type AdminKeysData struct {
 }
 
 func (c *Console) keys(w http.ResponseWriter, r *http.Request, _ consoleReq) {
-	note := map[string]string{"rotated": "The keys were rotated: the next key signs from now on, and a new next key is published."}[r.URL.Query().Get("done")]
+	note := map[string]string{"rotated": "The keys were rotated: the pre-published next key takes over (at once, or as soon as every cache can know it) and a new next key is published."}[r.URL.Query().Get("done")]
 	c.renderKeys(w, r, http.StatusOK, note, "")
 }
 

@@ -164,7 +164,7 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, a consoleRe
 	if d.History.NextCursor != nil {
 		d.NextTx = self + "?" + url.Values{"tx": {*d.History.NextCursor}}.Encode() + "#credits"
 	}
-	c.UI.Render(w, r, status, "admin_user", Page{Title: "User", LoggedIn: true, Notice: note, Error: errMsg, Data: d})
+	c.UI.Render(w, r, status, "admin_user", Page{Title: u.Email, LoggedIn: true, Notice: note, Error: errMsg, Data: d})
 }
 
 func (c *Console) threshold() int64 {
