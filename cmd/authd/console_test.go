@@ -5,11 +5,19 @@ package main
 // console page is covered without editing this file.
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/authd/authd/internal/config"
+	"github.com/authd/authd/storage/storagetest"
 )
 
 // consoleRoutes are the console's routes: /admin and below, but not the
@@ -204,5 +212,34 @@ func TestConsole_HostileInputEscaped(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM users`); n != 2 {
 		t.Errorf("%d users, want 2", n)
+	}
+}
+
+// TestConsole_DevBannerPointsAtConsole: make run's banner names the console
+// next to the admin login that opens it.
+func TestConsole_DevBannerPointsAtConsole(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.MkdirAll(devDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db := storagetest.NewDB(t)
+	cfg, err := config.FromEnv([]string{"AUTHD_SECRETS_KEY=" + secTestKey, "AUTHD_BCRYPT_COST=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DatabaseURL = db.URL
+	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	rt := &runtime{cfg: cfg, log: zap.NewNop(), pool: db.Pool, reg: prometheus.NewRegistry(), ready: make(chan struct{}), dev: &devExtras{out: &out}}
+	a, err := buildApp(ctx, rt)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	cancel()
+	a.wait()
+	a.close()
+	if !strings.Contains(out.String(), "admin console "+cfg.Issuer+"/admin ") || !strings.Contains(out.String(), "admin@localhost / ") {
+		t.Fatalf("banner:\n%s", out.String())
 	}
 }
