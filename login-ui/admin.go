@@ -46,6 +46,7 @@ type Console struct {
 	Accounts *accounts.Service
 	Ledger   ConsoleLedger
 	Keys     ConsoleKeys
+	Clients  ConsoleClients
 	// ConfirmGrantAbove is the largest credit grant that needs no fresh
 	// proof of presence (password or recent login); 0 means 1000.
 	ConfirmGrantAbove int64
@@ -85,6 +86,14 @@ func (c *Console) Mount(r *mux.Router) {
 	post("/admin/roles", c.createRole)
 	post("/admin/roles/{name}/delete", c.deleteRole)
 	get("/admin/audit", c.audit)
+	if c.Clients != nil {
+		get("/admin/clients", c.clients)
+		post("/admin/clients", c.createClient)
+		get("/admin/clients/{client}", c.client)
+		post("/admin/clients/{client}", c.updateClient)
+		post("/admin/clients/{client}/secret", c.rotateClientSecret)
+		post("/admin/clients/{client}/delete", c.deleteClient)
+	}
 	if c.Keys != nil {
 		get("/admin/keys", c.keys)
 		post("/admin/keys/rotate", c.rotateKeys)

@@ -359,3 +359,101 @@ func TestConsole_AdminTasksInTheBrowser(t *testing.T) {
 		t.Fatalf("deleted user through the admin API: %d %v", st, out)
 	}
 }
+
+func (b *consoleBrowser) click(sel string) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+		b.t.Fatalf("click %s: %v", sel, err)
+	}
+}
+
+func (b *consoleBrowser) textOf(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+// TestConsole_ClientsInTheBrowser registers, edits, re-keys and deletes an
+// OAuth client in the console, checking each step through the token
+// endpoint and the admin API; the secret is shown once.
+func TestConsole_ClientsInTheBrowser(t *testing.T) {
+	e := newSecEnv(t)
+	e.mustUser("admin@example.com", "admin")
+	appID, appSecret := e.firstParty()
+	adminToken := e.passwordToken(appID, appSecret, "admin@example.com", "admin")["access_token"].(string)
+
+	b := newConsoleBrowser(t)
+	b.open(e.URL + "/admin/clients")
+	b.fill("email", "admin@example.com", "password", secUserPass)
+	b.submit("/login")
+	if loc := b.location(); loc != e.URL+"/admin/clients" {
+		t.Fatalf("after login: %s", loc)
+	}
+
+	// A refused registration says why and keeps the form.
+	b.fill("client-name", "Bad app")
+	b.click(`input[name=grant_types][value=password]`)
+	if st := b.submit("/admin/clients"); st != http.StatusBadRequest {
+		t.Fatalf("password grant for a third-party client: %d", st)
+	}
+	b.mustSee("Grant types: the password grant is only for first-party clients")
+	b.shot("console-clients-error")
+
+	// Register a service: client_credentials only.
+	b.open(e.URL + "/admin/clients")
+	b.fill("client-name", "Billing <service>", "scopes", "introspect")
+	b.click(`input[name=grant_types][value=authorization_code]`)
+	b.click(`input[name=grant_types][value=refresh_token]`)
+	b.click(`input[name=grant_types][value=client_credentials]`)
+	if st := b.submit("/admin/clients"); st != http.StatusCreated {
+		t.Fatalf("create client: %d", st)
+	}
+	b.mustSee("The client was created.", "Billing <service>")
+	id, secret := b.textOf("#client-id"), b.textOf("#client-secret")
+	b.shot("console-client-created")
+	if st, err := clientCredentialsToken(e.URL, id, secret); err != nil || st != http.StatusOK {
+		t.Fatalf("client_credentials with the shown secret: %d %v", st, err)
+	}
+	b.open(e.URL + "/admin/clients/" + id)
+	if strings.Contains(b.text(), secret) {
+		t.Fatal("the secret is shown again")
+	}
+
+	// Edit: add the code flow with a redirect URI.
+	b.click(`input[name=grant_types][value=authorization_code]`)
+	b.choose("redirect_uris", "https://billing.example/callback") // SetValue: an empty textarea cannot be cleared
+	b.submit("/admin/clients/" + id)
+	b.mustSee("The client was saved.")
+	st, out := e.apiCall(http.MethodGet, "/admin/v1/clients/"+id, adminToken, nil)
+	if st != http.StatusOK || len(out["redirect_uris"].([]any)) != 1 || out["redirect_uris"].([]any)[0] != "https://billing.example/callback" ||
+		len(out["grant_types"].([]any)) != 2 {
+		t.Fatalf("client through the admin API: %d %v", st, out)
+	}
+	b.shot("console-client")
+
+	// Rotate the secret: the old one dies, the new one works.
+	b.submit("/admin/clients/" + id + "/secret")
+	fresh := b.textOf("#client-secret")
+	if fresh == secret {
+		t.Fatal("rotation showed the old secret")
+	}
+	if st, _ := clientCredentialsToken(e.URL, id, secret); st != http.StatusUnauthorized {
+		t.Fatalf("the old secret after rotation: %d", st)
+	}
+	if st, err := clientCredentialsToken(e.URL, id, fresh); err != nil || st != http.StatusOK {
+		t.Fatalf("the new secret: %d %v", st, err)
+	}
+
+	// Delete.
+	b.submit("/admin/clients/" + id + "/delete")
+	b.mustSee("The client was deleted")
+	b.shot("console-clients")
+	if st, _ := e.apiCall(http.MethodGet, "/admin/v1/clients/"+id, adminToken, nil); st != http.StatusNotFound {
+		t.Fatalf("deleted client through the admin API: %d", st)
+	}
+	b.open(e.URL + "/admin/audit?" + url.Values{"target": {id}}.Encode())
+	b.mustSee("client.created", "client.updated", "client.secret_rotated", "client.deleted")
+}

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/internal/config"
+	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/storage/storagetest"
 )
 
@@ -30,7 +31,7 @@ func (e *secEnv) consoleRoutes() []secRoute {
 			out = append(out, rt)
 		}
 	}
-	if len(out) < 16 {
+	if len(out) < 22 {
 		e.tb.Fatalf("only %d console routes found: is the console mounted?", len(out))
 	}
 	return out
@@ -43,10 +44,10 @@ func consoleForm(csrf, sessionID string) url.Values {
 		"reference": {"csrf-" + secRand()}, "description": {"x"}, "name": {"intruder"}, "current_password": {secUserPass}}
 }
 
-// consoleURL fills a console route template for victim (a user id) and the
-// deletable role "temp".
-func consoleURL(base, tpl, victim string) string {
-	return base + strings.NewReplacer("{id}", victim, "{name}", "temp").Replace(tpl)
+// consoleURL fills a console route template for victim (a user id), a
+// client and the deletable role "temp".
+func consoleURL(base, tpl, victim, client string) string {
+	return base + strings.NewReplacer("{id}", victim, "{client}", client, "{name}", "temp").Replace(tpl)
 }
 
 // loggedIn logs email in with a cookie-keeping client and returns it with a
@@ -83,12 +84,13 @@ func TestConsole_NonAdminsRefusedEverywhere(t *testing.T) {
 	if err != nil || tok == "" {
 		t.Fatal(err)
 	}
+	client, _ := e.webClient()
 	user, csrf := e.loggedIn("plain@example.com")
 	anon := e.browser()
 	anon.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	before := e.snapshot()
 	for _, rt := range e.consoleRoutes() {
-		u := consoleURL(e.URL, rt.Path, victim.ID)
+		u := consoleURL(e.URL, rt.Path, victim.ID, client)
 		var resp *http.Response
 		var body string
 		if rt.Method == http.MethodPost {
@@ -132,6 +134,7 @@ func TestConsole_CSRF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	client, _ := e.webClient()
 	admin, good := e.loggedIn("admin@example.com")
 	_, other := e.loggedIn("admin@example.com") // the same admin in another browser
 	before := e.snapshot()
@@ -139,7 +142,7 @@ func TestConsole_CSRF(t *testing.T) {
 		if rt.Method != http.MethodPost {
 			continue
 		}
-		u := consoleURL(e.URL, rt.Path, victim.ID)
+		u := consoleURL(e.URL, rt.Path, victim.ID, client)
 		for name, token := range map[string]string{"missing": "", "other session": other, "garbage": "x" + good[1:]} {
 			f := consoleForm(token, sess.ID)
 			if token == "" {
@@ -182,6 +185,7 @@ func TestConsole_HostileInputEscaped(t *testing.T) {
 	if _, err := e.db.Pool.Exec(ctx, `UPDATE users SET name = $1 WHERE id = $2`, evil, victim.ID); err != nil {
 		t.Fatal(err)
 	}
+	client, _ := e.mustClient(oauth.ClientSpec{Name: evil, GrantTypes: []string{"client_credentials"}})
 	admin, csrf := e.loggedIn("admin@example.com")
 	resp, page := admin.post(e.URL+"/admin/roles", url.Values{"csrf_token": {csrf}, "name": {"ops"}, "description": {evil}})
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "The role was created") {
@@ -197,7 +201,7 @@ func TestConsole_HostileInputEscaped(t *testing.T) {
 		t.Fatalf("grant with hostile reference: %d", resp.StatusCode)
 	}
 	for _, path := range []string{"/admin/users?q=" + url.QueryEscape(evil), "/admin/users", "/admin/users/" + victim.ID,
-		"/admin/roles", "/admin/audit?type=" + url.QueryEscape(evil), "/admin/audit"} {
+		"/admin/roles", "/admin/audit?type=" + url.QueryEscape(evil), "/admin/audit", "/admin/clients", "/admin/clients/" + client} {
 		resp, page := admin.get(e.URL + path)
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: status %d", path, resp.StatusCode)
