@@ -7,15 +7,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/accounts"
+	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/config"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/storage/storagetest"
@@ -245,5 +250,63 @@ func TestConsole_DevBannerPointsAtConsole(t *testing.T) {
 	a.close()
 	if !strings.Contains(out.String(), "admin console "+cfg.Issuer+"/admin ") || !strings.Contains(out.String(), "admin@localhost / ") {
 		t.Fatalf("banner:\n%s", out.String())
+	}
+}
+
+// TestConsole_UsersPagesAndFilters pages through more users than fit one
+// page, filters by status, and refuses to let an administrator lock
+// themself out.
+func TestConsole_UsersPagesAndFilters(t *testing.T) {
+	t.Parallel()
+	e := newSecEnv(t)
+	ctx := context.Background()
+	admin := e.mustUser("admin@example.com", "admin")
+	var last *accounts.User
+	for i := range 30 {
+		last = e.mustUser(fmt.Sprintf("user%02d@example.com", i), "user")
+	}
+	if _, err := e.accts.SetDisabled(ctx, audit.Event{}, last.ID, true, true); err != nil {
+		t.Fatal(err)
+	}
+	b, csrf := e.loggedIn("admin@example.com")
+	seen := map[string]bool{}
+	next, pages := "/admin/users", 0
+	for next != "" {
+		pages++
+		resp, page := b.get(e.URL + next)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", next, resp.StatusCode)
+		}
+		for _, m := range regexp.MustCompile(`user\d\d@example\.com`).FindAllString(page, -1) {
+			seen[m] = true
+		}
+		next = ""
+		if m := regexp.MustCompile(`<a href="([^"]+)" rel="next">`).FindStringSubmatch(page); m != nil {
+			next = html.UnescapeString(m[1])
+		}
+	}
+	if pages != 2 || len(seen) != 30 {
+		t.Fatalf("%d pages showed %d of 30 users", pages, len(seen))
+	}
+	_, page := b.get(e.URL + "/admin/users?status=disabled")
+	if !strings.Contains(page, last.Email) || strings.Contains(page, "user00@example.com") {
+		t.Fatal("the status filter does not keep only disabled users")
+	}
+	if resp, _ := b.get(e.URL + "/admin/users?cursor=garbage"); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a bad cursor: %d", resp.StatusCode)
+	}
+
+	before := e.snapshot()
+	self := e.URL + "/admin/users/" + admin.ID
+	for path, f := range map[string]url.Values{
+		"/roles/remove": {"role": {"admin"}}, "/disable": {}, "/delete": {"current_password": {secUserPass}},
+	} {
+		f.Set("csrf_token", csrf)
+		if resp, _ := b.post(self+path, f); resp.StatusCode != http.StatusConflict {
+			t.Errorf("%s on oneself: %d, want 409", path, resp.StatusCode)
+		}
+	}
+	if after := e.snapshot(); after != before {
+		t.Errorf("an administrator locked themself out:\nbefore %s\nafter  %s", before, after)
 	}
 }
