@@ -28,6 +28,7 @@ type ConsoleLedger interface {
 	Balance(ctx context.Context, userID string) (int64, error)
 	List(ctx context.Context, userID string, p ledger.Page) (ledger.History, error)
 	Grant(ctx context.Context, p ledger.Posting) (ledger.Result, error)
+	Refund(ctx context.Context, p ledger.RefundPosting) (ledger.Result, error)
 }
 
 // ConsoleKeys is what the console needs of the signing keys (*keys.Manager).
@@ -79,6 +80,7 @@ func (c *Console) Mount(r *mux.Router) {
 	post("/admin/users/{id}/roles/remove", c.removeRole)
 	post("/admin/users/{id}/sessions/end", c.endSession)
 	post("/admin/users/{id}/credits/grant", c.grant)
+	post("/admin/users/{id}/credits/refund", c.refund)
 	post("/admin/users/{id}/disable", c.setDisabled(true))
 	post("/admin/users/{id}/enable", c.setDisabled(false))
 	post("/admin/users/{id}/delete", c.deleteUser)

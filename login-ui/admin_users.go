@@ -87,9 +87,10 @@ type AdminUserData struct {
 	Addable   []string // roles the user does not hold
 	Balance   int64
 	History   ledger.History
-	NextTx    string // URL of the next page of history
-	FirstTx   string // set when this is not the first page
-	Threshold int64  // grants above it need a password or recent login
+	NextTx    string               // URL of the next page of history
+	FirstTx   string               // set when this is not the first page
+	Threshold int64                // grants above it need a password or recent login
+	Spends    []ledger.Transaction // the spends of this history page, for refunds
 }
 
 // userNotices are the fixed messages after a change (?done=…); the query
@@ -100,6 +101,7 @@ func userNotice(done string) string {
 		"role_removed": "The role was removed; the user's sessions and tokens were revoked.",
 		"session":      "The session was ended.",
 		"granted":      "The credits were granted.",
+		"refunded":     "The credits were refunded.",
 		"replayed":     "A grant with this reference already existed; nothing new was posted.",
 		"disabled":     "The user is disabled; their sessions and tokens were revoked.",
 		"enabled":      "The user is enabled.",
@@ -156,6 +158,11 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, a consoleRe
 	if err != nil && !errors.Is(err, ledger.ErrUserNotFound) {
 		c.fail(w, r, "admin console: history", err)
 		return
+	}
+	for _, t := range d.History.Items {
+		if t.Kind == ledger.KindSpend {
+			d.Spends = append(d.Spends, t)
+		}
 	}
 	self := "/admin/users/" + url.PathEscape(u.ID)
 	if cursor != "" {
@@ -281,15 +288,33 @@ func (c *Console) grant(w http.ResponseWriter, r *http.Request, a consoleReq) {
 			return
 		}
 	}
+	res, err := c.Ledger.Grant(r.Context(), c.posting(r, a, id, amount))
+	c.posted(w, r, a, id, res, err, "granted")
+}
+
+// posting is the ledger posting of a console form, with the admin as actor.
+func (c *Console) posting(r *http.Request, a consoleReq, userID string, amount int64) ledger.Posting {
 	o := a.origin(r)
-	res, err := c.Ledger.Grant(r.Context(), ledger.Posting{UserID: id, Amount: amount,
+	return ledger.Posting{UserID: userID, Amount: amount,
 		Reference: r.PostFormValue("reference"), Description: r.PostFormValue("description"),
 		Origin: ledger.Origin{Actor: ledger.Actor{Type: ledger.ActorAdmin, ID: a.admin.ID},
-			RequestID: o.RequestID, IP: o.IP, UserAgent: o.UserAgent}})
+			RequestID: o.RequestID, IP: o.IP, UserAgent: o.UserAgent}}
+}
+
+// posted answers a grant or refund: the user page with what went wrong, or
+// a redirect to it with the notice what (or "replayed").
+func (c *Console) posted(w http.ResponseWriter, r *http.Request, a consoleReq, id string, res ledger.Result, err error, what string) {
 	var ve *ledger.ValidationError
+	var re *ledger.RefundExceedsError
 	switch {
 	case errors.As(err, &ve):
-		c.renderUser(w, r, a, http.StatusBadRequest, "", "The "+ve.Field+" "+ve.Detail+".")
+		c.renderUser(w, r, a, http.StatusBadRequest, "", "The "+strings.ReplaceAll(ve.Field, "_", " ")+" "+ve.Detail+".")
+		return
+	case errors.As(err, &re):
+		c.renderUser(w, r, a, http.StatusConflict, "", "Only "+strconv.FormatInt(re.Remaining, 10)+" credits of this spend are left to refund.")
+		return
+	case errors.Is(err, ledger.ErrSpendNotFound):
+		c.renderUser(w, r, a, http.StatusNotFound, "", "That spend does not exist for this user.")
 		return
 	case errors.Is(err, ledger.ErrReferenceConflict):
 		c.renderUser(w, r, a, http.StatusConflict, "", "This reference was already used for a different posting to this user. Choose another reference.")
@@ -299,15 +324,25 @@ func (c *Console) grant(w http.ResponseWriter, r *http.Request, a consoleReq) {
 		return
 	case err != nil:
 		if !c.userError(w, r, a, err) {
-			c.fail(w, r, "admin console: grant", err)
+			c.fail(w, r, "admin console: "+what, err)
 		}
 		return
 	}
 	if res.Replayed {
-		done(w, r, id, "replayed")
+		what = "replayed"
+	}
+	done(w, r, id, what)
+}
+
+func (c *Console) refund(w http.ResponseWriter, r *http.Request, a consoleReq) {
+	id := mux.Vars(r)["id"]
+	amount, err := strconv.ParseInt(strings.TrimSpace(r.PostFormValue("amount")), 10, 64)
+	if err != nil || amount < 1 {
+		c.renderUser(w, r, a, http.StatusBadRequest, "", "The amount must be a whole number of credits, at least 1.")
 		return
 	}
-	done(w, r, id, "granted")
+	res, err := c.Ledger.Refund(r.Context(), ledger.RefundPosting{Posting: c.posting(r, a, id, amount), SpendID: r.PostFormValue("spend_id")})
+	c.posted(w, r, a, id, res, err, "refunded")
 }
 
 func (c *Console) deleteUser(w http.ResponseWriter, r *http.Request, a consoleReq) {

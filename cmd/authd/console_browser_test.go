@@ -269,6 +269,25 @@ func TestConsole_AdminTasksInTheBrowser(t *testing.T) {
 	if _, bal = e.apiCall(http.MethodGet, "/admin/v1/users/"+alice.ID+"/credits", adminToken, nil); bal["balance"] != float64(5050) {
 		t.Fatalf("balance after the confirmed grant: %v", bal)
 	}
+
+	// Refund part of a spend; never more than is left of it.
+	aliceToken := e.passwordToken(appID, appSecret, "alice@example.com", "credits:spend")["access_token"].(string)
+	if st, out := e.apiCall(http.MethodPost, "/api/v1/credits/spend", aliceToken, map[string]any{"amount": 30, "reference": "order-1"}); st != http.StatusCreated {
+		t.Fatalf("spend: %d %v", st, out)
+	}
+	b.open(e.URL + userPage)
+	b.fill("refund_amount", "10", "refund_reference", "refund-1", "refund_description", "Late delivery")
+	b.submit(userPage + "/credits/refund")
+	b.mustSee("The credits were refunded.", "Late delivery")
+	b.fill("refund_amount", "100", "refund_reference", "refund-2")
+	if st := b.submit(userPage + "/credits/refund"); st != http.StatusConflict {
+		t.Fatalf("refund beyond the spend: %d", st)
+	}
+	b.mustSee("Only 20 credits of this spend are left to refund.")
+	if _, bal = e.apiCall(http.MethodGet, "/admin/v1/users/"+alice.ID+"/credits", adminToken, nil); bal["balance"] != float64(5030) {
+		t.Fatalf("balance after spend and refund: %v", bal)
+	}
+	b.open(e.URL + userPage)
 	b.shot("console-user")
 
 	// Ending a session.
@@ -300,7 +319,7 @@ func TestConsole_AdminTasksInTheBrowser(t *testing.T) {
 
 	// The audit log shows the console's changes, by target and by action.
 	b.open(e.URL + "/admin/audit?" + url.Values{"target": {alice.ID}}.Encode())
-	b.mustSee("user.role_added", "user.role_removed", "user.disabled", "user.enabled", "user.session_ended", "credits.granted")
+	b.mustSee("user.role_added", "user.role_removed", "user.disabled", "user.enabled", "user.session_ended", "credits.granted", "credits.refunded")
 	b.shot("console-audit")
 	b.open(e.URL + "/admin/audit")
 	b.fill("type", "role.created")
