@@ -128,7 +128,8 @@ func TestConsole_NonAdminsRefusedEverywhere(t *testing.T) {
 
 // TestConsole_CSRF posts every console form as an administrator without a
 // token, with a token of another session, and with garbage: each is refused
-// and nothing changes. The same form with the right token works.
+// and nothing changes, as with every page the admin opens. The same form
+// with the right token works.
 func TestConsole_CSRF(t *testing.T) {
 	t.Parallel()
 	e := newSecEnv(t)
@@ -145,6 +146,11 @@ func TestConsole_CSRF(t *testing.T) {
 	before := e.snapshot()
 	for _, rt := range e.consoleRoutes() {
 		if rt.Method != http.MethodPost {
+			// GET and HEAD show pages only.
+			req, _ := http.NewRequest(rt.Method, consoleURL(e.URL, rt.Path, victim.ID, client), nil)
+			if resp, _ := admin.do(req); resp.StatusCode != http.StatusOK {
+				t.Errorf("admin %s %s: %d", rt.Method, rt.Path, resp.StatusCode)
+			}
 			continue
 		}
 		u := consoleURL(e.URL, rt.Path, victim.ID, client)
