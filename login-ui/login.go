@@ -44,10 +44,13 @@ func AuthorizeReturnTo(s string) (string, bool) {
 	return "/oauth2/auth?" + u.RawQuery, true
 }
 
-// SafeReturnTo returns s when it is a valid AuthorizeReturnTo or the account
-// page, and /account otherwise.
+// SafeReturnTo returns s when it is a valid AuthorizeReturnTo, a console
+// page (ConsoleReturnTo) or the account page, and /account otherwise.
 func SafeReturnTo(s string) string {
 	if t, ok := AuthorizeReturnTo(s); ok {
+		return t
+	}
+	if t, ok := ConsoleReturnTo(s); ok {
 		return t
 	}
 	return "/account"

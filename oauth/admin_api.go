@@ -58,13 +58,8 @@ func (h *AdminHandler) Mount(admin *authn.Router) {
 	route(http.MethodPost, "/keys/rotate", h.rotateKeys)
 }
 
-// recordIn writes the audit event of a client change in the change's own
-// transaction (the one in ctx), so the two commit or fail together.
-func (h *AdminHandler) recordIn(ctx context.Context, r *http.Request, typ, targetType, targetID string, details map[string]any) error {
-	e := audit.AdminOrigin(r)
-	e.Type, e.TargetType, e.TargetID, e.Details = typ, targetType, targetID, details
-	return audit.Record(ctx, h.clients.store.Querier(ctx), h.log, e)
-}
+// admin is the registry's audited changes, shared with the admin console.
+func (h *AdminHandler) admin() ClientAdmin { return ClientAdmin{Registry: h.clients, Log: h.log} }
 
 // clientBody is the JSON of POST and PATCH /clients; on PATCH only the
 // fields present change (a nil pointer means absent).
@@ -170,17 +165,7 @@ func (h *AdminHandler) createClient(w http.ResponseWriter, r *http.Request) {
 		spec.ID = *body.ClientID
 	}
 	body.apply(&spec)
-	var c *fositestore.Client
-	var secret string
-	err := h.clients.InTx(r.Context(), func(ctx context.Context) (err error) {
-		if c, secret, err = h.clients.CreateClient(ctx, spec); err != nil {
-			return err
-		}
-		return h.recordIn(ctx, r, "client.created", "client", c.ID, map[string]any{
-			"name": c.Name, "grant_types": c.GrantTypes, "scopes": c.Scopes, "redirect_uris": c.RedirectURIs,
-			"token_endpoint_auth_method": c.TokenEndpointAuthMethod,
-		})
-	})
+	c, secret, err := h.admin().Create(r.Context(), audit.AdminOrigin(r), spec)
 	if err != nil {
 		problem.Write(w, r, err)
 		return
@@ -199,25 +184,7 @@ func (h *AdminHandler) updateClient(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.Invalid("client_id", "a client's id cannot change"))
 		return
 	}
-	id := mux.Vars(r)["id"]
-	old, err := h.clients.GetClient(r.Context(), id)
-	if err != nil {
-		problem.Write(w, r, err)
-		return
-	}
-	spec := specOf(old)
-	changed := body.apply(&spec)
-	var c *fositestore.Client
-	var secret string
-	err = h.clients.InTx(r.Context(), func(ctx context.Context) (err error) {
-		if c, secret, err = h.clients.UpdateClient(ctx, id, spec); err != nil {
-			return err
-		}
-		return h.recordIn(ctx, r, "client.updated", "client", id, map[string]any{
-			"changed": changed, "grant_types": c.GrantTypes, "scopes": c.Scopes, "redirect_uris": c.RedirectURIs,
-			"secret_generated": secret != "",
-		})
-	})
+	c, secret, err := h.admin().Update(r.Context(), audit.AdminOrigin(r), mux.Vars(r)["id"], body.apply)
 	if err != nil {
 		problem.Write(w, r, err)
 		return
@@ -226,13 +193,7 @@ func (h *AdminHandler) updateClient(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *AdminHandler) deleteClient(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["id"]
-	err := h.clients.InTx(r.Context(), func(ctx context.Context) error {
-		if err := h.clients.DeleteClient(ctx, id); err != nil {
-			return err
-		}
-		return h.recordIn(ctx, r, "client.deleted", "client", id, nil)
-	})
+	err := h.admin().Delete(r.Context(), audit.AdminOrigin(r), mux.Vars(r)["id"])
 	if err != nil {
 		problem.Write(w, r, err)
 		return
@@ -242,13 +203,7 @@ func (h *AdminHandler) deleteClient(w http.ResponseWriter, r *http.Request) {
 
 func (h *AdminHandler) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	var secret string
-	err := h.clients.InTx(r.Context(), func(ctx context.Context) (err error) {
-		if secret, err = h.clients.RotateSecret(ctx, id); err != nil {
-			return err
-		}
-		return h.recordIn(ctx, r, "client.secret_rotated", "client", id, nil)
-	})
+	secret, err := h.admin().RotateSecret(r.Context(), audit.AdminOrigin(r), id)
 	if err != nil {
 		problem.Write(w, r, err)
 		return

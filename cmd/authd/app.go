@@ -197,6 +197,9 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 
 	a.provider.Mount(r)
 	pages.MountPages(r)
+	// The admin console: the admin API's tasks as hosted pages.
+	(&loginui.Console{UI: ui, Accounts: a.accounts, Ledger: ledgerHandler.Ledger(), Keys: a.keys, Log: log,
+		Clients: consoleClients{oauth.ClientAdmin{Registry: a.provider.Clients(), Log: log}}}).Mount(r)
 
 	// authd's own APIs: every route is registered with its policy through
 	// an authn.Router, enforced by the guard (policy_test.go walks them).

@@ -196,6 +196,7 @@ func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
 	}
 	fmt.Fprintf(d.out, "\n  authd dev is up at %s\n\n", rt.cfg.Issuer)
 	fmt.Fprintf(d.out, "  demo app      %s/demo\n", rt.cfg.Issuer)
+	fmt.Fprintf(d.out, "  admin console %s/admin (log in as the admin below)\n", rt.cfg.Issuer)
 	fmt.Fprintf(d.out, "  caught mail   %s/dev/mail\n", rt.cfg.Issuer)
 	if adminPassword != "" {
 		fmt.Fprintf(d.out, "  admin         %s / %s\n", creds.AdminEmail, adminPassword)

@@ -20,7 +20,7 @@ import (
 // endpoint (authenticated by bearer token or client credentials, never by
 // the browser cookie alone) rather than a hosted page or form.
 func protocolEndpoint(path string) bool {
-	for _, p := range []string{"/api/", "/admin/", "/.well-known/", "/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/auth", "/userinfo", "/metrics", "/healthz", "/readyz", "/static/"} {
+	for _, p := range []string{"/api/", "/admin/v1/", "/.well-known/", "/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/auth", "/userinfo", "/metrics", "/healthz", "/readyz", "/static/"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}

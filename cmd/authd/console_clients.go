@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"slices"
+
+	"github.com/authd/authd/internal/audit"
+	loginui "github.com/authd/authd/login-ui"
+	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/storage/fositestore"
+)
+
+// consoleClients adapts oauth.ClientAdmin (the admin API's audited client
+// changes) to the console's ConsoleClients: login-ui cannot import oauth.
+type consoleClients struct{ admin oauth.ClientAdmin }
+
+var _ loginui.ConsoleClients = consoleClients{}
+
+func (c consoleClients) List(ctx context.Context) ([]*fositestore.Client, error) {
+	return c.admin.Registry.ListClients(ctx)
+}
+
+func (c consoleClients) Get(ctx context.Context, id string) (*fositestore.Client, error) {
+	return c.admin.Registry.GetClient(ctx, id)
+}
+
+func (c consoleClients) Create(ctx context.Context, origin audit.Event, f loginui.ClientForm) (*fositestore.Client, string, error) {
+	var spec oauth.ClientSpec
+	applyForm(&spec, f)
+	return c.admin.Create(ctx, origin, spec)
+}
+
+func (c consoleClients) Update(ctx context.Context, origin audit.Event, id string, f loginui.ClientForm) (*fositestore.Client, string, error) {
+	return c.admin.Update(ctx, origin, id, func(spec *oauth.ClientSpec) []string { return applyForm(spec, f) })
+}
+
+func (c consoleClients) Delete(ctx context.Context, origin audit.Event, id string) error {
+	return c.admin.Delete(ctx, origin, id)
+}
+
+func (c consoleClients) RotateSecret(ctx context.Context, origin audit.Event, id string) (string, error) {
+	return c.admin.RotateSecret(ctx, origin, id)
+}
+
+func (c consoleClients) KnownScopes() []string { return oauth.Scopes }
+
+// applyForm sets the console's fields on spec, keeping the others (keys,
+// algorithms, charge caps, audience), and names the fields that changed.
+func applyForm(spec *oauth.ClientSpec, f loginui.ClientForm) []string {
+	var changed []string
+	str := func(name string, dst *string, v string) {
+		if *dst != v {
+			*dst = v
+			changed = append(changed, name)
+		}
+	}
+	list := func(name string, dst *[]string, v []string) {
+		if !slices.Equal(*dst, v) {
+			*dst = v
+			changed = append(changed, name)
+		}
+	}
+	flag := func(name string, dst *bool, v bool) {
+		if *dst != v {
+			*dst = v
+			changed = append(changed, name)
+		}
+	}
+	str("name", &spec.Name, f.Name)
+	list("redirect_uris", &spec.RedirectURIs, f.RedirectURIs)
+	list("post_logout_redirect_uris", &spec.PostLogoutRedirectURIs, f.PostLogoutRedirectURIs)
+	if !slices.Equal(spec.GrantTypes, f.GrantTypes) {
+		spec.ResponseTypes = nil // re-derived from the grants
+	}
+	list("grant_types", &spec.GrantTypes, f.GrantTypes)
+	list("scopes", &spec.Scopes, f.Scopes)
+	flag("public", &spec.Public, f.Public)
+	flag("first_party", &spec.FirstParty, f.FirstParty)
+	str("token_endpoint_auth_method", &spec.TokenEndpointAuthMethod, f.TokenEndpointAuthMethod)
+	return changed
+}

@@ -1,0 +1,66 @@
+package loginui
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/authd/authd/accounts"
+)
+
+// AdminAuditData is the data of templates/admin_audit.html.
+type AdminAuditData struct {
+	ConsoleNav
+	Actor, Type, Target string
+	Events              []AuditRow
+	Next, First         string
+}
+
+// AuditRow is one audit event with its details as compact JSON text.
+type AuditRow struct {
+	accounts.AuditEvent
+	DetailsText string
+}
+
+func (c *Console) audit(w http.ResponseWriter, r *http.Request, _ consoleReq) {
+	q := r.URL.Query()
+	d := AdminAuditData{ConsoleNav: ConsoleNav{"audit"}, Actor: q.Get("actor"), Type: q.Get("type"), Target: q.Get("target")}
+	f := accounts.AuditFilter{ActorID: d.Actor, Type: d.Type, TargetID: d.Target, Cursor: q.Get("cursor"), Limit: 50}
+	page, err := c.Accounts.ListAudit(r.Context(), f)
+	status, msg := http.StatusOK, ""
+	if errors.Is(err, accounts.ErrBadCursor) {
+		status, msg = http.StatusBadRequest, "That page link is not valid any more; showing the newest events."
+		f.Cursor = ""
+		page, err = c.Accounts.ListAudit(r.Context(), f)
+	}
+	if err != nil {
+		c.fail(w, r, "admin console: audit", err)
+		return
+	}
+	for _, e := range page.Items {
+		row := AuditRow{AuditEvent: e}
+		if len(e.Details) > 2 {
+			var v any
+			if json.Unmarshal(e.Details, &v) == nil {
+				b, _ := json.Marshal(v)
+				row.DetailsText = string(b)
+			}
+		}
+		d.Events = append(d.Events, row)
+	}
+	base := url.Values{}
+	for k, v := range map[string]string{"actor": d.Actor, "type": d.Type, "target": d.Target} {
+		if v != "" {
+			base.Set(k, v)
+		}
+	}
+	if f.Cursor != "" {
+		d.First = "/admin/audit?" + base.Encode()
+	}
+	if page.NextCursor != nil {
+		base.Set("cursor", *page.NextCursor)
+		d.Next = "/admin/audit?" + base.Encode()
+	}
+	c.UI.Render(w, r, status, "admin_audit", Page{Title: "Audit log", LoggedIn: true, Error: msg, Data: d})
+}
