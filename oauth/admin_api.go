@@ -85,6 +85,7 @@ type clientBody struct {
 	JWKS                        *json.RawMessage `json:"jwks"`
 	ChargeMaxPerSpend           *int64           `json:"charge_max_per_spend"`
 	ChargeMaxPerUserDay         *int64           `json:"charge_max_per_user_day"`
+	RequirePAR                  *bool            `json:"require_pushed_authorization_requests"`
 }
 
 // apply overlays the fields present in b on spec and names them.
@@ -114,6 +115,7 @@ func (b *clientBody) apply(spec *ClientSpec) []string {
 	set("jwks", b.JWKS != nil, func() { spec.JWKS = *b.JWKS })
 	set("charge_max_per_spend", b.ChargeMaxPerSpend != nil, func() { spec.ChargeMaxPerSpend = *b.ChargeMaxPerSpend })
 	set("charge_max_per_user_day", b.ChargeMaxPerUserDay != nil, func() { spec.ChargeMaxPerUserDay = *b.ChargeMaxPerUserDay })
+	set("require_pushed_authorization_requests", b.RequirePAR != nil, func() { spec.RequirePushedAuthorizationRequests = *b.RequirePAR })
 	return changed
 }
 
@@ -126,6 +128,7 @@ func specOf(c *fositestore.Client) ClientSpec {
 		JWKS: c.JWKS, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		ChargeMaxPerSpend:        c.ChargeMaxPerSpend, ChargeMaxPerUserDay: c.ChargeMaxPerUserDay,
+		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 	}
 }
 

@@ -54,6 +54,9 @@ type ClientSpec struct {
 	// credits:charge may charge: one charge, and one user per UTC day; 0 =
 	// no cap. The ledger enforces them under the account lock.
 	ChargeMaxPerSpend, ChargeMaxPerUserDay int64
+	// RequirePushedAuthorizationRequests makes the client start every
+	// authorization at /oauth2/par.
+	RequirePushedAuthorizationRequests bool
 }
 
 // ClientRegistry manages OAuth clients (CLI and admin API). Errors are
@@ -302,7 +305,8 @@ func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
 		GrantTypes: grants, ResponseTypes: resp, Scopes: slices.Clone(s.Scopes), Audience: slices.Clone(s.Audience),
 		Public: s.Public, FirstParty: s.FirstParty, TokenEndpointAuthMethod: method,
 		TokenEndpointAuthSigningAlg: s.TokenEndpointAuthSigningAlg, JWKS: s.JWKS,
-		IDTokenSignedResponseAlg: s.IDTokenSignedResponseAlg,
+		IDTokenSignedResponseAlg:           s.IDTokenSignedResponseAlg,
+		RequirePushedAuthorizationRequests: s.RequirePushedAuthorizationRequests,
 	}, nil
 }
 

@@ -49,6 +49,14 @@ type Config struct {
 	// address out of tokens is refused (429) before trying again (RFC 9700
 	// §2.5). Nil takes the default: 20 failures, then one per 3s.
 	ClientAuthFailureLimit *ratelimit.Limiter
+
+	// PARTTL is how long a request_uri from /oauth2/par stays usable
+	// (RFC 9126); it must cover the login and consent the browser goes
+	// through with it. 5m when zero.
+	PARTTL time.Duration
+	// RequirePAR refuses every authorization request that did not come
+	// through /oauth2/par, whatever the client's own flag says.
+	RequirePAR bool
 }
 
 func (c *Config) setDefaults() error {
@@ -73,6 +81,7 @@ func (c *Config) setDefaults() error {
 	def(&c.IDTokenTTL, time.Hour)
 	def(&c.AuthCodeTTL, 10*time.Minute)
 	def(&c.RefreshReuseWindow, 10*time.Second)
+	def(&c.PARTTL, 5*time.Minute)
 	switch c.AccessTokenAlg {
 	case "":
 		c.AccessTokenAlg = "ES256"

@@ -44,7 +44,8 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"authorization_response_iss_parameter_supported":           true,
 		"backchannel_logout_supported":                             false,
 		"frontchannel_logout_supported":                            false,
-		"require_pushed_authorization_requests":                    false,
+		"pushed_authorization_request_endpoint":                    iss + "/oauth2/par",
+		"require_pushed_authorization_requests":                    p.cfg.RequirePAR,
 		"tls_client_certificate_bound_access_tokens":               false,
 		"introspection_endpoint_auth_signing_alg_values_supported": []string{"RS256", "ES256"},
 	}

@@ -33,6 +33,7 @@ type clientJSON struct {
 	Public                  bool      `json:"public"`
 	FirstParty              bool      `json:"first_party"`
 	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
+	RequirePAR              bool      `json:"require_pushed_authorization_requests"`
 	CreatedAt               time.Time `json:"created_at"`
 }
 
@@ -41,6 +42,7 @@ func toClientJSON(c *fositestore.Client, secret string) clientJSON {
 		ClientID: c.ID, ClientSecret: secret, Name: c.Name, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "),
 		Public: c.Public, FirstParty: c.FirstParty, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, CreatedAt: c.CreatedAt,
+		RequirePAR: c.RequirePushedAuthorizationRequests,
 	}
 }
 
@@ -93,6 +95,7 @@ func (c *cli) clientCmd() *cobra.Command {
 	f.StringVar(&spec.TokenEndpointAuthMethod, "token-auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt or none")
 	f.Int64Var(&spec.ChargeMaxPerSpend, "charge-max-per-spend", 0, "with scope credits:charge: the most credits one charge may take (0: no cap)")
 	f.Int64Var(&spec.ChargeMaxPerUserDay, "charge-max-per-user-day", 0, "with scope credits:charge: the most credits charged to one user per UTC day (0: no cap)")
+	f.BoolVar(&spec.RequirePushedAuthorizationRequests, "require-par", false, "the client must push every authorization request to /oauth2/par first (RFC 9126)")
 	f.StringVar(&jwksFile, "jwks", "", "file with the client's public JWKS (private_key_jwt)")
 
 	list := &cobra.Command{Use: "list", Short: "List clients", Args: cobra.NoArgs,
