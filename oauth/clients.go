@@ -200,7 +200,7 @@ func randomID() string {
 
 var (
 	clientIDRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
-	knownGrant = []string{"authorization_code", "refresh_token", "client_credentials", "password"}
+	knownGrant = []string{"authorization_code", "refresh_token", "client_credentials", "password", DeviceGrantType}
 	authMethod = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 )
 

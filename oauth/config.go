@@ -57,6 +57,16 @@ type Config struct {
 	// RequirePAR refuses every authorization request that did not come
 	// through /oauth2/par, whatever the client's own flag says.
 	RequirePAR bool
+
+	// DeviceCodeTTL is how long a device authorization can be approved and
+	// polled (RFC 8628); 10m when zero. DevicePollInterval is the interval
+	// devices are told to poll at; 5s when zero.
+	DeviceCodeTTL      time.Duration
+	DevicePollInterval time.Duration
+	// DeviceCodeLimit counts wrong user codes entered at /device per client
+	// IP; an address out of tokens is refused. Nil takes the default: 10
+	// wrong codes, then one per 6s.
+	DeviceCodeLimit *ratelimit.Limiter
 }
 
 func (c *Config) setDefaults() error {
@@ -82,6 +92,8 @@ func (c *Config) setDefaults() error {
 	def(&c.AuthCodeTTL, 10*time.Minute)
 	def(&c.RefreshReuseWindow, 10*time.Second)
 	def(&c.PARTTL, 5*time.Minute)
+	def(&c.DeviceCodeTTL, 10*time.Minute)
+	def(&c.DevicePollInterval, 5*time.Second)
 	switch c.AccessTokenAlg {
 	case "":
 		c.AccessTokenAlg = "ES256"
@@ -94,6 +106,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ClientAuthFailureLimit == nil {
 		c.ClientAuthFailureLimit = ratelimit.New(ratelimit.Config{Every: 3 * time.Second, Burst: 20, Now: c.Now})
+	}
+	if c.DeviceCodeLimit == nil {
+		c.DeviceCodeLimit = ratelimit.New(ratelimit.Config{Every: 6 * time.Second, Burst: 10, Now: c.Now})
 	}
 	return nil
 }

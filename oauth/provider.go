@@ -165,6 +165,8 @@ func (p *Provider) Mount(r *mux.Router) {
 	r.HandleFunc("/oauth2/auth", singleParams(p.authorize)).Methods(http.MethodGet, http.MethodPost)
 	r.Handle("/oauth2/token", p.limitClientAuth(singleParams(p.token))).Methods(http.MethodPost)
 	r.Handle("/oauth2/par", p.limitClientAuth(singleParams(p.par))).Methods(http.MethodPost)
+	r.Handle("/oauth2/device/auth", p.limitClientAuth(singleParams(p.deviceAuthorize))).Methods(http.MethodPost)
+	r.HandleFunc("/device", p.devicePage).Methods(http.MethodGet, http.MethodPost)
 	r.Handle("/oauth2/introspect", p.limitClientAuth(singleParams(p.introspect))).Methods(http.MethodPost)
 	r.Handle("/oauth2/revoke", p.limitClientAuth(singleParams(p.revoke))).Methods(http.MethodPost)
 	r.HandleFunc("/oauth2/logout", p.rpLogout).Methods(http.MethodGet, http.MethodPost)
