@@ -102,7 +102,7 @@ func TestDevice_LoginWithConcurrentPolls(t *testing.T) {
 
 	e.wantPoll(client.ID, secret, start.DeviceCode, "authorization_pending")
 	e.wantPoll(client.ID, secret, start.DeviceCode, "slow_down") // at once: too fast
-	e.clock.Advance(6 * time.Second)                              // the old 5s interval
+	e.clock.Advance(6 * time.Second)                             // the old 5s interval
 	e.wantPoll(client.ID, secret, start.DeviceCode, "slow_down") // now 10s, then 15s
 	e.clock.Advance(16 * time.Second)
 	e.wantPoll(client.ID, secret, start.DeviceCode, "authorization_pending")
