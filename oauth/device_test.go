@@ -156,6 +156,12 @@ func TestDevice_LoginWithConcurrentPolls(t *testing.T) {
 	}
 	e.clock.Advance(time.Minute)
 	e.wantPoll(client.ID, secret, start.DeviceCode, "invalid_grant")
+
+	// The refresh token works like one from the code flow.
+	st, out := e.tokenRequest(client.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
+	if st != http.StatusOK || out["access_token"] == nil {
+		t.Fatalf("refresh: %d %v", st, out)
+	}
 }
 
 func TestDevice_Denied(t *testing.T) {
