@@ -12,6 +12,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/authd/authd/internal/audit"
+
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/storage/fositestore"
 )
@@ -170,6 +172,19 @@ func TestDevice_Denied(t *testing.T) {
 	start := e.startDevice(client.ID, secret, "openid")
 	if page := e.decide(e.browser(), start, "deny"); !strings.Contains(page, "Access denied") {
 		t.Fatalf("after deny:\n%s", page)
+	}
+	e.wantPoll(client.ID, secret, start.DeviceCode, "access_denied")
+}
+
+// A user disabled between approving and the device's poll gets the device
+// nothing.
+func TestDevice_UserDisabledAfterApproval(t *testing.T) {
+	e := newEnv(t)
+	client, secret := e.deviceClient()
+	start := e.startDevice(client.ID, secret, "openid")
+	e.decide(e.browser(), start, "allow")
+	if _, err := e.accts.SetDisabled(context.Background(), audit.Event{}, e.userID, true, false); err != nil {
+		t.Fatal(err)
 	}
 	e.wantPoll(client.ID, secret, start.DeviceCode, "access_denied")
 }
