@@ -45,13 +45,21 @@ func AuthorizeReturnTo(s string) (string, bool) {
 }
 
 // SafeReturnTo returns s when it is a valid AuthorizeReturnTo, a console
-// page (ConsoleReturnTo) or the account page, and /account otherwise.
+// page (ConsoleReturnTo), the device page or the account page, and
+// /account otherwise.
 func SafeReturnTo(s string) string {
 	if t, ok := AuthorizeReturnTo(s); ok {
 		return t
 	}
 	if t, ok := ConsoleReturnTo(s); ok {
 		return t
+	}
+	if u, err := url.Parse(s); err == nil && strings.HasPrefix(s, "/device") && u.Path == "/device" && u.Host == "" && u.Scheme == "" {
+		// The device page, carrying at most the code the user typed.
+		if c := u.Query().Get("user_code"); c != "" && len(c) <= 20 {
+			return "/device?" + url.Values{"user_code": {c}}.Encode()
+		}
+		return "/device"
 	}
 	return "/account"
 }

@@ -81,6 +81,7 @@ type clientBody struct {
 	ChargeMaxPerSpend           *int64           `json:"charge_max_per_spend"`
 	ChargeMaxPerUserDay         *int64           `json:"charge_max_per_user_day"`
 	JWKSURI                     *string          `json:"jwks_uri"`
+	RequirePAR                  *bool            `json:"require_pushed_authorization_requests"`
 }
 
 // apply overlays the fields present in b on spec and names them.
@@ -111,6 +112,7 @@ func (b *clientBody) apply(spec *ClientSpec) []string {
 	set("charge_max_per_spend", b.ChargeMaxPerSpend != nil, func() { spec.ChargeMaxPerSpend = *b.ChargeMaxPerSpend })
 	set("charge_max_per_user_day", b.ChargeMaxPerUserDay != nil, func() { spec.ChargeMaxPerUserDay = *b.ChargeMaxPerUserDay })
 	set("jwks_uri", b.JWKSURI != nil, func() { spec.JWKSURI = *b.JWKSURI })
+	set("require_pushed_authorization_requests", b.RequirePAR != nil, func() { spec.RequirePushedAuthorizationRequests = *b.RequirePAR })
 	return changed
 }
 
@@ -123,6 +125,7 @@ func specOf(c *fositestore.Client) ClientSpec {
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI, TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		ChargeMaxPerSpend:        c.ChargeMaxPerSpend, ChargeMaxPerUserDay: c.ChargeMaxPerUserDay,
+		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/ory/fosite"
 
@@ -93,13 +94,17 @@ func requestObjectError(r *http.Request) error {
 		return nil // fosite reports the malformed body
 	}
 	var err error
+	uri := r.Form.Get("request_uri")
+	pushed := strings.HasPrefix(uri, parURIPrefix) // RFC 9126: ours, from /oauth2/par
 	switch {
 	case r.Form.Get("request") != "":
 		err = fosite.ErrRequestNotSupported.WithHint("Request objects ('request') are not supported; send the parameters in the query.")
-	case r.Form.Get("request_uri") != "":
-		err = fosite.ErrRequestURINotSupported.WithHint("Request objects by reference ('request_uri') are not supported; send the parameters in the query.")
+	case uri != "" && !pushed:
+		err = fosite.ErrRequestURINotSupported.WithHint("Request objects by reference ('request_uri') are not supported; send the parameters in the query, or push them to the pushed_authorization_request_endpoint.")
 	}
 	r.Form.Del("request")
-	r.Form.Del("request_uri")
+	if !pushed {
+		r.Form.Del("request_uri")
+	}
 	return err
 }

@@ -58,6 +58,9 @@ type ClientSpec struct {
 	// credits:charge may charge: one charge, and one user per UTC day; 0 =
 	// no cap. The ledger enforces them under the account lock.
 	ChargeMaxPerSpend, ChargeMaxPerUserDay int64
+	// RequirePushedAuthorizationRequests makes the client start every
+	// authorization at /oauth2/par.
+	RequirePushedAuthorizationRequests bool
 }
 
 // ClientRegistry manages OAuth clients (CLI and admin API). Errors are
@@ -201,7 +204,7 @@ func randomID() string {
 
 var (
 	clientIDRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
-	knownGrant = []string{"authorization_code", "refresh_token", "client_credentials", "password"}
+	knownGrant = []string{"authorization_code", "refresh_token", "client_credentials", "password", DeviceGrantType}
 	authMethod = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 )
 
@@ -307,7 +310,8 @@ func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
 		GrantTypes: grants, ResponseTypes: resp, Scopes: slices.Clone(s.Scopes), Audience: slices.Clone(s.Audience),
 		Public: s.Public, FirstParty: s.FirstParty, TokenEndpointAuthMethod: method,
 		TokenEndpointAuthSigningAlg: keys.alg, JWKS: keys.jwks, JWKSURI: s.JWKSURI,
-		IDTokenSignedResponseAlg: s.IDTokenSignedResponseAlg,
+		IDTokenSignedResponseAlg:           s.IDTokenSignedResponseAlg,
+		RequirePushedAuthorizationRequests: s.RequirePushedAuthorizationRequests,
 	}, nil
 }
 

@@ -53,6 +53,24 @@ type Config struct {
 	// never for a successful authentication (RFC 9700 §2.5). Nil takes the
 	// default: 20 failures, then one per 3s.
 	ClientAuthFailureLimit *ratelimit.Limiter
+
+	// PARTTL is how long a request_uri from /oauth2/par stays usable
+	// (RFC 9126); it must cover the login and consent the browser goes
+	// through with it. 5m when zero.
+	PARTTL time.Duration
+	// RequirePAR refuses every authorization request that did not come
+	// through /oauth2/par, whatever the client's own flag says.
+	RequirePAR bool
+
+	// DeviceCodeTTL is how long a device authorization can be approved and
+	// polled (RFC 8628); 10m when zero. DevicePollInterval is the interval
+	// devices are told to poll at; 5s when zero.
+	DeviceCodeTTL      time.Duration
+	DevicePollInterval time.Duration
+	// DeviceCodeLimit counts wrong user codes entered at /device per client
+	// IP; an address out of tokens is refused. Nil takes the default: 10
+	// wrong codes, then one per 6s.
+	DeviceCodeLimit *ratelimit.Limiter
 }
 
 func (c *Config) setDefaults() error {
@@ -80,6 +98,9 @@ func (c *Config) setDefaults() error {
 	def(&c.IDTokenTTL, time.Hour)
 	def(&c.AuthCodeTTL, 10*time.Minute)
 	def(&c.RefreshReuseWindow, 10*time.Second)
+	def(&c.PARTTL, 5*time.Minute)
+	def(&c.DeviceCodeTTL, 10*time.Minute)
+	def(&c.DevicePollInterval, 5*time.Second)
 	switch c.AccessTokenAlg {
 	case "":
 		c.AccessTokenAlg = "ES256"
@@ -92,6 +113,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ClientAuthFailureLimit == nil {
 		c.ClientAuthFailureLimit = ratelimit.New(ratelimit.Config{Every: 3 * time.Second, Burst: 20, Now: c.Now})
+	}
+	if c.DeviceCodeLimit == nil {
+		c.DeviceCodeLimit = ratelimit.New(ratelimit.Config{Every: 6 * time.Second, Burst: 10, Now: c.Now})
 	}
 	return nil
 }

@@ -40,6 +40,7 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"token_endpoint_auth_signing_alg_values_supported": assertionAlgs,
 		"introspection_endpoint_auth_methods_supported":    authMethods[:3],
 		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgs,
+		"device_authorization_endpoint":                            iss + "/oauth2/device/auth",
 		"revocation_endpoint_auth_methods_supported":               authMethods,
 		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
 		"subject_types_supported":                                  []string{"public"},
@@ -53,6 +54,8 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"authorization_response_iss_parameter_supported":           true,
 		"backchannel_logout_supported":                             false,
 		"frontchannel_logout_supported":                            false,
+		"pushed_authorization_request_endpoint":                    iss + "/oauth2/par",
+		"require_pushed_authorization_requests":                    p.cfg.RequirePAR,
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")

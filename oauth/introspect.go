@@ -181,5 +181,8 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 // fosite returns the concrete provider, for client authentication outside
 // the token endpoint.
 func (p *Provider) fosite() *fosite.Fosite {
+	if w, ok := p.op.(*parProvider); ok {
+		return w.OAuth2Provider.(*fosite.Fosite)
+	}
 	return p.op.(*fosite.Fosite)
 }

@@ -73,6 +73,8 @@ func grantLabel(g string) string {
 	switch g {
 	case "authorization_code", "refresh_token", "client_credentials", "password":
 		return g
+	case DeviceGrantType:
+		return "device_code"
 	}
 	return "other"
 }

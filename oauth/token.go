@@ -43,6 +43,10 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.refresh(w, r)
 		return
 	}
+	if grant == DeviceGrantType {
+		p.deviceToken(w, r)
+		return
+	}
 	sess := NewSession("")
 	ar, err := p.op.NewAccessRequest(ctx, r, sess)
 	if err != nil {

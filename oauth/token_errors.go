@@ -10,7 +10,7 @@ import (
 
 // supportedGrants are the grant types the token endpoint implements, as
 // composed in New and advertised by discovery.
-var supportedGrants = []string{"authorization_code", "refresh_token", "client_credentials", "password"}
+var supportedGrants = []string{"authorization_code", "refresh_token", "client_credentials", "password", DeviceGrantType}
 
 // checkGrantType decides unsupported_grant_type (RFC 6749 §5.2) from
 // grant_type alone, before any client authentication or handler runs:

@@ -142,6 +142,8 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		Dev:                cfg.Dev(),
 		LoginLimit:         limits.Login,
 		PasswordGrantLimit: limits.PasswordGrant,
+		PARTTL:             cfg.PARTTL,
+		RequirePAR:         cfg.RequirePAR,
 	}, pool, a.store, a.keys, a.accounts, ui, log, rt.reg)
 	if err != nil {
 		return nil, err

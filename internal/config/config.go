@@ -63,6 +63,9 @@ type Config struct {
 	// Browser sessions of the hosted pages.
 	SessionIdleTimeout time.Duration `env:"AUTHD_SESSION_IDLE_TIMEOUT" envDefault:"24h" doc:"A browser session unused this long ends."`
 	SessionMaxAge      time.Duration `env:"AUTHD_SESSION_MAX_AGE" envDefault:"336h" doc:"A browser session ends this long after login, however active."`
+	// Protocol extensions: pushed authorization requests (RFC 9126).
+	PARTTL     time.Duration `env:"AUTHD_PAR_TTL" envDefault:"5m" doc:"How long a request_uri from /oauth2/par stays usable (10s–10m); it must cover the user's login and consent."`
+	RequirePAR bool          `env:"AUTHD_REQUIRE_PAR" envDefault:"false" doc:"Refuse authorization requests not pushed to /oauth2/par first, for every client."`
 
 	issuerSet bool // AUTHD_ISSUER was given explicitly
 }
@@ -183,6 +186,9 @@ func (c *Config) validate() error {
 		if d <= 0 {
 			return fail(name, "must be a positive duration, got %s", d)
 		}
+	}
+	if c.PARTTL < 10*time.Second || c.PARTTL > 10*time.Minute {
+		return fail("AUTHD_PAR_TTL", "must be between 10s and 10m, got %s", c.PARTTL)
 	}
 	if c.RefreshReuseWindow < 0 || c.RefreshReuseWindow > 5*time.Minute {
 		return fail("AUTHD_REFRESH_REUSE_WINDOW", "must be between 0s and 5m, got %s", c.RefreshReuseWindow)

@@ -52,8 +52,11 @@ type Client struct {
 	// charge users' credits (one charge; one user per UTC day); 0 = no cap.
 	ChargeMaxPerSpend   int64 `json:"charge_max_per_spend,omitempty"`
 	ChargeMaxPerUserDay int64 `json:"charge_max_per_user_day,omitempty"`
-	CreatedAt                time.Time       `json:"created_at"`
-	UpdatedAt                time.Time       `json:"updated_at"`
+	// RequirePushedAuthorizationRequests refuses authorization requests
+	// that did not come through /oauth2/par (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool      `json:"require_pushed_authorization_requests"`
+	CreatedAt                          time.Time `json:"created_at"`
+	UpdatedAt                          time.Time `json:"updated_at"`
 
 	jwks *jose.JSONWebKeySet // parsed JWKS, set when loaded from the store
 }
@@ -196,14 +199,16 @@ func (SHA256Hasher) Compare(_ context.Context, hash, data []byte) error {
 const clientColumns = `c.id, c.secret_hash, c.name, c.redirect_uris, c.post_logout_redirect_uris,
 	c.grant_types, c.response_types, c.scopes, c.audience, c.public, c.first_party,
 	c.token_endpoint_auth_method, c.token_endpoint_auth_signing_alg, c.jwks, c.jwks_uri,
-	c.id_token_signed_response_alg, c.charge_max_per_spend, c.charge_max_per_user_day, c.created_at, c.updated_at`
+	c.id_token_signed_response_alg, c.charge_max_per_spend, c.charge_max_per_user_day, c.created_at, c.updated_at,
+	c.require_pushed_authorization_requests`
 
 // clientDest returns scan targets for clientColumns; finish with c.loaded().
 func clientDest(c *Client) []any {
 	return []any{&c.ID, &c.SecretHash, &c.Name, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
 		&c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Audience, &c.Public, &c.FirstParty,
 		&c.TokenEndpointAuthMethod, &c.TokenEndpointAuthSigningAlg, &c.JWKS, &c.JWKSURI,
-		&c.IDTokenSignedResponseAlg, &c.ChargeMaxPerSpend, &c.ChargeMaxPerUserDay, &c.CreatedAt, &c.UpdatedAt}
+		&c.IDTokenSignedResponseAlg, &c.ChargeMaxPerSpend, &c.ChargeMaxPerUserDay, &c.CreatedAt, &c.UpdatedAt,
+		&c.RequirePushedAuthorizationRequests}
 }
 
 // loaded parses the stored JWKS once per load; it was validated on write.
@@ -231,7 +236,8 @@ func clientArgs(c *Client) ([]any, error) {
 	return []any{c.ID, secret, c.Name, strs(c.RedirectURIs), strs(c.PostLogoutRedirectURIs),
 		strs(c.GrantTypes), strs(c.ResponseTypes), strs(c.Scopes), strs(c.Audience), c.Public, c.FirstParty,
 		c.GetTokenEndpointAuthMethod(), c.TokenEndpointAuthSigningAlg, jwks, c.JWKSURI,
-		c.IDTokenSignedResponseAlg, c.ChargeMaxPerSpend, c.ChargeMaxPerUserDay}, nil
+		c.IDTokenSignedResponseAlg, c.ChargeMaxPerSpend, c.ChargeMaxPerUserDay,
+		c.RequirePushedAuthorizationRequests}, nil
 }
 
 // CreateClient registers c and sets its CreatedAt/UpdatedAt. It returns
@@ -245,8 +251,10 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	err = s.q(ctx).QueryRow(ctx, `INSERT INTO oauth2_clients (id, secret_hash, name, redirect_uris,
 		post_logout_redirect_uris, grant_types, response_types, scopes, audience, public, first_party,
 		token_endpoint_auth_method, token_endpoint_auth_signing_alg, jwks, jwks_uri, id_token_signed_response_alg,
-		charge_max_per_spend, charge_max_per_user_day)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+		charge_max_per_spend, charge_max_per_user_day,
+		require_pushed_authorization_requests)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+		$19)
 		RETURNING created_at, updated_at`, args...).Scan(&c.CreatedAt, &c.UpdatedAt)
 	if storage.IsUniqueViolation(err, "oauth2_clients_pkey") {
 		return ErrClientExists
@@ -270,7 +278,8 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 		post_logout_redirect_uris = $5, grant_types = $6, response_types = $7, scopes = $8, audience = $9,
 		public = $10, first_party = $11, token_endpoint_auth_method = $12, token_endpoint_auth_signing_alg = $13,
 		jwks = $14, jwks_uri = $15, id_token_signed_response_alg = $16,
-		charge_max_per_spend = $17, charge_max_per_user_day = $18, updated_at = now()
+		charge_max_per_spend = $17, charge_max_per_user_day = $18,
+		require_pushed_authorization_requests = $19, updated_at = now()
 		WHERE id = $1 RETURNING created_at, updated_at`, args...).Scan(&c.CreatedAt, &c.UpdatedAt)
 	s.clientChanged(ctx, c.ID)
 	if err != nil {

@@ -67,7 +67,7 @@ func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond string, arg
 // without expiry are never removed.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	for _, table := range []string{tableCode, tableAccess, tableRefresh, tableOIDC, tablePKCE, "oauth2_jti"} {
+	for _, table := range []string{tableCode, tableAccess, tableRefresh, tableOIDC, tablePKCE, "oauth2_jti", "oauth2_par", "oauth2_device"} {
 		tag, err := s.q(ctx).Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < $1`, before.UTC())
 		if err != nil {
 			return n, mapErr("delete expired "+table, err)
