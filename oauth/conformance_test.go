@@ -437,6 +437,9 @@ func TestDiscovery_AdvertisesWhatIsSupported(t *testing.T) {
 	if got := strings.Join(list("token_endpoint_auth_signing_alg_values_supported"), " "); got != "RS256 ES256" {
 		t.Errorf("token_endpoint_auth_signing_alg_values_supported %s", got)
 	}
+	if doc["pushed_authorization_request_endpoint"] != e.issuer+"/oauth2/par" || doc["device_authorization_endpoint"] != e.issuer+"/oauth2/device/auth" {
+		t.Errorf("PAR and device endpoints: %v, %v", doc["pushed_authorization_request_endpoint"], doc["device_authorization_endpoint"])
+	}
 	for _, k := range []string{"claims_supported", "claim_types_supported", "subject_types_supported", "id_token_signing_alg_values_supported",
 		"grant_types_supported", "scopes_supported", "response_types_supported", "userinfo_endpoint", "end_session_endpoint"} {
 		if doc[k] == nil {
@@ -444,8 +447,8 @@ func TestDiscovery_AdvertisesWhatIsSupported(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"registration_endpoint", "request_object_signing_alg_values_supported", "acr_values_supported",
-		"display_values_supported", "userinfo_signing_alg_values_supported", "require_pushed_authorization_requests",
-		"tls_client_certificate_bound_access_tokens", "pushed_authorization_request_endpoint"} {
+		"display_values_supported", "userinfo_signing_alg_values_supported",
+		"tls_client_certificate_bound_access_tokens"} {
 		if _, ok := doc[k]; ok {
 			t.Errorf("%s advertised but not supported", k)
 		}
