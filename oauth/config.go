@@ -23,7 +23,9 @@ type Config struct {
 	RefreshTokenTTL time.Duration // 720h
 	IDTokenTTL      time.Duration // 1h
 	AuthCodeTTL     time.Duration // 10m
-	// RefreshReuseWindow must equal the store's fositestore.Options.ReuseWindow.
+	// RefreshReuseWindow is how long after a refresh the same refresh token
+	// may be presented again to get the same response (refresh.go); the
+	// one place the window is set. Zero disables replays.
 	RefreshReuseWindow time.Duration // 10s
 
 	// AccessTokenAlg signs access tokens: ES256 (default) or RS256.

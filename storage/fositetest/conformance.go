@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// window is the reuse window the policy cases run with.
+// window is a reuse window some cases pass on (the store itself has none).
 const window = 10 * time.Second
 
 type testCase struct {
@@ -28,9 +28,8 @@ func RunTests(t *testing.T, newStore NewStoreFunc) {
 		{"OpenIDConnect", oidcCases},
 		{"PKCE", pkceCases},
 		{"Transaction", txCases},
-		{"ReuseWindow", reuseCases},
-		{"RefreshProtocol", protocolCases(false)},
-		{"RefreshProtocol/BeginRefresh", protocolCases(true)},
+		{"RefreshTx", reuseCases},
+		{"RefreshTx/Rotation", protocolCases},
 		{"Revoke", revokeCases},
 		{"DeleteExpired", gcCases},
 	}

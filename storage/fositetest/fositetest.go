@@ -164,15 +164,12 @@ type fixture struct {
 	st     *fositestore.Store
 	clock  *Clock
 	client *fositestore.Client
-	// pipelined: the refresh protocol begins with BeginRefresh (one
-	// round trip) instead of BeginTXWith + LockRefreshToken.
-	pipelined bool
 }
 
-func newFixture(t *testing.T, newStore NewStoreFunc, window time.Duration) *fixture {
+func newFixture(t *testing.T, newStore NewStoreFunc) *fixture {
 	t.Helper()
 	clock := NewClock()
-	st := newStore(t, fositestore.Options{ReuseWindow: window, Now: clock.Now})
+	st := newStore(t, fositestore.Options{Now: clock.Now})
 	return &fixture{t: t, ctx: context.Background(), st: st, clock: clock, client: MustCreateClient(t, st, "client")}
 }
 
