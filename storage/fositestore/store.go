@@ -50,10 +50,10 @@ type Options struct {
 
 // Store is fosite's storage over PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	pool   *pgxpool.Pool
-	now    func() time.Time
-	iso    pgx.TxIsoLevel
-	log    *zap.Logger
+	pool *pgxpool.Pool
+	now  func() time.Time
+	iso  pgx.TxIsoLevel
+	log  *zap.Logger
 	// clients caches GetClient while WatchClients listens (clientcache.go).
 	clients *notifycache.Cache[*Client]
 	// revoked remembers this replica's recent revocations (revoked.go).
