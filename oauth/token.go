@@ -17,8 +17,8 @@ import (
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// token is POST /oauth2/token. Refreshes take their own path (refresh.go);
-// the other grants run fosite's request phase outside any transaction (so a
+// token is POST /oauth2/token. Refreshes (refresh.go) and code exchanges
+// (code_exchange.go) take their own paths; the other grants run fosite's request phase outside any transaction (so a
 // reused code's family revocation sticks) and the response phase inside one.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -37,8 +37,12 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if grant == "refresh_token" {
+	switch grant {
+	case "refresh_token":
 		p.refresh(w, r)
+		return
+	case "authorization_code":
+		p.exchangeCode(w, r)
 		return
 	}
 	sess := NewSession("")

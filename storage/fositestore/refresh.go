@@ -2,6 +2,7 @@ package fositestore
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ory/fosite"
 
@@ -148,4 +149,29 @@ func (s *Store) inFamily(ctx context.Context, requestID string, fn func(ctx cont
 		return locked(ctx)
 	}
 	return s.InTxWith(ctx, readCommitted, locked)
+}
+
+// CodeFamily returns the family (request_id) of the authorization code
+// signature, used or not, or "" when there is no such code.
+func (s *Store) CodeFamily(ctx context.Context, signature string) (string, error) {
+	var family string
+	err := mapErr("read code", s.pool.QueryRow(ctx, `SELECT request_id FROM oauth2_code WHERE signature = $1`,
+		hashKey(signature)).Scan(&family))
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return family, err
+}
+
+// InFamily runs fn in a READ COMMITTED transaction holding the lock of the
+// token family (familyLockSQL) and commits it, or rolls back when fn fails.
+// With family "" it takes no lock. The token endpoint exchanges a code
+// inside it, so concurrent exchanges of one code run one after the other:
+// the first issues, and every later one finds the code used and revokes
+// what the first issued.
+func (s *Store) InFamily(ctx context.Context, family string, fn func(ctx context.Context) error) error {
+	if family == "" {
+		return s.InTxWith(ctx, readCommitted, fn)
+	}
+	return s.inFamily(ctx, family, func(ctx context.Context, _ storage.Querier) error { return fn(ctx) })
 }
