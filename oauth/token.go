@@ -8,12 +8,15 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/ory/fosite"
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/reqctx"
+	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/fositestore"
 )
 
@@ -106,6 +109,21 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 
 var errRateLimited = errors.New("oauth: rate limited")
 
+// assertionInvalid reports an error fosite passed through unclassified from
+// checking a client_assertion's time claims ("Token is expired"): fosite
+// returns the JWT library's plain error, which would be answered as a
+// server error. Database failures are not this.
+func assertionInvalid(ar fosite.AccessRequester, err error) bool {
+	var (
+		rfc *fosite.RFC6749Error
+		pe  *pgconn.PgError
+	)
+	if ar == nil || ar.GetRequestForm().Get("client_assertion") == "" || errors.As(err, &rfc) || errors.As(err, &pe) {
+		return false
+	}
+	return !storage.IsUnavailable(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
 // clientIP is the peer address of r (authd expects no proxy in front that
 // it would have to trust for X-Forwarded-For).
 func clientIP(r *http.Request) string {
@@ -116,6 +134,17 @@ func clientIP(r *http.Request) string {
 }
 
 func (p *Provider) tokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, grant string, err error) {
+	var throttled *accounts.ThrottledError
+	switch {
+	case errors.As(err, &throttled):
+		// The account's login backoff refused the password grant without
+		// checking the password: the client may retry later.
+		w.Header().Set("Retry-After", strconv.Itoa(throttled.RetryAfterSeconds()))
+		err = fosite.ErrInvalidGrant.WithHintf("Too many failed sign-in attempts for this account; retry in %d seconds.",
+			throttled.RetryAfterSeconds()).WithWrap(err)
+	case assertionInvalid(ar, err):
+		err = fosite.ErrInvalidClient.WithHint("The client_assertion is expired, not yet valid or issued in the future.").WithWrap(err)
+	}
 	if errors.Is(err, fositestore.ErrPKCEConsumed) {
 		// A code whose PKCE check already failed once: the client's fault,
 		// not the server's (fosite reports any non-NotFound as server_error).
