@@ -25,8 +25,9 @@ type Config struct {
 	AuthCodeTTL     time.Duration // 10m
 	// RefreshReuseWindow is how long after a refresh the same refresh token
 	// may be presented again to get the same response (refresh.go); the
-	// one place the window is set. Zero disables replays.
-	RefreshReuseWindow time.Duration // 10s
+	// one place the window is set. Zero disables replays (no default:
+	// authd wires AUTHD_REFRESH_REUSE_WINDOW, 10s unless set).
+	RefreshReuseWindow time.Duration
 
 	// AccessTokenAlg signs access tokens: ES256 (default) or RS256.
 	AccessTokenAlg string
@@ -74,7 +75,6 @@ func (c *Config) setDefaults() error {
 	def(&c.RefreshTokenTTL, 720*time.Hour)
 	def(&c.IDTokenTTL, time.Hour)
 	def(&c.AuthCodeTTL, 10*time.Minute)
-	def(&c.RefreshReuseWindow, 10*time.Second)
 	switch c.AccessTokenAlg {
 	case "":
 		c.AccessTokenAlg = "ES256"
