@@ -2,11 +2,7 @@ package fositetest
 
 import (
 	"testing"
-	"time"
 )
-
-// window is a reuse window some cases pass on (the store itself has none).
-const window = 10 * time.Second
 
 type testCase struct {
 	name string

@@ -3,7 +3,8 @@
 // call with a constructor, each named subtest on a fresh, empty database.
 //
 // RunTests encodes fosite v0.49.0's storage contract (FOSITE-NOTES §3, §9)
-// and authd's own policy on top of it (the refresh reuse window, subject and
+// and authd's own policy on top of it (refresh transactions and families,
+// the facts the refresh reuse window is decided on, subject and
 // client revocation, garbage collection). RunConcurrencyTests checks the
 // "exactly one winner" guarantees under -race.
 package fositetest
@@ -28,8 +29,8 @@ import (
 )
 
 // NewStoreFunc returns a Store on a fresh, migrated, empty database that
-// lives as long as t. The suite passes the options it needs (a fake clock, a
-// reuse window).
+// lives as long as t. The suite passes the options it needs (a fake clock
+// for JTI expiry).
 type NewStoreFunc func(t *testing.T, opts fositestore.Options) *fositestore.Store
 
 // Clock is a settable clock for Options.Now, safe for concurrent use.
