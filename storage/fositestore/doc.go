@@ -57,9 +57,9 @@
 //
 // The store keeps what the reuse-window policy (package oauth) decides on:
 // when a token was rotated (first_used_at, the database's clock, reported
-// as RefreshState.SinceUse), the token minted in its place
-// (successor_signature, reported as SuccessorActive) and the sealed
-// response of the rotation. A replay is answered under RefreshTx.Replay,
+// as RefreshState.SinceUse), whether the token minted in its place is still
+// unused (SuccessorActive: nothing in the family was rotated later and a
+// token of it is active) and the sealed response of the rotation. A replay is answered under RefreshTx.Replay,
 // where the used token counts as active so fosite authenticates the client
 // and checks ownership, and nothing can be issued. When NewAccessRequest
 // fails with invalid_grant because of reuse, fosite has already revoked the

@@ -68,8 +68,9 @@ type RefreshState struct {
 	SinceUse time.Duration
 	// Used: the token was rotated (first_used_at is set).
 	Used bool
-	// SuccessorActive: the token minted in its place is still unused and
-	// unrevoked, so whoever presents this one may never have received it.
+	// SuccessorActive: the token is used and the token minted in its place
+	// is still unused and unrevoked, so whoever presents this one may never
+	// have received it.
 	SuccessorActive bool
 	// Response is the sealed token response of its rotation (Commit); nil
 	// when none was saved or the family was revoked since.
@@ -127,10 +128,19 @@ type rotation struct {
 
 // lockedColumns are read by BeginRefresh under the family lock: the whole
 // row and its client (so fosite's GetRefreshTokenSession costs no round
-// trip), and whether its successor is still active.
+// trip), and, for a used token only, whether its successor is still
+// unused. Under the lock a family has at most one active token, minted by
+// its latest rotation: the successor of a used token is unused exactly
+// when no token of the family was rotated after it and one is still
+// active. (A column naming the successor would say the same, but every
+// rotation would write it, and the used row would then no longer fit
+// inline with its saved response.)
 const lockedColumns = requestColumns + `, t.rotated_response, t.access_token_signature, t.first_used_at IS NOT NULL,
 	COALESCE(floor(extract(epoch FROM clock_timestamp() - t.first_used_at) * 1000000)::bigint, 0),
-	COALESCE(n.active, false), ` + clientColumns
+	CASE WHEN t.active OR t.first_used_at IS NULL THEN false
+		ELSE EXISTS (SELECT 1 FROM oauth2_refresh a WHERE a.request_id = t.request_id AND a.active)
+			AND NOT EXISTS (SELECT 1 FROM oauth2_refresh u WHERE u.request_id = t.request_id AND u.first_used_at > t.first_used_at)
+	END, ` + clientColumns
 
 // BeginRefresh begins the transaction of the refresh of h (RefreshHead),
 // takes the lock of its family and reads the token, in one round trip
@@ -160,7 +170,6 @@ func (s *Store) BeginRefresh(ctx context.Context, h RefreshHead) (*RefreshTx, er
 	}
 	b.Queue(`SELECT `+lockedColumns+`
 		FROM oauth2_refresh t JOIN oauth2_clients c ON c.id = t.client_id
-		LEFT JOIN oauth2_refresh n ON n.signature = t.successor_signature
 		WHERE t.signature = $1`, t.key)
 	br := conn.SendBatch(ctx, b)
 	_, err = br.Exec()
@@ -323,31 +332,26 @@ func (t *RefreshTx) add(table string, args []any, requestID string) bool {
 // rotationStatement is the one statement that writes the rotation; it
 // returns whether the presented token was rotated.
 func (t *RefreshTx) rotationStatement(response []byte) (string, []any) {
-	var successor any // the new refresh token's row key
-	if t.rot.refresh != nil {
-		successor = t.rot.refresh[0]
-	}
 	// The old access token goes by primary key when the row names it:
 	// every access token of a family is issued together with a refresh
 	// token that names it (code exchange, password grant, rotation), and
 	// each rotation deletes the one named by the token it uses, so that is
 	// the family's only access token. By request_id the DELETE would visit
 	// every dead row the family left since the last vacuum.
-	args := []any{t.key, response, successor, t.row.r.ID}
-	dropAccess := `request_id = $4`
+	args := []any{t.key, response, t.row.r.ID}
+	dropAccess := `request_id = $3`
 	if t.accessKey != "" {
 		args = append(args, t.accessKey)
-		dropAccess = `signature = $5`
+		dropAccess = `signature = $4`
 	}
 	sql := `WITH used AS (
-			UPDATE oauth2_refresh SET active = false, first_used_at = clock_timestamp(),
-				rotated_response = $2, successor_signature = $3
+			UPDATE oauth2_refresh SET active = false, first_used_at = clock_timestamp(), rotated_response = $2
 			WHERE signature = $1 AND active RETURNING 1
 		), dropped AS (
 			DELETE FROM oauth2_access WHERE ` + dropAccess + ` AND EXISTS (SELECT 1 FROM used)
 		), family AS (
 			UPDATE oauth2_refresh SET active = false
-			WHERE request_id = $4 AND active AND signature <> $1 AND EXISTS (SELECT 1 FROM used)
+			WHERE request_id = $3 AND active AND signature <> $1 AND EXISTS (SELECT 1 FROM used)
 		)`
 	// The new rows: same snapshot as the UPDATEs above, so the family
 	// UPDATE cannot see (and deactivate) the refresh token inserted here.
