@@ -43,7 +43,7 @@ func newOIDCSite(t *testing.T) *oidcSite {
 	_, _ = rand.Read(secret)
 	o.site = newSite(t, siteOpts{
 		revoker: func(pool *pgxpool.Pool) accounts.TokenRevoker {
-			o.store = fositestore.New(pool, fositestore.Options{ReuseWindow: 10 * time.Second})
+			o.store = fositestore.New(pool, fositestore.Options{})
 			return o.store
 		},
 		mount: func(r *mux.Router, s *site) {

@@ -26,8 +26,11 @@ type Config struct {
 	RefreshTokenTTL time.Duration // 720h
 	IDTokenTTL      time.Duration // 1h
 	AuthCodeTTL     time.Duration // 10m
-	// RefreshReuseWindow must equal the store's fositestore.Options.ReuseWindow.
-	RefreshReuseWindow time.Duration // 10s
+	// RefreshReuseWindow is how long after a refresh the same refresh token
+	// may be presented again to get the same response (refresh.go); the
+	// one place the window is set. Zero disables replays (no default:
+	// authd wires AUTHD_REFRESH_REUSE_WINDOW, 10s unless set).
+	RefreshReuseWindow time.Duration
 
 	// AccessTokenAlg signs access tokens: ES256 (default) or RS256.
 	AccessTokenAlg string
@@ -97,7 +100,6 @@ func (c *Config) setDefaults() error {
 	def(&c.RefreshTokenTTL, 720*time.Hour)
 	def(&c.IDTokenTTL, time.Hour)
 	def(&c.AuthCodeTTL, 10*time.Minute)
-	def(&c.RefreshReuseWindow, 10*time.Second)
 	def(&c.PARTTL, 5*time.Minute)
 	def(&c.DeviceCodeTTL, 10*time.Minute)
 	def(&c.DevicePollInterval, 5*time.Second)

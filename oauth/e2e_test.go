@@ -108,7 +108,7 @@ func TestCodeFlow_RealClients(t *testing.T) {
 		t.Error("refreshed access token not active")
 	}
 	// Reuse after the reuse window: invalid_grant, and the family dies.
-	e.clock.Advance(11e9)
+	backdateRotations(t, e, 11e9)
 	st, reuse := e.tokenRequest(client.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
 	if st != 400 || reuse["error"] != "invalid_grant" {
 		t.Fatalf("reuse: %d %v", st, reuse)

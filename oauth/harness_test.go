@@ -120,7 +120,7 @@ func (e *env) start(db *storagetest.DB) {
 		t.Fatal(err)
 	}
 	e.accts = accounts.New(db.Pool, hasher, log, accounts.Config{})
-	e.store = fositestore.New(db.Pool, fositestore.Options{ReuseWindow: 10 * time.Second, Now: e.clock.Now})
+	e.store = fositestore.New(db.Pool, fositestore.Options{Now: e.clock.Now})
 	e.keys, err = keys.NewManager(db.Pool, e.secret, keys.Config{Now: e.clock.Now}, log)
 	if err != nil {
 		t.Fatal(err)

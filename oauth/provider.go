@@ -46,8 +46,7 @@ type Provider struct {
 	verified, introspected *tokenCache
 }
 
-// New composes the provider. store must have been created with
-// fositestore.Options.ReuseWindow == cfg.RefreshReuseWindow. keys is the
+// New composes the provider. keys is the
 // signing-key manager (*keys.Manager), already started. reg may be nil.
 func New(cfg Config, pool *pgxpool.Pool, store *fositestore.Store, keys KeySource, accts *accounts.Service,
 	ui *loginui.UI, log *zap.Logger, reg prometheus.Registerer) (*Provider, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/ory/fosite"
 	"go.uber.org/zap"
@@ -15,10 +16,11 @@ import (
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// refresh runs grant_type=refresh_token under the store's idempotency
-// protocol (storage/fositestore package doc): one READ COMMITTED
-// transaction, a row lock on the presented token, and for a retry inside
-// the reuse window the identical response saved by the first use.
+// refresh runs grant_type=refresh_token in one fositestore.RefreshTx: a
+// READ COMMITTED transaction holding the lock of the token's family, in
+// three round trips (read the token's head, begin and lock, rotate and
+// commit). A retry inside the reuse window gets the response saved by the
+// first use (replayable).
 func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	const grant = "refresh_token"
@@ -26,36 +28,38 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 
 	// Read the user before taking the lock, on the pool: waiters for the
 	// lock hold connections, and the winner must not need a second one.
-	user, userErr := p.refreshUser(ctx, sig)
-
-	// BEGIN (READ COMMITTED) and the row lock, in one round trip.
-	txCtx, rs, err := p.store.BeginRefresh(ctx, sig)
+	// A failed read is the database's fault, never the token's: answering
+	// invalid_grant would make the client throw a valid token away.
+	head, err := p.store.RefreshHead(ctx, sig)
 	if err != nil {
-		p.tokenError(ctx, w, nil, grant, fosite.ErrServerError.WithWrap(err))
+		p.refreshUnavailable(ctx, w, err)
 		return
 	}
-	finished := false
-	defer func() {
-		if !finished {
-			_ = p.store.Rollback(txCtx)
-		}
-	}()
-	commit := func() error {
-		finished = true
-		return p.store.Commit(txCtx)
+	user, err := p.refreshUser(ctx, head)
+	if err != nil {
+		p.refreshUnavailable(ctx, w, err)
+		return
 	}
 
+	tx, err := p.store.BeginRefresh(ctx, head)
+	if err != nil {
+		p.refreshUnavailable(ctx, w, err)
+		return
+	}
+	defer tx.Rollback(ctx)
+
 	sess := NewSession("")
-	if p.store.Replayable(rs) {
-		ar, err := p.op.NewAccessRequest(fositestore.WithinReuseWindow(txCtx), r, sess)
-		if cerr := commit(); err == nil && cerr != nil {
-			err = fosite.ErrServerError.WithWrap(cerr)
+	if state := tx.State(); replayable(state, p.cfg.RefreshReuseWindow) {
+		ar, err := p.op.NewAccessRequest(tx.Replay(ctx), r, sess)
+		if cerr := tx.Commit(ctx, nil); err == nil && cerr != nil {
+			p.refreshUnavailable(ctx, w, cerr)
+			return
 		}
 		if err != nil {
 			p.tokenError(ctx, w, ar, grant, err)
 			return
 		}
-		body, err := p.openResponse(rs.RotatedResponse, sig)
+		body, err := p.openResponse(state.Response, sig)
 		if err != nil {
 			p.tokenError(ctx, w, ar, grant, fosite.ErrServerError.WithWrap(err))
 			return
@@ -65,12 +69,15 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	txCtx := tx.Context(ctx)
 	ar, err := p.op.NewAccessRequest(txCtx, r, sess)
 	if err != nil {
 		// Commit: on reuse fosite has just revoked the family in this
 		// transaction, and that must stick.
-		if cerr := commit(); cerr != nil {
+		if cerr := tx.Commit(ctx, nil); cerr != nil {
 			reqctx.Logger(ctx).Error("commit after refresh rejection", zap.Error(cerr))
+			p.refreshUnavailable(ctx, w, cerr)
+			return
 		} else if errors.Is(err, fosite.ErrInactiveToken) {
 			p.metrics.refreshReuse.Inc() // fosite's reuse path: the family is now revoked
 		}
@@ -78,11 +85,7 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sess.GetSubject() != sess.ClientID { // a user's token: roles live, user enabled
-		switch {
-		case userErr != nil:
-			p.tokenError(ctx, w, ar, grant, fosite.ErrServerError.WithWrap(userErr))
-			return
-		case user == nil || user.UserID != sess.GetSubject() || user.Disabled:
+		if user == nil || user.UserID != sess.GetSubject() || user.Disabled {
 			p.tokenError(ctx, w, ar, grant, fosite.ErrInvalidGrant.WithHint("The user no longer exists or is disabled."))
 			return
 		}
@@ -98,35 +101,58 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := json.Marshal(resp.ToMap())
-	if err == nil {
-		err = p.store.SaveRotatedResponse(txCtx, sig, p.sealResponse(body, sig))
-	}
-	if err == nil {
-		err = commit()
-	}
 	if err != nil {
 		p.tokenError(ctx, w, ar, grant, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	if err := tx.Commit(ctx, p.sealResponse(body, sig)); err != nil {
+		p.refreshUnavailable(ctx, w, err)
 		return
 	}
 	p.metrics.tokenIssued(grant, ar.GetClient().GetID())
 	writeTokenJSON(w, body)
 }
 
+// replayable is the reuse-window policy: a used refresh token presented
+// again gets the response of its rotation only when that response was
+// saved, the rotation is younger than window (by the database's clock) and
+// the token minted in its place is still unused. A client that never
+// received the response cannot have used its successor, so a presented
+// token whose successor was used, or any older one, is reuse: fosite then
+// revokes the family. A zero window disables replays.
+func replayable(st fositestore.RefreshState, window time.Duration) bool {
+	return st.Found && !st.Active && st.Used && len(st.Response) > 0 && st.SuccessorActive && st.SinceUse < window
+}
+
+// refreshUnavailable answers a refresh whose database work failed:
+// 503 temporarily_unavailable with Retry-After, so the client keeps its
+// refresh token and retries. A failure fosite already classified (an
+// OAuth error value) is answered as such.
+func (p *Provider) refreshUnavailable(ctx context.Context, w http.ResponseWriter, err error) {
+	var rfc *fosite.RFC6749Error
+	if !errors.As(err, &rfc) {
+		w.Header().Set("Retry-After", "1")
+		err = errUnavailable.WithWrap(err)
+	}
+	p.tokenError(ctx, w, nil, "refresh_token", err)
+}
+
 // refreshUser reads the disabled flag and roles of the user behind a
 // refresh token, without a lock. It returns nil, nil when the token or user
-// is unknown (fosite then answers). The roles come from accounts' cache, as
-// for introspection: a change is seen at once on this replica and within a
-// notification's latency on the others, and disabling a user or removing a
-// role revokes their refresh tokens at once anyway (RevokeSubject).
-func (p *Provider) refreshUser(ctx context.Context, sig string) (*accounts.Access, error) {
-	// Subject and client only: the session is decoded once, by fosite,
-	// from the row the lock reads. Every session's ClientID is its row's
-	// client_id (authorize, token and register_grant set it so).
-	subject, clientID, err := p.store.RefreshTokenSubject(ctx, sig)
-	if err != nil || subject == "" || subject == clientID {
+// is unknown (fosite then answers) and an error only when the database did
+// not answer. The roles come from accounts' cache, as for introspection: a
+// change is seen at once on this replica and within a notification's
+// latency on the others, and disabling a user or removing a role revokes
+// their refresh tokens at once anyway (RevokeSubject, under each family's
+// lock).
+func (p *Provider) refreshUser(ctx context.Context, head fositestore.RefreshHead) (*accounts.Access, error) {
+	// Every session's ClientID is its row's client_id (authorize, token and
+	// register_grant set it so): a token whose subject is its client is a
+	// client's own.
+	if !head.Found || head.Subject == "" || head.Subject == head.ClientID {
 		return nil, nil
 	}
-	a, err := p.accts.CachedAccess(ctx, subject)
+	a, err := p.accts.CachedAccess(ctx, head.Subject)
 	if errors.Is(err, accounts.ErrNotFound) {
 		return nil, nil
 	}

@@ -64,7 +64,7 @@ func TestRefresh_ConcurrentSameToken(t *testing.T) {
 		t.Errorf("%d active refresh tokens, want 1", families)
 	}
 
-	e.clock.Advance(11 * time.Second)
+	backdateRotations(t, e, 11*time.Second)
 	st, out := e.tokenRequest(web.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
 	if st != 400 || out["error"] != "invalid_grant" {
 		t.Fatalf("reuse after window: %d %v", st, out)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/ory/fosite"
 	"go.uber.org/zap"
 
@@ -15,8 +17,8 @@ import (
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// token is POST /oauth2/token. Refreshes take their own path (refresh.go);
-// the other grants run fosite's request phase outside any transaction (so a
+// token is POST /oauth2/token. Refreshes (refresh.go) and code exchanges
+// (code_exchange.go) take their own paths; the other grants run fosite's request phase outside any transaction (so a
 // reused code's family revocation sticks) and the response phase inside one.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -39,8 +41,12 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if grant == "refresh_token" {
+	switch grant {
+	case "refresh_token":
 		p.refresh(w, r)
+		return
+	case "authorization_code":
+		p.exchangeCode(w, r)
 		return
 	}
 	if grant == DeviceGrantType {
@@ -108,21 +114,38 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 
 var errRateLimited = errors.New("oauth: rate limited")
 
-func (p *Provider) tokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, grant string, err error) {
-	if errors.Is(err, fositestore.ErrPKCEConsumed) {
-		// A code whose PKCE check already failed once: the client's fault,
-		// not the server's (fosite reports any non-NotFound as server_error).
-		err = fosite.ErrInvalidGrant.WithHint("The authorization code can no longer be used.").WithWrap(err)
+// assertionInvalid reports an error fosite passed through unclassified from
+// checking a client_assertion's time claims ("Token is expired"): fosite
+// returns the JWT library's plain error, which would be answered as a
+// server error. Database failures are not this.
+func assertionInvalid(ar fosite.AccessRequester, err error) bool {
+	var (
+		rfc *fosite.RFC6749Error
+		pe  *pgconn.PgError
+	)
+	if ar == nil || ar.GetRequestForm().Get("client_assertion") == "" || errors.As(err, &rfc) || errors.As(err, &pe) {
+		return false
 	}
+	return !storage.IsUnavailable(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+func (p *Provider) tokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, grant string, err error) {
 	var throttled *accounts.ThrottledError
 	switch {
 	case storage.IsUnavailable(err):
 		w.Header().Set("Retry-After", retryAfter(err))
 	case errors.As(err, &throttled):
-		// The account's backoff for this address (fosite calls it a
-		// server_error): refused like the per-address password limit.
-		w.Header().Set("Retry-After", ratelimit.RetryAfter(throttled.RetryAfter))
-		err = fosite.ErrRequestForbidden.WithHint("Too many failed attempts for this account; retry later.").WithWrap(err)
+		// The account's login backoff refused the password grant without
+		// checking the password: the client may retry later.
+		w.Header().Set("Retry-After", strconv.Itoa(throttled.RetryAfterSeconds()))
+		err = fosite.ErrInvalidGrant.WithHintf("Too many failed sign-in attempts for this account; retry in %d seconds.",
+			throttled.RetryAfterSeconds()).WithWrap(err)
+	case assertionInvalid(ar, err):
+		err = fosite.ErrInvalidClient.WithHint("The client_assertion is expired, not yet valid or issued in the future.").WithWrap(err)
+	case errors.Is(err, fositestore.ErrPKCEConsumed):
+		// A code whose PKCE check already failed once: the client's fault,
+		// not the server's (fosite reports any non-NotFound as server_error).
+		err = fosite.ErrInvalidGrant.WithHint("The authorization code can no longer be used.").WithWrap(err)
 	}
 	err = asOAuthError(err)
 	p.metrics.tokens.WithLabelValues(grantLabel(grant), errorCode(err)).Inc()

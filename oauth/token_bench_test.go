@@ -54,7 +54,7 @@ func newBenchProvider(b *testing.B) *benchProvider {
 		b.Fatal(err)
 	}
 	accts := accounts.New(db.Pool, hasher, log, accounts.Config{})
-	store := fositestore.New(db.Pool, fositestore.Options{ReuseWindow: 10 * time.Second})
+	store := fositestore.New(db.Pool, fositestore.Options{})
 	km, err := keys.NewManager(db.Pool, secret, keys.Config{}, log)
 	if err != nil {
 		b.Fatal(err)

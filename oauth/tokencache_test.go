@@ -32,7 +32,7 @@ func replica(t *testing.T, a *env) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := fositestore.New(a.db.Pool, fositestore.Options{ReuseWindow: 10 * time.Second, Now: a.clock.Now})
+	store := fositestore.New(a.db.Pool, fositestore.Options{Now: a.clock.Now})
 	prov, err := oauth.New(oauth.Config{Issuer: a.issuer, SecretsKey: a.secret, RefreshReuseWindow: 10 * time.Second,
 		Now: a.clock.Now}, a.db.Pool, store, a.keys, a.accts, ui, zap.NewNop(), nil)
 	if err != nil {
@@ -153,7 +153,7 @@ func watchedReplica(t *testing.T, a *env) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := fositestore.New(pool, fositestore.Options{ReuseWindow: 10 * time.Second, Now: a.clock.Now})
+	store := fositestore.New(pool, fositestore.Options{Now: a.clock.Now})
 	prov, err := oauth.New(oauth.Config{Issuer: a.issuer, SecretsKey: a.secret, RefreshReuseWindow: 10 * time.Second,
 		Now: a.clock.Now}, pool, store, a.keys, accts, ui, zap.NewNop(), nil)
 	if err != nil {

@@ -81,7 +81,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.store = fositestore.New(pool, fositestore.Options{ReuseWindow: cfg.RefreshReuseWindow, Log: log.Named("fositestore")})
+	a.store = fositestore.New(pool, fositestore.Options{Log: log.Named("fositestore")})
 	// Clients are cached only while this replica listens for changes to them.
 	a.goBackground(ctx, a.store.WatchClients)
 	links, err := accounts.NewLinkSealer(deriveKey(cfg.Key(), "outbox links"))

@@ -91,7 +91,7 @@ func (a *liveAuthd) start(db *storagetest.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.store = fositestore.New(db.Pool, fositestore.Options{ReuseWindow: 10 * time.Second})
+	a.store = fositestore.New(db.Pool, fositestore.Options{})
 	a.accts = accounts.New(db.Pool, hasher, log, accounts.Config{Revoker: a.store})
 	a.keys, err = keys.NewManager(db.Pool, a.secret, keys.Config{Now: a.clock.Now}, log)
 	if err != nil {

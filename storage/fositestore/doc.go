@@ -38,52 +38,33 @@
 // fosite's own BeginTX calls use Options.IsoLevel (REPEATABLE READ by
 // default, as Hydra does); BeginTXWith picks another level.
 //
-// # Refresh-token reuse window
+// # Refresh rotation and token families
 //
-// Refresh tokens rotate on every use. So that browser tabs and network
-// retries presenting the same refresh token within Options.ReuseWindow get the
-// same new token pair instead of killing the family, the token endpoint runs
-// grant_type=refresh_token like this, in ONE transaction:
+// A refresh runs in a RefreshTx (refreshtx.go): RefreshHead reads the
+// token's user and family without a lock; BeginRefresh begins a READ
+// COMMITTED transaction, takes the family's lock and reads the token, in
+// one round trip; fosite's calls inside RefreshTx.Context are served from
+// that row and the rotation is held; RefreshTx.Commit writes the rotation,
+// the new pair and the sealed response in one statement together with
+// COMMIT. Three round trips per rotation.
 //
-//	ctx, err := st.BeginTXWith(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-//	rs, err := st.LockRefreshToken(ctx, sig)      // SELECT … FOR UPDATE: same-token refreshes queue here
-//	if st.Replayable(rs) {                          // used within the window, response cached
-//	    ar, err := provider.NewAccessRequest(fositestore.WithinReuseWindow(ctx), r, sess)
-//	    // fosite authenticates the client and checks it owns the token; the
-//	    // store treats the used row as active only under this marker.
-//	    // On success: commit, decrypt rs.RotatedResponse and send it as is.
-//	    // Do NOT call NewAccessResponse here (the row is already rotated).
-//	} else {
-//	    ar, err := provider.NewAccessRequest(ctx, r, sess)
-//	    resp, err := provider.NewAccessResponse(ctx, ar) // RotateRefreshToken: active=false, first_used_at=now
-//	    err = st.SaveRotatedResponse(ctx, sig, encrypt(resp))
-//	}
-//	st.Commit(ctx)
+// Every change to a family's tokens takes the same lock (familyLockSQL):
+// rotation, reuse detection and RFC 7009 revocation (RevokeRefreshToken,
+// RevokeAccessToken), and revocation by user, browser session or client
+// (revokeWhere). A revocation therefore either waits for a rotation in
+// flight and revokes what it minted, or runs first and makes it find its
+// token revoked: a revoked family never has a survivor.
 //
-// BeginRefresh(ctx, sig) does the first two steps in one round trip (BEGIN
-// and the lock travel together); the token endpoint uses it.
-//
-// sig is the refresh token's signature as fosite's strategy computes it
-// (RefreshTokenSignature); the store hashes it like every other key. The lock
-// needs READ COMMITTED: under REPEATABLE READ a waiter would fail with a
-// serialization error instead of reading the winner's committed response.
-//
-// Under the lock the rotation cannot lose, so the store holds its writes
-// (RotateRefreshToken and the new pair's Create*Session calls) and
-// SaveRotatedResponse writes them as one statement: the used row is
-// rewritten once, with first_used_at and the response together, and the
-// access token issued with it is deleted by primary key. Any other query of
-// the transaction, and Commit, writes the held rotation first, so no reader
-// can tell (rotation.go). In a transaction begun by BeginRefresh,
-// SaveRotatedResponse only records the response and Commit sends the
-// rotation and COMMIT together (pipetx.go); a failing rotation skips the
-// COMMIT and Commit returns its error.
-//
-// When NewAccessRequest fails with invalid_grant because of reuse (a used
-// token outside the window, or without the marker), fosite has already
-// revoked the family inside the transaction: COMMIT it anyway, or the
-// revocation is undone. Without the marker (introspection, revocation) a used
-// row is always inactive.
+// The store keeps what the reuse-window policy (package oauth) decides on:
+// when a token was rotated (first_used_at, the database's clock, reported
+// as RefreshState.SinceUse), whether the token minted in its place is still
+// unused (SuccessorActive: nothing in the family was rotated later and a
+// token of it is active) and the sealed response of the rotation. A replay is answered under RefreshTx.Replay,
+// where the used token counts as active so fosite authenticates the client
+// and checks ownership, and nothing can be issued. When NewAccessRequest
+// fails with invalid_grant because of reuse, fosite has already revoked the
+// family inside the RefreshTx: commit it anyway, or the revocation is
+// undone.
 //
 // # Access tokens outside a transaction
 //

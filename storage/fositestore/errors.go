@@ -33,8 +33,8 @@ var ErrClientExists = errors.New("fositestore: client already exists")
 // skip the verifier (fosite PR #883).
 var ErrPKCEConsumed = errors.New("fositestore: PKCE request already consumed")
 
-// ErrNoTransaction is returned by LockRefreshToken and SaveRotatedResponse
-// when ctx carries no transaction: a row lock outside one protects nothing.
+// ErrNoTransaction is returned by Commit and Rollback when ctx carries no
+// transaction begun by BeginTX.
 var ErrNoTransaction = errors.New("fositestore: a transaction from BeginTX is required")
 
 // mapErr translates driver errors at this edge: no rows → ErrNotFound,

@@ -29,37 +29,79 @@ func (s *Store) RevokeClientTokens(ctx context.Context, clientID string) error {
 	return s.revokeWhere(ctx, []revKey{{'c', clientID}}, "client_id = $1", clientID)
 }
 
+// readCommitted is the isolation of revocations: their statements wait for
+// a family's lock or a row in flight and then see what was committed,
+// instead of failing with serialization errors.
+var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+
+// familiesPerTx bounds the family locks one revocation transaction holds:
+// they live in Postgres' shared lock table until the transaction ends.
+const familiesPerTx = 64
+
 // revokeWhere revokes every row matching cond (a constant SQL condition over
-// args), in
-// one READ COMMITTED transaction: its updates wait for in-flight refreshes
-// instead of failing with serialization errors. A refresh that held a lock
-// our first UPDATE waited for may have inserted a new token our statement's
-// snapshot could not see; it has committed by then, so a second pass, with a
-// fresh snapshot, catches it. Later refreshes block on our row locks and,
-// once we commit, find their token revoked.
+// args, $1 onwards). Refresh families still alive (an active token, or a
+// saved response that could be replayed) are revoked family by family under
+// their locks (familyLockSQL), up to familiesPerTx per READ COMMITTED
+// transaction, so a rotation in flight either commits first and its new
+// pair is revoked with the rest, or waits and then finds its token revoked.
+// Families are locked in request_id order, so two revocations never wait
+// on each other in a cycle. A last transaction deletes the remaining access
+// tokens (grants without a refresh token) and invalidates unused codes.
 // keys name what was revoked, for caches of answers (revoked.go).
 func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond string, args ...any) error {
-	return s.InTxWith(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context) error {
-		s.forgetLocked(ctx)
-		s.noteRevoked(ctx, keys...)
-		q := s.q(ctx)
-		revokeRefresh := func() error {
-			_, err := q.Exec(ctx, `UPDATE oauth2_refresh SET active = false, rotated_response = NULL
-				WHERE `+cond+` AND (active OR rotated_response IS NOT NULL)`, args...)
-			return mapErr("revoke refresh tokens", err)
-		}
-		if err := revokeRefresh(); err != nil {
+	n := len(args)
+	after := ""
+	for {
+		var families []string
+		err := s.InTxWith(ctx, readCommitted, func(ctx context.Context) error {
+			q := s.q(ctx)
+			rows, err := q.Query(ctx, `SELECT DISTINCT request_id FROM oauth2_refresh
+				WHERE `+cond+` AND (active OR rotated_response IS NOT NULL) AND request_id > $`+itoa(n+1)+`
+				ORDER BY request_id LIMIT `+itoa(familiesPerTx), append(args, after)...)
+			if err != nil {
+				return mapErr("find refresh families", err)
+			}
+			families, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil || len(families) == 0 {
+				return mapErr("find refresh families", err)
+			}
+			for _, f := range families {
+				if _, err := q.Exec(ctx, familyLockSQL, f); err != nil {
+					return mapErr("lock refresh family", err)
+				}
+			}
+			if _, err := q.Exec(ctx, `UPDATE oauth2_refresh SET active = false, rotated_response = NULL
+				WHERE request_id = ANY($1) AND (active OR rotated_response IS NOT NULL)`, families); err != nil {
+				return mapErr("revoke refresh tokens", err)
+			}
+			if _, err := q.Exec(ctx, `DELETE FROM oauth2_access WHERE request_id = ANY($1)`, families); err != nil {
+				return mapErr("revoke access tokens", err)
+			}
+			s.noteRevoked(ctx, keys...)
+			return nil
+		})
+		if err != nil {
 			return err
 		}
+		if len(families) < familiesPerTx {
+			break
+		}
+		after = families[len(families)-1]
+	}
+	return s.InTxWith(ctx, readCommitted, func(ctx context.Context) error {
+		s.noteRevoked(ctx, keys...)
+		q := s.q(ctx)
 		if _, err := q.Exec(ctx, `DELETE FROM oauth2_access WHERE `+cond, args...); err != nil {
 			return mapErr("revoke access tokens", err)
 		}
 		if _, err := q.Exec(ctx, `UPDATE oauth2_code SET active = false WHERE `+cond+` AND active`, args...); err != nil {
 			return mapErr("revoke codes", err)
 		}
-		return revokeRefresh()
+		return nil
 	})
 }
+
+func itoa(n int) string { return string(appendInt(nil, n)) }
 
 // DeleteExpired removes rows that expired before before and returns how
 // many. Used refresh tokens are kept until their own expiry, so reuse is

@@ -37,13 +37,9 @@ var (
 
 // Options configures a Store. The zero value is usable.
 type Options struct {
-	// ReuseWindow is how long after its first use a refresh token may be
-	// presented again (by the same client, under WithinReuseWindow) to get the
-	// same cached response. Zero disables the window: any reuse revokes the
-	// family. authd wires AUTHD_REFRESH_REUSE_WINDOW (default 10s) here.
-	ReuseWindow time.Duration
-	// Now is the clock for first_used_at, the reuse window and JTI expiry;
-	// time.Now when nil. Tests move it instead of sleeping.
+	// Now is the clock for JTI expiry; time.Now when nil. Tests move it
+	// instead of sleeping. Refresh rotation times come from the database's
+	// clock instead, so that replicas agree.
 	Now func() time.Time
 	// IsoLevel is the isolation of transactions begun by BeginTX (and so by
 	// fosite); REPEATABLE READ when empty.
@@ -54,11 +50,10 @@ type Options struct {
 
 // Store is fosite's storage over PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	pool   *pgxpool.Pool
-	window time.Duration
-	now    func() time.Time
-	iso    pgx.TxIsoLevel
-	log    *zap.Logger
+	pool *pgxpool.Pool
+	now  func() time.Time
+	iso  pgx.TxIsoLevel
+	log  *zap.Logger
 	// clients caches GetClient while WatchClients listens (clientcache.go).
 	clients *notifycache.Cache[*Client]
 	// revoked remembers this replica's recent revocations (revoked.go).
@@ -70,7 +65,7 @@ type Store struct {
 
 // New returns a Store on pool. The schema comes from migration 0004.
 func New(pool *pgxpool.Pool, opts Options) *Store {
-	s := &Store{pool: pool, window: opts.ReuseWindow, now: opts.Now, iso: opts.IsoLevel, log: opts.Log,
+	s := &Store{pool: pool, now: opts.Now, iso: opts.IsoLevel, log: opts.Log,
 		clients: newClientCache(), revoked: newRevocations()}
 	s.accessInserts = newInsertBatcher(s, tableAccess)
 	if s.log == nil {
@@ -85,18 +80,13 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	return s
 }
 
-// q returns the transaction carried by ctx, or the pool.
 // Querier returns the transaction begun in ctx (BeginTX, InTx), or the pool,
 // so callers can write their own rows (an audit record) atomically with the
 // store's.
 func (s *Store) Querier(ctx context.Context) storage.Querier { return s.q(ctx) }
 
 func (s *Store) q(ctx context.Context) storage.Querier {
-	if st, ok := ctx.Value(txKey{}).(*txState); ok {
-		if st.shared.hasPending() {
-			// Anything else this transaction does sees the rotation done.
-			return pendingQuerier{s: s, st: st}
-		}
+	if st := txOf(ctx); st != nil {
 		return st.tx
 	}
 	return s.pool

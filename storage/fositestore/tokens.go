@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+
+	"github.com/authd/authd/storage"
 )
 
 // The five tables fosite writes. They share one shape (migration 0004).
@@ -186,8 +188,8 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 	if err != nil {
 		return err
 	}
-	if s.deferCreate(ctx, tableAccess, args, r.GetID()) {
-		return nil // written with the pending rotation (rotation.go)
+	if st := txOf(ctx); st != nil && st.refresh != nil && st.refresh.add(tableAccess, args, r.GetID()) {
+		return nil // written with the rotation by RefreshTx.Commit
 	}
 	if _, inTx := ctx.Value(txKey{}).(*txState); !inTx {
 		return s.accessInserts.insert(ctx, args) // batched with concurrent ones (batch.go)
@@ -217,14 +219,16 @@ func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) 
 	return err
 }
 
-// RevokeAccessToken implements oauth2.TokenRevocationStorage: it deletes
-// every access token of the family requestID.
+// RevokeAccessToken implements oauth2.TokenRevocationStorage: under the
+// family's lock it deletes every access token of the family requestID.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	_, err := s.q(ctx).Exec(ctx, `DELETE FROM oauth2_access WHERE request_id = $1`, requestID)
-	if err == nil {
+	return s.inFamily(ctx, requestID, func(ctx context.Context, q storage.Querier) error {
+		if _, err := q.Exec(ctx, `DELETE FROM oauth2_access WHERE request_id = $1`, requestID); err != nil {
+			return mapErr("revoke access tokens", err)
+		}
 		s.noteRevoked(ctx, revKey{'r', requestID})
-	}
-	return mapErr("revoke access tokens", err)
+		return nil
+	})
 }
 
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.

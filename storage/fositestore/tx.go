@@ -12,7 +12,8 @@ import (
 
 type txKey struct{}
 
-// txConn is a transaction: a pgx.Tx, or a pipeTx (pipetx.go).
+// txConn is a transaction: a pgx.Tx, or a RefreshTx's connection
+// (refreshtx.go).
 type txConn interface {
 	storage.Querier
 	Commit(ctx context.Context) error
@@ -25,18 +26,23 @@ type txState struct {
 	tx     txConn
 	owner  bool
 	shared *txShared
+	// refresh is set inside a refresh transaction (RefreshTx.Context), and
+	// replay in its replay mode (RefreshTx.Replay).
+	refresh *RefreshTx
+	replay  bool
 }
 
 // txShared is what the owner and every joined context of one transaction
-// share: revocations to announce when it ends (revoked.go) and the refresh
-// token row it locked (refresh.go).
+// share: revocations to announce when it ends (revoked.go).
 type txShared struct {
 	mu      sync.Mutex
 	revoked []revKey
-	locked  *lockedRefresh
-	// pending is a rotation of the locked refresh token whose writes wait
-	// for SaveRotatedResponse (rotation.go).
-	pending *pendingRotation
+}
+
+// txOf returns the transaction ctx carries, or nil.
+func txOf(ctx context.Context) *txState {
+	st, _ := ctx.Value(txKey{}).(*txState)
+	return st
 }
 
 // BeginTX starts a transaction at Options.IsoLevel (REPEATABLE READ by
@@ -49,11 +55,13 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 }
 
 // BeginTXWith is BeginTX with explicit options, for callers that need
-// another isolation level (the refresh protocol uses READ COMMITTED). When
-// joining an outer transaction opts is ignored.
+// another isolation level (revocations use READ COMMITTED). When joining an
+// outer transaction opts is ignored.
 func (s *Store) BeginTXWith(ctx context.Context, opts pgx.TxOptions) (context.Context, error) {
 	if st, ok := ctx.Value(txKey{}).(*txState); ok {
-		return context.WithValue(ctx, txKey{}, &txState{tx: st.tx, owner: false, shared: st.shared}), nil
+		joined := *st
+		joined.owner = false
+		return context.WithValue(ctx, txKey{}, &joined), nil
 	}
 	tx, err := s.pool.BeginTx(ctx, opts)
 	if err != nil {
@@ -73,17 +81,6 @@ func (s *Store) Commit(ctx context.Context) error {
 	if !st.owner {
 		return nil
 	}
-	if pt, ok := st.tx.(*pipeTx); ok {
-		// The held rotation, if any, and COMMIT in one round trip.
-		err := pt.commitWith(ctx, st.takePending())
-		s.flushRevoked(st)
-		return err
-	}
-	if err := s.flushPending(ctx, st); err != nil {
-		_ = st.tx.Rollback(context.WithoutCancel(ctx))
-		s.flushRevoked(st)
-		return err
-	}
 	err := st.tx.Commit(ctx)
 	s.flushRevoked(st)
 	return mapErr("commit", err)
@@ -99,9 +96,6 @@ func (s *Store) Rollback(ctx context.Context) error {
 	if !st.owner {
 		return nil
 	}
-	st.shared.mu.Lock()
-	st.shared.pending = nil
-	st.shared.mu.Unlock()
 	// Rollback must run even when the request was cancelled, or the
 	// connection stays busy until the pool notices.
 	err := st.tx.Rollback(context.WithoutCancel(ctx))

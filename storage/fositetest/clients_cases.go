@@ -19,7 +19,7 @@ const testJWKS = `{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","alg":"ES256","u
 
 var clientCases = []testCase{
 	{"CreateGet/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		want := &fositestore.Client{
 			ID: "spa", Name: "SPA", Public: true, FirstParty: true,
 			RedirectURIs:             []string{"https://spa.test/cb", "http://127.0.0.1/cb"},
@@ -49,7 +49,7 @@ var clientCases = []testCase{
 		}
 	}},
 	{"CreateGet/Confidential", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		c, err := f.st.Client(f.ctx, "client")
 		mustNil(t, "get", err)
 		if c.GetTokenEndpointAuthMethod() != "client_secret_basic" {
@@ -61,7 +61,7 @@ var clientCases = []testCase{
 		}
 	}},
 	{"CreateGet/JWKS", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		c := &fositestore.Client{ID: "svc", TokenEndpointAuthMethod: "private_key_jwt",
 			TokenEndpointAuthSigningAlg: "ES256", JWKS: json.RawMessage(testJWKS), GrantTypes: []string{"client_credentials"}}
 		mustNil(t, "create", f.st.CreateClient(f.ctx, c))
@@ -76,11 +76,11 @@ var clientCases = []testCase{
 		}
 	}},
 	{"Create/ErrClientExists", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustErr(t, "duplicate", f.st.CreateClient(f.ctx, &fositestore.Client{ID: "client"}), fositestore.ErrClientExists)
 	}},
 	{"Create/InvalidJWKS", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		err := f.st.CreateClient(f.ctx, &fositestore.Client{ID: "bad", JWKS: json.RawMessage(`{"keys":"nope"}`)})
 		if err == nil {
 			t.Fatal("invalid JWKS accepted")
@@ -88,14 +88,14 @@ var clientCases = []testCase{
 		mustErr(t, "not stored", errOnly(f.st.Client(f.ctx, "bad")), fositestore.ErrNotFound)
 	}},
 	{"Get/ErrNotFound", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		_, err := f.st.GetClient(f.ctx, "nope")
 		mustErr(t, "GetClient", err, fosite.ErrNotFound)
 		mustErr(t, "GetClient", err, storage.ErrNotFound)
 		mustErr(t, "Client", errOnly(f.st.Client(f.ctx, "nope")), fositestore.ErrNotFound)
 	}},
 	{"Update/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		c, err := f.st.Client(f.ctx, "client")
 		mustNil(t, "get", err)
 		c.Name, c.RedirectURIs, c.TokenEndpointAuthMethod = "Renamed", []string{"https://new.test/cb"}, "client_secret_post"
@@ -111,11 +111,11 @@ var clientCases = []testCase{
 		}
 	}},
 	{"Update/ErrNotFound", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustErr(t, "update", f.st.UpdateClient(f.ctx, &fositestore.Client{ID: "nope"}), fositestore.ErrNotFound)
 	}},
 	{"Delete/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig := RandomString()
 		mustNil(t, "create token", f.st.CreateAccessTokenSession(f.ctx, sig, f.request("alice")))
 		mustNil(t, "delete", f.st.DeleteClient(f.ctx, "client"))
@@ -124,11 +124,11 @@ var clientCases = []testCase{
 		mustErr(t, "get token", errOnly(f.st.GetAccessTokenSession(f.ctx, sig, EmptySession())), fosite.ErrNotFound)
 	}},
 	{"Delete/ErrNotFound", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustErr(t, "delete", f.st.DeleteClient(f.ctx, "nope"), fositestore.ErrNotFound)
 	}},
 	{"List/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		MustCreateClient(t, f.st, "second")
 		list, err := f.st.ListClients(f.ctx)
 		mustNil(t, "list", err)
@@ -137,7 +137,7 @@ var clientCases = []testCase{
 		}
 	}},
 	{"List/Empty", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustNil(t, "delete", f.st.DeleteClient(f.ctx, "client"))
 		list, err := f.st.ListClients(f.ctx)
 		mustNil(t, "list", err)
@@ -160,18 +160,18 @@ var clientCases = []testCase{
 
 var jtiCases = []testCase{
 	{"UnknownIsValid", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustNil(t, "valid", f.st.ClientAssertionJWTValid(f.ctx, "jti-1"))
 	}},
 	{"ErrJTIKnown", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustNil(t, "set", f.st.SetClientAssertionJWT(f.ctx, "jti-1", f.clock.Now().Add(time.Minute)))
 		mustErr(t, "valid", f.st.ClientAssertionJWTValid(f.ctx, "jti-1"), fosite.ErrJTIKnown)
 		mustErr(t, "set again", f.st.SetClientAssertionJWT(f.ctx, "jti-1", f.clock.Now().Add(time.Minute)), fosite.ErrJTIKnown)
 		mustNil(t, "other jti", f.st.ClientAssertionJWTValid(f.ctx, "jti-2"))
 	}},
 	{"ExpiredIsValid", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustNil(t, "set", f.st.SetClientAssertionJWT(f.ctx, "jti-1", f.clock.Now().Add(time.Minute)))
 		f.clock.Advance(2 * time.Minute)
 		mustNil(t, "valid after expiry", f.st.ClientAssertionJWTValid(f.ctx, "jti-1"))

@@ -2,11 +2,7 @@ package fositetest
 
 import (
 	"testing"
-	"time"
 )
-
-// window is the reuse window the policy cases run with.
-const window = 10 * time.Second
 
 type testCase struct {
 	name string
@@ -28,9 +24,8 @@ func RunTests(t *testing.T, newStore NewStoreFunc) {
 		{"OpenIDConnect", oidcCases},
 		{"PKCE", pkceCases},
 		{"Transaction", txCases},
-		{"ReuseWindow", reuseCases},
-		{"RefreshProtocol", protocolCases(false)},
-		{"RefreshProtocol/BeginRefresh", protocolCases(true)},
+		{"RefreshTx", reuseCases},
+		{"RefreshTx/Rotation", protocolCases},
 		{"Revoke", revokeCases},
 		{"DeleteExpired", gcCases},
 	}

@@ -3,7 +3,8 @@
 // call with a constructor, each named subtest on a fresh, empty database.
 //
 // RunTests encodes fosite v0.49.0's storage contract (FOSITE-NOTES §3, §9)
-// and authd's own policy on top of it (the refresh reuse window, subject and
+// and authd's own policy on top of it (refresh transactions and families,
+// the facts the refresh reuse window is decided on, subject and
 // client revocation, garbage collection). RunConcurrencyTests checks the
 // "exactly one winner" guarantees under -race.
 package fositetest
@@ -28,8 +29,8 @@ import (
 )
 
 // NewStoreFunc returns a Store on a fresh, migrated, empty database that
-// lives as long as t. The suite passes the options it needs (a fake clock, a
-// reuse window).
+// lives as long as t. The suite passes the options it needs (a fake clock
+// for JTI expiry).
 type NewStoreFunc func(t *testing.T, opts fositestore.Options) *fositestore.Store
 
 // Clock is a settable clock for Options.Now, safe for concurrent use.
@@ -164,15 +165,12 @@ type fixture struct {
 	st     *fositestore.Store
 	clock  *Clock
 	client *fositestore.Client
-	// pipelined: the refresh protocol begins with BeginRefresh (one
-	// round trip) instead of BeginTXWith + LockRefreshToken.
-	pipelined bool
 }
 
-func newFixture(t *testing.T, newStore NewStoreFunc, window time.Duration) *fixture {
+func newFixture(t *testing.T, newStore NewStoreFunc) *fixture {
 	t.Helper()
 	clock := NewClock()
-	st := newStore(t, fositestore.Options{ReuseWindow: window, Now: clock.Now})
+	st := newStore(t, fositestore.Options{Now: clock.Now})
 	return &fixture{t: t, ctx: context.Background(), st: st, clock: clock, client: MustCreateClient(t, st, "client")}
 }
 

@@ -6,167 +6,184 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/ory/fosite"
 
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// rotateAndSave runs the first use of a refresh token through the token
-// endpoint's protocol (package doc of fositestore): lock, rotate, issue,
-// save the response, commit.
+// begin starts sig's refresh transaction the way the token endpoint does
+// (RefreshHead, then BeginRefresh); it is rolled back at cleanup unless
+// committed.
+func (f *fixture) begin(sig string) *fositestore.RefreshTx {
+	f.t.Helper()
+	head, err := f.st.RefreshHead(f.ctx, sig)
+	mustNil(f.t, "refresh head", err)
+	tx, err := f.st.BeginRefresh(f.ctx, head)
+	mustNil(f.t, "begin refresh", err)
+	f.t.Cleanup(func() { tx.Rollback(context.Background()) })
+	return tx
+}
+
+// rotateAndSave runs the first use of a refresh token through a RefreshTx
+// as fosite's refresh handler drives it: rotate, issue, commit with blob.
 func (f *fixture) rotateAndSave(sig string, req *fosite.Request, blob []byte) (newSig string) {
 	f.t.Helper()
-	ctx, rs := f.beginRefresh(sig)
-	defer f.st.Rollback(ctx)
-	if !rs.Found || !rs.Active || f.st.Replayable(rs) {
+	tx := f.begin(sig)
+	if rs := tx.State(); !rs.Found || !rs.Active || rs.Used {
 		f.t.Fatalf("fresh token: %+v", rs)
 	}
+	ctx := tx.Context(f.ctx)
+	mustNil(f.t, "get", errOnly(f.st.GetRefreshTokenSession(ctx, sig, EmptySession())))
 	mustNil(f.t, "rotate", f.st.RotateRefreshToken(ctx, req.ID, sig))
 	newSig, at := RandomString(), RandomString()
 	mustNil(f.t, "new access", f.st.CreateAccessTokenSession(ctx, at, req))
 	mustNil(f.t, "new refresh", f.st.CreateRefreshTokenSession(ctx, newSig, at, req))
-	mustNil(f.t, "save", f.st.SaveRotatedResponse(ctx, sig, blob))
-	mustNil(f.t, "commit", f.st.Commit(ctx))
+	mustNil(f.t, "commit", tx.Commit(f.ctx, blob))
 	return newSig
 }
 
-// beginRefresh begins the protocol's transaction and locks sig, the way
-// f.pipelined says.
-func (f *fixture) beginRefresh(sig string) (context.Context, fositestore.RefreshState) {
+// state reads what a refresh transaction of sig sees, and ends it.
+func (f *fixture) state(sig string) fositestore.RefreshState {
 	f.t.Helper()
-	if f.pipelined {
-		ctx, rs, err := f.st.BeginRefresh(f.ctx, sig)
-		mustNil(f.t, "begin refresh", err)
-		return ctx, rs
-	}
-	ctx, err := f.st.BeginTXWith(f.ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-	mustNil(f.t, "begin", err)
-	rs, err := f.st.LockRefreshToken(ctx, sig)
-	mustNil(f.t, "lock", err)
-	return ctx, rs
+	tx := f.begin(sig)
+	defer tx.Rollback(f.ctx)
+	return tx.State()
 }
 
-// lock reads the state of sig in a short transaction.
-func (f *fixture) lock(sig string) fositestore.RefreshState {
+// backdate moves every rotation time of the database back by d: the
+// database's clock is the one that counts, so tests move the rows instead.
+func (f *fixture) backdate(d time.Duration) {
 	f.t.Helper()
-	var rs fositestore.RefreshState
-	mustNil(f.t, "lock tx", f.st.InTxWith(f.ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context) error {
-		var err error
-		rs, err = f.st.LockRefreshToken(ctx, sig)
-		return err
-	}))
-	return rs
+	_, err := f.st.Querier(f.ctx).Exec(f.ctx, `UPDATE oauth2_refresh SET first_used_at = first_used_at - $1::interval
+		WHERE first_used_at IS NOT NULL`, d.String())
+	mustNil(f.t, "backdate", err)
 }
 
+// The store reports the facts the reuse-window policy (oauth) decides on:
+// whether the token was used, how long ago by the database's clock, whether
+// its successor is still unused, and the saved response; in replay mode the
+// used token is presented as active and nothing can be issued.
 var reuseCases = []testCase{
-	{"Lock/ErrNoTransaction", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, window)
-		mustErr(t, "lock", errOnly(f.st.LockRefreshToken(f.ctx, "x")), fositestore.ErrNoTransaction)
-	}},
-	{"Lock/NotFound", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, window)
-		if rs := f.lock("nope"); rs.Found {
+	{"Head/NotFound", func(t *testing.T, newStore NewStoreFunc) {
+		f := newFixture(t, newStore)
+		h, err := f.st.RefreshHead(f.ctx, "nope")
+		mustNil(t, "head", err)
+		if h.Found {
+			t.Fatalf("missing token: %+v", h)
+		}
+		if rs := f.state("nope"); rs.Found {
 			t.Fatalf("missing token: %+v", rs)
 		}
 	}},
-	{"Lock/Active", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, window)
+	{"Head/Found", func(t *testing.T, newStore NewStoreFunc) {
+		f := newFixture(t, newStore)
+		sig, req := RandomString(), f.request("alice")
+		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
+		h, err := f.st.RefreshHead(f.ctx, sig)
+		mustNil(t, "head", err)
+		if !h.Found || h.Subject != "alice" || h.ClientID != "client" || h.Family != req.ID {
+			t.Fatalf("head: %+v", h)
+		}
+	}},
+	{"State/Active", func(t *testing.T, newStore NewStoreFunc) {
+		f := newFixture(t, newStore)
 		sig := RandomString()
 		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", f.request("alice")))
-		rs := f.lock(sig)
-		if !rs.Found || !rs.Active || rs.ClientID != "client" || !rs.FirstUsedAt.IsZero() || rs.RotatedResponse != nil {
+		rs := f.state(sig)
+		if !rs.Found || !rs.Active || rs.ClientID != "client" || rs.Used || rs.SinceUse != 0 || rs.Response != nil || rs.SuccessorActive {
 			t.Fatalf("active token: %+v", rs)
 		}
 	}},
-	{"Replay/WithinWindow", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, window)
-		sig, req, blob := RandomString(), f.request("alice"), []byte("encrypted response #1")
+	{"State/UsedByTheDatabaseClock", func(t *testing.T, newStore NewStoreFunc) {
+		// The store's own clock is an hour off; the age comes from the
+		// database anyway.
+		f := newFixture(t, newStore)
+		f.clock.Advance(time.Hour)
+		sig, req, blob := RandomString(), f.request("alice"), []byte("sealed response #1")
 		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
 		f.rotateAndSave(sig, req, blob)
-		f.clock.Advance(window - time.Second)
-		rs := f.lock(sig)
-		if !rs.Found || rs.Active || !rs.FirstUsedAt.Equal(f.clock.Now().Add(-(window - time.Second))) {
+		rs := f.state(sig)
+		if !rs.Found || rs.Active || !rs.Used || !rs.SuccessorActive || !bytes.Equal(rs.Response, blob) {
 			t.Fatalf("used token: %+v", rs)
 		}
-		if !f.st.Replayable(rs) || !bytes.Equal(rs.RotatedResponse, blob) {
-			t.Fatalf("want replayable with the saved blob: %+v", rs)
+		if rs.SinceUse < 0 || rs.SinceUse > 5*time.Second {
+			t.Fatalf("used just now, but SinceUse = %v", rs.SinceUse)
 		}
-		// Under the marker the used row counts as active (fosite then checks
-		// the client), and nothing is revoked.
-		got, err := f.st.GetRefreshTokenSession(fositestore.WithinReuseWindow(f.ctx), sig, EmptySession())
-		mustNil(t, "get with marker", err)
-		mustSameRequest(t, got, req)
-		// Without it (introspection, or a plain refresh) it is used.
-		got, err = f.st.GetRefreshTokenSession(f.ctx, sig, EmptySession())
-		mustErr(t, "get without marker", err, fosite.ErrInactiveToken)
-		mustSameRequest(t, got, req)
+		f.backdate(time.Minute)
+		if rs := f.state(sig); rs.SinceUse < time.Minute || rs.SinceUse > time.Minute+5*time.Second {
+			t.Fatalf("used a minute ago, but SinceUse = %v", rs.SinceUse)
+		}
 	}},
-	{"Replay/AfterWindow", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, window)
+	{"State/SuccessorUsed", func(t *testing.T, newStore NewStoreFunc) {
+		f := newFixture(t, newStore)
 		sig, req := RandomString(), f.request("alice")
 		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
-		f.rotateAndSave(sig, req, []byte("blob"))
-		f.clock.Advance(window)
-		if rs := f.lock(sig); f.st.Replayable(rs) {
-			t.Fatalf("replayable after the window: %+v", rs)
+		next := f.rotateAndSave(sig, req, []byte("blob 1"))
+		f.rotateAndSave(next, req, []byte("blob 2"))
+		if rs := f.state(sig); rs.SuccessorActive {
+			t.Fatalf("the successor was used, but: %+v", rs)
 		}
-		got, err := f.st.GetRefreshTokenSession(fositestore.WithinReuseWindow(f.ctx), sig, EmptySession())
-		mustErr(t, "get with marker after window", err, fosite.ErrInactiveToken)
-		mustSameRequest(t, got, req)
-	}},
-	{"Replay/WindowDisabled", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
-		sig, req := RandomString(), f.request("alice")
-		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
-		f.rotateAndSave(sig, req, []byte("blob"))
-		if rs := f.lock(sig); f.st.Replayable(rs) {
-			t.Fatalf("replayable with no window: %+v", rs)
+		if rs := f.state(next); !rs.SuccessorActive || !bytes.Equal(rs.Response, []byte("blob 2")) {
+			t.Fatalf("latest used token: %+v", rs)
 		}
-		mustErr(t, "get with marker", errOnly(f.st.GetRefreshTokenSession(fositestore.WithinReuseWindow(f.ctx), sig, nil)), fosite.ErrInactiveToken)
 	}},
-	{"Replay/NoSavedResponse", func(t *testing.T, newStore NewStoreFunc) {
-		// Rotated but nothing saved (e.g. a rotation outside the protocol):
-		// there is nothing to replay, so it is plain reuse.
-		f := newFixture(t, newStore, window)
-		sig, req := RandomString(), f.request("alice")
-		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
-		mustNil(t, "rotate", f.st.RotateRefreshToken(f.ctx, req.ID, sig))
-		if rs := f.lock(sig); f.st.Replayable(rs) {
-			t.Fatalf("replayable without a saved response: %+v", rs)
-		}
-		mustErr(t, "get with marker", errOnly(f.st.GetRefreshTokenSession(fositestore.WithinReuseWindow(f.ctx), sig, nil)), fosite.ErrInactiveToken)
-	}},
-	{"Replay/RevokedFamily", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, window)
+	{"State/RevokedFamily", func(t *testing.T, newStore NewStoreFunc) {
+		f := newFixture(t, newStore)
 		sig, req := RandomString(), f.request("alice")
 		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
 		f.rotateAndSave(sig, req, []byte("blob"))
 		mustNil(t, "revoke", f.st.RevokeRefreshToken(f.ctx, req.ID))
-		rs := f.lock(sig)
-		if f.st.Replayable(rs) || rs.RotatedResponse != nil {
-			t.Fatalf("revoked token still replayable: %+v", rs)
+		if rs := f.state(sig); rs.SuccessorActive || rs.Response != nil {
+			t.Fatalf("revoked family: %+v", rs)
 		}
-		mustErr(t, "get with marker", errOnly(f.st.GetRefreshTokenSession(fositestore.WithinReuseWindow(f.ctx), sig, nil)), fosite.ErrInactiveToken)
 	}},
-	{"Save/ErrNotFoundUnlessRotated", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, window)
-		sig := RandomString()
-		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", f.request("alice")))
-		mustErr(t, "save on active token", f.st.SaveRotatedResponse(f.ctx, sig, []byte("x")), fositestore.ErrNotFound)
-		mustErr(t, "save on missing token", f.st.SaveRotatedResponse(f.ctx, "nope", []byte("x")), fositestore.ErrNotFound)
+	{"Replay/PresentsTheUsedTokenAsActive", func(t *testing.T, newStore NewStoreFunc) {
+		f := newFixture(t, newStore)
+		sig, req := RandomString(), f.request("alice")
+		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
+		next := f.rotateAndSave(sig, req, []byte("blob"))
+		tx := f.begin(sig)
+		got, err := f.st.GetRefreshTokenSession(tx.Replay(f.ctx), sig, EmptySession())
+		mustNil(t, "get in replay mode", err)
+		mustSameRequest(t, got, req)
+		// Nothing can be issued in replay mode.
+		mustErr(t, "rotate in replay mode", f.st.RotateRefreshToken(tx.Replay(f.ctx), req.ID, sig), fosite.ErrInactiveToken)
+		// Outside replay mode the used token is used.
+		got, err = f.st.GetRefreshTokenSession(tx.Context(f.ctx), sig, EmptySession())
+		mustErr(t, "get in a refresh transaction", err, fosite.ErrInactiveToken)
+		mustSameRequest(t, got, req)
+		mustNil(t, "commit", tx.Commit(f.ctx, nil))
+		mustErr(t, "get outside", errOnly(f.st.GetRefreshTokenSession(f.ctx, sig, nil)), fosite.ErrInactiveToken)
+		mustNil(t, "the successor is untouched", errOnly(f.st.GetRefreshTokenSession(f.ctx, next, nil)))
+	}},
+	{"Rotate/OnlyThePresentedActiveToken", func(t *testing.T, newStore NewStoreFunc) {
+		f := newFixture(t, newStore)
+		sig, other, req := RandomString(), RandomString(), f.request("alice")
+		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
+		mustNil(t, "create other", f.st.CreateRefreshTokenSession(f.ctx, other, "", req))
+		tx := f.begin(sig)
+		ctx := tx.Context(f.ctx)
+		mustErr(t, "rotate another token", f.st.RotateRefreshToken(ctx, req.ID, other), fosite.ErrInactiveToken)
+		mustErr(t, "rotate under another family", f.st.RotateRefreshToken(ctx, "other-family", sig), fosite.ErrInactiveToken)
+		mustNil(t, "rotate", f.st.RotateRefreshToken(ctx, req.ID, sig))
+		mustErr(t, "rotate twice", f.st.RotateRefreshToken(ctx, req.ID, sig), fosite.ErrInactiveToken)
+		// No statement may slip in between the rotation and its commit.
+		if err := errOnly(f.st.GetAccessTokenSession(ctx, RandomString(), nil)); err == nil || isErr(err, fosite.ErrNotFound) {
+			t.Fatalf("a query after the rotation ran: %v", err)
+		}
 	}},
 }
 
 var revokeCases = []testCase{
 	{"Subject", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, window)
+		f := newFixture(t, newStore)
 		alice, bob := f.request("alice"), f.request("bob")
 		aAT, aRT, aCode, bAT, bRT := RandomString(), RandomString(), RandomString(), RandomString(), RandomString()
 		used := RandomString()
 		mustNil(t, "alice at", f.st.CreateAccessTokenSession(f.ctx, aAT, alice))
 		mustNil(t, "alice used rt", f.st.CreateRefreshTokenSession(f.ctx, used, aAT, alice))
 		aRT = f.rotateAndSave(used, alice, []byte("blob"))
+		aNext := f.rotateAndSave(aRT, alice, []byte("blob 2"))
 		mustNil(t, "alice at 2", f.st.CreateAccessTokenSession(f.ctx, aAT, alice))
 		mustNil(t, "alice code", f.st.CreateAuthorizeCodeSession(f.ctx, aCode, f.request("alice")))
 		mustNil(t, "bob at", f.st.CreateAccessTokenSession(f.ctx, bAT, bob))
@@ -174,14 +191,16 @@ var revokeCases = []testCase{
 
 		mustNil(t, "revoke alice", f.st.RevokeSubject(f.ctx, "alice"))
 		mustErr(t, "alice at", errOnly(f.st.GetAccessTokenSession(f.ctx, aAT, nil)), fosite.ErrNotFound)
-		mustErr(t, "alice rt", errOnly(f.st.GetRefreshTokenSession(f.ctx, aRT, nil)), fosite.ErrInactiveToken)
-		mustErr(t, "alice used rt, in window", errOnly(f.st.GetRefreshTokenSession(fositestore.WithinReuseWindow(f.ctx), used, nil)), fosite.ErrInactiveToken)
+		mustErr(t, "alice rt", errOnly(f.st.GetRefreshTokenSession(f.ctx, aNext, nil)), fosite.ErrInactiveToken)
+		if rs := f.state(aRT); rs.Response != nil || rs.SuccessorActive {
+			t.Errorf("alice's latest used token is still replayable: %+v", rs)
+		}
 		mustErr(t, "alice code", errOnly(f.st.GetAuthorizeCodeSession(f.ctx, aCode, nil)), fosite.ErrInvalidatedAuthorizeCode)
 		mustNil(t, "bob at", errOnly(f.st.GetAccessTokenSession(f.ctx, bAT, nil)))
 		mustNil(t, "bob rt", errOnly(f.st.GetRefreshTokenSession(f.ctx, bRT, nil)))
 	}},
 	{"Client", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		other := MustCreateClient(t, f.st, "other")
 		mine, theirs := f.request("alice"), NewRequest(other, NewSession("alice", f.clock.Now()), f.clock.Now())
 		at1, rt1, at2, rt2 := RandomString(), RandomString(), RandomString(), RandomString()
@@ -201,7 +220,7 @@ var revokeCases = []testCase{
 
 var gcCases = []testCase{
 	{"KeepsUsedRefreshTokensUntilExpiry", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		now := f.clock.Now()
 		req := f.request("alice") // code 10m, access 15m, refresh 720h
 		code, at, rt := RandomString(), RandomString(), RandomString()

@@ -12,7 +12,7 @@ import (
 
 var codeCases = []testCase{
 	{"CreateGet/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig, req := RandomString(), f.request("alice")
 		mustNil(t, "create", f.st.CreateAuthorizeCodeSession(f.ctx, sig, req))
 		sess := EmptySession()
@@ -24,11 +24,11 @@ var codeCases = []testCase{
 		}
 	}},
 	{"Get/ErrNotFound", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustErr(t, "get", errOnly(f.st.GetAuthorizeCodeSession(f.ctx, "nope", EmptySession())), fosite.ErrNotFound)
 	}},
 	{"Get/NilSession", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig := RandomString()
 		mustNil(t, "create", f.st.CreateAuthorizeCodeSession(f.ctx, sig, f.request("alice")))
 		got, err := f.st.GetAuthorizeCodeSession(f.ctx, sig, nil)
@@ -38,7 +38,7 @@ var codeCases = []testCase{
 		}
 	}},
 	{"Invalidate/ReturnsRequesterWithErrInvalidatedAuthorizeCode", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig, req := RandomString(), f.request("alice")
 		mustNil(t, "create", f.st.CreateAuthorizeCodeSession(f.ctx, sig, req))
 		mustNil(t, "invalidate", f.st.InvalidateAuthorizeCodeSession(f.ctx, sig))
@@ -48,18 +48,18 @@ var codeCases = []testCase{
 		mustSameRequest(t, got, req)
 	}},
 	{"Invalidate/Twice", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig := RandomString()
 		mustNil(t, "create", f.st.CreateAuthorizeCodeSession(f.ctx, sig, f.request("alice")))
 		mustNil(t, "first", f.st.InvalidateAuthorizeCodeSession(f.ctx, sig))
 		mustErr(t, "second", f.st.InvalidateAuthorizeCodeSession(f.ctx, sig), fosite.ErrInvalidatedAuthorizeCode)
 	}},
 	{"Invalidate/ErrNotFound", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustErr(t, "invalidate", f.st.InvalidateAuthorizeCodeSession(f.ctx, "nope"), fosite.ErrNotFound)
 	}},
 	{"Create/UnknownClient", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		req := NewRequest(&fositestore.Client{ID: "ghost"}, NewSession("alice", f.clock.Now()), f.clock.Now())
 		if err := f.st.CreateAuthorizeCodeSession(f.ctx, RandomString(), req); err == nil {
 			t.Fatal("a code for an unregistered client was stored")
@@ -69,7 +69,7 @@ var codeCases = []testCase{
 
 var accessCases = []testCase{
 	{"CreateGet/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		// JWT access-token signatures are long; keys are hashed, so any length fits.
 		sig, req := strings.Repeat("s", 2000), f.request("alice")
 		mustNil(t, "create", f.st.CreateAccessTokenSession(f.ctx, sig, req))
@@ -78,11 +78,11 @@ var accessCases = []testCase{
 		mustSameRequest(t, got, req)
 	}},
 	{"Get/ErrNotFound", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustErr(t, "get", errOnly(f.st.GetAccessTokenSession(f.ctx, "nope", EmptySession())), fosite.ErrNotFound)
 	}},
 	{"Get/NilSession", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig := RandomString()
 		mustNil(t, "create", f.st.CreateAccessTokenSession(f.ctx, sig, f.request("alice")))
 		got, err := f.st.GetAccessTokenSession(f.ctx, sig, nil)
@@ -92,7 +92,7 @@ var accessCases = []testCase{
 		}
 	}},
 	{"Delete/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig := RandomString()
 		mustNil(t, "create", f.st.CreateAccessTokenSession(f.ctx, sig, f.request("alice")))
 		mustNil(t, "delete", f.st.DeleteAccessTokenSession(f.ctx, sig))
@@ -100,7 +100,7 @@ var accessCases = []testCase{
 		mustNil(t, "delete again is not an error", f.st.DeleteAccessTokenSession(f.ctx, sig))
 	}},
 	{"Revoke/WholeFamily", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		family, other := f.request("alice"), f.request("alice")
 		a1, a2, a3 := RandomString(), RandomString(), RandomString()
 		mustNil(t, "create 1", f.st.CreateAccessTokenSession(f.ctx, a1, family))
@@ -116,7 +116,7 @@ var accessCases = []testCase{
 
 var refreshCases = []testCase{
 	{"CreateGet/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig, req := RandomString(), f.request("alice")
 		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, RandomString(), req))
 		got, err := f.st.GetRefreshTokenSession(f.ctx, sig, EmptySession())
@@ -124,11 +124,11 @@ var refreshCases = []testCase{
 		mustSameRequest(t, got, req)
 	}},
 	{"Get/ErrNotFound", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustErr(t, "get", errOnly(f.st.GetRefreshTokenSession(f.ctx, "nope", EmptySession())), fosite.ErrNotFound)
 	}},
 	{"Rotate/ReturnsRequesterWithErrInactiveToken", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, window)
+		f := newFixture(t, newStore)
 		sig, req := RandomString(), f.request("alice")
 		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
 		mustNil(t, "rotate", f.st.RotateRefreshToken(f.ctx, req.ID, sig))
@@ -143,7 +143,7 @@ var refreshCases = []testCase{
 		}
 	}},
 	{"Rotate/Twice", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig, req := RandomString(), f.request("alice")
 		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
 		mustNil(t, "rotate", f.st.RotateRefreshToken(f.ctx, req.ID, sig))
@@ -152,7 +152,7 @@ var refreshCases = []testCase{
 	{"Rotate/DoesNotTouchWinnersNewToken", func(t *testing.T, newStore NewStoreFunc) {
 		// The Hydra race (FOSITE-NOTES §4): a late loser rotating the old
 		// token must not deactivate the token the winner just issued.
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		old, req := RandomString(), f.request("alice")
 		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, old, "", req))
 		mustNil(t, "winner rotates", f.st.RotateRefreshToken(f.ctx, req.ID, old))
@@ -162,7 +162,7 @@ var refreshCases = []testCase{
 		mustNil(t, "winner's token still active", errOnly(f.st.GetRefreshTokenSession(f.ctx, next, nil)))
 	}},
 	{"Rotate/DeletesFamilyAccessTokens", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		rt, at, req := RandomString(), RandomString(), f.request("alice")
 		mustNil(t, "create at", f.st.CreateAccessTokenSession(f.ctx, at, req))
 		mustNil(t, "create rt", f.st.CreateRefreshTokenSession(f.ctx, rt, at, req))
@@ -170,11 +170,11 @@ var refreshCases = []testCase{
 		mustErr(t, "old access token", errOnly(f.st.GetAccessTokenSession(f.ctx, at, nil)), fosite.ErrNotFound)
 	}},
 	{"Rotate/ErrInactiveTokenWhenMissing", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustErr(t, "rotate", f.st.RotateRefreshToken(f.ctx, "nope", "nope"), fosite.ErrInactiveToken)
 	}},
 	{"Delete/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig := RandomString()
 		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", f.request("alice")))
 		mustNil(t, "delete", f.st.DeleteRefreshTokenSession(f.ctx, sig))
@@ -182,7 +182,7 @@ var refreshCases = []testCase{
 		mustNil(t, "delete again is not an error", f.st.DeleteRefreshTokenSession(f.ctx, sig))
 	}},
 	{"Revoke/WholeFamily", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		family, other := f.request("alice"), f.request("alice")
 		r1, r2, r3 := RandomString(), RandomString(), RandomString()
 		mustNil(t, "create 1", f.st.CreateRefreshTokenSession(f.ctx, r1, "", family))
@@ -204,7 +204,7 @@ var refreshCases = []testCase{
 
 var oidcCases = []testCase{
 	{"CreateGet/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		code, req := "ory_ac_"+RandomString()+"."+RandomString(), f.request("alice")
 		mustNil(t, "create", f.st.CreateOpenIDConnectSession(f.ctx, code, req))
 		// fosite passes the access request, whose session is the decode target.
@@ -217,12 +217,12 @@ var oidcCases = []testCase{
 		}
 	}},
 	{"Get/ErrNoSessionFound", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		_, err := f.st.GetOpenIDConnectSession(f.ctx, "nope", NewRequest(f.client, EmptySession(), f.clock.Now()))
 		mustErr(t, "get", err, openid.ErrNoSessionFound)
 	}},
 	{"Delete/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		code := RandomString()
 		mustNil(t, "create", f.st.CreateOpenIDConnectSession(f.ctx, code, f.request("alice")))
 		mustNil(t, "delete", f.st.DeleteOpenIDConnectSession(f.ctx, code))
@@ -233,7 +233,7 @@ var oidcCases = []testCase{
 
 var pkceCases = []testCase{
 	{"CreateGet/OK", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig, req := RandomString(), f.request("alice")
 		req.Form.Set("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
 		req.Form.Set("code_challenge_method", "S256")
@@ -243,14 +243,14 @@ var pkceCases = []testCase{
 		mustSameRequest(t, got, req)
 	}},
 	{"Get/ErrNotFound", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustErr(t, "get", errOnly(f.st.GetPKCERequestSession(f.ctx, "nope", EmptySession())), fosite.ErrNotFound)
 	}},
 	{"Delete/SoftDeleteBlocksSecondGet", func(t *testing.T, newStore NewStoreFunc) {
 		// fosite deletes the PKCE row before checking the verifier; if the
 		// second attempt saw ErrNotFound it would be treated as "no PKCE"
 		// and succeed without a verifier (fosite PR #883).
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig := RandomString()
 		mustNil(t, "create", f.st.CreatePKCERequestSession(f.ctx, sig, f.request("alice")))
 		mustNil(t, "delete", f.st.DeletePKCERequestSession(f.ctx, sig))

@@ -12,7 +12,7 @@ import (
 
 var txCases = []testCase{
 	{"Rollback/LeavesNoRows", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		req := f.request("alice")
 		code, at, rt := RandomString(), RandomString(), RandomString()
 		ctx, err := f.st.BeginTX(f.ctx)
@@ -29,7 +29,7 @@ var txCases = []testCase{
 		mustNil(t, "rollback after rollback", f.st.Rollback(ctx))
 	}},
 	{"Commit/Persists", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		code := RandomString()
 		ctx, err := f.st.BeginTX(f.ctx)
 		mustNil(t, "begin", err)
@@ -41,7 +41,7 @@ var txCases = []testCase{
 	{"Join/InnerCommitIsNoOp", func(t *testing.T, newStore NewStoreFunc) {
 		// fosite's own MaybeBeginTx/MaybeCommitTx inside the token
 		// endpoint's outer transaction: the outer owner decides.
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		code := RandomString()
 		outer, err := f.st.BeginTXWith(f.ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 		mustNil(t, "begin outer", err)
@@ -56,12 +56,12 @@ var txCases = []testCase{
 		mustErr(t, "rolled back", errOnly(f.st.GetAuthorizeCodeSession(f.ctx, code, nil)), fosite.ErrNotFound)
 	}},
 	{"Commit/ErrNoTransaction", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		mustErr(t, "commit", f.st.Commit(f.ctx), fositestore.ErrNoTransaction)
 		mustErr(t, "rollback", f.st.Rollback(f.ctx), fositestore.ErrNoTransaction)
 	}},
 	{"InTx/RollsBackOnError", func(t *testing.T, newStore NewStoreFunc) {
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		code := RandomString()
 		err := f.st.InTx(f.ctx, func(ctx context.Context) error {
 			mustNil(t, "code", f.st.CreateAuthorizeCodeSession(ctx, code, f.request("alice")))
@@ -78,7 +78,7 @@ var txCases = []testCase{
 		// Two REPEATABLE READ transactions rotate the same token: the
 		// second, blocked then overtaken, must surface as
 		// fosite.ErrSerializationFailure ("retry"), not a server error.
-		f := newFixture(t, newStore, 0)
+		f := newFixture(t, newStore)
 		sig, req := RandomString(), f.request("alice")
 		mustNil(t, "create", f.st.CreateRefreshTokenSession(f.ctx, sig, "", req))
 		a, err := f.st.BeginTX(f.ctx)
