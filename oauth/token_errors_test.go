@@ -65,7 +65,7 @@ func TestToken_ExpiredClientAssertionIsClientError(t *testing.T) {
 		}
 		return s
 	}
-	base := url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:admin"}}
+	base := url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:charge"}}
 	st, out := e.tokenRequest("", "", assertionForm(base, sign(time.Now().Add(-time.Hour))))
 	if st != 401 || out["error"] != "invalid_client" || !strings.Contains(out["error_description"].(string), "expired") {
 		t.Fatalf("expired assertion: %d %v", st, out)
