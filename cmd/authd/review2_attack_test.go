@@ -6,12 +6,15 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
+	"github.com/authd/authd/oauth"
 )
 
 // TestAttack2_ConsoleSelfLockoutByUppercaseID: the console's self-lockout
@@ -46,5 +49,80 @@ func TestAttack2_ConsoleSelfLockoutByUppercaseID(t *testing.T) {
 	}
 	if u.Disabled {
 		t.Errorf("the administrator disabled their own account through /admin/users/%s/disable", upper)
+	}
+}
+
+// deviceApproved starts a device authorization for a TV client and has
+// email approve it on /device; it returns the client and the device code.
+func (e *secEnv) deviceApproved(email string) (id, secret, deviceCode, sessionID string) {
+	e.tb.Helper()
+	id, secret = e.mustClient(oauth.ClientSpec{Name: "Living-room TV",
+		GrantTypes: []string{oauth.DeviceGrantType, "refresh_token"},
+		Scopes:     []string{"openid", "profile", "offline_access"}})
+	st, _, out := e.postForm("/oauth2/device/auth", id, secret, url.Values{"scope": {"openid profile offline_access"}})
+	if st != http.StatusOK {
+		e.tb.Fatalf("device authorization: %d %v", st, out)
+	}
+	deviceCode, _ = out["device_code"].(string)
+	userCode, _ := out["user_code"].(string)
+	b, csrf := e.loggedIn(email)
+	resp, page := b.post(e.URL+"/device", url.Values{"csrf_token": {csrf}, "user_code": {userCode}, "decision": {"allow"}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Your device is connected") {
+		e.tb.Fatalf("approval: %d\n%s", resp.StatusCode, page)
+	}
+	sessions, err := e.accts.Sessions(context.Background(), e.userID(email))
+	if err != nil || len(sessions) == 0 {
+		e.tb.Fatalf("sessions: %v", err)
+	}
+	return id, secret, deviceCode, sessions[0].ID
+}
+
+func (e *secEnv) userID(email string) string {
+	e.tb.Helper()
+	var id string
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT id::text FROM users WHERE email = $1`, email).Scan(&id); err != nil {
+		e.tb.Fatal(err)
+	}
+	return id
+}
+
+// TestAttack2_DeviceApprovalSurvivesPasswordChange: a device authorization
+// approved but not yet polled is a grant the user's revocations do not
+// reach. RevokeSubject deactivates authorization codes but leaves approved
+// oauth2_device rows alone, and the poll checks only that the user is not
+// disabled. The classic device-code phishing victim who approves the
+// attacker's code, notices, and changes their password (which "revokes the
+// user's refresh tokens and browser sessions at once") still hands the
+// attacker an access and refresh token on the attacker's next poll, issued
+// after the revocation, for up to the device code's 10 minutes.
+func TestAttack2_DeviceApprovalSurvivesPasswordChange(t *testing.T) {
+	t.Parallel()
+	e := newSecEnv(t)
+	u := e.mustUser("victim@example.com", "user")
+	id, secret, deviceCode, _ := e.deviceApproved(u.Email)
+	if err := e.accts.ChangePassword(context.Background(), u.ID, accounts.Proof{Password: secUserPass}, "meadow-lantern-77"); err != nil {
+		t.Fatal(err)
+	}
+	st, _, out := e.postForm("/oauth2/token", id, secret, url.Values{"grant_type": {oauth.DeviceGrantType}, "device_code": {deviceCode}})
+	if out["access_token"] != nil || out["refresh_token"] != nil {
+		t.Errorf("after the password change revoked everything, the approved device still got tokens: %d (refresh token %v)", st, out["refresh_token"] != nil)
+	}
+}
+
+// TestAttack2_DeviceApprovalSurvivesEndedSession: the same through the
+// session that approved it: the user ends that browser session (which
+// revokes the tokens issued through it), and the device's next poll mints
+// tokens bound to the ended session.
+func TestAttack2_DeviceApprovalSurvivesEndedSession(t *testing.T) {
+	t.Parallel()
+	e := newSecEnv(t)
+	u := e.mustUser("victim@example.com", "user")
+	id, secret, deviceCode, sess := e.deviceApproved(u.Email)
+	if err := e.accts.EndSession(context.Background(), u.ID, sess); err != nil {
+		t.Fatal(err)
+	}
+	st, _, out := e.postForm("/oauth2/token", id, secret, url.Values{"grant_type": {oauth.DeviceGrantType}, "device_code": {deviceCode}})
+	if out["access_token"] != nil {
+		t.Errorf("the device got tokens through a browser session the user had ended: %d", st)
 	}
 }
