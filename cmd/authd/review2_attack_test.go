@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
@@ -124,5 +125,33 @@ func TestAttack2_DeviceApprovalSurvivesEndedSession(t *testing.T) {
 	st, _, out := e.postForm("/oauth2/token", id, secret, url.Values{"grant_type": {oauth.DeviceGrantType}, "device_code": {deviceCode}})
 	if out["access_token"] != nil {
 		t.Errorf("the device got tokens through a browser session the user had ended: %d", st)
+	}
+}
+
+// TestAttack2_ConsoleStaleSessionMintsAdmins: the console asks for the
+// password (or a login under 5 minutes) before deleting a user, rotating
+// signing keys or granting over 1000 credits, but not before the actions
+// that create new administrators: giving another account the admin role,
+// or creating a client_credentials client with scope admin (whose secret
+// is a permanent admin credential, surviving the admin's logout and
+// password change). An administrator's browser left logged in (sessions
+// live 14 days) is enough to plant a backdoor admin that outlives them.
+func TestAttack2_ConsoleStaleSessionMintsAdmins(t *testing.T) {
+	t.Parallel()
+	e := newSecEnv(t)
+	admin := e.mustUser("admin@example.com", "admin")
+	accomplice := e.mustUser("accomplice@example.com", "user")
+	b, csrf := e.loggedIn("admin@example.com")
+	e.ageLogin(admin.ID, 2*time.Hour)
+
+	b.post(e.URL+"/admin/users/"+accomplice.ID+"/roles/add", url.Values{"csrf_token": {csrf}, "role": {"admin"}})
+	if slices.Contains(e.roles(accomplice.ID), "admin") {
+		t.Errorf("a 2-hour-old admin session gave another account the admin role without the password")
+	}
+	before := e.count(`SELECT count(*) FROM oauth2_clients`)
+	resp, _ := b.post(e.URL+"/admin/clients", url.Values{"csrf_token": {csrf}, "name": {"backdoor"},
+		"grant_types": {"client_credentials"}, "scopes": {"admin"}, "token_endpoint_auth_method": {"client_secret_basic"}})
+	if after := e.count(`SELECT count(*) FROM oauth2_clients`); after != before {
+		t.Errorf("a 2-hour-old admin session created a client_credentials client with scope admin without the password: %d", resp.StatusCode)
 	}
 }
