@@ -149,6 +149,12 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, _ consoleReq) {
 	http.Redirect(w, r, "/admin/users", http.StatusSeeOther)
 }
 
+// isSelf reports whether the user id in a path is the admin's own, however
+// its hex digits are cased (ids are UUIDs, compared as Postgres does).
+func (a consoleReq) isSelf(id string) bool {
+	return strings.EqualFold(strings.TrimSpace(id), a.admin.ID)
+}
+
 // confirm checks the admin's presence before a sensitive action: the
 // password typed in the form's current_password field, or a recent login.
 // It returns the message to show and its status, or "" when confirmed.

@@ -152,6 +152,15 @@ func (c *Console) renderClients(w http.ResponseWriter, r *http.Request, status i
 
 func (c *Console) createClient(w http.ResponseWriter, r *http.Request, a consoleReq) {
 	f := readClientForm(r)
+	// A client's secret is a lasting credential: a stale session must
+	// prove the admin is present before minting or changing one.
+	if msg, status, err := c.confirm(r.Context(), r, a); err != nil {
+		c.fail(w, r, "admin console: confirm", err)
+		return
+	} else if msg != "" {
+		c.renderClients(w, r, status, "", "Registering a client: "+msg, f)
+		return
+	}
 	cl, secret, err := c.Clients.Create(r.Context(), a.origin(r), f)
 	if msg, status := clientMessage(err); msg != "" {
 		c.renderClients(w, r, status, "", msg, f)
@@ -197,6 +206,15 @@ func clientPage(id string) string { return "/admin/clients/" + url.PathEscape(id
 func (c *Console) updateClient(w http.ResponseWriter, r *http.Request, a consoleReq) {
 	id := mux.Vars(r)["client"]
 	f := readClientForm(r)
+	// A client's secret is a lasting credential: a stale session must
+	// prove the admin is present before minting or changing one.
+	if msg, status, err := c.confirm(r.Context(), r, a); err != nil {
+		c.fail(w, r, "admin console: confirm", err)
+		return
+	} else if msg != "" {
+		c.renderClient(w, r, status, "", "Changing a client: "+msg, &f)
+		return
+	}
 	cl, secret, err := c.Clients.Update(r.Context(), a.origin(r), id, f)
 	if msg, status := clientMessage(err); msg != "" {
 		c.renderClient(w, r, status, "", msg, &f)
@@ -216,6 +234,15 @@ func (c *Console) updateClient(w http.ResponseWriter, r *http.Request, a console
 
 func (c *Console) rotateClientSecret(w http.ResponseWriter, r *http.Request, a consoleReq) {
 	id := mux.Vars(r)["client"]
+	// A client's secret is a lasting credential: a stale session must
+	// prove the admin is present before minting or changing one.
+	if msg, status, err := c.confirm(r.Context(), r, a); err != nil {
+		c.fail(w, r, "admin console: confirm", err)
+		return
+	} else if msg != "" {
+		c.renderClient(w, r, status, "", "Rotating the secret: "+msg, nil)
+		return
+	}
 	secret, err := c.Clients.RotateSecret(r.Context(), a.origin(r), id)
 	if msg, status := clientMessage(err); msg != "" {
 		c.renderClient(w, r, status, "", msg, nil)

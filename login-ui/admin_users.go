@@ -209,7 +209,21 @@ func (c *Console) userError(w http.ResponseWriter, r *http.Request, a consoleReq
 
 func (c *Console) addRole(w http.ResponseWriter, r *http.Request, a consoleReq) {
 	id := mux.Vars(r)["id"]
-	_, err := c.Accounts.AssignRole(r.Context(), a.origin(r), id, r.PostFormValue("role"))
+	role := r.PostFormValue("role")
+	// Making an administrator creates lasting power: a stale session
+	// must prove the admin is present.
+	if strings.EqualFold(role, AdminRole) {
+		msg, status, err := c.confirm(r.Context(), r, a)
+		if err != nil {
+			c.fail(w, r, "admin console: confirm", err)
+			return
+		}
+		if msg != "" {
+			c.renderUser(w, r, a, status, "", "Adding the admin role: "+msg)
+			return
+		}
+	}
+	_, err := c.Accounts.AssignRole(r.Context(), a.origin(r), id, role)
 	if err != nil {
 		if !c.userError(w, r, a, err) {
 			c.fail(w, r, "admin console: assign role", err)
@@ -222,7 +236,7 @@ func (c *Console) addRole(w http.ResponseWriter, r *http.Request, a consoleReq) 
 func (c *Console) removeRole(w http.ResponseWriter, r *http.Request, a consoleReq) {
 	id := mux.Vars(r)["id"]
 	role := r.PostFormValue("role")
-	if id == a.admin.ID && role == AdminRole {
+	if a.isSelf(id) && strings.EqualFold(role, AdminRole) {
 		c.renderUser(w, r, a, http.StatusConflict, "", "You cannot take the admin role from yourself here: another administrator must do it.")
 		return
 	}
@@ -251,7 +265,7 @@ func (c *Console) endSession(w http.ResponseWriter, r *http.Request, a consoleRe
 func (c *Console) setDisabled(disabled bool) consoleHandler {
 	return func(w http.ResponseWriter, r *http.Request, a consoleReq) {
 		id := mux.Vars(r)["id"]
-		if id == a.admin.ID && disabled {
+		if a.isSelf(id) && disabled {
 			c.renderUser(w, r, a, http.StatusConflict, "", "You cannot disable your own account.")
 			return
 		}
@@ -347,7 +361,7 @@ func (c *Console) refund(w http.ResponseWriter, r *http.Request, a consoleReq) {
 
 func (c *Console) deleteUser(w http.ResponseWriter, r *http.Request, a consoleReq) {
 	id := mux.Vars(r)["id"]
-	if id == a.admin.ID {
+	if a.isSelf(id) {
 		c.renderUser(w, r, a, http.StatusConflict, "", "You cannot delete your own account from the console.")
 		return
 	}

@@ -12,7 +12,7 @@ import (
 // access tokens and invalidates their unused authorization codes. authd calls
 // it when a user is disabled, loses a role or resets their password.
 func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
-	return s.revokeWhere(ctx, []revKey{{'s', subject}}, "subject = $1", subject)
+	return s.revokeWhere(ctx, []revKey{{'s', subject}}, "subject = $1", "subject = $1", subject)
 }
 
 // RevokeSessionTokens ends the grants the user obtained through one browser
@@ -20,13 +20,14 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 // package records it at authorization). accounts calls it when the user ends
 // that session from /account or the API.
 func (s *Store) RevokeSessionTokens(ctx context.Context, subject, browserSessionID string) error {
-	return s.revokeWhere(ctx, []revKey{{'s', subject}}, "subject = $1 AND session_data->>'browser_session_id' = $2", subject, browserSessionID)
+	return s.revokeWhere(ctx, []revKey{{'s', subject}}, "subject = $1 AND session_data->>'browser_session_id' = $2",
+		"subject = $1 AND browser_session_id = $2", subject, browserSessionID)
 }
 
 // RevokeClientTokens does what RevokeSubject does for every grant issued to
 // the client clientID (e.g. when its secret is rotated).
 func (s *Store) RevokeClientTokens(ctx context.Context, clientID string) error {
-	return s.revokeWhere(ctx, []revKey{{'c', clientID}}, "client_id = $1", clientID)
+	return s.revokeWhere(ctx, []revKey{{'c', clientID}}, "client_id = $1", "client_id = $1", clientID)
 }
 
 // readCommitted is the isolation of revocations: their statements wait for
@@ -47,8 +48,11 @@ const familiesPerTx = 64
 // Families are locked in request_id order, so two revocations never wait
 // on each other in a cycle. A last transaction deletes the remaining access
 // tokens (grants without a refresh token) and invalidates unused codes.
+// deviceCond selects the same grants among device authorizations (over
+// oauth2_device's columns): one approved but not yet redeemed is denied, so
+// its device's next poll gets access_denied instead of fresh tokens.
 // keys name what was revoked, for caches of answers (revoked.go).
-func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond string, args ...any) error {
+func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond, deviceCond string, args ...any) error {
 	n := len(args)
 	after := ""
 	for {
@@ -96,6 +100,10 @@ func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond string, arg
 		}
 		if _, err := q.Exec(ctx, `UPDATE oauth2_code SET active = false WHERE `+cond+` AND active`, args...); err != nil {
 			return mapErr("revoke codes", err)
+		}
+		if _, err := q.Exec(ctx, `UPDATE oauth2_device SET status = 'denied'
+			WHERE `+deviceCond+` AND status IN ('pending', 'approved')`, args...); err != nil {
+			return mapErr("revoke device authorizations", err)
 		}
 		return nil
 	})
