@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
@@ -240,6 +241,14 @@ func (h *AdminHandler) listAudit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := AuditFilter{ActorID: q.Get("actor"), TargetID: q.Get("target"), Type: q.Get("type"), Cursor: q.Get("cursor")}
 	var err error
+	for name, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(name); v != "" {
+			if *t, err = time.Parse(time.RFC3339, v); err != nil {
+				h.fail(w, r, problem.Invalid(name, name+" must be an RFC 3339 time, e.g. 2026-12-03T00:00:00Z"))
+				return
+			}
+		}
+	}
 	if f.Limit, err = limitParam(r); err != nil {
 		h.fail(w, r, err)
 		return

@@ -33,8 +33,10 @@ type AuditFilter struct {
 	ActorID  string // exact actor id (a user id or client id)
 	TargetID string // exact target id
 	Type     string // exact event type, e.g. user.role_added
-	Cursor   string
-	Limit    int // DefaultPageSize when 0, at most MaxPageSize
+	// Since and Until bound occurred_at to [Since, Until); zero is open.
+	Since, Until time.Time
+	Cursor       string
+	Limit        int // DefaultPageSize when 0, at most MaxPageSize
 }
 
 // AuditPage is one page of events, newest first.
@@ -58,6 +60,12 @@ func (s *Service) ListAudit(ctx context.Context, f AuditFilter) (*AuditPage, err
 	}
 	if f.Type != "" {
 		where = append(where, "type = "+arg(f.Type))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "occurred_at >= "+arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "occurred_at < "+arg(f.Until))
 	}
 	if f.Cursor != "" {
 		id, err := decodeAuditCursor(f.Cursor)

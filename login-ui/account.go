@@ -1,10 +1,12 @@
 package loginui
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
@@ -13,6 +15,7 @@ import (
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/reqctx"
+	"github.com/authd/authd/ledger"
 )
 
 // AccountPages serves the self-service pages: /register, /verify-email,
@@ -22,6 +25,10 @@ import (
 type AccountPages struct {
 	UI       *UI
 	Accounts *accounts.Service
+	// Credits and Apps, when set, add the balance and the allowed apps
+	// (with "revoke access") to /account.
+	Credits AccountCredits
+	Apps    AccountApps
 	// Limits are per-IP limits on form submissions; nil fields do not limit.
 	Limits accounts.Limits
 	Log    *zap.Logger
@@ -46,6 +53,7 @@ func (p *AccountPages) MountPages(r *mux.Router) {
 	r.HandleFunc("/account/profile", p.profile).Methods(http.MethodPost)
 	r.HandleFunc("/account/password", p.password).Methods(http.MethodPost)
 	r.HandleFunc("/account/sessions/end", p.endSession).Methods(http.MethodPost)
+	r.HandleFunc("/account/apps/revoke", p.revokeApp).Methods(http.MethodPost)
 }
 
 // form parses a POSTed form and checks its CSRF token; on failure it renders
@@ -107,7 +115,39 @@ func (p *AccountPages) current(r *http.Request) (*accounts.Session, *accounts.Us
 type AccountData struct {
 	User     *accounts.User
 	Sessions []SessionView
+	// Credits and Apps are shown when the pages were given their sources.
+	Credits *CreditsView
+	Apps    []ConsentedApp
 }
+
+// CreditsView is the balance and the latest transactions.
+type CreditsView struct {
+	Balance int64
+	Recent  []ledger.Transaction
+}
+
+// ConsentedApp is a third-party app the user allowed, as the account page
+// lists it.
+type ConsentedApp struct {
+	ClientID, Name    string
+	Scopes, Audiences []string
+	GrantedAt         time.Time
+}
+
+// AccountCredits is what the account page reads of the ledger (*ledger.Ledger).
+type AccountCredits interface {
+	Balance(ctx context.Context, userID string) (int64, error)
+	List(ctx context.Context, userID string, p ledger.Page) (ledger.History, error)
+}
+
+// AccountApps lists and revokes the apps a user allowed (*oauth.Provider).
+type AccountApps interface {
+	ConsentedApps(ctx context.Context, userID string) ([]ConsentedApp, error)
+	RevokeApp(ctx context.Context, userID, clientID string) error
+}
+
+// recentTransactions is how many the account page shows.
+const recentTransactions = 5
 
 // SessionView is one row of the session table.
 type SessionView struct {
@@ -132,6 +172,8 @@ func notice(done string) string {
 		return "The session was ended."
 	case "resend":
 		return "A new verification email is on its way."
+	case "app":
+		return "The app's access was revoked. It will have to ask you again."
 	}
 	return ""
 }
@@ -159,8 +201,28 @@ func (p *AccountPages) renderAccount(w http.ResponseWriter, r *http.Request, sta
 	for i, s := range list {
 		views[i] = SessionView{Session: s, Current: s.ID == sess.ID, Browser: browserName(s.UserAgent)}
 	}
-	p.UI.Render(w, r, status, "account", Page{Title: "Your account", Notice: note, Error: errMsg, LoggedIn: true,
-		Data: AccountData{User: u, Sessions: views}})
+	data := AccountData{User: u, Sessions: views}
+	ctx := r.Context()
+	if p.Credits != nil {
+		bal, err := p.Credits.Balance(ctx, u.ID)
+		if err != nil {
+			p.internalError(w, r, "account: balance", err)
+			return
+		}
+		h, err := p.Credits.List(ctx, u.ID, ledger.Page{Limit: recentTransactions})
+		if err != nil {
+			p.internalError(w, r, "account: transactions", err)
+			return
+		}
+		data.Credits = &CreditsView{Balance: bal, Recent: h.Items}
+	}
+	if p.Apps != nil {
+		if data.Apps, err = p.Apps.ConsentedApps(ctx, u.ID); err != nil {
+			p.internalError(w, r, "account: apps", err)
+			return
+		}
+	}
+	p.UI.Render(w, r, status, "account", Page{Title: "Your account", Notice: note, Error: errMsg, LoggedIn: true, Data: data})
 }
 
 // browserName shortens a user agent to something a person recognises.
@@ -289,6 +351,27 @@ func (p *AccountPages) endSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/account?done=session", http.StatusSeeOther)
+}
+
+// revokeApp withdraws the consent and every token of one app the user
+// allowed; only the logged-in user's own grants are touched.
+func (p *AccountPages) revokeApp(w http.ResponseWriter, r *http.Request) {
+	if !p.form(w, r, "message", "Request expired", nil) {
+		return
+	}
+	_, u, ok := p.loggedIn(w, r)
+	if !ok {
+		return
+	}
+	if p.Apps == nil {
+		http.NotFound(w, r)
+		return
+	}
+	if err := p.Apps.RevokeApp(r.Context(), u.ID, r.PostFormValue("client_id")); err != nil {
+		p.internalError(w, r, "account: revoke app", err)
+		return
+	}
+	http.Redirect(w, r, "/account?done=app", http.StatusSeeOther)
 }
 
 // formError turns the accounts errors a form can cause into a message and

@@ -48,6 +48,8 @@ type Console struct {
 	Ledger   ConsoleLedger
 	Keys     ConsoleKeys
 	Clients  ConsoleClients
+	// Apps, when set, lists the apps a user allowed on their page.
+	Apps AccountApps
 	// ConfirmGrantAbove is the largest credit grant that needs no fresh
 	// proof of presence (password or recent login); 0 means 1000.
 	ConfirmGrantAbove int64

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/authd/authd/accounts"
 )
@@ -13,8 +14,10 @@ import (
 type AdminAuditData struct {
 	ConsoleNav
 	Actor, Type, Target string
-	Events              []AuditRow
-	Next, First         string
+	// From and To are UTC days (YYYY-MM-DD), both included.
+	From, To    string
+	Events      []AuditRow
+	Next, First string
 }
 
 // AuditRow is one audit event with its details as compact JSON text.
@@ -25,10 +28,21 @@ type AuditRow struct {
 
 func (c *Console) audit(w http.ResponseWriter, r *http.Request, _ consoleReq) {
 	q := r.URL.Query()
-	d := AdminAuditData{ConsoleNav: ConsoleNav{"audit"}, Actor: q.Get("actor"), Type: q.Get("type"), Target: q.Get("target")}
+	d := AdminAuditData{ConsoleNav: ConsoleNav{"audit"}, Actor: q.Get("actor"), Type: q.Get("type"), Target: q.Get("target"),
+		From: q.Get("from"), To: q.Get("to")}
 	f := accounts.AuditFilter{ActorID: d.Actor, Type: d.Type, TargetID: d.Target, Cursor: q.Get("cursor"), Limit: 50}
-	page, err := c.Accounts.ListAudit(r.Context(), f)
 	status, msg := http.StatusOK, ""
+	if day, err := time.Parse(time.DateOnly, d.From); d.From != "" && err == nil {
+		f.Since = day
+	} else if d.From != "" {
+		status, msg, d.From = http.StatusBadRequest, "Dates are written YYYY-MM-DD.", ""
+	}
+	if day, err := time.Parse(time.DateOnly, d.To); d.To != "" && err == nil {
+		f.Until = day.AddDate(0, 0, 1) // the whole day
+	} else if d.To != "" {
+		status, msg, d.To = http.StatusBadRequest, "Dates are written YYYY-MM-DD.", ""
+	}
+	page, err := c.Accounts.ListAudit(r.Context(), f)
 	if errors.Is(err, accounts.ErrBadCursor) {
 		status, msg = http.StatusBadRequest, "That page link is not valid any more; showing the newest events."
 		f.Cursor = ""
@@ -50,7 +64,7 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request, _ consoleReq) {
 		d.Events = append(d.Events, row)
 	}
 	base := url.Values{}
-	for k, v := range map[string]string{"actor": d.Actor, "type": d.Type, "target": d.Target} {
+	for k, v := range map[string]string{"actor": d.Actor, "type": d.Type, "target": d.Target, "from": d.From, "to": d.To} {
 		if v != "" {
 			base.Set(k, v)
 		}

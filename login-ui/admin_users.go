@@ -91,6 +91,7 @@ type AdminUserData struct {
 	FirstTx   string               // set when this is not the first page
 	Threshold int64                // grants above it need a password or recent login
 	Spends    []ledger.Transaction // the spends of this history page, for refunds
+	Apps      []ConsentedApp       // the apps the user allowed
 }
 
 // userNotices are the fixed messages after a change (?done=…); the query
@@ -142,6 +143,12 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, a consoleRe
 	for _, role := range roles {
 		if !slices.Contains(u.Roles, role.Name) {
 			d.Addable = append(d.Addable, role.Name)
+		}
+	}
+	if c.Apps != nil {
+		if d.Apps, err = c.Apps.ConsentedApps(ctx, u.ID); err != nil {
+			c.fail(w, r, "admin console: apps", err)
+			return
 		}
 	}
 	if d.Balance, err = c.Ledger.Balance(ctx, u.ID); err != nil && !errors.Is(err, ledger.ErrUserNotFound) {

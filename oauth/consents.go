@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+
+	loginui "github.com/authd/authd/login-ui"
 )
 
 // Consents are remembered per user and client as the scopes and audiences
@@ -56,6 +58,40 @@ func (p *Provider) RevokeConsent(ctx context.Context, userID, clientID string) e
 	_, err := p.pool.Exec(ctx, `DELETE FROM oauth2_consents WHERE user_id = $1 AND client_id = $2`, userID, clientID)
 	if err != nil {
 		return fmt.Errorf("oauth: revoke consent: %w", err)
+	}
+	return nil
+}
+
+// ConsentedApps lists the third-party apps user has allowed, for the
+// account page (loginui.AccountApps).
+func (p *Provider) ConsentedApps(ctx context.Context, userID string) ([]loginui.ConsentedApp, error) {
+	rows, err := p.pool.Query(ctx, `SELECT c.id, c.name, k.scopes, k.audiences, k.updated_at
+		FROM oauth2_consents k JOIN oauth2_clients c ON c.id = k.client_id
+		WHERE k.user_id = $1 ORDER BY c.name, c.id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("oauth: list consents: %w", err)
+	}
+	apps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (loginui.ConsentedApp, error) {
+		var a loginui.ConsentedApp
+		err := row.Scan(&a.ClientID, &a.Name, &a.Scopes, &a.Audiences, &a.GrantedAt)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("oauth: list consents: %w", err)
+	}
+	return apps, nil
+}
+
+// RevokeApp withdraws what user allowed client: the remembered consent goes
+// first (the next authorization asks again), then every token the client
+// holds for the user. A failure after the first step leaves nothing the
+// user did not ask for; trying again finishes it.
+func (p *Provider) RevokeApp(ctx context.Context, userID, clientID string) error {
+	if err := p.RevokeConsent(ctx, userID, clientID); err != nil {
+		return err
+	}
+	if err := p.store.RevokeUserClientTokens(ctx, userID, clientID); err != nil {
+		return fmt.Errorf("oauth: revoke app tokens: %w", err)
 	}
 	return nil
 }

@@ -154,7 +154,8 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		return nil, err
 	}
 	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits, PasswordGrant: a.provider})
-	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log}
+	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log,
+		Credits: ledgerHandler.Ledger(), Apps: a.provider}
 
 	// Outbox delivery: webhooks and mail.
 	var mailer accounts.Mailer
@@ -200,7 +201,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	a.provider.Mount(r)
 	pages.MountPages(r)
 	// The admin console: the admin API's tasks as hosted pages.
-	(&loginui.Console{UI: ui, Accounts: a.accounts, Ledger: ledgerHandler.Ledger(), Keys: a.keys, Log: log,
+	(&loginui.Console{UI: ui, Accounts: a.accounts, Ledger: ledgerHandler.Ledger(), Keys: a.keys, Log: log, Apps: a.provider,
 		Clients: consoleClients{oauth.ClientAdmin{Registry: a.provider.Clients(), Log: log}}}).Mount(r)
 
 	// authd's own APIs: every route is registered with its policy through

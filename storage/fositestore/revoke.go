@@ -30,6 +30,13 @@ func (s *Store) RevokeClientTokens(ctx context.Context, clientID string) error {
 	return s.revokeWhere(ctx, []revKey{{'c', clientID}}, "client_id = $1", "client_id = $1", clientID)
 }
 
+// RevokeUserClientTokens ends every grant the user subject gave the client
+// clientID (the account page's "revoke access" for one app).
+func (s *Store) RevokeUserClientTokens(ctx context.Context, subject, clientID string) error {
+	return s.revokeWhere(ctx, []revKey{{'s', subject}}, "subject = $1 AND client_id = $2",
+		"subject = $1 AND client_id = $2", subject, clientID)
+}
+
 // readCommitted is the isolation of revocations: their statements wait for
 // a family's lock or a row in flight and then see what was committed,
 // instead of failing with serialization errors.
