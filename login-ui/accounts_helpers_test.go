@@ -20,6 +20,7 @@ import (
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/accounts/mail"
 	"github.com/authd/authd/internal/mailcatcher"
+	"github.com/authd/authd/internal/testkit"
 	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/storage/storagetest"
 )
@@ -132,22 +133,7 @@ func (s *site) mailTo(addr, subject string) string {
 // newBrowser starts headless Chromium with a fresh profile.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 900),
-	)
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { tcancel(); cancel(); acancel() })
-	if err := chromedp.Do(ctx); err != nil { // starts the browser: fail loudly if it cannot
-		t.Fatalf("start chromium: %v", err)
-	}
+	ctx := testkit.Chromium(t, 90*time.Second)
 	return ctx
 }
 

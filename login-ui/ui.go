@@ -16,6 +16,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -66,12 +67,19 @@ func New(key []byte, secure bool, log *zap.Logger) (*UI, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Files named _*.html hold pieces shared by several pages (the console
+	// navigation, the client form); they are parsed into every page.
+	partials, err := fs.Glob(templateFS, "templates/_*.html")
+	if err != nil {
+		return nil, err
+	}
 	for _, n := range names {
 		base := n[len("templates/") : len(n)-len(".html")]
-		if base == "layout" {
+		if base == "layout" || strings.HasPrefix(base, "_") {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		files := append([]string{"templates/layout.html", n}, partials...)
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, files...)
 		if err != nil {
 			return nil, fmt.Errorf("loginui: parse %s: %w", n, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/mux"
 
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/oauth"
 )
 
@@ -35,25 +36,7 @@ func TestBrowser_FormPostResponseMode(t *testing.T) {
 				html.EscapeString(r.PostForm.Get("state")))
 		}).Methods(http.MethodPost)
 	})
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+	ctx := testkit.Chromium(t, 60*time.Second)
 	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, actions...); err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/authd/authd/internal/testkit"
 )
 
 // consoleBrowser is headless Chromium driving the console, with the
@@ -22,22 +24,7 @@ type consoleBrowser struct {
 
 func newConsoleBrowser(t *testing.T) *consoleBrowser {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 900),
-	)
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	ctx, tcancel := context.WithTimeout(ctx, 120*time.Second)
-	t.Cleanup(func() { tcancel(); cancel(); acancel() })
-	if err := chromedp.Do(ctx); err != nil { // starts the browser: fail loudly if it cannot
-		t.Fatalf("start chromium: %v", err)
-	}
+	ctx := testkit.Chromium(t, 120*time.Second)
 	return &consoleBrowser{t: t, ctx: ctx}
 }
 
