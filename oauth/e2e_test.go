@@ -219,3 +219,35 @@ func jwsHeader(t *testing.T, token, name string) string {
 	}
 	return ""
 }
+
+// TestRevoke_RotatedRefreshTokenEndsItsFamily: a client that revokes the
+// refresh token it just sent for a refresh (a logout racing a background
+// refresh) ends the new pair too; another client's revocation does nothing.
+func TestRevoke_RotatedRefreshTokenEndsItsFamily(t *testing.T) {
+	e := newEnv(t)
+	client, secret := e.webClient()
+	other, otherSecret := e.webClient()
+	tok := e.codeFlow(client.ID, secret, "openid offline_access")
+	old := tok["refresh_token"].(string)
+	st, next := e.tokenRequest(client.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {old}})
+	if st != 200 {
+		t.Fatalf("refresh: %d %v", st, next)
+	}
+	newRefresh, newAccess := next["refresh_token"].(string), next["access_token"].(string)
+	// Another client's revocation is answered like an unknown token's (200,
+	// no oracle) and changes nothing.
+	if st, out := e.postJSON("/oauth2/revoke", other.ID, otherSecret, url.Values{"token": {old}}); st != 200 {
+		t.Errorf("another client revoking the token: %d %v", st, out)
+	}
+	if in := e.introspect(client.ID, secret, newRefresh); in["active"] != true {
+		t.Fatalf("another client's revocation ended the family: %v", in)
+	}
+	if st, out := e.postJSON("/oauth2/revoke", client.ID, secret, url.Values{"token": {old}}); st != 200 {
+		t.Fatalf("revoke the rotated token: %d %v", st, out)
+	}
+	for name, k := range map[string]string{"new refresh token": newRefresh, "new access token": newAccess} {
+		if in := e.introspect(client.ID, secret, k); in["active"] != false {
+			t.Errorf("%s still active after its family's old token was revoked: %v", name, in)
+		}
+	}
+}

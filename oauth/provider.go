@@ -99,7 +99,7 @@ func New(cfg Config, pool *pgxpool.Pool, store *fositestore.Store, keys KeySourc
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
 		compose.OAuth2TokenIntrospectionFactory,
-		compose.OAuth2TokenRevocationFactory,
+		p.familyRevocationFactory,
 		compose.OAuth2PKCEFactory,
 		compose.PushedAuthorizeHandlerFactory,
 	)
