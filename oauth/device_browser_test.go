@@ -63,7 +63,10 @@ func TestBrowser_DeviceLogin(t *testing.T) {
 	shot("device-01-code.png")
 	do("continue", chromedp.Click(chromedp.CSS(`form[action="/device"] button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`button[value=allow]`)))
 	shot("device-02-consent.png")
-	do("allow", chromedp.Click(chromedp.CSS(`button[value=allow]`)), chromedp.WaitVisible(chromedp.CSS(`main p`)))
+	// Wait for the consent page to go before reading the next one: its own
+	// paragraphs would otherwise satisfy the wait.
+	do("allow", chromedp.Click(chromedp.CSS(`button[value=allow]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`button[value=allow]`)), chromedp.WaitVisible(chromedp.CSS(`main p`)))
 	msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main p`)))
 	if err != nil || !strings.Contains(msg, "Your device is connected") {
 		t.Fatalf("after allow: %q %v", msg, err)
