@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"sync/atomic"
+
+	loginui "github.com/authd/authd/login-ui"
 )
 
 // scenario is one workload of issue 7.
@@ -174,8 +176,10 @@ func loginWorker(e *scenarioEnv) NewWorker {
 				return err
 			}
 			// Forget the session: the next login is a new browser's, not
-			// a re-login that also revokes the previous session.
-			delete(b.cookies, "authd_session")
+			// a re-login that also revokes the previous session (and the
+			// form's CSRF token is bound to the session it was shown to).
+			delete(b.cookies, loginui.SessionCookie)
+			delete(b.cookies, loginui.HostPrefix+loginui.SessionCookie)
 			if r.Status != http.StatusSeeOther {
 				return r.unexpected("login")
 			}
