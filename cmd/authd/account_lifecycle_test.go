@@ -476,26 +476,7 @@ func TestDev_BannerNeverPrintsADeadPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := storagetest.NewDB(t)
-	boot := func() string {
-		t.Helper()
-		cfg, err := config.FromEnv([]string{"AUTHD_SECRETS_KEY=" + secTestKey, "AUTHD_BCRYPT_COST=4"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.DatabaseURL = db.URL
-		var out bytes.Buffer
-		ctx, cancel := context.WithCancel(context.Background())
-		rt := &runtime{cfg: cfg, log: zap.NewNop(), pool: db.Pool, reg: prometheus.NewRegistry(), ready: make(chan struct{}), dev: &devExtras{out: &out}}
-		a, err := buildApp(ctx, rt)
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		cancel()
-		a.wait()
-		a.close()
-		return out.String()
-	}
+	boot := func() string { b, _ := devBanner(t, db); return b }
 	first := boot()
 	creds, err := loadDevCredentials()
 	if err != nil || creds.AdminPassword == "" {
@@ -520,4 +501,28 @@ func TestDev_BannerNeverPrintsADeadPassword(t *testing.T) {
 	if strings.Contains(changed, creds.AdminPassword) || !strings.Contains(changed, "password changed") {
 		t.Fatalf("banner after the password changed:\n%s", changed)
 	}
+}
+
+// devBanner runs buildApp with the dev extras on db, as `authd dev` does,
+// stops it, and returns what it printed and the issuer. The caller chdirs
+// to a directory holding devDir.
+func devBanner(t *testing.T, db *storagetest.DB) (banner, issuer string) {
+	t.Helper()
+	cfg, err := config.FromEnv([]string{"AUTHD_SECRETS_KEY=" + secTestKey, "AUTHD_BCRYPT_COST=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DatabaseURL = db.URL
+	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	rt := &runtime{cfg: cfg, log: zap.NewNop(), pool: db.Pool, reg: prometheus.NewRegistry(), ready: make(chan struct{}), dev: &devExtras{out: &out}}
+	a, err := buildApp(ctx, rt)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	cancel()
+	a.wait()
+	a.close()
+	return out.String(), cfg.Issuer
 }

@@ -5,7 +5,6 @@ package main
 // console page is covered without editing this file.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"html"
@@ -16,12 +15,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
-	"github.com/authd/authd/internal/config"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/storage/storagetest"
 )
@@ -237,25 +232,9 @@ func TestConsole_DevBannerPointsAtConsole(t *testing.T) {
 	if err := os.MkdirAll(devDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	db := storagetest.NewDB(t)
-	cfg, err := config.FromEnv([]string{"AUTHD_SECRETS_KEY=" + secTestKey, "AUTHD_BCRYPT_COST=4"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DatabaseURL = db.URL
-	var out bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	rt := &runtime{cfg: cfg, log: zap.NewNop(), pool: db.Pool, reg: prometheus.NewRegistry(), ready: make(chan struct{}), dev: &devExtras{out: &out}}
-	a, err := buildApp(ctx, rt)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	cancel()
-	a.wait()
-	a.close()
-	if !strings.Contains(out.String(), "admin console "+cfg.Issuer+"/admin ") || !strings.Contains(out.String(), "admin@localhost / ") {
-		t.Fatalf("banner:\n%s", out.String())
+	banner, issuer := devBanner(t, storagetest.NewDB(t))
+	if !strings.Contains(banner, "admin console "+issuer+"/admin ") || !strings.Contains(banner, "admin@localhost / ") {
+		t.Fatalf("banner:\n%s", banner)
 	}
 }
 
