@@ -26,6 +26,7 @@ type LogstashPeer struct {
 	open      map[net.Conn]bool
 	lines     atomic.Int64
 	conns     atomic.Int64
+	cuts      atomic.Int64
 	wg        sync.WaitGroup
 }
 
@@ -92,6 +93,7 @@ func (p *LogstashPeer) read(c net.Conn) {
 		}
 		p.mu.Unlock()
 		if mode == Drop && n >= p.DropAfter {
+			p.cuts.Add(1)
 			p.forget(c)
 			return
 		}
@@ -140,6 +142,7 @@ func (p *LogstashPeer) SetMode(m Mode) error {
 		// The peer process is gone: listener and connections alike.
 		for c := range p.open {
 			c.Close()
+			p.cuts.Add(1)
 		}
 		return p.ln.Close()
 	case m != Down && prev == Down:
@@ -169,6 +172,9 @@ type heldConn struct {
 // Lines is how many complete lines arrived; Conns how many connections.
 func (p *LogstashPeer) Lines() int64 { return p.lines.Load() }
 func (p *LogstashPeer) Conns() int64 { return p.conns.Load() }
+
+// Cuts is how many open connections the peer hung up on (Down, Drop).
+func (p *LogstashPeer) Cuts() int64 { return p.cuts.Load() }
 
 // Close stops the peer.
 func (p *LogstashPeer) Close() {

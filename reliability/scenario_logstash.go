@@ -8,6 +8,12 @@ import (
 	"time"
 )
 
+// inFlightPerCut bounds the lines one hang-up by the peer may take with it
+// uncounted: the write on its way when the connection was cut. The scenario
+// logs one line per sequential request, so a write in flight is a line or
+// two; more means the sink loses lines it could have counted.
+const inFlightPerCut = 2
+
 // LogstashOptions sizes the Logstash-fault scenario.
 type LogstashOptions struct {
 	Rounds   int // measuring rounds per mode (5); the medians are compared
@@ -156,9 +162,15 @@ func Logstash(ctx context.Context, env Env, o LogstashOptions) *Report {
 		// loaded machine once delivered the previous poll's line after
 		// 300 ms, which a one-shot re-check took for a loss).
 		ok := WaitFor(ctx, 20*time.Second, accounted)
-		rep.Note("after peer %s: %d lines logged, %d received, %d counted dropped (unaccounted %d)", mode, e, r, int64(d), max(e-r-int64(d), 0))
-		if !ok {
-			rep.Problem("after peer %s: %d lines logged, %d received, only %.0f counted dropped: %d lines lost uncounted", mode, e, r, d, e-r-int64(d))
+		lost := e - r - int64(d)
+		rep.Note("after peer %s: %d lines logged, %d received, %d counted dropped (unaccounted %d, connections the peer cut %d)", mode, e, r, int64(d), max(lost, 0), peer.Cuts())
+		// Logstash's TCP input has no acknowledgements: a line the sink wrote
+		// into the socket just before the peer hung up (or that sat unread in
+		// the peer's receive buffer when it died) "succeeded" locally and is
+		// gone. No sender can count that; the promise is that such losses
+		// stay within the write in flight at each cut, never more.
+		if !ok && lost > inFlightPerCut*peer.Cuts() {
+			rep.Problem("after peer %s: %d lines logged, %d received, only %.0f counted dropped: %d lines lost uncounted (more than %d in flight at each of %d cuts)", mode, e, r, d, lost, inFlightPerCut, peer.Cuts())
 		}
 		if d > float64(e) {
 			rep.Problem("drop counter %.0f exceeds lines logged %d", d, e)

@@ -13,8 +13,11 @@ import (
 // LogstashSink ships newline-delimited JSON log lines to a Logstash TCP input.
 // Write never blocks: lines go to a bounded queue and one goroutine writes
 // them, reconnecting with backoff. When the queue is full (Logstash down or
-// slow) a line is dropped and counted; so is every line lost with a broken
-// connection. Dropped() + Sent() accounts for every line written.
+// slow) a line is dropped and counted; so is every line of a write that
+// fails. Dropped() + Sent() accounts for every line written. Logstash's TCP
+// input sends no acknowledgements, so a write that reached the socket just
+// as the peer died counts as sent and is lost with the peer: at most the
+// write in flight at each hang-up.
 type LogstashSink struct {
 	addr    string
 	queue   chan []byte
