@@ -223,3 +223,12 @@ func newJWKSFetcher() fosite.JWKSFetcherStrategy {
 	c.Logger = nil
 	return fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(c), fosite.JKWKSFetcherWithDefaultTTL(10*time.Minute))
 }
+
+// fosite returns the concrete provider, for client authentication outside
+// the token endpoint.
+func (p *Provider) fosite() *fosite.Fosite {
+	if w, ok := p.op.(*parProvider); ok {
+		return w.OAuth2Provider.(*fosite.Fosite)
+	}
+	return p.op.(*fosite.Fosite)
+}
