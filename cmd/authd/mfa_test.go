@@ -405,3 +405,170 @@ func (e *secEnv) exchangeCode(t testing.TB, id, secret string, redirect *url.URL
 	}
 	return out, st
 }
+
+func TestMFA_ACRValuesStepUp(t *testing.T) {
+	e := newSecEnv(t)
+	e.mustUser("step@example.com")
+	id, secret := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{secRedirect}, FirstParty: true,
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile", "offline_access"}})
+	c := e.acctClient("10.9.7.1")
+	c.login("step@example.com", secUserPass) // a password-only session
+	secret2, _, recovery := mfaEnrol(t, c)
+	noLogin := func(loc string) string { t.Fatalf("asked to log in again: %s", loc); return "" }
+
+	// Without acr_values the password session is enough, and says so.
+	out, _ := e.exchangeCode(t, id, secret, authorizeWith(t, c, id, nil, noLogin))
+	if cl := idClaims(t, out["id_token"].(string)); cl["acr"] != oauth.ACRPassword || !slices.Equal(strList(cl["amr"]), []string{"pwd"}) {
+		t.Fatalf("password session: acr %v amr %v", cl["acr"], cl["amr"])
+	}
+	// An unknown class cannot be met.
+	r := authorizeWith(t, c, id, url.Values{"acr_values": {"urn:example:gold"}}, noLogin)
+	if r.Query().Get("error") != "unmet_authentication_requirements" {
+		t.Fatalf("unknown acr: %s", r)
+	}
+	// prompt=none cannot step up.
+	r = authorizeWith(t, c, id, url.Values{"acr_values": {oauth.ACRMFA}, "prompt": {"none"}}, noLogin)
+	if r.Query().Get("error") != "login_required" {
+		t.Fatalf("prompt=none step-up: %s", r)
+	}
+	// acr_values asking for MFA: the password, then the code.
+	steps := 0
+	r = authorizeWith(t, c, id, url.Values{"acr_values": {oauth.ACRMFA + " " + "urn:example:gold"}}, func(loc string) string {
+		steps++
+		ret, _ := url.Parse(loc)
+		if st, next := mfaPassword(c, ret.Query().Get("return_to"), "step@example.com"); st != http.StatusSeeOther || next != "/login/mfa" {
+			t.Fatalf("step-up password: %d %q", st, next)
+		}
+		st, next, body := mfaStep(c, "totp", mfaCode(t, secret2, time.Now().Add(30*time.Second)))
+		if st != http.StatusSeeOther {
+			t.Fatalf("step-up code: %d\n%s", st, body)
+		}
+		return next
+	})
+	out, _ = e.exchangeCode(t, id, secret, r)
+	if cl := idClaims(t, out["id_token"].(string)); steps != 1 || cl["acr"] != oauth.ACRMFA {
+		t.Fatalf("after step-up (%d logins): acr %v amr %v", steps, cl["acr"], cl["amr"])
+	}
+	// The stronger session now meets the class without a new login.
+	out, _ = e.exchangeCode(t, id, secret, authorizeWith(t, c, id, url.Values{"acr_values": {oauth.ACRMFA}}, noLogin))
+	if cl := idClaims(t, out["id_token"].(string)); cl["acr"] != oauth.ACRMFA {
+		t.Fatalf("MFA session: acr %v", cl["acr"])
+	}
+	// max_age=0 forces the whole login again, second factor included.
+	steps = 0
+	authorizeWith(t, c, id, url.Values{"max_age": {"0"}}, func(loc string) string {
+		steps++
+		ret, _ := url.Parse(loc)
+		if st, next := mfaPassword(c, ret.Query().Get("return_to"), "step@example.com"); st != http.StatusSeeOther || next != "/login/mfa" {
+			t.Fatalf("max_age password: %d %q", st, next)
+		}
+		// Both usable TOTP steps are spent: a recovery code, then.
+		st, next, body := mfaStep(c, "recovery", recovery[0])
+		if st != http.StatusSeeOther {
+			t.Fatalf("max_age second step: %d\n%s", st, body)
+		}
+		return next
+	})
+	if steps != 1 {
+		t.Fatalf("max_age=0 logins: %d", steps)
+	}
+}
+
+func TestMFA_SecondStepHostileInput(t *testing.T) {
+	e := newSecEnv(t)
+	e.mustUser("hostile@example.com")
+	c := e.acctClient("10.9.8.1")
+	c.login("hostile@example.com", secUserPass)
+	secret, _, _ := mfaEnrol(t, c)
+	c.logout(t)
+	mfaPassword(c, "/account", "hostile@example.com")
+	_, page := c.do(http.MethodGet, "/login/mfa", nil)
+	good := secHidden(page)
+
+	// No CSRF token, or a wrong one: refused before anything is checked.
+	for _, tok := range []string{"", "forged"} {
+		f := url.Values{"method": {"totp"}, "code": {mfaCode(t, secret, time.Now())}}
+		if tok != "" {
+			f.Set("csrf_token", tok)
+		}
+		if rec, _ := c.do(http.MethodPost, "/login/mfa", f); rec.Code != http.StatusForbidden || c.hasSession() {
+			t.Fatalf("CSRF %q: %d", tok, rec.Code)
+		}
+	}
+	// Hostile values: unknown methods, huge codes, markup. 4xx, no session,
+	// nothing reflected.
+	for _, f := range []url.Values{
+		{"method": {"webauthn"}, "code": {"123456"}},
+		{"method": {"<script>x</script>"}, "code": {"123456"}},
+		{"method": {"totp"}, "code": {strings.Repeat("9", 100000)}},
+		{"method": {"recovery"}, "code": {strings.Repeat("A", 5000)}},
+		{"method": {"recovery"}, "code": {"' OR 1=1 --"}},
+		{"method": {"totp"}},
+	} {
+		for k, v := range good {
+			f[k] = v
+		}
+		rec, body := c.do(http.MethodPost, "/login/mfa", f)
+		if rec.Code < 400 || rec.Code >= 500 || c.hasSession() || strings.Contains(body, "<script>x") || secLeakRE.MatchString(body) {
+			t.Fatalf("hostile %v: %d session=%v", f.Get("method"), rec.Code, c.hasSession())
+		}
+	}
+	// Another browser with no challenge cookie, or a made-up one, gets
+	// nothing.
+	other := e.acctClient("10.9.8.2")
+	other.cookies["authd_mfa"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	_, opage := other.do(http.MethodGet, "/login", nil)
+	f := secHidden(opage)
+	f.Set("method", "totp")
+	f.Set("code", mfaCode(t, secret, time.Now().Add(30*time.Second)))
+	if rec, _ := other.do(http.MethodPost, "/login/mfa", f); rec.Code != http.StatusBadRequest || other.hasSession() {
+		t.Fatalf("forged challenge cookie: %d", rec.Code)
+	}
+	// The account forms need CSRF too.
+	c.login("hostile@example.com", secUserPass)
+	for _, path := range []string{"/account/mfa/totp", "/account/mfa/totp/confirm", "/account/mfa/totp/remove", "/account/mfa/recovery"} {
+		if rec, _ := c.do(http.MethodPost, path, url.Values{"code": {"123456"}}); rec.Code != http.StatusForbidden {
+			t.Fatalf("%s without CSRF: %d", path, rec.Code)
+		}
+	}
+}
+
+func TestMFA_ChallengeExpiresAndIsSingleUse(t *testing.T) {
+	e := newSecEnv(t)
+	e.mustUser("once@example.com")
+	c := e.acctClient("10.9.9.1")
+	c.login("once@example.com", secUserPass)
+	secret, _, _ := mfaEnrol(t, c)
+	c.logout(t)
+	mfaPassword(c, "/account", "once@example.com")
+	stolen := c.cookies["authd_mfa"]
+	if st, _, _ := mfaStep(c, "totp", mfaCode(t, secret, time.Now().Add(30*time.Second))); st != http.StatusSeeOther {
+		t.Fatalf("second step: %d", st)
+	}
+	// Replaying the used challenge cookie (with a fresh valid code) fails.
+	replay := e.acctClient("10.9.9.2")
+	replay.cookies["authd_mfa"] = stolen
+	_, page := replay.do(http.MethodGet, "/login", nil)
+	f := secHidden(page)
+	f.Set("method", "totp")
+	f.Set("code", mfaCode(t, secret, time.Now().Add(-30*time.Second)))
+	if rec, _ := replay.do(http.MethodPost, "/login/mfa", f); rec.Code != http.StatusBadRequest || replay.hasSession() {
+		t.Fatalf("used challenge replayed: %d", rec.Code)
+	}
+	// An expired challenge is refused.
+	c.logout(t)
+	mfaPassword(c, "/account", "once@example.com")
+	if _, err := e.db.Pool.Exec(t.Context(), `UPDATE login_challenges SET expires_at = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := c.do(http.MethodGet, "/login/mfa", nil); rec.Code != http.StatusBadRequest {
+		t.Fatalf("expired challenge page: %d", rec.Code)
+	}
+	_, page = c.do(http.MethodGet, "/login", nil)
+	f = secHidden(page)
+	f.Set("method", "totp")
+	f.Set("code", mfaCode(t, secret, time.Now().Add(-30*time.Second)))
+	if rec, _ := c.do(http.MethodPost, "/login/mfa", f); rec.Code != http.StatusBadRequest || c.hasSession() {
+		t.Fatalf("expired challenge: %d", rec.Code)
+	}
+}
