@@ -55,3 +55,32 @@ func (s *LinkSealer) Open(sealed, to string) (string, error) {
 	}
 	return string(pt), nil
 }
+
+// secretAD binds a sealed stored secret to its purpose and owner, so it
+// cannot be moved to another user's row or read as a link.
+func secretAD(purpose, owner string) []byte {
+	return []byte("authd stored secret\x00" + purpose + "\x00" + owner)
+}
+
+// SealSecret encrypts a secret stored in the database (a TOTP seed) for
+// purpose and owner (a user id). The outbox links and these secrets share
+// one sealer: the one home of AUTHD_SECRETS_KEY encryption in accounts.
+func (s *LinkSealer) SealSecret(purpose, secret, owner string) string {
+	nonce := make([]byte, s.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return base64.RawStdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, []byte(secret), secretAD(purpose, owner)))
+}
+
+// OpenSecret decrypts what SealSecret produced.
+func (s *LinkSealer) OpenSecret(purpose, sealed, owner string) (string, error) {
+	b, err := base64.RawStdEncoding.DecodeString(sealed)
+	if err != nil || len(b) < s.aead.NonceSize() {
+		return "", errors.New("accounts: sealed secret malformed")
+	}
+	n := s.aead.NonceSize()
+	pt, err := s.aead.Open(nil, b[:n], b[n:], secretAD(purpose, owner))
+	if err != nil {
+		return "", errors.New("accounts: sealed secret does not decrypt (AUTHD_SECRETS_KEY changed?)")
+	}
+	return string(pt), nil
+}

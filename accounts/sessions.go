@@ -27,6 +27,9 @@ type Session struct {
 	CreatedAt  time.Time `json:"created_at"`
 	LastSeenAt time.Time `json:"last_seen_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
+	// AMR are the RFC 8176 methods the login behind the session passed
+	// ("pwd", and "otp", "mfa" after a second factor).
+	AMR []string `json:"amr"`
 }
 
 // NewToken returns a random 256-bit token, URL-safe, and its SHA-256 for storage.
@@ -43,17 +46,23 @@ func HashToken(token string) []byte {
 	return h[:]
 }
 
-// CreateSession starts a browser session for userID and returns the cookie
-// value (shown once; only its hash is stored).
+// CreateSession starts a browser session for userID after a password login
+// and returns the cookie value (shown once; only its hash is stored).
 func (s *Service) CreateSession(ctx context.Context, userID, userAgent, ip string) (string, *Session, error) {
+	return s.CreateSessionWith(ctx, userID, userAgent, ip, []string{AMRPassword})
+}
+
+// CreateSessionWith is CreateSession for a login that passed the methods in
+// amr (PassChallenge's answer).
+func (s *Service) CreateSessionWith(ctx context.Context, userID, userAgent, ip string, amr []string) (string, *Session, error) {
 	token, hash := NewToken()
 	now := s.cfg.Now()
 	if len(userAgent) > 512 {
 		userAgent = userAgent[:512]
 	}
-	sess := &Session{UserID: userID, AuthTime: now, UserAgent: userAgent, IP: ip, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionMaxAge)}
-	err := s.pool.QueryRow(ctx, `INSERT INTO browser_sessions (token_hash, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at)
-		VALUES ($1,$2,$3,$4,$5,$3,$3,$6) RETURNING id`, hash, userID, now, userAgent, ip, sess.ExpiresAt).Scan(&sess.ID)
+	sess := &Session{UserID: userID, AuthTime: now, UserAgent: userAgent, IP: ip, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionMaxAge), AMR: amr}
+	err := s.pool.QueryRow(ctx, `INSERT INTO browser_sessions (token_hash, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at, amr)
+		VALUES ($1,$2,$3,$4,$5,$3,$3,$6,$7) RETURNING id`, hash, userID, now, userAgent, ip, sess.ExpiresAt, amr).Scan(&sess.ID)
 	if err != nil {
 		return "", nil, fmt.Errorf("accounts: create session for %s: %w", userID, err)
 	}
@@ -72,8 +81,8 @@ func (s *Service) SessionByToken(ctx context.Context, token string) (*Session, *
 	now := s.cfg.Now()
 	err := s.pool.QueryRow(ctx, `UPDATE browser_sessions SET last_seen_at = $2
 		WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3
-		RETURNING id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at`, HashToken(token), now, now.Add(-s.cfg.SessionIdleTimeout)).
-		Scan(&sess.ID, &sess.UserID, &sess.AuthTime, &sess.UserAgent, &sess.IP, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt)
+		RETURNING id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at, amr`, HashToken(token), now, now.Add(-s.cfg.SessionIdleTimeout)).
+		Scan(&sess.ID, &sess.UserID, &sess.AuthTime, &sess.UserAgent, &sess.IP, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &sess.AMR)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, ErrNoSession
 	}
@@ -96,7 +105,7 @@ func (s *Service) SessionByToken(ctx context.Context, token string) (*Session, *
 // Sessions lists the user's live sessions, newest first.
 func (s *Service) Sessions(ctx context.Context, userID string) ([]Session, error) {
 	now := s.cfg.Now()
-	rows, err := s.pool.Query(ctx, `SELECT id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at
+	rows, err := s.pool.Query(ctx, `SELECT id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at, amr
 		FROM browser_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3
 		ORDER BY created_at DESC`, userID, now, now.Add(-s.cfg.SessionIdleTimeout))
 	if err != nil {
@@ -104,7 +113,7 @@ func (s *Service) Sessions(ctx context.Context, userID string) ([]Session, error
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Session, error) {
 		var x Session
-		err := row.Scan(&x.ID, &x.UserID, &x.AuthTime, &x.UserAgent, &x.IP, &x.CreatedAt, &x.LastSeenAt, &x.ExpiresAt)
+		err := row.Scan(&x.ID, &x.UserID, &x.AuthTime, &x.UserAgent, &x.IP, &x.CreatedAt, &x.LastSeenAt, &x.ExpiresAt, &x.AMR)
 		return x, err
 	})
 }

@@ -85,6 +85,13 @@ type Config struct {
 	// Metrics counts logins, registrations, verifications and resets; nil
 	// counts nothing.
 	Metrics *Metrics
+	// MFARequiredRoles (AUTHD_MFA_REQUIRED_ROLES): a user holding any of
+	// them must pass a second factor at every login, and enrols one right
+	// after the password when they have none.
+	MFARequiredRoles []string
+	// Factors are second-factor methods beyond the built-in TOTP and
+	// recovery codes (mfa.go, SecondFactor).
+	Factors []SecondFactor
 }
 
 // TokenRevoker revokes every refresh and access token issued for a user.
@@ -101,6 +108,8 @@ type Service struct {
 	log    *zap.Logger
 	cfg    Config
 	access *notifycache.Cache[*Access] // usercache.go
+	// factors are the second-factor methods, built-ins first (mfa.go).
+	factors []SecondFactor
 }
 
 // New returns the accounts service.
@@ -140,7 +149,9 @@ func New(pool *pgxpool.Pool, hasher *PasswordHasher, log *zap.Logger, cfg Config
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Service{pool: pool, hasher: hasher, policy: NewPasswordPolicy(), log: log, cfg: cfg, access: newAccessCache()}
+	s := &Service{pool: pool, hasher: hasher, policy: NewPasswordPolicy(), log: log, cfg: cfg, access: newAccessCache()}
+	s.factors = append([]SecondFactor{totpFactor{s}, recoveryFactor{s}}, cfg.Factors...)
+	return s
 }
 
 // Pool returns the database pool, for callers composing one transaction out

@@ -54,6 +54,7 @@ func (p *AccountPages) MountPages(r *mux.Router) {
 	r.HandleFunc("/account/password", p.password).Methods(http.MethodPost)
 	r.HandleFunc("/account/sessions/end", p.endSession).Methods(http.MethodPost)
 	r.HandleFunc("/account/apps/revoke", p.revokeApp).Methods(http.MethodPost)
+	p.mountMFA(r)
 }
 
 // form parses a POSTed form and checks its CSRF token; on failure it renders
@@ -118,6 +119,8 @@ type AccountData struct {
 	// Credits and Apps are shown when the pages were given their sources.
 	Credits *CreditsView
 	Apps    []ConsentedApp
+	// SecondFactors are the second-factor methods the user holds.
+	SecondFactors []string
 }
 
 // CreditsView is the balance and the latest transactions.
@@ -203,6 +206,10 @@ func (p *AccountPages) renderAccount(w http.ResponseWriter, r *http.Request, sta
 	}
 	data := AccountData{User: u, Sessions: views}
 	ctx := r.Context()
+	if data.SecondFactors, err = p.Accounts.Factors(ctx, u.ID); err != nil {
+		p.internalError(w, r, "account: factors", err)
+		return
+	}
 	if p.Credits != nil {
 		bal, err := p.Credits.Balance(ctx, u.ID)
 		if err != nil {

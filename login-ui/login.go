@@ -72,6 +72,9 @@ type Login struct {
 	// Limit bounds login attempts per client IP; nil does not limit. The
 	// per-account backoff inside Accounts.Authenticate works across IPs.
 	Limit *ratelimit.Limiter
+	// Requirements, when set, says which authorization requests need a
+	// second factor (mfa.go); nil: only the role policy decides.
+	Requirements LoginRequirements
 }
 
 func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -138,21 +141,7 @@ func (l *Login) post(w http.ResponseWriter, r *http.Request) {
 		l.render(w, r, status, returnTo, email, msg)
 		return
 	}
-	ip := audit.Event{}.FromRequest(r).IP
-	token, sess, err := l.Accounts.CreateSession(ctx, u.ID, r.UserAgent(), ip)
-	if err != nil {
-		reqctx.Logger(ctx).Error("login: create session", zap.Error(err))
-		status, msg := Failure(w, err)
-		l.render(w, r, status, returnTo, email, msg)
-		return
-	}
-	// A new cookie value on every login, so a planted cookie (fixation) is useless.
-	if old := l.UI.SessionToken(r); old != "" {
-		_ = l.Accounts.RevokeSessionByToken(ctx, old)
-	}
-	l.UI.SetSessionCookie(w, token, sess.ExpiresAt)
-	l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorUser, ActorID: u.ID, TargetType: "user", TargetID: u.ID})
-	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+	l.afterPassword(w, r, u, returnTo)
 }
 
 // Logout is POST /logout: it ends the browser session behind the cookie.

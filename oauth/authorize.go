@@ -49,6 +49,9 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(afterLoginURL(form)), http.StatusSeeOther)
 		return
 	}
+	if !p.authenticationOK(w, r, ar, client, bsess, user) {
+		return
+	}
 
 	scopes, audiences := ar.GetRequestedScopes(), p.consentAudiences(ar)
 	// A public client's identity cannot be assured (any app on the device
@@ -158,7 +161,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	sess.BrowserSessionID = bsess.ID
 	sess.Claims.AuthTime = bsess.AuthTime.UTC()
 	sess.Claims.RequestedAt = p.cfg.Now().UTC()
-	sess.Claims.AuthenticationMethodsReferences = []string{"pwd"}
+	sess.setAuthentication(sessionAMR(bsess))
 	if client.IDTokenSignedResponseAlg != "" {
 		sess.Headers.Extra[headerAlg] = client.IDTokenSignedResponseAlg
 	}

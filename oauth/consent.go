@@ -48,6 +48,9 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
 		return
 	}
+	if !p.authenticationOK(w, r, ar, client, bsess, user) {
+		return
+	}
 	if r.PostFormValue("decision") != "allow" {
 		p.authorizeError(ctx, w, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 		return

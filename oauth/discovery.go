@@ -56,6 +56,7 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"frontchannel_logout_supported":                            false,
 		"pushed_authorization_request_endpoint":                    iss + "/oauth2/par",
 		"require_pushed_authorization_requests":                    p.cfg.RequirePAR,
+		"acr_values_supported":                                     acrSupported,
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
@@ -63,5 +64,5 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 }
 
 // claimsSupported are the claims ID tokens and userinfo may carry.
-var claimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "at_hash", "rat",
+var claimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "at_hash", "rat",
 	"email", "email_verified", "name", "roles"}

@@ -80,9 +80,14 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 			p.tokenError(ctx, w, ar, grant, fosite.ErrServerError.WithWrap(err))
 			return
 		}
+		if err := p.passwordGrantAllowed(ctx, client, u); err != nil {
+			p.tokenError(ctx, w, ar, grant, err)
+			return
+		}
 		sess.ClientID = client.GetID()
 		sess.Claims.Subject = u.ID
 		sess.Claims.AuthTime = p.cfg.Now().UTC()
+		sess.setAuthentication([]string{accounts.AMRPassword})
 		for _, s := range ar.GetRequestedScopes() {
 			ar.GrantScope(s)
 		}

@@ -22,6 +22,13 @@
 // for a bad token, 403 with error="insufficient_scope" for a missing scope or
 // role, 503 when the keys cannot be fetched at all.
 //
+// Step-up (RFC 9470). RequireAuthentication(StepUp{ACRValues, MaxAge})
+// answers 401 with error="insufficient_user_authentication", acr_values
+// and max_age when the token's acr or auth_time fall short (authd puts acr
+// and amr in its access tokens); the client then sends the user back to
+// authd with those parameters. WriteStepUpChallenge writes the same
+// challenge for handlers that decide for themselves.
+//
 // Charging credits. Credits calls authd's ledger API either as the user
 // (AsUser: the user's own token with scope credits:spend) or as the service
 // (ForUser: the service's client credentials with scope credits:charge).

@@ -25,6 +25,9 @@ const (
 	// EmailChangeRequested goes to the old address when a change of the
 	// account's email starts; its link cancels the change.
 	EmailChangeRequested = "email_change_requested"
+	// FactorChanged tells the user a second factor was added, removed or
+	// used (Data.Factor, Data.Action).
+	FactorChanged = "factor_changed"
 )
 
 // Data is what every mail template receives.
@@ -36,6 +39,9 @@ type Data struct {
 	BaseURL string // authd's public URL
 	// NewEmail is the address an email change moves to (EmailChangeRequested).
 	NewEmail string
+	// Factor ("totp", "recovery", "all", …) and Action ("added",
+	// "removed", "replaced", "used") describe a change of second factors.
+	Factor, Action string
 }
 
 // Templates renders mail. Create it with LoadTemplates.
@@ -48,7 +54,7 @@ type Templates struct {
 // (AUTHD_MAIL_TEMPLATES_DIR, may be "") replaces the embedded one.
 func LoadTemplates(dir string) (*Templates, error) {
 	t := &Templates{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
-	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested} {
+	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested, FactorChanged} {
 		src, err := read(dir, name+".txt")
 		if err != nil {
 			return nil, err

@@ -40,6 +40,7 @@ type clientJSON struct {
 	JWKSURI                     string          `json:"jwks_uri,omitempty"`
 	IDTokenSignedResponseAlg    string          `json:"id_token_signed_response_alg,omitempty"`
 	RequirePAR                  bool            `json:"require_pushed_authorization_requests"`
+	RequireMFA                  bool            `json:"require_mfa"`
 	CreatedAt                   time.Time       `json:"created_at"`
 }
 
@@ -50,7 +51,7 @@ func toClientJSON(c *fositestore.Client, secret string) clientJSON {
 		Public: c.Public, FirstParty: c.FirstParty, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg, JWKS: c.JWKS, JWKSURI: c.JWKSURI,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, CreatedAt: c.CreatedAt,
-		RequirePAR: c.RequirePushedAuthorizationRequests,
+		RequirePAR: c.RequirePushedAuthorizationRequests, RequireMFA: c.RequireMFA,
 	}
 }
 
@@ -120,6 +121,7 @@ follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
 	f.Int64Var(&spec.ChargeMaxPerSpend, "charge-max-per-spend", 0, "with scope credits:charge: the most credits one charge may take (0: no cap)")
 	f.Int64Var(&spec.ChargeMaxPerUserDay, "charge-max-per-user-day", 0, "with scope credits:charge: the most credits charged to one user per UTC day (0: no cap)")
 	f.BoolVar(&spec.RequirePushedAuthorizationRequests, "require-par", false, "the client must push every authorization request to /oauth2/par first (RFC 9126)")
+	f.BoolVar(&spec.RequireMFA, "require-mfa", false, "the client's users must pass a second factor (and enrol one when they have none) before it gets a code")
 	f.StringVar(&jwksFile, "jwks", "", "file with the client's public JWKS (private_key_jwt)")
 	f.StringVar(&spec.JWKSURI, "jwks-uri", "", "URL where the client publishes its public JWKS (private_key_jwt; https, or http on loopback)")
 	f.StringVar(&spec.TokenEndpointAuthSigningAlg, "token-auth-signing-alg", "", "alg of private_key_jwt assertions: RS256 or ES256 (default: from the keys)")

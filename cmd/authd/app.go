@@ -102,6 +102,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		Metrics:            accountsMetrics,
 		SessionIdleTimeout: cfg.SessionIdleTimeout,
 		SessionMaxAge:      cfg.SessionMaxAge,
+		MFARequiredRoles:   cfg.MFARequiredRoles,
 	})
 	// Introspection and bearer tokens read users' roles and disabled flag
 	// from a cache, kept only while this replica listens for changes.

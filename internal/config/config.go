@@ -66,6 +66,8 @@ type Config struct {
 	// Protocol extensions: pushed authorization requests (RFC 9126).
 	PARTTL     time.Duration `env:"AUTHD_PAR_TTL" envDefault:"5m" doc:"How long a request_uri from /oauth2/par stays usable (10s–10m); it must cover the user's login and consent."`
 	RequirePAR bool          `env:"AUTHD_REQUIRE_PAR" envDefault:"false" doc:"Refuse authorization requests not pushed to /oauth2/par first, for every client."`
+	// Second factors.
+	MFARequiredRoles []string `env:"AUTHD_MFA_REQUIRED_ROLES" envSeparator:"," doc:"Comma-separated roles whose holders must pass a second factor at every login (and enrol one first when they have none), e.g. admin."`
 
 	issuerSet bool // AUTHD_ISSUER was given explicitly
 }

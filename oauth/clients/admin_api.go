@@ -74,6 +74,7 @@ type clientBody struct {
 	ChargeMaxPerUserDay         *int64           `json:"charge_max_per_user_day"`
 	JWKSURI                     *string          `json:"jwks_uri"`
 	RequirePAR                  *bool            `json:"require_pushed_authorization_requests"`
+	RequireMFA                  *bool            `json:"require_mfa"`
 }
 
 // apply overlays the fields present in b on spec and names them.
@@ -105,6 +106,7 @@ func (b *clientBody) apply(spec *Spec) []string {
 	set("charge_max_per_user_day", b.ChargeMaxPerUserDay != nil, func() { spec.ChargeMaxPerUserDay = *b.ChargeMaxPerUserDay })
 	set("jwks_uri", b.JWKSURI != nil, func() { spec.JWKSURI = *b.JWKSURI })
 	set("require_pushed_authorization_requests", b.RequirePAR != nil, func() { spec.RequirePushedAuthorizationRequests = *b.RequirePAR })
+	set("require_mfa", b.RequireMFA != nil, func() { spec.RequireMFA = *b.RequireMFA })
 	return changed
 }
 
@@ -118,6 +120,7 @@ func specOf(c *fositestore.Client) Spec {
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		ChargeMaxPerSpend:        c.ChargeMaxPerSpend, ChargeMaxPerUserDay: c.ChargeMaxPerUserDay,
 		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+		RequireMFA:                         c.RequireMFA,
 	}
 }
 

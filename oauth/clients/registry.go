@@ -61,6 +61,9 @@ type Spec struct {
 	// RequirePushedAuthorizationRequests makes the client start every
 	// authorization at /oauth2/par.
 	RequirePushedAuthorizationRequests bool
+	// RequireMFA makes the client's users pass a second factor (and enrol
+	// one when they have none) before it gets a code.
+	RequireMFA bool
 }
 
 // Registry manages OAuth clients (CLI and admin API). Errors are
@@ -313,6 +316,7 @@ func clientFromSpec(s Spec) (*fositestore.Client, error) {
 		TokenEndpointAuthSigningAlg: keys.alg, JWKS: keys.jwks, JWKSURI: s.JWKSURI,
 		IDTokenSignedResponseAlg:           s.IDTokenSignedResponseAlg,
 		RequirePushedAuthorizationRequests: s.RequirePushedAuthorizationRequests,
+		RequireMFA:                         s.RequireMFA,
 	}, nil
 }
 
