@@ -27,6 +27,18 @@ type Session struct {
 	CreatedAt  time.Time `json:"created_at"`
 	LastSeenAt time.Time `json:"last_seen_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
+	// Upstream is the slug of the upstream identity provider the session
+	// logged in through, "" for a password login.
+	Upstream string `json:"upstream,omitempty"`
+}
+
+// AMR is the session's authentication methods as OIDC amr values: "fed"
+// for a login through an upstream provider, "pwd" for a password.
+func (s *Session) AMR() []string {
+	if s.Upstream != "" {
+		return []string{"fed"}
+	}
+	return []string{"pwd"}
 }
 
 // NewToken returns a random 256-bit token, URL-safe, and its SHA-256 for storage.
@@ -46,14 +58,20 @@ func HashToken(token string) []byte {
 // CreateSession starts a browser session for userID and returns the cookie
 // value (shown once; only its hash is stored).
 func (s *Service) CreateSession(ctx context.Context, userID, userAgent, ip string) (string, *Session, error) {
+	return s.CreateUpstreamSession(ctx, userID, userAgent, ip, "")
+}
+
+// CreateUpstreamSession is CreateSession for a login through the upstream
+// provider named upstream ("" for none).
+func (s *Service) CreateUpstreamSession(ctx context.Context, userID, userAgent, ip, upstream string) (string, *Session, error) {
 	token, hash := NewToken()
 	now := s.cfg.Now()
 	if len(userAgent) > 512 {
 		userAgent = userAgent[:512]
 	}
-	sess := &Session{UserID: userID, AuthTime: now, UserAgent: userAgent, IP: ip, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionMaxAge)}
-	err := s.pool.QueryRow(ctx, `INSERT INTO browser_sessions (token_hash, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at)
-		VALUES ($1,$2,$3,$4,$5,$3,$3,$6) RETURNING id`, hash, userID, now, userAgent, ip, sess.ExpiresAt).Scan(&sess.ID)
+	sess := &Session{UserID: userID, AuthTime: now, UserAgent: userAgent, IP: ip, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionMaxAge), Upstream: upstream}
+	err := s.pool.QueryRow(ctx, `INSERT INTO browser_sessions (token_hash, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at, upstream)
+		VALUES ($1,$2,$3,$4,$5,$3,$3,$6,NULLIF($7,'')) RETURNING id`, hash, userID, now, userAgent, ip, sess.ExpiresAt, upstream).Scan(&sess.ID)
 	if err != nil {
 		return "", nil, fmt.Errorf("accounts: create session for %s: %w", userID, err)
 	}
@@ -72,8 +90,8 @@ func (s *Service) SessionByToken(ctx context.Context, token string) (*Session, *
 	now := s.cfg.Now()
 	err := s.pool.QueryRow(ctx, `UPDATE browser_sessions SET last_seen_at = $2
 		WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3
-		RETURNING id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at`, HashToken(token), now, now.Add(-s.cfg.SessionIdleTimeout)).
-		Scan(&sess.ID, &sess.UserID, &sess.AuthTime, &sess.UserAgent, &sess.IP, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt)
+		RETURNING id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at, COALESCE(upstream, '')`, HashToken(token), now, now.Add(-s.cfg.SessionIdleTimeout)).
+		Scan(&sess.ID, &sess.UserID, &sess.AuthTime, &sess.UserAgent, &sess.IP, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &sess.Upstream)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, ErrNoSession
 	}

@@ -29,6 +29,9 @@ type AccountPages struct {
 	// (with "revoke access") to /account.
 	Credits AccountCredits
 	Apps    AccountApps
+	// Identities, when set, lists the upstream identities linked to the
+	// account (with "unlink") and the providers that can be linked.
+	Identities AccountIdentities
 	// Limits are per-IP limits on form submissions; nil fields do not limit.
 	Limits accounts.Limits
 	Log    *zap.Logger
@@ -118,6 +121,24 @@ type AccountData struct {
 	// Credits and Apps are shown when the pages were given their sources.
 	Credits *CreditsView
 	Apps    []ConsentedApp
+	// Federation is set when upstream providers exist: Identities are the
+	// linked ones, LinkProviders the enabled providers to link.
+	Federation    bool
+	Identities    []LinkedIdentity
+	LinkProviders []UpstreamButton
+}
+
+// LinkedIdentity is one upstream identity linked to the account.
+type LinkedIdentity struct {
+	ProviderID, Provider, Subject, Email string
+	CreatedAt                            time.Time
+}
+
+// AccountIdentities is what the account page reads of the upstream
+// identities (*federation.Service).
+type AccountIdentities interface {
+	LinkedIdentities(ctx context.Context, userID string) ([]LinkedIdentity, error)
+	LoginButtons(ctx context.Context) ([]UpstreamButton, error)
 }
 
 // CreditsView is the balance and the latest transactions.
@@ -174,6 +195,10 @@ func notice(done string) string {
 		return "A new verification email is on its way."
 	case "app":
 		return "The app's access was revoked. It will have to ask you again."
+	case "linked":
+		return "The login was linked: you can now log in with it."
+	case "unlinked":
+		return "The login was unlinked from your account."
 	}
 	return ""
 }
@@ -221,6 +246,17 @@ func (p *AccountPages) renderAccount(w http.ResponseWriter, r *http.Request, sta
 			p.internalError(w, r, "account: apps", err)
 			return
 		}
+	}
+	if p.Identities != nil {
+		if data.Identities, err = p.Identities.LinkedIdentities(ctx, u.ID); err != nil {
+			p.internalError(w, r, "account: identities", err)
+			return
+		}
+		if data.LinkProviders, err = p.Identities.LoginButtons(ctx); err != nil {
+			p.internalError(w, r, "account: providers", err)
+			return
+		}
+		data.Federation = len(data.Identities) > 0 || len(data.LinkProviders) > 0
 	}
 	p.UI.Render(w, r, status, "account", Page{Title: "Your account", Notice: note, Error: errMsg, LoggedIn: true, Data: data})
 }

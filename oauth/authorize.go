@@ -158,7 +158,8 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	sess.BrowserSessionID = bsess.ID
 	sess.Claims.AuthTime = bsess.AuthTime.UTC()
 	sess.Claims.RequestedAt = p.cfg.Now().UTC()
-	sess.Claims.AuthenticationMethodsReferences = []string{"pwd"}
+	// "fed" when the browser session came through an upstream provider.
+	sess.Claims.AuthenticationMethodsReferences = bsess.AMR()
 	if client.IDTokenSignedResponseAlg != "" {
 		sess.Headers.Extra[headerAlg] = client.IDTokenSignedResponseAlg
 	}

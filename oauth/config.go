@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/authd/authd/internal/ratelimit"
+	loginui "github.com/authd/authd/login-ui"
 )
 
 // Config is the provider's configuration. Zero durations take the DESIGN.md
@@ -49,6 +50,9 @@ type Config struct {
 	// LoginLimit and PasswordGrantLimit bound attempts per client IP at the
 	// hosted /login form and at grant_type=password; nil does not limit.
 	LoginLimit         *ratelimit.Limiter
+	// LoginUpstreams, when set, puts a button per enabled upstream identity
+	// provider on the login page.
+	LoginUpstreams loginui.UpstreamLister
 	PasswordGrantLimit *ratelimit.Limiter
 	// ClientAuthFailureLimit counts failed client authentications per
 	// (client address, client_id) at the token, introspection and

@@ -174,7 +174,7 @@ func (p *Provider) Mount(r *mux.Router) {
 	r.Handle("/oauth2/device/auth", basicChallenge(p.cfg.Issuer, p.limitClientAuth(singleParams(p.deviceAuthorize)))).Methods(http.MethodPost)
 	r.HandleFunc("/device", p.devicePage).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/oauth2/logout", p.rpLogout).Methods(http.MethodGet, http.MethodPost)
-	login := &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log, Limit: p.cfg.LoginLimit}
+	login := &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log, Limit: p.cfg.LoginLimit, Upstreams: p.cfg.LoginUpstreams}
 	r.Handle("/login", login).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/logout", login.Logout).Methods(http.MethodPost)
 	r.HandleFunc("/consent", p.consent).Methods(http.MethodPost)

@@ -25,6 +25,9 @@ const (
 	// EmailChangeRequested goes to the old address when a change of the
 	// account's email starts; its link cancels the change.
 	EmailChangeRequested = "email_change_requested"
+	// LinkIdentity proves an account before an upstream provider's
+	// identity is linked to it.
+	LinkIdentity = "link_identity"
 )
 
 // Data is what every mail template receives.
@@ -36,6 +39,8 @@ type Data struct {
 	BaseURL string // authd's public URL
 	// NewEmail is the address an email change moves to (EmailChangeRequested).
 	NewEmail string
+	// Provider is the upstream identity provider's display name (LinkIdentity).
+	Provider string
 }
 
 // Templates renders mail. Create it with LoadTemplates.
@@ -48,7 +53,7 @@ type Templates struct {
 // (AUTHD_MAIL_TEMPLATES_DIR, may be "") replaces the embedded one.
 func LoadTemplates(dir string) (*Templates, error) {
 	t := &Templates{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
-	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested} {
+	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested, LinkIdentity} {
 		src, err := read(dir, name+".txt")
 		if err != nil {
 			return nil, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/accounts/mail"
+	"github.com/authd/authd/federation"
 	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/httpx"
 	"github.com/authd/authd/internal/openapi"
@@ -129,6 +130,20 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Upstream identity providers: the registry (client secrets sealed at
+	// rest) and the logins through them.
+	upstreamSecrets, err := accounts.NewLinkSealer(deriveKey(cfg.Key(), "upstream client secrets"))
+	if err != nil {
+		return nil, err
+	}
+	flowCookies, err := accounts.NewLinkSealer(deriveKey(cfg.Key(), "upstream login cookies"))
+	if err != nil {
+		return nil, err
+	}
+	upstreams := federation.NewRegistry(pool, upstreamSecrets, log.Named("federation"))
+	fed := federation.New(upstreams, a.accounts, ui, flowCookies, log.Named("federation"), federation.Config{
+		BaseURL: cfg.Issuer, Timeout: cfg.UpstreamTimeout, Limit: limits.Login,
+	})
 	a.provider, err = oauth.New(oauth.Config{
 		Issuer:             cfg.Issuer,
 		APIAudience:        cfg.APIAudienceOrIssuer(),
@@ -144,6 +159,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		PasswordGrantLimit: limits.PasswordGrant,
 		PARTTL:             cfg.PARTTL,
 		RequirePAR:         cfg.RequirePAR,
+		LoginUpstreams:     fed,
 	}, pool, a.store, a.keys, a.accounts, ui, log, rt.reg)
 	if err != nil {
 		return nil, err
@@ -155,7 +171,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	}
 	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits, PasswordGrant: a.provider})
 	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log,
-		Credits: ledgerHandler.Ledger(), Apps: a.provider}
+		Credits: ledgerHandler.Ledger(), Apps: a.provider, Identities: fed}
 
 	// Outbox delivery: webhooks and mail.
 	var mailer accounts.Mailer
@@ -200,6 +216,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 
 	a.provider.Mount(r)
 	pages.MountPages(r)
+	fed.Mount(r)
 	// The admin console: the admin API's tasks as hosted pages.
 	(&loginui.Console{UI: ui, Accounts: a.accounts, Ledger: ledgerHandler.Ledger(), Keys: a.keys, Log: log, Apps: a.provider,
 		Clients: consoleClients{oauth.ClientAdmin{Registry: a.provider.Clients(), Log: log}}}).Mount(r)
@@ -218,6 +235,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	ledgerHandler.Mount(api, admin)
 	accounts.NewAdminHandler(a.accounts, log).Mount(admin)
 	oauth.NewAdminHandler(a.provider.Clients(), a.keys, log).Mount(admin)
+	federation.NewAdminHandler(upstreams, cfg.Issuer).Mount(admin)
 	admin.Handle(http.MethodGet, "/openapi.json", authn.Policy{Callers: authn.Admin}, openapi.AdminHandler())
 	a.router = r
 

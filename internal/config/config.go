@@ -66,6 +66,8 @@ type Config struct {
 	// Protocol extensions: pushed authorization requests (RFC 9126).
 	PARTTL     time.Duration `env:"AUTHD_PAR_TTL" envDefault:"5m" doc:"How long a request_uri from /oauth2/par stays usable (10s–10m); it must cover the user's login and consent."`
 	RequirePAR bool          `env:"AUTHD_REQUIRE_PAR" envDefault:"false" doc:"Refuse authorization requests not pushed to /oauth2/par first, for every client."`
+	// Upstream identity providers (log in with Google, GitHub, …).
+	UpstreamTimeout time.Duration `env:"AUTHD_UPSTREAM_TIMEOUT" envDefault:"10s" doc:"Bound on each call to an upstream identity provider (discovery, JWKS, token, user API), 1s–1m; a slower upstream gets the person a retry page."`
 
 	issuerSet bool // AUTHD_ISSUER was given explicitly
 }
@@ -186,6 +188,9 @@ func (c *Config) validate() error {
 		if d <= 0 {
 			return fail(name, "must be a positive duration, got %s", d)
 		}
+	}
+	if c.UpstreamTimeout < time.Second || c.UpstreamTimeout > time.Minute {
+		return fail("AUTHD_UPSTREAM_TIMEOUT", "must be between 1s and 1m, got %s", c.UpstreamTimeout)
 	}
 	if c.PARTTL < 10*time.Second || c.PARTTL > 10*time.Minute {
 		return fail("AUTHD_PAR_TTL", "must be between 10s and 10m, got %s", c.PARTTL)
