@@ -211,4 +211,3 @@ func (g *Registry) audit(ctx context.Context, tx pgx.Tx, origin audit.Event, typ
 	e.Details = details
 	return audit.Record(ctx, tx, g.log, e)
 }
-

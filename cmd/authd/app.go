@@ -44,6 +44,8 @@ type app struct {
 	keys     *keys.Manager
 	store    *fositestore.Store
 	worker   *accounts.Worker
+	// upstreams is the registry of upstream identity providers.
+	upstreams *federation.Registry
 }
 
 // goBackground runs fn until ctx ends; wait() waits for all of them.
@@ -140,8 +142,8 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	upstreams := federation.NewRegistry(pool, upstreamSecrets, log.Named("federation"))
-	fed := federation.New(upstreams, a.accounts, ui, flowCookies, log.Named("federation"), federation.Config{
+	a.upstreams = federation.NewRegistry(pool, upstreamSecrets, log.Named("federation"))
+	fed := federation.New(a.upstreams, a.accounts, ui, flowCookies, log.Named("federation"), federation.Config{
 		BaseURL: cfg.Issuer, Timeout: cfg.UpstreamTimeout, Limit: limits.Login,
 	})
 	a.provider, err = oauth.New(oauth.Config{
@@ -235,7 +237,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	ledgerHandler.Mount(api, admin)
 	accounts.NewAdminHandler(a.accounts, log).Mount(admin)
 	oauth.NewAdminHandler(a.provider.Clients(), a.keys, log).Mount(admin)
-	federation.NewAdminHandler(upstreams, cfg.Issuer).Mount(admin)
+	federation.NewAdminHandler(a.upstreams, cfg.Issuer).Mount(admin)
 	admin.Handle(http.MethodGet, "/openapi.json", authn.Policy{Callers: authn.Admin}, openapi.AdminHandler())
 	a.router = r
 
