@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
@@ -74,6 +75,17 @@ func deriveKey(root []byte, purpose string) []byte {
 	return k
 }
 
+// upstreamRegistry is the registry of upstream identity providers, whose
+// client secrets are sealed under a key derived from AUTHD_SECRETS_KEY (the
+// server and the CLI must derive the same one).
+func upstreamRegistry(root []byte, pool *pgxpool.Pool, log *zap.Logger) (*federation.Registry, error) {
+	secrets, err := accounts.NewLinkSealer(deriveKey(root, "upstream client secrets"))
+	if err != nil {
+		return nil, err
+	}
+	return federation.NewRegistry(pool, secrets, log.Named("federation")), nil
+}
+
 // buildApp wires every module onto one router. ctx lives as long as the
 // background workers should.
 func buildApp(ctx context.Context, rt *runtime) (*app, error) {
@@ -134,15 +146,13 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	}
 	// Upstream identity providers: the registry (client secrets sealed at
 	// rest) and the logins through them.
-	upstreamSecrets, err := accounts.NewLinkSealer(deriveKey(cfg.Key(), "upstream client secrets"))
-	if err != nil {
+	if a.upstreams, err = upstreamRegistry(cfg.Key(), pool, log); err != nil {
 		return nil, err
 	}
 	flowCookies, err := accounts.NewLinkSealer(deriveKey(cfg.Key(), "upstream login cookies"))
 	if err != nil {
 		return nil, err
 	}
-	a.upstreams = federation.NewRegistry(pool, upstreamSecrets, log.Named("federation"))
 	fed := federation.New(a.upstreams, a.accounts, ui, flowCookies, log.Named("federation"), federation.Config{
 		BaseURL: cfg.Issuer, Timeout: cfg.UpstreamTimeout, Limit: limits.Login,
 	})

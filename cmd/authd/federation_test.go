@@ -384,3 +384,44 @@ func TestFederation_UpstreamFailuresShowRetryPage(t *testing.T) {
 		t.Error("the failures were not logged at all")
 	}
 }
+
+// TestCLI_ProviderCreateUsedByServer: a provider registered with the CLI
+// (secret from stdin) is one the running server logs people in with: both
+// derive the same sealing key from AUTHD_SECRETS_KEY.
+func TestCLI_ProviderCreateUsedByServer(t *testing.T) {
+	f := newFedEnv(t)
+	f.up.mustUser("alice@example.com")
+	id, secret := f.up.mustClient(oauth.ClientSpec{Name: "down via cli", FirstParty: true,
+		RedirectURIs: []string{f.down.URL + federation.CallbackPath("corp")},
+		GrantTypes:   []string{"authorization_code"}, Scopes: []string{"openid", "email", "profile"}})
+	env := map[string]string{"AUTHD_DATABASE_URL": f.down.db.URL, "AUTHD_SECRETS_KEY": secTestKey, "AUTHD_ISSUER": f.down.URL}
+	out, err := runCLI(t, env, secret+"\n", "provider", "create", "--output", "json", "--slug", "corp", "--name", "Corp SSO",
+		"--issuer", f.up.URL, "--client-id", id, "--allow-signup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created map[string]any
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created["callback_url"] != f.down.URL+"/login/federated/corp/callback" {
+		t.Fatalf("create: %s %v", out, err)
+	}
+	if strings.Contains(out, secret) {
+		t.Fatal("the CLI printed the secret")
+	}
+	if out, err = runCLI(t, env, "", "provider", "list"); err != nil || !strings.Contains(out, "Corp SSO") {
+		t.Fatalf("list: %s %v", out, err)
+	}
+	resp, page := f.login(t, f.browser(), "corp", "alice@example.com")
+	if resp.Request.URL.String() != f.down.URL+"/account" {
+		t.Fatalf("login through the CLI's provider ended at %s:\n%s", resp.Request.URL, page)
+	}
+	// Disabled: no button, and a started login is refused.
+	if _, err := runCLI(t, env, "", "provider", "update", "corp", "--disable"); err != nil {
+		t.Fatal(err)
+	}
+	if _, page := f.browser().get(f.down.URL + "/login"); strings.Contains(page, "Corp SSO") {
+		t.Fatal("a disabled provider is still on the login page")
+	}
+	if _, err := runCLI(t, env, "", "provider", "create", "--slug", "empty", "--issuer", f.up.URL, "--client-id", "x"); err == nil {
+		t.Fatal("created a provider without a secret")
+	}
+}
