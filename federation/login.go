@@ -273,21 +273,21 @@ func (s *Service) link(ctx context.Context, origin audit.Event, userID string, i
 
 // LinkedIdentity is one upstream identity of a user, as /account lists it.
 type LinkedIdentity struct {
-	ProviderID, Provider, Subject, Email string
-	CreatedAt                            time.Time
-	LastLoginAt                          *time.Time
+	ProviderID, Slug, Provider, Subject, Email string
+	CreatedAt                                  time.Time
+	LastLoginAt                                *time.Time
 }
 
 // Identities lists a user's linked identities.
 func (s *Service) Identities(ctx context.Context, userID string) ([]LinkedIdentity, error) {
-	rows, err := s.accts.Pool().Query(ctx, `SELECT i.provider_id, p.display_name, i.subject, i.email, i.created_at, i.last_login_at
+	rows, err := s.accts.Pool().Query(ctx, `SELECT i.provider_id, p.slug, p.display_name, i.subject, i.email, i.created_at, i.last_login_at
 		FROM user_identities i JOIN upstream_providers p ON p.id = i.provider_id WHERE i.user_id = $1 ORDER BY p.display_name, i.created_at`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("federation: identities of %s: %w", userID, err)
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (LinkedIdentity, error) {
 		var x LinkedIdentity
-		err := row.Scan(&x.ProviderID, &x.Provider, &x.Subject, &x.Email, &x.CreatedAt, &x.LastLoginAt)
+		err := row.Scan(&x.ProviderID, &x.Slug, &x.Provider, &x.Subject, &x.Email, &x.CreatedAt, &x.LastLoginAt)
 		return x, err
 	})
 }

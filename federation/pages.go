@@ -469,7 +469,7 @@ func (s *Service) LinkedIdentities(ctx context.Context, userID string) ([]loginu
 	}
 	out := make([]loginui.LinkedIdentity, len(ids))
 	for i, x := range ids {
-		out[i] = loginui.LinkedIdentity{ProviderID: x.ProviderID, Provider: x.Provider, Subject: x.Subject, Email: x.Email, CreatedAt: x.CreatedAt}
+		out[i] = loginui.LinkedIdentity{ProviderID: x.ProviderID, Slug: x.Slug, Provider: x.Provider, Subject: x.Subject, Email: x.Email, CreatedAt: x.CreatedAt}
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -130,8 +131,8 @@ type AccountData struct {
 
 // LinkedIdentity is one upstream identity linked to the account.
 type LinkedIdentity struct {
-	ProviderID, Provider, Subject, Email string
-	CreatedAt                            time.Time
+	ProviderID, Slug, Provider, Subject, Email string
+	CreatedAt                                  time.Time
 }
 
 // AccountIdentities is what the account page reads of the upstream
@@ -252,9 +253,15 @@ func (p *AccountPages) renderAccount(w http.ResponseWriter, r *http.Request, sta
 			p.internalError(w, r, "account: identities", err)
 			return
 		}
-		if data.LinkProviders, err = p.Identities.LoginButtons(ctx); err != nil {
+		buttons, err := p.Identities.LoginButtons(ctx)
+		if err != nil {
 			p.internalError(w, r, "account: providers", err)
 			return
+		}
+		for _, b := range buttons { // offer only providers not linked yet
+			if !slices.ContainsFunc(data.Identities, func(i LinkedIdentity) bool { return i.Slug == b.Slug }) {
+				data.LinkProviders = append(data.LinkProviders, b)
+			}
 		}
 		data.Federation = len(data.Identities) > 0 || len(data.LinkProviders) > 0
 	}
