@@ -49,6 +49,8 @@ const (
 	AMROTP      = "otp"
 	AMRHardware = "hwk"
 	AMRMulti    = "mfa"
+	// AMRFederated: the first factor was a login at an upstream provider.
+	AMRFederated = "fed"
 )
 
 // Errors of the second factors.

@@ -125,9 +125,10 @@ func (h *PasswordHasher) Verify(ctx context.Context, encoded, password string) (
 		ok = subtle.ConstantTimeCompare(got, key) == 1
 		return ok, ok && (h.algo != "argon2id" || p != h.argon), nil
 	}
-	if len(password) > MaxPasswordBytes {
-		// No bcrypt password is this long, but answering at once would
-		// tell a known account from an unknown one: spend a check anyway.
+	if encoded == "" || len(password) > MaxPasswordBytes {
+		// An account without a password (upstream logins only) matches
+		// nothing, and no bcrypt password is this long; answering at once
+		// would tell a known account from an unknown one: spend a check anyway.
 		h.spendBcrypt(password)
 		return false, false, nil
 	}

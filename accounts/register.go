@@ -77,14 +77,62 @@ func (s *Service) register(ctx context.Context, reg Registration) (*User, error)
 	if err := s.policy.Check("password", reg.Password); err != nil {
 		return nil, err
 	}
-	return s.CreateUser(ctx, NewUser{Email: email, Password: reg.Password, Name: name}, func(tx pgx.Tx, u *User) error {
+	return s.createRegistered(ctx, NewUser{Email: email, Password: reg.Password, Name: name}, nil)
+}
+
+// UpstreamRegistration is a sign-up through an upstream identity provider:
+// no password, the email verified only when the provider asserted it, and
+// the upstream roles the provider is allowed to grant.
+type UpstreamRegistration struct {
+	Email         string
+	EmailVerified bool
+	Name          string
+	Roles         []string
+}
+
+// RegisterUpstream creates a user exactly as Register does (default role,
+// user.registered event, audit, a verification mail unless the address is
+// already verified), without a password. link runs in the same transaction,
+// so the upstream identity is recorded with the account or not at all. It
+// returns *PolicyError, ErrEmailTaken and ErrUnknownRole.
+func (s *Service) RegisterUpstream(ctx context.Context, reg UpstreamRegistration, link func(tx pgx.Tx, u *User) error) (*User, error) {
+	email, err := NormalizeEmail(reg.Email)
+	if err != nil {
+		return nil, &PolicyError{Field: "email", Reason: "must be a valid email address"}
+	}
+	// An upstream's name is not ours to refuse the login over: drop it.
+	name, err := CheckName("name", reg.Name)
+	if err != nil {
+		name = ""
+	}
+	u, err := s.createRegistered(ctx, NewUser{Email: email, Name: name, Roles: reg.Roles, Verified: reg.EmailVerified, NoPassword: true}, link)
+	s.cfg.Metrics.registration(err)
+	if err == nil && !reg.EmailVerified {
+		s.cfg.Metrics.verification("requested")
+	}
+	return u, err
+}
+
+// createRegistered is the one registration path: the user, its
+// user.registered event and audit line, the verification mail (for an
+// address not yet verified) and extra, in one transaction.
+func (s *Service) createRegistered(ctx context.Context, nu NewUser, extra func(tx pgx.Tx, u *User) error) (*User, error) {
+	return s.CreateUser(ctx, nu, func(tx pgx.Tx, u *User) error {
 		if err := s.emit(ctx, tx, EventUserRegistered, map[string]any{"user_id": u.ID, "email": u.Email, "name": u.Name, "roles": u.Roles}); err != nil {
 			return err
 		}
 		if err := s.auditSelf(ctx, tx, "user.registered", u.ID); err != nil {
 			return err
 		}
-		return s.sendVerification(ctx, tx, u, u.Email)
+		if !u.EmailVerified {
+			if err := s.sendVerification(ctx, tx, u, u.Email); err != nil {
+				return err
+			}
+		}
+		if extra != nil {
+			return extra(tx, u)
+		}
+		return nil
 	})
 }
 

@@ -189,7 +189,13 @@ type NewUser struct {
 	Name     string
 	Roles    []string // in addition to the default role
 	Verified bool
+	// NoPassword creates an account without a password (an upstream
+	// provider's login): Password is ignored and no password matches.
+	NoPassword bool
 }
+
+// HasPassword reports whether the user can log in with a password.
+func (u *User) HasPassword() bool { return u.passwordHash != "" }
 
 // CreateUser creates a user with the default role plus u.Roles. fn, when not
 // nil, runs in the same transaction (registration uses it for its outbox row).
@@ -198,9 +204,11 @@ func (s *Service) CreateUser(ctx context.Context, u NewUser, fn func(tx pgx.Tx, 
 	if err != nil {
 		return nil, err
 	}
-	hash, err := s.hasher.Hash(ctx, u.Password)
-	if err != nil {
-		return nil, err
+	hash := "" // Verify matches no password against an empty hash
+	if !u.NoPassword {
+		if hash, err = s.hasher.Hash(ctx, u.Password); err != nil {
+			return nil, err
+		}
 	}
 	roles := append([]string{s.cfg.DefaultRole}, u.Roles...)
 	for _, r := range roles {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ type AccountPages struct {
 	// (with "revoke access") to /account.
 	Credits AccountCredits
 	Apps    AccountApps
+	// Identities, when set, lists the upstream identities linked to the
+	// account (with "unlink") and the providers that can be linked.
+	Identities AccountIdentities
 	// Limits are per-IP limits on form submissions; nil fields do not limit.
 	Limits accounts.Limits
 	Log    *zap.Logger
@@ -121,6 +125,24 @@ type AccountData struct {
 	Apps    []ConsentedApp
 	// SecondFactors are the second-factor methods the user holds.
 	SecondFactors []string
+	// Federation is set when upstream providers exist: Identities are the
+	// linked ones, LinkProviders the enabled providers to link.
+	Federation    bool
+	Identities    []LinkedIdentity
+	LinkProviders []UpstreamButton
+}
+
+// LinkedIdentity is one upstream identity linked to the account.
+type LinkedIdentity struct {
+	ProviderID, Slug, Provider, Subject, Email string
+	CreatedAt                                  time.Time
+}
+
+// AccountIdentities is what the account page reads of the upstream
+// identities (*federation.Service).
+type AccountIdentities interface {
+	LinkedIdentities(ctx context.Context, userID string) ([]LinkedIdentity, error)
+	LoginButtons(ctx context.Context) ([]UpstreamButton, error)
 }
 
 // CreditsView is the balance and the latest transactions.
@@ -177,6 +199,10 @@ func notice(done string) string {
 		return "A new verification email is on its way."
 	case "app":
 		return "The app's access was revoked. It will have to ask you again."
+	case "linked":
+		return "The login was linked: you can now log in with it."
+	case "unlinked":
+		return "The login was unlinked from your account."
 	}
 	return ""
 }
@@ -228,6 +254,23 @@ func (p *AccountPages) renderAccount(w http.ResponseWriter, r *http.Request, sta
 			p.internalError(w, r, "account: apps", err)
 			return
 		}
+	}
+	if p.Identities != nil {
+		if data.Identities, err = p.Identities.LinkedIdentities(ctx, u.ID); err != nil {
+			p.internalError(w, r, "account: identities", err)
+			return
+		}
+		buttons, err := p.Identities.LoginButtons(ctx)
+		if err != nil {
+			p.internalError(w, r, "account: providers", err)
+			return
+		}
+		for _, b := range buttons { // offer only providers not linked yet
+			if !slices.ContainsFunc(data.Identities, func(i LinkedIdentity) bool { return i.Slug == b.Slug }) {
+				data.LinkProviders = append(data.LinkProviders, b)
+			}
+		}
+		data.Federation = len(data.Identities) > 0 || len(data.LinkProviders) > 0
 	}
 	p.UI.Render(w, r, status, "account", Page{Title: "Your account", Notice: note, Error: errMsg, LoggedIn: true, Data: data})
 }

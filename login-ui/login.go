@@ -1,6 +1,7 @@
 package loginui
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -24,6 +25,18 @@ type LoginData struct {
 	ForgotURL     string
 	ConfirmLogout bool
 	Hidden        []Field
+	// Upstreams are the "continue with" buttons of the enabled upstream
+	// identity providers.
+	Upstreams []UpstreamButton
+}
+
+// UpstreamButton is an upstream identity provider as a button: its name in
+// URLs and forms, and the name people know it by.
+type UpstreamButton struct{ Slug, Name string }
+
+// UpstreamLister lists the enabled upstream identity providers.
+type UpstreamLister interface {
+	LoginButtons(ctx context.Context) ([]UpstreamButton, error)
 }
 
 // Field is a hidden form field.
@@ -75,6 +88,8 @@ type Login struct {
 	// Requirements, when set, says which authorization requests need a
 	// second factor (mfa.go); nil: only the role policy decides.
 	Requirements LoginRequirements
+	// Upstreams, when set, adds a button per enabled upstream provider.
+	Upstreams UpstreamLister
 }
 
 func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -95,9 +110,17 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (l *Login) render(w http.ResponseWriter, r *http.Request, status int, returnTo, email, errMsg string) {
 	q := url.Values{"return_to": {returnTo}}.Encode()
+	var ups []UpstreamButton
+	if l.Upstreams != nil {
+		var err error
+		if ups, err = l.Upstreams.LoginButtons(r.Context()); err != nil {
+			// The password form still works: show it without the buttons.
+			reqctx.Logger(r.Context()).Warn("login: list upstream providers", zap.Error(err))
+		}
+	}
 	l.UI.Render(w, r, status, "login", Page{Title: "Log in", Error: errMsg, Data: LoginData{
 		Email: email, ReturnTo: returnTo,
-		RegisterURL: "/register?" + q, ForgotURL: "/password/forgot",
+		RegisterURL: "/register?" + q, ForgotURL: "/password/forgot", Upstreams: ups,
 	}})
 }
 

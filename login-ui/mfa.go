@@ -98,9 +98,16 @@ func (ui *UI) challengeToken(r *http.Request) string {
 	return ""
 }
 
-// afterPassword ends a login whose password was right: a session when
-// nothing more is owed, else a pending challenge and the second step.
+// afterPassword ends a login whose password was right.
 func (l *Login) afterPassword(w http.ResponseWriter, r *http.Request, u *accounts.User, returnTo string) {
+	l.FinishFirstFactor(w, r, u, []string{accounts.AMRPassword}, returnTo)
+}
+
+// FinishFirstFactor ends a login whose first factor passed (amr names it:
+// a password, or "fed" for an upstream provider): a session when nothing
+// more is owed, else a pending challenge and the second step. Every way in
+// goes through here, so none skips the second factor or its policy.
+func (l *Login) FinishFirstFactor(w http.ResponseWriter, r *http.Request, u *accounts.User, amr []string, returnTo string) {
 	ctx := r.Context()
 	methods, err := l.Accounts.Factors(ctx, u.ID)
 	if err != nil {
@@ -124,7 +131,7 @@ func (l *Login) afterPassword(w http.ResponseWriter, r *http.Request, u *account
 		}
 	}
 	if purpose == "" {
-		l.startSession(w, r, u, []string{accounts.AMRPassword}, returnTo)
+		l.startSession(w, r, u, amr, returnTo)
 		return
 	}
 	if purpose == accounts.ChallengeEnrol {
@@ -133,14 +140,14 @@ func (l *Login) afterPassword(w http.ResponseWriter, r *http.Request, u *account
 			return
 		}
 	}
-	token, ch, err := l.Accounts.StartChallenge(ctx, u.ID, purpose, []string{accounts.AMRPassword}, returnTo)
+	token, ch, err := l.Accounts.StartChallenge(ctx, u.ID, purpose, amr, returnTo)
 	if err != nil {
 		l.fail(w, r, "login: start challenge", err)
 		return
 	}
 	l.UI.setChallengeCookie(w, token, ch.ExpiresAt)
-	l.audit(r, audit.Event{Type: "user.login_password_ok", ActorType: audit.ActorUser, ActorID: u.ID, TargetType: "user", TargetID: u.ID,
-		Details: map[string]any{"next": purpose}})
+	l.audit(r, audit.Event{Type: "user.login_first_factor_ok", ActorType: audit.ActorUser, ActorID: u.ID, TargetType: "user", TargetID: u.ID,
+		Details: map[string]any{"next": purpose, "amr": amr}})
 	http.Redirect(w, r, "/login/mfa", http.StatusSeeOther)
 }
 

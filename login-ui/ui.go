@@ -218,6 +218,37 @@ func (ui *UI) ClearSessionCookie(w http.ResponseWriter) {
 	http.SetCookie(w, c)
 }
 
+// SetFlowCookie stores value in a short-lived cookie of a multi-step flow
+// (an upstream login in progress), with every rule of the pages' cookies
+// and the __Host- prefix outside development.
+func (ui *UI) SetFlowCookie(w http.ResponseWriter, name, value string, ttl time.Duration) {
+	c := ui.cookie(ui.flowName(name), value, time.Now().Add(ttl))
+	c.MaxAge = int(ttl / time.Second)
+	http.SetCookie(w, c)
+}
+
+// FlowCookie returns the value of a cookie SetFlowCookie stored, or "".
+func (ui *UI) FlowCookie(r *http.Request, name string) string {
+	if c, err := r.Cookie(ui.flowName(name)); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// ClearFlowCookie removes a cookie SetFlowCookie stored.
+func (ui *UI) ClearFlowCookie(w http.ResponseWriter, name string) {
+	c := ui.cookie(ui.flowName(name), "", time.Time{})
+	c.MaxAge = -1
+	http.SetCookie(w, c)
+}
+
+func (ui *UI) flowName(name string) string {
+	if ui.secure {
+		return HostPrefix + name
+	}
+	return name
+}
+
 // SessionCookieName is the session cookie's name (with the __Host- prefix
 // outside development).
 func (ui *UI) SessionCookieName() string { return ui.sessionName }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/oauth/clients"
+	loginui "github.com/authd/authd/login-ui"
 )
 
 // Config is the provider's configuration. Zero durations take the DESIGN.md
@@ -49,7 +50,10 @@ type Config struct {
 
 	// LoginLimit and PasswordGrantLimit bound attempts per client IP at the
 	// hosted /login form and at grant_type=password; nil does not limit.
-	LoginLimit         *ratelimit.Limiter
+	LoginLimit *ratelimit.Limiter
+	// LoginUpstreams, when set, puts a button per enabled upstream identity
+	// provider on the login page.
+	LoginUpstreams     loginui.UpstreamLister
 	PasswordGrantLimit *ratelimit.Limiter
 	// ClientAuthFailureLimit counts failed client authentications per
 	// (client address, client_id) at the token, introspection and

@@ -177,7 +177,7 @@ func (p *Provider) Mount(r *mux.Router) {
 	r.Handle("/oauth2/device/auth", basicChallenge(p.cfg.Issuer, p.limitClientAuth(singleParams(p.deviceAuthorize)))).Methods(http.MethodPost)
 	r.HandleFunc("/device", p.devicePage).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/oauth2/logout", p.rpLogout).Methods(http.MethodGet, http.MethodPost)
-	login := &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log, Limit: p.cfg.LoginLimit, Requirements: p}
+	login := p.Login()
 	r.Handle("/login", login).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/login/mfa", login.SecondStep).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/logout", login.Logout).Methods(http.MethodPost)
@@ -232,4 +232,11 @@ func (p *Provider) fosite() *fosite.Fosite {
 		return w.OAuth2Provider.(*fosite.Fosite)
 	}
 	return p.op.(*fosite.Fosite)
+}
+
+// Login is the hosted login (/login and its second step). Other ways in
+// (an upstream provider) finish through it too, so the second factor and
+// its policy have one home.
+func (p *Provider) Login() *loginui.Login {
+	return &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log, Limit: p.cfg.LoginLimit, Requirements: p, Upstreams: p.cfg.LoginUpstreams}
 }

@@ -28,6 +28,9 @@ const (
 	// FactorChanged tells the user a second factor was added, removed or
 	// used (Data.Factor, Data.Action).
 	FactorChanged = "factor_changed"
+	// LinkIdentity proves an account before an upstream provider's
+	// identity is linked to it.
+	LinkIdentity = "link_identity"
 )
 
 // Data is what every mail template receives.
@@ -42,6 +45,8 @@ type Data struct {
 	// Factor ("totp", "recovery", "all", …) and Action ("added",
 	// "removed", "replaced", "used") describe a change of second factors.
 	Factor, Action string
+	// Provider is the upstream identity provider's display name (LinkIdentity).
+	Provider string
 }
 
 // Templates renders mail. Create it with LoadTemplates.
@@ -54,7 +59,7 @@ type Templates struct {
 // (AUTHD_MAIL_TEMPLATES_DIR, may be "") replaces the embedded one.
 func LoadTemplates(dir string) (*Templates, error) {
 	t := &Templates{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
-	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested, FactorChanged} {
+	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested, FactorChanged, LinkIdentity} {
 		src, err := read(dir, name+".txt")
 		if err != nil {
 			return nil, err

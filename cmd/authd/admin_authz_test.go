@@ -22,6 +22,7 @@ func (e *adminEnv) adminState() string {
 		(SELECT string_agg(kid || ':' || activates_at::text, ',' ORDER BY kid) FROM signing_keys),
 		(SELECT count(*) FROM browser_sessions WHERE revoked_at IS NULL),
 		(SELECT count(*) FROM oauth2_refresh WHERE active),
+		(SELECT string_agg(slug || ':' || enabled::text || ':' || client_secret_sealed, ',' ORDER BY slug) FROM upstream_providers),
 		(SELECT count(*) FROM audit_events))`).Scan(&s)
 	if err != nil {
 		e.t.Fatal(err)
@@ -55,6 +56,11 @@ func (e *adminEnv) attempts(name, token string, status int, victimID, clientID s
 		{"POST", "/admin/v1/clients/" + clientID + "/secret", nil},
 		{"DELETE", "/admin/v1/clients/" + clientID, nil},
 		{"POST", "/admin/v1/keys/rotate", nil},
+		{"GET", "/admin/v1/identity-providers", nil},
+		{"GET", "/admin/v1/identity-providers/corp", nil},
+		{"POST", "/admin/v1/identity-providers", map[string]any{"slug": "evil", "issuer": "https://evil.example", "client_id": "x", "client_secret": "y", "allow_signup": true}},
+		{"PATCH", "/admin/v1/identity-providers/corp", map[string]any{"allow_signup": true, "client_secret": "stolen"}},
+		{"DELETE", "/admin/v1/identity-providers/corp", nil},
 	}
 	for _, r := range reqs {
 		st, b := e.call(r.method, r.path, token, r.body)
@@ -82,6 +88,8 @@ func TestAdminAPI_NonAdminTokensChangeNothing(t *testing.T) {
 		ClientID string `json:"client_id"`
 	}
 	e.must(201, "POST", "/admin/v1/clients", e.adminToken, map[string]any{"name": "svc", "grant_types": []string{"client_credentials"}}, &svc)
+	e.must(201, "POST", "/admin/v1/identity-providers", e.adminToken, map[string]any{"slug": "corp", "issuer": "https://idp.corp.example",
+		"client_id": "authd", "client_secret": "corp-secret"}, nil)
 
 	plainUser, _ := e.passwordToken("victim@example.com", userPass, "admin")
 	adminNoScope, _ := e.passwordToken(adminEmail, adminPass, "openid roles")

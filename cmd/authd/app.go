@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/accounts/mail"
+	"github.com/authd/authd/federation"
 	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/httpx"
 	"github.com/authd/authd/internal/openapi"
@@ -44,6 +46,8 @@ type app struct {
 	keys     *keys.Manager
 	store    *fositestore.Store
 	worker   *accounts.Worker
+	// upstreams is the registry of upstream identity providers.
+	upstreams *federation.Registry
 }
 
 // goBackground runs fn until ctx ends; wait() waits for all of them.
@@ -70,6 +74,17 @@ func deriveKey(root []byte, purpose string) []byte {
 		panic(fmt.Sprintf("hkdf: %v", err)) // only on invalid lengths, which are constant here
 	}
 	return k
+}
+
+// upstreamRegistry is the registry of upstream identity providers, whose
+// client secrets are sealed under a key derived from AUTHD_SECRETS_KEY (the
+// server and the CLI must derive the same one).
+func upstreamRegistry(root []byte, pool *pgxpool.Pool, log *zap.Logger) (*federation.Registry, error) {
+	secrets, err := accounts.NewLinkSealer(deriveKey(root, "upstream client secrets"))
+	if err != nil {
+		return nil, err
+	}
+	return federation.NewRegistry(pool, secrets, log.Named("federation")), nil
 }
 
 // buildApp wires every module onto one router. ctx lives as long as the
@@ -131,6 +146,18 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Upstream identity providers: the registry (client secrets sealed at
+	// rest) and the logins through them.
+	if a.upstreams, err = upstreamRegistry(cfg.Key(), pool, log); err != nil {
+		return nil, err
+	}
+	flowCookies, err := accounts.NewLinkSealer(deriveKey(cfg.Key(), "upstream login cookies"))
+	if err != nil {
+		return nil, err
+	}
+	fed := federation.New(a.upstreams, a.accounts, ui, flowCookies, log.Named("federation"), federation.Config{
+		BaseURL: cfg.Issuer, Timeout: cfg.UpstreamTimeout, Limit: limits.Login,
+	})
 	a.provider, err = oauth.New(oauth.Config{
 		Issuer:             cfg.Issuer,
 		APIAudience:        cfg.APIAudienceOrIssuer(),
@@ -146,6 +173,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		PasswordGrantLimit: limits.PasswordGrant,
 		PARTTL:             cfg.PARTTL,
 		RequirePAR:         cfg.RequirePAR,
+		LoginUpstreams:     fed,
 	}, pool, a.store, a.keys, a.accounts, ui, log, rt.reg)
 	if err != nil {
 		return nil, err
@@ -157,7 +185,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	}
 	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits, PasswordGrant: a.provider})
 	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log,
-		Credits: ledgerHandler.Ledger(), Apps: a.provider}
+		Credits: ledgerHandler.Ledger(), Apps: a.provider, Identities: fed}
 
 	// Outbox delivery: webhooks and mail.
 	var mailer accounts.Mailer
@@ -202,6 +230,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 
 	a.provider.Mount(r)
 	pages.MountPages(r)
+	fed.Mount(r, a.provider.Login())
 	// The admin console: the admin API's tasks as hosted pages.
 	(&loginui.Console{UI: ui, Accounts: a.accounts, Ledger: ledgerHandler.Ledger(), Keys: a.keys, Log: log, Apps: a.provider,
 		Clients: consoleClients{clients.Admin{Registry: a.provider.Clients(), Log: log}}}).Mount(r)
@@ -221,6 +250,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	accounts.NewAdminHandler(a.accounts, log).Mount(admin)
 	clients.NewAdminHandler(a.provider.Clients(), log).Mount(admin)
 	keys.NewAdminHandler(a.keys, log).Mount(admin)
+	federation.NewAdminHandler(a.upstreams, cfg.Issuer).Mount(admin)
 	admin.Handle(http.MethodGet, "/openapi.json", authn.Policy{Callers: authn.Admin}, openapi.AdminHandler())
 	a.router = r
 

@@ -50,6 +50,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		c.serveCmd(), c.devCmd(), c.migrateCmd(), c.versionCmd(),
 		c.userCmd(), c.roleCmd(), c.clientCmd(), c.keysCmd(), c.ledgerCmd(), c.creditsCmd(),
+		c.providerCmd(),
 	)
 	return root
 }

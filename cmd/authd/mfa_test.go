@@ -16,6 +16,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // The second-factor tests drive the real application: enrolment on
@@ -354,7 +355,7 @@ func TestMFA_AdminForcedToEnrol(t *testing.T) {
 func TestMFA_ClientRequiringMFALeadsToEnrolment(t *testing.T) {
 	e := newSecEnv(t)
 	e.mustUser("strict@example.com")
-	id, secret := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{secRedirect}, FirstParty: true, RequireMFA: true,
+	id, secret := e.mustClient(clients.Spec{RedirectURIs: []string{secRedirect}, FirstParty: true, RequireMFA: true,
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile", "offline_access"}})
 	c := e.acctClient("10.9.6.1")
 	var enrolled bool
@@ -409,7 +410,7 @@ func (e *secEnv) exchangeCode(t testing.TB, id, secret string, redirect *url.URL
 func TestMFA_ACRValuesStepUp(t *testing.T) {
 	e := newSecEnv(t)
 	e.mustUser("step@example.com")
-	id, secret := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{secRedirect}, FirstParty: true,
+	id, secret := e.mustClient(clients.Spec{RedirectURIs: []string{secRedirect}, FirstParty: true,
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile", "offline_access"}})
 	c := e.acctClient("10.9.7.1")
 	c.login("step@example.com", secUserPass) // a password-only session

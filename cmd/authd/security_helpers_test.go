@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,14 @@ type secEnv struct {
 // loopback address the server listens on.
 func newSecEnv(tb testing.TB, env ...string) *secEnv {
 	tb.Helper()
+	return newSecEnvAt(tb, "127.0.0.1", env...)
+}
+
+// newSecEnvAt is newSecEnv with the issuer's host name (a second server
+// named "localhost" keeps its cookies apart from one at 127.0.0.1: browsers
+// key cookies by host, not port).
+func newSecEnvAt(tb testing.TB, host string, env ...string) *secEnv {
+	tb.Helper()
 	db := storagetest.NewDB(tb)
 	cfg, err := config.FromEnv(append([]string{"AUTHD_SECRETS_KEY=" + secTestKey, "AUTHD_BCRYPT_COST=4"}, env...))
 	if err != nil {
@@ -94,7 +103,7 @@ func newSecEnv(tb testing.TB, env ...string) *secEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg.Issuer = "http://" + ln.Addr().String()
+	cfg.Issuer = "http://" + host + ":" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	cfg.APIAudience = cfg.Issuer // the default audience follows the issuer, known only now
 	cfg.DatabaseURL = db.URL
 	logs := &secLogBuffer{}

@@ -68,6 +68,8 @@ type Config struct {
 	RequirePAR bool          `env:"AUTHD_REQUIRE_PAR" envDefault:"false" doc:"Refuse authorization requests not pushed to /oauth2/par first, for every client."`
 	// Second factors.
 	MFARequiredRoles []string `env:"AUTHD_MFA_REQUIRED_ROLES" envSeparator:"," doc:"Comma-separated roles whose holders must pass a second factor at every login (and enrol one first when they have none), e.g. admin."`
+	// Upstream identity providers (log in with Google, GitHub, …).
+	UpstreamTimeout time.Duration `env:"AUTHD_UPSTREAM_TIMEOUT" envDefault:"10s" doc:"Bound on each call to an upstream identity provider (discovery, JWKS, token, user API), 1s–1m; a slower upstream gets the person a retry page."`
 
 	issuerSet bool // AUTHD_ISSUER was given explicitly
 }
@@ -188,6 +190,9 @@ func (c *Config) validate() error {
 		if d <= 0 {
 			return fail(name, "must be a positive duration, got %s", d)
 		}
+	}
+	if c.UpstreamTimeout < time.Second || c.UpstreamTimeout > time.Minute {
+		return fail("AUTHD_UPSTREAM_TIMEOUT", "must be between 1s and 1m, got %s", c.UpstreamTimeout)
 	}
 	if c.PARTTL < 10*time.Second || c.PARTTL > 10*time.Minute {
 		return fail("AUTHD_PAR_TTL", "must be between 10s and 10m, got %s", c.PARTTL)
