@@ -82,6 +82,8 @@ type clientBody struct {
 	ChargeMaxPerUserDay         *int64           `json:"charge_max_per_user_day"`
 	JWKSURI                     *string          `json:"jwks_uri"`
 	RequirePAR                  *bool            `json:"require_pushed_authorization_requests"`
+	BackchannelLogoutURI        *string          `json:"backchannel_logout_uri"`
+	BackchannelSessionRequired  *bool            `json:"backchannel_logout_session_required"`
 }
 
 // apply overlays the fields present in b on spec and names them.
@@ -113,6 +115,10 @@ func (b *clientBody) apply(spec *ClientSpec) []string {
 	set("charge_max_per_user_day", b.ChargeMaxPerUserDay != nil, func() { spec.ChargeMaxPerUserDay = *b.ChargeMaxPerUserDay })
 	set("jwks_uri", b.JWKSURI != nil, func() { spec.JWKSURI = *b.JWKSURI })
 	set("require_pushed_authorization_requests", b.RequirePAR != nil, func() { spec.RequirePushedAuthorizationRequests = *b.RequirePAR })
+	set("backchannel_logout_uri", b.BackchannelLogoutURI != nil, func() { spec.BackchannelLogoutURI = *b.BackchannelLogoutURI })
+	set("backchannel_logout_session_required", b.BackchannelSessionRequired != nil, func() {
+		spec.BackchannelLogoutSessionRequired = *b.BackchannelSessionRequired
+	})
 	return changed
 }
 
@@ -126,6 +132,8 @@ func specOf(c *fositestore.Client) ClientSpec {
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		ChargeMaxPerSpend:        c.ChargeMaxPerSpend, ChargeMaxPerUserDay: c.ChargeMaxPerUserDay,
 		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+		BackchannelLogoutURI:               c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:   c.BackchannelLogoutSessionRequired,
 	}
 }
 

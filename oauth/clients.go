@@ -61,6 +61,12 @@ type ClientSpec struct {
 	// RequirePushedAuthorizationRequests makes the client start every
 	// authorization at /oauth2/par.
 	RequirePushedAuthorizationRequests bool
+	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel Logout
+	// 1.0): https, no fragment; http on a loopback host only in development.
+	BackchannelLogoutURI string
+	// BackchannelLogoutSessionRequired: every logout token the client gets
+	// carries sid (tokens that could only name the user are not sent).
+	BackchannelLogoutSessionRequired bool
 }
 
 // ClientRegistry manages OAuth clients (CLI and admin API). Errors are
@@ -68,11 +74,20 @@ type ClientSpec struct {
 // the invalid field.
 type ClientRegistry struct {
 	store *fositestore.Store
+	// dev admits http back-channel logout URIs on loopback hosts.
+	dev bool
 }
 
-// NewClientRegistry returns the registry over store.
+// NewClientRegistry returns the registry over store, with production rules.
 func NewClientRegistry(store *fositestore.Store) *ClientRegistry {
 	return &ClientRegistry{store: store}
+}
+
+// InDev makes cr apply development rules when dev (AUTHD_ENV=development):
+// http URLs on loopback hosts where authd calls clients back. It returns cr.
+func (cr *ClientRegistry) InDev(dev bool) *ClientRegistry {
+	cr.dev = dev
+	return cr
 }
 
 // InTx runs fn in one transaction of the client store; registry calls made
@@ -82,13 +97,13 @@ func (cr *ClientRegistry) InTx(ctx context.Context, fn func(ctx context.Context)
 }
 
 // Clients returns the provider's client registry.
-func (p *Provider) Clients() *ClientRegistry { return NewClientRegistry(p.store) }
+func (p *Provider) Clients() *ClientRegistry { return NewClientRegistry(p.store).InDev(p.cfg.Dev) }
 
 // CreateClient validates spec and registers it. For clients authenticating
 // with a shared secret it returns the secret (32 random bytes, base64url):
 // shown once, only its SHA-256 is stored.
 func (cr *ClientRegistry) CreateClient(ctx context.Context, spec ClientSpec) (*fositestore.Client, string, error) {
-	c, err := clientFromSpec(spec)
+	c, err := clientFromSpec(spec, cr.dev)
 	if err != nil {
 		return nil, "", err
 	}
@@ -140,7 +155,7 @@ func (cr *ClientRegistry) UpdateClient(ctx context.Context, id string, spec Clie
 		return nil, "", err
 	}
 	spec.ID = id
-	c, err := clientFromSpec(spec)
+	c, err := clientFromSpec(spec, cr.dev)
 	if err != nil {
 		return nil, "", err
 	}
@@ -208,8 +223,9 @@ var (
 	authMethod = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 )
 
-// clientFromSpec validates spec and fills the defaults.
-func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
+// clientFromSpec validates spec and fills the defaults; dev admits http
+// back-channel logout URIs on loopback hosts.
+func clientFromSpec(s ClientSpec, dev bool) (*fositestore.Client, error) {
 	if s.ID != "" && !clientIDRE.MatchString(s.ID) {
 		return nil, problem.Invalid("client_id", "use 1-128 characters from A-Z a-z 0-9 . _ ~ -")
 	}
@@ -299,6 +315,13 @@ func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
 	if s.ChargeMaxPerUserDay < 0 {
 		return nil, problem.Invalid("charge_max_per_user_day", "a cap is a positive number of credits, or 0 for none")
 	}
+	if s.BackchannelLogoutURI != "" {
+		if err := checkBackchannelURI(s.BackchannelLogoutURI, dev); err != nil {
+			return nil, problem.Invalid("backchannel_logout_uri", err.Error())
+		}
+	} else if s.BackchannelLogoutSessionRequired {
+		return nil, problem.Invalid("backchannel_logout_session_required", "needs a backchannel_logout_uri")
+	}
 	keys, err := clientKeys(method, s)
 	if err != nil {
 		return nil, err
@@ -312,7 +335,37 @@ func clientFromSpec(s ClientSpec) (*fositestore.Client, error) {
 		TokenEndpointAuthSigningAlg: keys.alg, JWKS: keys.jwks, JWKSURI: s.JWKSURI,
 		IDTokenSignedResponseAlg:           s.IDTokenSignedResponseAlg,
 		RequirePushedAuthorizationRequests: s.RequirePushedAuthorizationRequests,
+		BackchannelLogoutURI:               s.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:   s.BackchannelLogoutSessionRequired,
 	}, nil
+}
+
+// checkBackchannelURI accepts the absolute https URLs authd may POST logout
+// tokens to (OIDC Back-Channel Logout 1.0 §2.2: no fragment); in development
+// also http on a loopback host, where a local app listens.
+func checkBackchannelURI(raw string, dev bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("%q must not have a fragment", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q must not carry credentials", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && dev && isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+		return fmt.Errorf("%q: http is only allowed in development; use https", raw)
+	default:
+		return fmt.Errorf("%q: use https", raw)
+	}
+	if len(raw) > 2000 {
+		return fmt.Errorf("the URL is longer than 2000 characters")
+	}
+	return nil
 }
 
 // checkRedirectURI accepts absolute URIs without fragment that are https,
