@@ -97,6 +97,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		BaseURL:            cfg.Issuer,
 		Webhooks:           cfg.WebhookURL != "",
 		Revoker:            a.store,
+		Logouts:            oauth.BackchannelAudience{},
 		Links:              links,
 		Metrics:            accountsMetrics,
 		SessionIdleTimeout: cfg.SessionIdleTimeout,
@@ -180,6 +181,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		WebhookURL: cfg.WebhookURL, WebhookSecret: cfg.WebhookSecret,
 		Mailer: mailer, MailFrom: cfg.MailFrom, Templates: tmpl, Links: links,
 		Metrics: accountsMetrics,
+		Logouts: a.provider.BackchannelSender(nil), LogoutMaxAge: cfg.BackchannelLogoutMaxAge,
 	})
 	if err != nil {
 		return nil, err

@@ -66,6 +66,8 @@ type Config struct {
 	// Protocol extensions: pushed authorization requests (RFC 9126).
 	PARTTL     time.Duration `env:"AUTHD_PAR_TTL" envDefault:"5m" doc:"How long a request_uri from /oauth2/par stays usable (10s–10m); it must cover the user's login and consent."`
 	RequirePAR bool          `env:"AUTHD_REQUIRE_PAR" envDefault:"false" doc:"Refuse authorization requests not pushed to /oauth2/par first, for every client."`
+	// OIDC Back-Channel Logout: how long an undelivered logout token is retried.
+	BackchannelLogoutMaxAge time.Duration `env:"AUTHD_BACKCHANNEL_LOGOUT_MAX_AGE" envDefault:"24h" doc:"How long a back-channel logout notice is retried (with backoff) before it is given up and listed as failed (1m–720h)."`
 
 	issuerSet bool // AUTHD_ISSUER was given explicitly
 }
@@ -186,6 +188,9 @@ func (c *Config) validate() error {
 		if d <= 0 {
 			return fail(name, "must be a positive duration, got %s", d)
 		}
+	}
+	if c.BackchannelLogoutMaxAge < time.Minute || c.BackchannelLogoutMaxAge > 720*time.Hour {
+		return fail("AUTHD_BACKCHANNEL_LOGOUT_MAX_AGE", "must be between 1m and 720h, got %s", c.BackchannelLogoutMaxAge)
 	}
 	if c.PARTTL < 10*time.Second || c.PARTTL > 10*time.Minute {
 		return fail("AUTHD_PAR_TTL", "must be between 10s and 10m, got %s", c.PARTTL)
