@@ -15,8 +15,8 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/config"
-	"github.com/authd/authd/storage"
 	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/fositestore"
 )
 
