@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/authd/authd/internal/problem"
 	"github.com/authd/authd/storage"
 )
 
@@ -196,4 +198,31 @@ func (s *Service) ListLogoutDeliveries(ctx context.Context, status LogoutDeliver
 		return nil, fmt.Errorf("accounts: list back-channel logouts: %w", err)
 	}
 	return out, nil
+}
+
+// listLogoutDeliveries is GET /admin/v1/backchannel-logouts: the newest
+// notices (100 unless limit says otherwise), filtered by status and client.
+func (h *AdminHandler) listLogoutDeliveries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := limitParam(r)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	if limit == 0 {
+		limit = 100
+	}
+	items, err := h.svc.ListLogoutDeliveries(r.Context(), LogoutDeliveryStatus(q.Get("status")), q.Get("client_id"), limit)
+	if errors.Is(err, ErrBadStatus) {
+		problem.Write(w, r, problem.Invalid("status", "status is pending, failed or delivered"))
+		return
+	}
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	if items == nil {
+		items = []LogoutDeliveryInfo{}
+	}
+	problem.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
 }
