@@ -5,14 +5,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"html"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/authd/authd/internal/demo"
 	"github.com/authd/authd/internal/problem"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/resource"
@@ -514,5 +518,47 @@ func TestBackchannelLogout_URIValidated(t *testing.T) {
 	if _, _, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "x", RedirectURIs: []string{secRedirect},
 		BackchannelLogoutURI: "https://rp.example/logout"}); err != nil {
 		t.Errorf("https: %v", err)
+	}
+}
+
+// The demo app (`authd dev`'s relying party) keeps a local session and ends
+// it when authd's logout token arrives.
+func TestBackchannelLogout_DemoAppEndsItsSession(t *testing.T) {
+	e := newBCEnv(t)
+	u := e.mustUser("bc-demo@example.com")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpURL := "http://" + ln.Addr().String()
+	id, secret := e.mustClient(oauth.ClientSpec{Name: "demo", RedirectURIs: []string{rpURL + "/demo/callback"},
+		PostLogoutRedirectURIs: []string{rpURL + "/demo"}, GrantTypes: []string{"authorization_code", "refresh_token"},
+		Scopes:               []string{"openid", "profile", "email", "roles", "offline_access", "credits:read"},
+		BackchannelLogoutURI: rpURL + "/demo/backchannel-logout"})
+	srv := &http.Server{Handler: demo.New(e.URL, id, secret, rpURL+"/demo/callback", nil), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	jar, _ := cookiejar.New(nil)
+	b := &secBrowser{tb: t, c: &http.Client{Jar: jar}} // follows every redirect, as a browser
+	_, page := b.post(rpURL+"/demo/login", nil)
+	_, page = b.login(e.URL, page, u.Email)
+	if strings.Contains(page, `action="/consent"`) {
+		f := secHidden(page)
+		f.Set("decision", "allow")
+		_, page = b.post(e.URL+"/consent", f)
+	}
+	m := regexp.MustCompile(`href="([^"]*/oauth2/logout\?[^"]*)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no logout link on the demo page:\n%s", page)
+	}
+	if _, home := b.get(rpURL + "/demo"); !strings.Contains(home, "You have a session in this app") {
+		t.Fatalf("no local session:\n%s", home)
+	}
+	b.get(html.UnescapeString(m[1])) // RP-initiated logout; back to /demo
+	e.waitFor("the demo's logout token delivered", `SELECT count(*) = 1 FROM outbox
+		WHERE kind = 'backchannel_logout' AND payload->>'client_id' = $1 AND delivered_at IS NOT NULL`, id)
+	if _, home := b.get(rpURL + "/demo"); !strings.Contains(home, "back-channel logout") || strings.Contains(home, "You have a session") {
+		t.Fatalf("the demo's session survived the logout:\n%s", home)
 	}
 }
