@@ -41,6 +41,7 @@ func NewAdminHandler(svc *Service, log *zap.Logger) *AdminHandler {
 //	POST   /roles                    {"name","description"}
 //	DELETE /roles/{name}
 //	GET    /audit                    ?actor=&target=&type=&cursor=&limit=
+//	GET    /backchannel-logouts      ?status=pending|failed|delivered&client_id=&limit=
 func (h *AdminHandler) Mount(admin *authn.Router) {
 	route := func(method, path string, fn http.HandlerFunc) {
 		admin.HandleFunc(method, path, authn.Policy{Callers: authn.Admin}, fn)
@@ -56,6 +57,7 @@ func (h *AdminHandler) Mount(admin *authn.Router) {
 	route(http.MethodPost, "/roles", h.createRole)
 	route(http.MethodDelete, "/roles/{name}", h.deleteRole)
 	route(http.MethodGet, "/audit", h.listAudit)
+	route(http.MethodGet, "/backchannel-logouts", h.listLogoutDeliveries)
 }
 
 // adminProblem translates the admin operations' errors.

@@ -39,17 +39,27 @@ func (s *Service) SetDisabled(ctx context.Context, origin audit.Event, userID st
 	}
 	var out *User
 	err := storage.InTx(ctx, s.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE users SET disabled = $2, updated_at = now() WHERE id = $1`, userID, disabled)
+		var was bool
+		err := tx.QueryRow(ctx, `SELECT disabled FROM users WHERE id = $1 FOR UPDATE`, userID).Scan(&was)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
 		if err != nil {
 			return fmt.Errorf("accounts: set disabled of %s: %w", userID, err)
 		}
-		if tag.RowsAffected() == 0 {
-			return ErrNotFound
+		if _, err := tx.Exec(ctx, `UPDATE users SET disabled = $2, updated_at = now() WHERE id = $1`, userID, disabled); err != nil {
+			return fmt.Errorf("accounts: set disabled of %s: %w", userID, err)
 		}
+		var ended []string
 		if disabled && revoke {
-			if err := s.RevokeUserSessions(ctx, tx, userID, ""); err != nil {
+			if ended, err = endSessions(ctx, tx, userID, ""); err != nil {
 				return err
 			}
+		}
+		// Relying parties end their sessions when the user goes from enabled
+		// to disabled, even when authd's sessions survive for a later enable.
+		if err := s.queueLogouts(ctx, tx, userID, ended, disabled && !was); err != nil {
+			return err
 		}
 		if err := audit.Record(ctx, tx, s.log, auditWith(origin, typ, "user", userID, details)); err != nil {
 			return err
@@ -221,6 +231,10 @@ func (s *Service) DeleteUser(ctx context.Context, origin audit.Event, userID str
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM login_failures WHERE email = $1`, email); err != nil {
 			return fmt.Errorf("accounts: delete user %s: %w", userID, err)
+		}
+		// Before the rows go: the relying parties are found through them.
+		if err := s.logOutEverywhere(ctx, tx, userID); err != nil {
+			return err
 		}
 		if history {
 			res.Outcome = OutcomeAnonymised

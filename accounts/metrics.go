@@ -35,11 +35,12 @@ type Metrics struct {
 	resets           *prometheus.CounterVec   // stage
 	delivery         *prometheus.HistogramVec // kind
 	deliveryFailures *prometheus.CounterVec   // kind
+	deliveryGiveUps  *prometheus.CounterVec   // kind
 }
 
 // outboxKinds are the values of the outbox.kind column (a CHECK constraint
 // bounds them), pre-declared so every series exists from the first scrape.
-func outboxKinds() []string { return []string{"mail", "webhook"} }
+func outboxKinds() []string { return []string{"mail", "webhook", OutboxBackchannelLogout} }
 
 // NewMetrics registers the accounts metrics on reg (nil: unregistered). With a pool it also
 // registers the scrape-time gauges authd_outbox_pending and
@@ -73,6 +74,10 @@ func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool, log *zap.Logger) 
 			Name: "authd_outbox_delivery_failures_total",
 			Help: "Failed outbox delivery attempts (each is retried with backoff), by kind.",
 		}, []string{"kind"}),
+		deliveryGiveUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_outbox_delivery_given_up_total",
+			Help: "Outbox rows no longer retried (back-channel logout notices older than AUTHD_BACKCHANNEL_LOGOUT_MAX_AGE), by kind.",
+		}, []string{"kind"}),
 	}
 	for _, o := range []LoginOutcome{LoginSuccess, LoginInvalidCredentials, LoginThrottled, LoginRateLimited, LoginDisabled, LoginError} {
 		m.logins.WithLabelValues(string(o))
@@ -89,11 +94,12 @@ func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool, log *zap.Logger) 
 	for _, k := range outboxKinds() {
 		m.delivery.WithLabelValues(k)
 		m.deliveryFailures.WithLabelValues(k)
+		m.deliveryGiveUps.WithLabelValues(k)
 	}
 	if reg == nil {
 		return m, nil // counted but not exported, like the other modules' metrics
 	}
-	cs := []prometheus.Collector{m.logins, m.registrations, m.verifications, m.resets, m.delivery, m.deliveryFailures}
+	cs := []prometheus.Collector{m.logins, m.registrations, m.verifications, m.resets, m.delivery, m.deliveryFailures, m.deliveryGiveUps}
 	if pool != nil {
 		if log == nil {
 			log = zap.NewNop()
@@ -173,6 +179,12 @@ func (m *Metrics) deliveryFailed(kind string) {
 	}
 }
 
+func (m *Metrics) deliveryAbandoned(kind string) {
+	if m != nil {
+		m.deliveryGiveUps.WithLabelValues(kind).Inc()
+	}
+}
+
 // stateCollector reads the outbox depth and the active browser sessions at
 // scrape time. Both queries are single aggregates (the outbox one over the
 // partial index of undelivered rows); a slow or unreachable database costs
@@ -182,6 +194,7 @@ type stateCollector struct {
 	pool           *pgxpool.Pool
 	log            *zap.Logger
 	outboxPending  *prometheus.Desc
+	outboxFailed   *prometheus.Desc
 	sessionsActive *prometheus.Desc
 }
 
@@ -190,7 +203,9 @@ const stateTimeout = 2 * time.Second
 func newStateCollector(pool *pgxpool.Pool, log *zap.Logger) *stateCollector {
 	return &stateCollector{pool: pool, log: log,
 		outboxPending: prometheus.NewDesc("authd_outbox_pending",
-			"Outbox rows not yet delivered (mail and webhook events), by kind; read from Postgres at scrape time.", []string{"kind"}, nil),
+			"Outbox rows not yet delivered and still retried (mail, webhook events, back-channel logouts), by kind; read from Postgres at scrape time.", []string{"kind"}, nil),
+		outboxFailed: prometheus.NewDesc("authd_outbox_failed",
+			"Outbox rows given up and kept for inspection (back-channel logouts: GET /admin/v1/backchannel-logouts?status=failed), by kind; read from Postgres at scrape time.", []string{"kind"}, nil),
 		sessionsActive: prometheus.NewDesc("authd_sessions_active",
 			"Browser sessions neither expired nor revoked; read from Postgres at scrape time.", nil, nil),
 	}
@@ -198,25 +213,27 @@ func newStateCollector(pool *pgxpool.Pool, log *zap.Logger) *stateCollector {
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.outboxPending
+	ch <- c.outboxFailed
 	ch <- c.sessionsActive
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
-	pending := map[string]int64{}
+	pending, failed := map[string]int64{}, map[string]int64{}
 	for _, k := range outboxKinds() {
-		pending[k] = 0
+		pending[k], failed[k] = 0, 0
 	}
-	rows, err := c.pool.Query(ctx, `SELECT kind, count(*) FROM outbox WHERE delivered_at IS NULL GROUP BY kind`)
+	rows, err := c.pool.Query(ctx, `SELECT kind, count(*) FILTER (WHERE failed_at IS NULL), count(*) FILTER (WHERE failed_at IS NOT NULL)
+		FROM outbox WHERE delivered_at IS NULL GROUP BY kind`)
 	if err == nil {
 		for rows.Next() {
 			var k string
-			var n int64
-			if err = rows.Scan(&k, &n); err != nil {
+			var n, f int64
+			if err = rows.Scan(&k, &n, &f); err != nil {
 				break
 			}
-			pending[k] = n
+			pending[k], failed[k] = n, f
 		}
 		rows.Close()
 		if err == nil {
@@ -228,6 +245,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		for k, n := range pending {
 			ch <- prometheus.MustNewConstMetric(c.outboxPending, prometheus.GaugeValue, float64(n), k)
+			ch <- prometheus.MustNewConstMetric(c.outboxFailed, prometheus.GaugeValue, float64(failed[k]), k)
 		}
 	}
 	var active int64

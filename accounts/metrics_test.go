@@ -48,8 +48,9 @@ func TestMetrics_ScrapeTimeGaugesReadPostgres(t *testing.T) {
 	// Registration queued one verification mail and one user.registered
 	// event; nothing delivers them here.
 	want := `
-# HELP authd_outbox_pending Outbox rows not yet delivered (mail and webhook events), by kind; read from Postgres at scrape time.
+# HELP authd_outbox_pending Outbox rows not yet delivered and still retried (mail, webhook events, back-channel logouts), by kind; read from Postgres at scrape time.
 # TYPE authd_outbox_pending gauge
+authd_outbox_pending{kind="backchannel_logout"} 0
 authd_outbox_pending{kind="mail"} 1
 authd_outbox_pending{kind="webhook"} 1
 # HELP authd_sessions_active Browser sessions neither expired nor revoked; read from Postgres at scrape time.

@@ -277,7 +277,10 @@ type SessionTokenRevoker interface {
 // EndSession ends one of the user's browser sessions (and, when the revoker
 // supports it, the tokens issued through it). It returns ErrNoSession.
 func (s *Service) EndSession(ctx context.Context, userID, sessionID string) error {
-	if err := s.RevokeSession(ctx, s.pool, userID, sessionID); err != nil {
+	err := storage.InTx(ctx, s.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
+		return s.RevokeSession(ctx, tx, userID, sessionID)
+	})
+	if err != nil {
 		return err
 	}
 	if r, ok := s.cfg.Revoker.(SessionTokenRevoker); ok {

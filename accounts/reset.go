@@ -106,7 +106,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) (*U
 		if err := invalidateTokens(ctx, tx, uid, purposeReset, s.cfg.Now()); err != nil {
 			return err
 		}
-		if err := s.RevokeUserSessions(ctx, tx, uid, ""); err != nil {
+		if err := s.logOutEverywhere(ctx, tx, uid); err != nil {
 			return err
 		}
 		if err := s.auditSelf(ctx, tx, "user.password_reset", uid); err != nil {

@@ -19,7 +19,10 @@ var ErrNoSession = errors.New("accounts: no such session")
 
 // Session is a browser session behind the hosted pages' cookie.
 type Session struct {
-	ID         string    `json:"id"`
+	ID string `json:"id"`
+	// SID is the session's public id, the "sid" of ID and logout tokens.
+	// Relying parties see it; it is neither the cookie nor ID.
+	SID        string    `json:"-"`
 	UserID     string    `json:"-"`
 	AuthTime   time.Time `json:"auth_time"`
 	UserAgent  string    `json:"user_agent"`
@@ -62,7 +65,7 @@ func (s *Service) CreateSessionWith(ctx context.Context, userID, userAgent, ip s
 	}
 	sess := &Session{UserID: userID, AuthTime: now, UserAgent: userAgent, IP: ip, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionMaxAge), AMR: amr}
 	err := s.pool.QueryRow(ctx, `INSERT INTO browser_sessions (token_hash, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at, amr)
-		VALUES ($1,$2,$3,$4,$5,$3,$3,$6,$7) RETURNING id`, hash, userID, now, userAgent, ip, sess.ExpiresAt, amr).Scan(&sess.ID)
+		VALUES ($1,$2,$3,$4,$5,$3,$3,$6,$7) RETURNING id, sid`, hash, userID, now, userAgent, ip, sess.ExpiresAt, amr).Scan(&sess.ID, &sess.SID)
 	if err != nil {
 		return "", nil, fmt.Errorf("accounts: create session for %s: %w", userID, err)
 	}
@@ -81,8 +84,8 @@ func (s *Service) SessionByToken(ctx context.Context, token string) (*Session, *
 	now := s.cfg.Now()
 	err := s.pool.QueryRow(ctx, `UPDATE browser_sessions SET last_seen_at = $2
 		WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3
-		RETURNING id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at, amr`, HashToken(token), now, now.Add(-s.cfg.SessionIdleTimeout)).
-		Scan(&sess.ID, &sess.UserID, &sess.AuthTime, &sess.UserAgent, &sess.IP, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &sess.AMR)
+		RETURNING id, sid, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at, amr`, HashToken(token), now, now.Add(-s.cfg.SessionIdleTimeout)).
+		Scan(&sess.ID, &sess.SID, &sess.UserID, &sess.AuthTime, &sess.UserAgent, &sess.IP, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &sess.AMR)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, ErrNoSession
 	}
@@ -105,7 +108,7 @@ func (s *Service) SessionByToken(ctx context.Context, token string) (*Session, *
 // Sessions lists the user's live sessions, newest first.
 func (s *Service) Sessions(ctx context.Context, userID string) ([]Session, error) {
 	now := s.cfg.Now()
-	rows, err := s.pool.Query(ctx, `SELECT id, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at, amr
+	rows, err := s.pool.Query(ctx, `SELECT id, sid, user_id, auth_time, user_agent, ip, created_at, last_seen_at, expires_at, amr
 		FROM browser_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3
 		ORDER BY created_at DESC`, userID, now, now.Add(-s.cfg.SessionIdleTimeout))
 	if err != nil {
@@ -113,12 +116,14 @@ func (s *Service) Sessions(ctx context.Context, userID string) ([]Session, error
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Session, error) {
 		var x Session
-		err := row.Scan(&x.ID, &x.UserID, &x.AuthTime, &x.UserAgent, &x.IP, &x.CreatedAt, &x.LastSeenAt, &x.ExpiresAt, &x.AMR)
+		err := row.Scan(&x.ID, &x.SID, &x.UserID, &x.AuthTime, &x.UserAgent, &x.IP, &x.CreatedAt, &x.LastSeenAt, &x.ExpiresAt, &x.AMR)
 		return x, err
 	})
 }
 
-// RevokeSession ends one session of the user; ErrNoSession if it is not theirs.
+// RevokeSession ends one session of the user, and queues the back-channel
+// logout of its relying parties, in q (which should be a transaction);
+// ErrNoSession if it is not theirs.
 func (s *Service) RevokeSession(ctx context.Context, q storage.Querier, userID, sessionID string) error {
 	if !uuidRE.MatchString(sessionID) {
 		return ErrNoSession
@@ -130,21 +135,33 @@ func (s *Service) RevokeSession(ctx context.Context, q storage.Querier, userID, 
 	if tag.RowsAffected() == 0 {
 		return ErrNoSession
 	}
-	return nil
+	return s.queueLogouts(ctx, q, userID, []string{sessionID}, false)
 }
 
-// RevokeSessionByToken ends the session behind a cookie value (logout).
+// RevokeSessionByToken ends the session behind a cookie value (logout) and
+// queues the back-channel logout of its relying parties, in one transaction.
 func (s *Service) RevokeSessionByToken(ctx context.Context, token string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE browser_sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL`, HashToken(token))
-	return err
+	return storage.InTx(ctx, s.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
+		var id, userID string
+		err := tx.QueryRow(ctx, `UPDATE browser_sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL
+			RETURNING id::text, user_id::text`, HashToken(token)).Scan(&id, &userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("accounts: end session: %w", err)
+		}
+		return s.queueLogouts(ctx, tx, userID, []string{id}, false)
+	})
 }
 
-// RevokeUserSessions ends every session of the user except keepID (may be "").
+// RevokeUserSessions ends every session of the user except keepID (may be
+// ""), and queues the back-channel logout of the ended sessions' relying
+// parties, in q (which should be a transaction).
 func (s *Service) RevokeUserSessions(ctx context.Context, q storage.Querier, userID, keepID string) error {
-	_, err := q.Exec(ctx, `UPDATE browser_sessions SET revoked_at = now()
-		WHERE user_id = $1 AND revoked_at IS NULL AND ($2 = '' OR id::text <> $2)`, userID, keepID)
+	ids, err := endSessions(ctx, q, userID, keepID)
 	if err != nil {
-		return fmt.Errorf("accounts: revoke sessions of %s: %w", userID, err)
+		return err
 	}
-	return nil
+	return s.queueLogouts(ctx, q, userID, ids, false)
 }

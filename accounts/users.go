@@ -79,6 +79,9 @@ type Config struct {
 	Throttle       ThrottleConfig
 	// Revoker revokes a user's OAuth tokens on password reset; nil skips it.
 	Revoker TokenRevoker
+	// Logouts names the relying parties to send back-channel logout tokens
+	// when sessions end; nil queues none.
+	Logouts LogoutAudience
 	// Links, when set, encrypts the token-bearing links of queued mail; the
 	// Worker needs the same sealer (WorkerConfig.Links) to send them.
 	Links *LinkSealer

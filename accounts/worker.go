@@ -48,6 +48,11 @@ type WorkerConfig struct {
 	Now          func() time.Time
 	// Metrics records delivery latency and failures; nil records nothing.
 	Metrics *Metrics
+	// Logouts sends back-channel logout notices; nil leaves them queued.
+	Logouts LogoutSender
+	// LogoutMaxAge is how long a logout notice is retried (24h,
+	// AUTHD_BACKCHANNEL_LOGOUT_MAX_AGE); after it the row is marked failed.
+	LogoutMaxAge time.Duration
 }
 
 // Worker delivers the outbox: webhook events and mail. Any number of workers
@@ -92,6 +97,9 @@ func NewWorker(pool *pgxpool.Pool, log *zap.Logger, cfg WorkerConfig) (*Worker, 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.LogoutMaxAge <= 0 {
+		cfg.LogoutMaxAge = 24 * time.Hour
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -101,6 +109,9 @@ func NewWorker(pool *pgxpool.Pool, log *zap.Logger, cfg WorkerConfig) (*Worker, 
 	}
 	if cfg.Mailer != nil {
 		w.kinds = append(w.kinds, "mail")
+	}
+	if cfg.Logouts != nil {
+		w.kinds = append(w.kinds, OutboxBackchannelLogout)
 	}
 	return w, nil
 }
@@ -205,7 +216,7 @@ type outboxRow struct {
 func (w *Worker) ProcessOnce(ctx context.Context) (int, error) {
 	rows, err := w.pool.Query(ctx, `WITH due AS (
 			SELECT id FROM outbox
-			WHERE delivered_at IS NULL AND next_attempt_at <= now() AND kind = ANY($3)
+			WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now() AND kind = ANY($3)
 			ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 		UPDATE outbox o SET next_attempt_at = now() + $2 * interval '1 millisecond',
 			lease_id = gen_random_uuid(), attempts = o.attempts + 1
@@ -249,6 +260,8 @@ func (w *Worker) deliver(ctx context.Context, r outboxRow) error {
 		return w.deliverWebhook(ctx, r)
 	case "mail":
 		return w.deliverMail(ctx, r)
+	case OutboxBackchannelLogout:
+		return w.deliverLogout(ctx, r)
 	}
 	return fmt.Errorf("unknown outbox kind %q", r.kind)
 }
@@ -307,10 +320,27 @@ func (w *Worker) finish(ctx context.Context, r outboxRow, derr error) error {
 	if len(msg) > 500 {
 		msg = msg[:500]
 	}
-	_, err := w.pool.Exec(ctx, `UPDATE outbox SET next_attempt_at = now() + $3 * interval '1 millisecond', lease_id = NULL, last_error = $4
-		WHERE id = $1 AND lease_id = $2`, r.id, r.lease, delay.Milliseconds(), msg)
-	if err != nil {
+	// A logout notice stops mattering after a while (the relying party's
+	// session has ended or been forgotten): past LogoutMaxAge it is given up
+	// and stays listed as failed for the administrators.
+	maxAge := time.Duration(0)
+	if r.kind == OutboxBackchannelLogout {
+		maxAge = w.cfg.LogoutMaxAge
+	}
+	var gaveUp bool
+	err := w.pool.QueryRow(ctx, `UPDATE outbox SET next_attempt_at = now() + $3 * interval '1 millisecond', lease_id = NULL, last_error = $4,
+			failed_at = CASE WHEN $5 > 0 AND created_at + $5 * interval '1 millisecond' <= now() THEN now() END
+		WHERE id = $1 AND lease_id = $2 RETURNING failed_at IS NOT NULL`, r.id, r.lease, delay.Milliseconds(), msg, maxAge.Milliseconds()).Scan(&gaveUp)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil // our lease expired: the successor's outcome counts
+	case err != nil:
 		return fmt.Errorf("accounts: reschedule outbox row: %w", err)
+	case gaveUp:
+		w.cfg.Metrics.deliveryAbandoned(r.kind)
+		w.log.Error("outbox delivery given up", zap.String("id", r.id), zap.String("kind", r.kind), zap.String("type", r.typ),
+			zap.Int("attempt", r.attempts), zap.Error(derr))
+		return nil
 	}
 	w.log.Warn("outbox delivery failed", zap.String("id", r.id), zap.String("kind", r.kind), zap.String("type", r.typ),
 		zap.Int("attempt", r.attempts), zap.Duration("retry_in", delay), zap.Error(derr))
@@ -331,7 +361,7 @@ func (w *Worker) backoff(attempt int) time.Duration {
 func (w *Worker) nextDue(ctx context.Context) (time.Duration, bool) {
 	var secs *float64
 	err := w.pool.QueryRow(ctx, `SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now())::float8 FROM outbox
-		WHERE delivered_at IS NULL AND kind = ANY($1)`, w.kinds).Scan(&secs)
+		WHERE delivered_at IS NULL AND failed_at IS NULL AND kind = ANY($1)`, w.kinds).Scan(&secs)
 	if err != nil || secs == nil {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			w.log.Debug("outbox next due", zap.Error(err))

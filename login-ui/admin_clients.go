@@ -24,6 +24,10 @@ type ClientForm struct {
 	Scopes                  []string
 	Public, FirstParty      bool
 	TokenEndpointAuthMethod string
+	// BackchannelLogoutURI and BackchannelLogoutSessionRequired are the
+	// client's OIDC Back-Channel Logout registration.
+	BackchannelLogoutURI             string
+	BackchannelLogoutSessionRequired bool
 }
 
 // ConsoleClients is what the console needs of the client registry: the
@@ -90,7 +94,8 @@ func (c *Console) formView(f ClientForm) ClientFormView {
 func formOf(cl *fositestore.Client) ClientForm {
 	return ClientForm{Name: cl.Name, RedirectURIs: cl.RedirectURIs, PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs,
 		GrantTypes: cl.GrantTypes, Scopes: cl.Scopes, Public: cl.Public, FirstParty: cl.FirstParty,
-		TokenEndpointAuthMethod: cl.TokenEndpointAuthMethod}
+		TokenEndpointAuthMethod: cl.TokenEndpointAuthMethod,
+		BackchannelLogoutURI:    cl.BackchannelLogoutURI, BackchannelLogoutSessionRequired: cl.BackchannelLogoutSessionRequired}
 }
 
 // readClientForm reads the POSTed client form.
@@ -113,7 +118,9 @@ func readClientForm(r *http.Request) ClientForm {
 	return ClientForm{Name: r.PostFormValue("name"), RedirectURIs: lines(r.PostFormValue("redirect_uris")),
 		PostLogoutRedirectURIs: lines(r.PostFormValue("post_logout_redirect_uris")), GrantTypes: grants,
 		Scopes: strings.Fields(r.PostFormValue("scopes")), Public: r.PostFormValue("public") == "on",
-		FirstParty: r.PostFormValue("first_party") == "on", TokenEndpointAuthMethod: r.PostFormValue("token_endpoint_auth_method")}
+		FirstParty: r.PostFormValue("first_party") == "on", TokenEndpointAuthMethod: r.PostFormValue("token_endpoint_auth_method"),
+		BackchannelLogoutURI:             strings.TrimSpace(r.PostFormValue("backchannel_logout_uri")),
+		BackchannelLogoutSessionRequired: r.PostFormValue("backchannel_logout_session_required") == "on"}
 }
 
 // clientMessage is the message and status of a registry error the admin can

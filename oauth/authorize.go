@@ -166,8 +166,14 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		sess.Headers.Extra[headerAlg] = client.IDTokenSignedResponseAlg
 	}
 	addIDTokenClaims(sess, ar.GetGrantedScopes(), user)
+	setSID(sess, bsess.SID)
 	sess.setRoles(user.Roles, idTokenHasRoles(ar.GetGrantedScopes()))
 
+	// Before the code exists: ending the session must reach this client.
+	if err := p.linkSession(ctx, bsess.ID, client.ID); err != nil {
+		p.authorizeError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
 	resp, err := p.op.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		p.authorizeError(ctx, w, ar, err)

@@ -193,7 +193,12 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
+		sid, err := p.sessionSID(ctx, d.BrowserSess)
+		if err != nil {
+			return err
+		}
 		ar = p.deviceAccessRequest(client, d, u)
+		setSID(ar.GetSession().(*Session), sid)
 		resp, err = p.op.NewAccessResponse(ctx, ar)
 		if err != nil {
 			return err
@@ -324,6 +329,13 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 	switch r.PostFormValue("decision") {
 	case "allow", "deny":
 		allow := r.PostFormValue("decision") == "allow"
+		if allow {
+			if err := p.linkSession(ctx, bsess.ID, d.ClientID); err != nil {
+				st, msg := loginui.Failure(w, err)
+				p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+				return
+			}
+		}
 		err := p.store.DecideDevice(ctx, code, allow, user.ID, bsess.ID, bsess.AuthTime)
 		if errors.Is(err, fositestore.ErrDeviceNotPending) {
 			page.Error, page.Data = "That code is not valid or has expired. Check the code on your device.", data

@@ -52,7 +52,8 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"request_uri_parameter_supported":                          false,
 		"prompt_values_supported":                                  []string{"none", "login", "consent"},
 		"authorization_response_iss_parameter_supported":           true,
-		"backchannel_logout_supported":                             false,
+		"backchannel_logout_supported":                             true,
+		"backchannel_logout_session_supported":                     true,
 		"frontchannel_logout_supported":                            false,
 		"pushed_authorization_request_endpoint":                    iss + "/oauth2/par",
 		"require_pushed_authorization_requests":                    p.cfg.RequirePAR,
@@ -65,4 +66,4 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 
 // claimsSupported are the claims ID tokens and userinfo may carry.
 var claimsSupported = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "at_hash", "rat",
-	"email", "email_verified", "name", "roles"}
+	"email", "email_verified", "name", "roles", "sid"}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authd/authd/oauth/resource"
+	"github.com/authd/authd/resource"
 )
 
 func TestVerifier_RequireAuthentication(t *testing.T) {

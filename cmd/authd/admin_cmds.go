@@ -41,6 +41,8 @@ type clientJSON struct {
 	IDTokenSignedResponseAlg    string          `json:"id_token_signed_response_alg,omitempty"`
 	RequirePAR                  bool            `json:"require_pushed_authorization_requests"`
 	RequireMFA                  bool            `json:"require_mfa"`
+	BackchannelLogoutURI        string          `json:"backchannel_logout_uri,omitempty"`
+	BackchannelSessionRequired  bool            `json:"backchannel_logout_session_required"`
 	CreatedAt                   time.Time       `json:"created_at"`
 }
 
@@ -52,12 +54,13 @@ func toClientJSON(c *fositestore.Client, secret string) clientJSON {
 		TokenEndpointAuthSigningAlg: c.TokenEndpointAuthSigningAlg, JWKS: c.JWKS, JWKSURI: c.JWKSURI,
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, CreatedAt: c.CreatedAt,
 		RequirePAR: c.RequirePushedAuthorizationRequests, RequireMFA: c.RequireMFA,
+		BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelSessionRequired: c.BackchannelLogoutSessionRequired,
 	}
 }
 
 func withClients(ctx context.Context, fn func(cr *clients.Registry) error) error {
-	return withPool(ctx, func(_ *config.Config, pool *pgxpool.Pool) error {
-		return fn(clients.NewRegistry(fositestore.New(pool, fositestore.Options{})))
+	return withPool(ctx, func(cfg *config.Config, pool *pgxpool.Pool) error {
+		return fn(clients.NewRegistry(fositestore.New(pool, fositestore.Options{})).InDev(cfg.Dev()))
 	})
 }
 
@@ -122,6 +125,8 @@ follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
 	f.Int64Var(&spec.ChargeMaxPerUserDay, "charge-max-per-user-day", 0, "with scope credits:charge: the most credits charged to one user per UTC day (0: no cap)")
 	f.BoolVar(&spec.RequirePushedAuthorizationRequests, "require-par", false, "the client must push every authorization request to /oauth2/par first (RFC 9126)")
 	f.BoolVar(&spec.RequireMFA, "require-mfa", false, "the client's users must pass a second factor (and enrol one when they have none) before it gets a code")
+	f.StringVar(&spec.BackchannelLogoutURI, "backchannel-logout-uri", "", "URL that receives logout tokens (OIDC Back-Channel Logout; https, http on loopback only in development)")
+	f.BoolVar(&spec.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false, "every logout token must carry sid (needs --backchannel-logout-uri)")
 	f.StringVar(&jwksFile, "jwks", "", "file with the client's public JWKS (private_key_jwt)")
 	f.StringVar(&spec.JWKSURI, "jwks-uri", "", "URL where the client publishes its public JWKS (private_key_jwt; https, or http on loopback)")
 	f.StringVar(&spec.TokenEndpointAuthSigningAlg, "token-auth-signing-alg", "", "alg of private_key_jwt assertions: RS256 or ES256 (default: from the keys)")

@@ -113,6 +113,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		BaseURL:            cfg.Issuer,
 		Webhooks:           cfg.WebhookURL != "",
 		Revoker:            a.store,
+		Logouts:            oauth.BackchannelAudience{},
 		Links:              links,
 		Metrics:            accountsMetrics,
 		SessionIdleTimeout: cfg.SessionIdleTimeout,
@@ -210,6 +211,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		WebhookURL: cfg.WebhookURL, WebhookSecret: cfg.WebhookSecret,
 		Mailer: mailer, MailFrom: cfg.MailFrom, Templates: tmpl, Links: links,
 		Metrics: accountsMetrics,
+		Logouts: a.provider.BackchannelSender(nil), LogoutMaxAge: cfg.BackchannelLogoutMaxAge,
 	})
 	if err != nil {
 		return nil, err

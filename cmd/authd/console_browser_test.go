@@ -431,11 +431,14 @@ func TestConsole_ClientsInTheBrowser(t *testing.T) {
 	// Edit: add the code flow with a redirect URI.
 	b.click(`input[name=grant_types][value=authorization_code]`)
 	b.choose("redirect_uris", "https://billing.example/callback") // SetValue: an empty textarea cannot be cleared
+	b.fill("backchannel_logout_uri", "https://billing.example/backchannel-logout")
+	b.click("#backchannel_logout_session_required")
 	b.submit("/admin/clients/" + id)
 	b.mustSee("The client was saved.")
 	st, out := e.apiCall(http.MethodGet, "/admin/v1/clients/"+id, adminToken, nil)
 	if st != http.StatusOK || len(out["redirect_uris"].([]any)) != 1 || out["redirect_uris"].([]any)[0] != "https://billing.example/callback" ||
-		len(out["grant_types"].([]any)) != 2 {
+		len(out["grant_types"].([]any)) != 2 || out["backchannel_logout_uri"] != "https://billing.example/backchannel-logout" ||
+		out["backchannel_logout_session_required"] != true {
 		t.Fatalf("client through the admin API: %d %v", st, out)
 	}
 	b.shot("console-client")

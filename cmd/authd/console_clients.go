@@ -78,5 +78,7 @@ func applyForm(spec *clients.Spec, f loginui.ClientForm) []string {
 	flag("public", &spec.Public, f.Public)
 	flag("first_party", &spec.FirstParty, f.FirstParty)
 	str("token_endpoint_auth_method", &spec.TokenEndpointAuthMethod, f.TokenEndpointAuthMethod)
+	str("backchannel_logout_uri", &spec.BackchannelLogoutURI, f.BackchannelLogoutURI)
+	flag("backchannel_logout_session_required", &spec.BackchannelLogoutSessionRequired, f.BackchannelLogoutSessionRequired)
 	return changed
 }

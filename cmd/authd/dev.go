@@ -175,18 +175,25 @@ func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
 		}
 	}
 	reg := a.provider.Clients()
+	demoSpec := clients.Spec{
+		Name:                   "authd demo app",
+		RedirectURIs:           []string{rt.cfg.Issuer + "/demo/callback"},
+		PostLogoutRedirectURIs: []string{rt.cfg.Issuer + "/demo"},
+		GrantTypes:             []string{"authorization_code", "refresh_token"},
+		Scopes:                 []string{"openid", "profile", "email", "roles", "offline_access", "credits:read", "credits:spend"},
+		BackchannelLogoutURI:   rt.cfg.Issuer + "/demo/backchannel-logout",
+	}
 	if creds.DemoClientID == "" || func() bool { _, err := reg.GetClient(ctx, creds.DemoClientID); return err != nil }() {
-		c, secret, err := reg.CreateClient(ctx, clients.Spec{
-			Name:                   "authd demo app",
-			RedirectURIs:           []string{rt.cfg.Issuer + "/demo/callback"},
-			PostLogoutRedirectURIs: []string{rt.cfg.Issuer + "/demo"},
-			GrantTypes:             []string{"authorization_code", "refresh_token"},
-			Scopes:                 []string{"openid", "profile", "email", "roles", "offline_access", "credits:read", "credits:spend"},
-		})
+		c, secret, err := reg.CreateClient(ctx, demoSpec)
 		if err != nil {
 			return fmt.Errorf("dev: create demo client: %w", err)
 		}
 		creds.DemoClientID, creds.DemoClientSecret = c.ID, secret
+	} else if c, _ := reg.GetClient(ctx, creds.DemoClientID); c != nil && c.BackchannelLogoutURI != demoSpec.BackchannelLogoutURI {
+		// A demo client from before back-channel logout, or another issuer.
+		if _, _, err := reg.UpdateClient(ctx, c.ID, demoSpec); err != nil {
+			return fmt.Errorf("dev: update demo client: %w", err)
+		}
 	}
 	if err := saveDevCredentials(creds); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/config"
+	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/fositestore"
 )
@@ -62,7 +63,7 @@ func newAccounts(cfg *config.Config, pool *pgxpool.Pool, log *zap.Logger) (*acco
 		return nil, err
 	}
 	return accounts.New(pool, h, log, accounts.Config{DefaultRole: cfg.DefaultRole,
-		Revoker: fositestore.New(pool, fositestore.Options{})}), nil
+		Revoker: fositestore.New(pool, fositestore.Options{}), Logouts: oauth.BackchannelAudience{}}), nil
 }
 
 func (c *cli) userCmd() *cobra.Command {

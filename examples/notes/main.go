@@ -10,6 +10,9 @@
 //	NOTES_CLIENT_ID      the service's client (client_credentials, scope credits:charge)
 //	NOTES_CLIENT_SECRET
 //	NOTES_LISTEN         listen address (default 127.0.0.1:8090)
+//	NOTES_APP_CLIENT_ID  the app whose users' logouts the service honours: that
+//	                     client's backchannel_logout_uri is <this service>/backchannel-logout
+//	                     (OIDC Back-Channel Logout); empty: none
 package main
 
 import (
@@ -38,6 +41,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		Audience:     getenv("NOTES_AUDIENCE"),
 		ClientID:     getenv("NOTES_CLIENT_ID"),
 		ClientSecret: getenv("NOTES_CLIENT_SECRET"),
+		AppClientID:  getenv("NOTES_APP_CLIENT_ID"),
 	}
 	addr := getenv("NOTES_LISTEN")
 	if addr == "" {

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+	"time"
 )
 
 const editorPass = "correct horse battery staple"
@@ -20,11 +21,20 @@ func TestNotes_AgainstRealAuthd(t *testing.T) {
 		t.Fatalf("create role: %d %v", st, out)
 	}
 	editor := a.CLI(editorPass+"\n", "user", "create", "--email", "ed@example.com", "--password-stdin", "--role", "editor", "--verified")["id"].(string)
-	a.CLI(editorPass+"\n", "user", "create", "--email", "rita@example.com", "--password-stdin", "--verified")
+	rita := a.CLI(editorPass+"\n", "user", "create", "--email", "rita@example.com", "--password-stdin", "--verified")["id"].(string)
+
+	// The service's address is needed to register the app's back-channel
+	// logout URI; the handler comes after the clients.
+	var handler http.Handler
+	notes := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(notes.Close)
 
 	app := a.CLI("", "client", "create", "--name", "Notes app", "--first-party", "--grant-type", "password",
-		"--audience", "urn:authd:notes", "--scope", "openid notes:read")
+		"--audience", "urn:authd:notes", "--scope", "openid notes:read", "--backchannel-logout-uri", notes.URL+"/backchannel-logout")
 	appID, appSecret := app["client_id"].(string), app["client_secret"].(string)
+	if app["backchannel_logout_uri"] != notes.URL+"/backchannel-logout" {
+		t.Fatalf("client create: %v", app)
+	}
 	svc := a.CLI("", "client", "create", "--name", "Notes service", "--grant-type", "client_credentials", "--scope", "credits:charge credits:grant")
 	svcID, svcSecret := svc["client_id"].(string), svc["client_secret"].(string)
 
@@ -36,12 +46,11 @@ func TestNotes_AgainstRealAuthd(t *testing.T) {
 		t.Fatalf("grant: %d %v", st, out)
 	}
 
-	s, err := New(Config{Issuer: a.URL, ClientID: svcID, ClientSecret: svcSecret})
+	s, err := New(Config{Issuer: a.URL, ClientID: svcID, ClientSecret: svcSecret, AppClientID: appID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	notes := httptest.NewServer(s)
-	t.Cleanup(notes.Close)
+	handler = s
 
 	userToken := func(email, scope string) string {
 		return a.Token(appID, appSecret, url.Values{"grant_type": {"password"}, "username": {email},
@@ -103,6 +112,27 @@ func TestNotes_AgainstRealAuthd(t *testing.T) {
 			"password": {editorPass}, "scope": {"notes:read"}})
 		if st, _, _ := do(t, "GET", notes.URL+"/notes", tok, nil); st != 401 {
 			t.Fatalf("%d", st)
+		}
+	})
+	// Last: it disables Rita. Her token is still within its lifetime, but
+	// authd's logout token reaches the service and ends it there.
+	t.Run("OK_BackchannelLogoutEndsTokens", func(t *testing.T) {
+		if st, _, out := do(t, "POST", a.URL+"/admin/v1/users/"+rita+"/disable?revoke_sessions=false", admTok, nil); st != 200 {
+			t.Fatalf("disable: %d %v", st, out)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st, _, out := do(t, "GET", notes.URL+"/notes", ritaTok, nil)
+			if st == 401 && out["type"] == "urn:notes:problem:logged_out" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the logout never reached the service: %d %v", st, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if st, _, _ := do(t, "GET", notes.URL+"/notes", edTok, nil); st != 200 {
+			t.Errorf("another user's token: %d", st)
 		}
 	})
 }

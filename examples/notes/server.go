@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authd/authd/resource"
@@ -18,6 +20,10 @@ type Config struct {
 	Audience     string // default urn:authd:notes
 	ClientID     string
 	ClientSecret string
+	// AppClientID is the client id of the app whose users' logouts this
+	// service honours: that client registers this service's
+	// /backchannel-logout as its backchannel_logout_uri. Empty: none.
+	AppClientID string
 }
 
 // Server is the notes API. It is an http.Handler.
@@ -26,6 +32,9 @@ type Server struct {
 	credits  *resource.Credits
 	notes    *store
 	mux      *http.ServeMux
+
+	mu        sync.Mutex
+	loggedOut map[string]time.Time // user → when authd logged them out
 }
 
 // New builds the service from cfg.
@@ -41,11 +50,52 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{verifier: v, credits: c, notes: newStore(), mux: http.NewServeMux()}
+	s := &Server{verifier: v, credits: c, notes: newStore(), mux: http.NewServeMux(), loggedOut: map[string]time.Time{}}
 	// The whole protection of the API is these two lines.
-	s.mux.Handle("GET /notes", v.Require(v.RequireScope("notes:read")(http.HandlerFunc(s.list))))
-	s.mux.Handle("POST /notes", v.Require(v.RequireRole("editor")(http.HandlerFunc(s.create))))
+	s.mux.Handle("GET /notes", v.Require(s.current(v.RequireScope("notes:read")(http.HandlerFunc(s.list)))))
+	s.mux.Handle("POST /notes", v.Require(s.current(v.RequireRole("editor")(http.HandlerFunc(s.create)))))
+	if cfg.AppClientID != "" {
+		// Back-channel logout: authd tells the service when a user of the
+		// app logged out; tokens issued before that stop working here at
+		// once instead of at their expiry.
+		lv, err := resource.NewLogoutVerifier(resource.Config{Issuer: cfg.Issuer, Audience: cfg.AppClientID})
+		if err != nil {
+			return nil, err
+		}
+		s.mux.Handle("POST /backchannel-logout", lv.LogoutHandler(s.logout))
+	}
 	return s, nil
+}
+
+// logout records a verified logout token. Every logout token authd sends
+// names the user; one naming only a session (sid) has nothing to end here,
+// since access tokens do not carry sid.
+func (s *Server) logout(_ context.Context, c *resource.LogoutClaims) error {
+	if c.Subject == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.IssuedAt.After(s.loggedOut[c.Subject]) {
+		s.loggedOut[c.Subject] = c.IssuedAt
+	}
+	return nil
+}
+
+// current refuses access tokens issued before their user logged out.
+func (s *Server) current(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := resource.ClaimsFrom(r.Context())
+		s.mu.Lock()
+		out, ok := s.loggedOut[c.Subject]
+		s.mu.Unlock()
+		if ok && !c.IssuedAt.After(out) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="notes", error="invalid_token", error_description="the user has logged out"`)
+			writeProblem(w, http.StatusUnauthorized, "logged_out", "the user has logged out; log in again")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

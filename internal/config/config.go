@@ -70,6 +70,8 @@ type Config struct {
 	MFARequiredRoles []string `env:"AUTHD_MFA_REQUIRED_ROLES" envSeparator:"," doc:"Comma-separated roles whose holders must pass a second factor at every login (and enrol one first when they have none), e.g. admin."`
 	// Upstream identity providers (log in with Google, GitHub, …).
 	UpstreamTimeout time.Duration `env:"AUTHD_UPSTREAM_TIMEOUT" envDefault:"10s" doc:"Bound on each call to an upstream identity provider (discovery, JWKS, token, user API), 1s–1m; a slower upstream gets the person a retry page."`
+	// OIDC Back-Channel Logout: how long an undelivered logout token is retried.
+	BackchannelLogoutMaxAge time.Duration `env:"AUTHD_BACKCHANNEL_LOGOUT_MAX_AGE" envDefault:"24h" doc:"How long a back-channel logout notice is retried (with backoff) before it is given up and listed as failed (1m–720h)."`
 
 	issuerSet bool // AUTHD_ISSUER was given explicitly
 }
@@ -193,6 +195,9 @@ func (c *Config) validate() error {
 	}
 	if c.UpstreamTimeout < time.Second || c.UpstreamTimeout > time.Minute {
 		return fail("AUTHD_UPSTREAM_TIMEOUT", "must be between 1s and 1m, got %s", c.UpstreamTimeout)
+	}
+	if c.BackchannelLogoutMaxAge < time.Minute || c.BackchannelLogoutMaxAge > 720*time.Hour {
+		return fail("AUTHD_BACKCHANNEL_LOGOUT_MAX_AGE", "must be between 1m and 720h, got %s", c.BackchannelLogoutMaxAge)
 	}
 	if c.PARTTL < 10*time.Second || c.PARTTL > 10*time.Minute {
 		return fail("AUTHD_PAR_TTL", "must be between 10s and 10m, got %s", c.PARTTL)

@@ -2,7 +2,11 @@
 // runs the real authorization-code flow with PKCE against the server
 // (x/oauth2 + go-oidc), then shows the decoded ID token, the access token's
 // claims and the introspection response. State, nonce and the PKCE verifier
-// live in a short-lived HttpOnly cookie.
+// live in a short-lived HttpOnly cookie; a login then opens a local session
+// (in memory, behind its own cookie) that holds the refresh token and the
+// ID token's sub and sid. authd ends those sessions through back-channel
+// logout: POST /demo/backchannel-logout verifies the logout token with the
+// resource kit and ends the local sessions it names.
 package demo
 
 import (
@@ -20,20 +24,36 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/authd/authd/resource"
 )
 
 const (
 	flowCookie    = "authd_demo_flow"
-	refreshCookie = "authd_demo_rt"
+	sessionCookie = "authd_demo_session"
+	// maxSessions bounds the in-memory sessions; the oldest go first.
+	maxSessions = 1000
 )
 
-// Handler serves /demo, /demo/login, /demo/callback, /demo/refresh.
+// Handler serves /demo, /demo/login, /demo/callback, /demo/refresh and
+// /demo/backchannel-logout.
 type Handler struct {
 	issuer, clientID, secret, redirect string
 	hc                                 *http.Client
 	mu                                 sync.Mutex
 	provider                           *oidc.Provider // discovered on first use: the issuer may start after New
 	mux                                *http.ServeMux
+	logouts                            *resource.LogoutVerifier
+	sessions                           map[string]*session // by the session cookie's value
+}
+
+// session is the demo's own login, as any app keeps one.
+type session struct {
+	Subject, SID, RefreshToken string
+	Created                    time.Time
+	// EndedByIssuer is set by a back-channel logout; the next page view
+	// says so and forgets the session.
+	EndedByIssuer bool
 }
 
 // New returns the demo relying party. redirectURL must be registered for
@@ -44,12 +64,64 @@ func New(issuerURL, clientID, clientSecret, redirectURL string, httpClient *http
 		httpClient = http.DefaultClient
 	}
 	h := &Handler{issuer: strings.TrimRight(issuerURL, "/"), clientID: clientID, secret: clientSecret,
-		redirect: redirectURL, hc: httpClient, mux: http.NewServeMux()}
+		redirect: redirectURL, hc: httpClient, mux: http.NewServeMux(), sessions: map[string]*session{}}
 	h.mux.HandleFunc("GET /demo", h.home)
 	h.mux.HandleFunc("POST /demo/login", h.login)
 	h.mux.HandleFunc("GET /demo/callback", h.callback)
 	h.mux.HandleFunc("POST /demo/refresh", h.refresh)
+	v, err := resource.NewLogoutVerifier(resource.Config{Issuer: h.issuer, Audience: clientID, HTTPClient: httpClient})
+	if err != nil {
+		h.mux.HandleFunc("POST /demo/backchannel-logout", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "back-channel logout is not configured: "+err.Error(), http.StatusInternalServerError)
+		})
+	} else {
+		h.logouts = v
+		h.mux.Handle("POST /demo/backchannel-logout", v.LogoutHandler(h.endSessions))
+	}
 	return h
+}
+
+// endSessions ends the local sessions a verified logout token names: the
+// one with its sid, or with only a sub, every session of that user.
+func (h *Handler) endSessions(_ context.Context, c *resource.LogoutClaims) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.sessions {
+		if (c.SessionID != "" && s.SID == c.SessionID) || (c.SessionID == "" && s.Subject == c.Subject) {
+			s.EndedByIssuer, s.RefreshToken = true, ""
+		}
+	}
+	return nil
+}
+
+// current returns the browser's local session, or nil.
+func (h *Handler) current(r *http.Request) (string, *session) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return "", nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return c.Value, h.sessions[c.Value]
+}
+
+// startSession opens a local session for a verified login.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, s *session) {
+	key := random()
+	h.mu.Lock()
+	if len(h.sessions) >= maxSessions {
+		var oldest string
+		for k, v := range h.sessions {
+			if oldest == "" || v.Created.Before(h.sessions[oldest].Created) {
+				oldest = k
+			}
+		}
+		delete(h.sessions, oldest)
+	}
+	h.sessions[key] = s
+	h.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: key, Path: "/demo",
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +150,20 @@ func (h *Handler) config(ctx context.Context) (*oauth2.Config, *oidc.Provider, e
 }
 
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
-	render(w, http.StatusOK, view{Title: "authd demo app"})
+	key, s := h.current(r)
+	switch {
+	case s == nil:
+		render(w, http.StatusOK, view{Title: "authd demo app"})
+	case s.EndedByIssuer:
+		h.mu.Lock()
+		delete(h.sessions, key)
+		h.mu.Unlock()
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/demo", MaxAge: -1, HttpOnly: true})
+		render(w, http.StatusOK, view{Title: "authd demo app",
+			Notice: "authd logged you out of this app (back-channel logout): your session here has ended."})
+	default:
+		render(w, http.StatusOK, view{Title: "authd demo app", Session: s})
+	}
 }
 
 type flow struct {
@@ -136,9 +221,16 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) {
 	ctx := h.ctx(r)
-	c, err := r.Cookie(refreshCookie)
-	if err != nil {
-		render(w, http.StatusBadRequest, view{Title: "Demo error", Error: "No refresh token: log in first."})
+	key, s := h.current(r)
+	h.mu.Lock()
+	rt := ""
+	if s != nil {
+		rt = s.RefreshToken
+		delete(h.sessions, key) // show opens its successor
+	}
+	h.mu.Unlock()
+	if rt == "" {
+		render(w, http.StatusBadRequest, view{Title: "Demo error", Error: "No session with a refresh token: log in first."})
 		return
 	}
 	cfg, provider, err := h.config(ctx)
@@ -146,7 +238,7 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) {
 		render(w, http.StatusBadGateway, view{Title: "Demo error", Error: err.Error()})
 		return
 	}
-	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: c.Value, Expiry: time.Unix(1, 0)}).Token()
+	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: rt, Expiry: time.Unix(1, 0)}).Token()
 	if err != nil {
 		render(w, http.StatusBadGateway, view{Title: "Demo error", Error: "Refresh failed: " + err.Error()})
 		return
@@ -174,10 +266,8 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request, provider *oidc.Pr
 	v.IDToken = pretty(idClaims)
 	v.AccessToken = pretty(jwtPayload(tok.AccessToken))
 	v.Introspection = h.introspect(ctx, tok.AccessToken)
-	if tok.RefreshToken != "" {
-		http.SetCookie(w, &http.Cookie{Name: refreshCookie, Value: tok.RefreshToken, Path: "/demo",
-			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
-	}
+	sid, _ := idClaims["sid"].(string)
+	h.startSession(w, r, &session{Subject: idt.Subject, SID: sid, RefreshToken: tok.RefreshToken, Created: time.Now()})
 	v.LogoutURL = h.issuer + "/oauth2/logout?" + url.Values{"id_token_hint": {rawID}, "client_id": {h.clientID},
 		"post_logout_redirect_uri": {strings.TrimSuffix(h.redirect, "/callback")}, "state": {random()}}.Encode()
 	render(w, http.StatusOK, v)
@@ -227,8 +317,9 @@ func random() string {
 }
 
 type view struct {
-	Title, Error                        string
+	Title, Error, Notice                string
 	LoggedIn                            bool
+	Session                             *session
 	IDToken, AccessToken, Introspection string
 	LogoutURL                           string
 }
@@ -239,7 +330,11 @@ var page = template.Must(template.New("demo").Parse(`<!doctype html>
 <body><header class="top"><span class="brand">authd demo app</span></header>
 <main class="card wide" id="main"><h1>{{.Title}}</h1>
 {{if .Error}}<p class="alert error" role="alert">{{.Error}}</p>{{end}}
-{{if .LoggedIn}}
+{{if .Notice}}<p class="alert" role="status">{{.Notice}}</p>{{end}}
+{{if .Session}}
+<p>You have a session in this app for <code>{{.Session.Subject}}</code> (authd session <code>{{.Session.SID}}</code>). It ends when you log out of authd anywhere: authd tells this app through back-channel logout.</p>
+<form method="post" action="/demo/refresh"><button type="submit" class="secondary">Refresh tokens</button></form>
+{{else if .LoggedIn}}
 <h2>ID token (verified with go-oidc)</h2><pre>{{.IDToken}}</pre>
 <h2>Access token claims</h2><pre>{{.AccessToken}}</pre>
 <h2>Introspection response</h2><pre>{{.Introspection}}</pre>

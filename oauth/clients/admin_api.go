@@ -75,6 +75,8 @@ type clientBody struct {
 	JWKSURI                     *string          `json:"jwks_uri"`
 	RequirePAR                  *bool            `json:"require_pushed_authorization_requests"`
 	RequireMFA                  *bool            `json:"require_mfa"`
+	BackchannelLogoutURI        *string          `json:"backchannel_logout_uri"`
+	BackchannelSessionRequired  *bool            `json:"backchannel_logout_session_required"`
 }
 
 // apply overlays the fields present in b on spec and names them.
@@ -107,6 +109,10 @@ func (b *clientBody) apply(spec *Spec) []string {
 	set("jwks_uri", b.JWKSURI != nil, func() { spec.JWKSURI = *b.JWKSURI })
 	set("require_pushed_authorization_requests", b.RequirePAR != nil, func() { spec.RequirePushedAuthorizationRequests = *b.RequirePAR })
 	set("require_mfa", b.RequireMFA != nil, func() { spec.RequireMFA = *b.RequireMFA })
+	set("backchannel_logout_uri", b.BackchannelLogoutURI != nil, func() { spec.BackchannelLogoutURI = *b.BackchannelLogoutURI })
+	set("backchannel_logout_session_required", b.BackchannelSessionRequired != nil, func() {
+		spec.BackchannelLogoutSessionRequired = *b.BackchannelSessionRequired
+	})
 	return changed
 }
 
@@ -121,6 +127,8 @@ func specOf(c *fositestore.Client) Spec {
 		ChargeMaxPerSpend:        c.ChargeMaxPerSpend, ChargeMaxPerUserDay: c.ChargeMaxPerUserDay,
 		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 		RequireMFA:                         c.RequireMFA,
+		BackchannelLogoutURI:               c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:   c.BackchannelLogoutSessionRequired,
 	}
 }
 

@@ -64,6 +64,12 @@ type Spec struct {
 	// RequireMFA makes the client's users pass a second factor (and enrol
 	// one when they have none) before it gets a code.
 	RequireMFA bool
+	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel Logout
+	// 1.0): https, no fragment; http on a loopback host only in development.
+	BackchannelLogoutURI string
+	// BackchannelLogoutSessionRequired: every logout token the client gets
+	// carries sid (tokens that could only name the user are not sent).
+	BackchannelLogoutSessionRequired bool
 }
 
 // Registry manages OAuth clients (CLI and admin API). Errors are
@@ -71,11 +77,20 @@ type Spec struct {
 // the invalid field.
 type Registry struct {
 	store *fositestore.Store
+	// dev admits http back-channel logout URIs on loopback hosts.
+	dev bool
 }
 
-// NewRegistry returns the registry over store.
+// NewRegistry returns the registry over store, with production rules.
 func NewRegistry(store *fositestore.Store) *Registry {
 	return &Registry{store: store}
+}
+
+// InDev makes cr apply development rules when dev (AUTHD_ENV=development):
+// http URLs on loopback hosts where authd calls clients back. It returns cr.
+func (cr *Registry) InDev(dev bool) *Registry {
+	cr.dev = dev
+	return cr
 }
 
 // InTx runs fn in one transaction of the client store; registry calls made
@@ -88,7 +103,7 @@ func (cr *Registry) InTx(ctx context.Context, fn func(ctx context.Context) error
 // with a shared secret it returns the secret (32 random bytes, base64url):
 // shown once, only its SHA-256 is stored.
 func (cr *Registry) CreateClient(ctx context.Context, spec Spec) (*fositestore.Client, string, error) {
-	c, err := clientFromSpec(spec)
+	c, err := clientFromSpec(spec, cr.dev)
 	if err != nil {
 		return nil, "", err
 	}
@@ -140,7 +155,7 @@ func (cr *Registry) UpdateClient(ctx context.Context, id string, spec Spec) (*fo
 		return nil, "", err
 	}
 	spec.ID = id
-	c, err := clientFromSpec(spec)
+	c, err := clientFromSpec(spec, cr.dev)
 	if err != nil {
 		return nil, "", err
 	}
@@ -212,8 +227,9 @@ var (
 	authMethod = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 )
 
-// clientFromSpec validates spec and fills the defaults.
-func clientFromSpec(s Spec) (*fositestore.Client, error) {
+// clientFromSpec validates spec and fills the defaults; dev admits http
+// back-channel logout URIs on loopback hosts.
+func clientFromSpec(s Spec, dev bool) (*fositestore.Client, error) {
 	if s.ID != "" && !clientIDRE.MatchString(s.ID) {
 		return nil, problem.Invalid("client_id", "use 1-128 characters from A-Z a-z 0-9 . _ ~ -")
 	}
@@ -303,6 +319,13 @@ func clientFromSpec(s Spec) (*fositestore.Client, error) {
 	if s.ChargeMaxPerUserDay < 0 {
 		return nil, problem.Invalid("charge_max_per_user_day", "a cap is a positive number of credits, or 0 for none")
 	}
+	if s.BackchannelLogoutURI != "" {
+		if err := checkBackchannelURI(s.BackchannelLogoutURI, dev); err != nil {
+			return nil, problem.Invalid("backchannel_logout_uri", err.Error())
+		}
+	} else if s.BackchannelLogoutSessionRequired {
+		return nil, problem.Invalid("backchannel_logout_session_required", "needs a backchannel_logout_uri")
+	}
 	keys, err := clientKeys(method, s)
 	if err != nil {
 		return nil, err
@@ -317,7 +340,37 @@ func clientFromSpec(s Spec) (*fositestore.Client, error) {
 		IDTokenSignedResponseAlg:           s.IDTokenSignedResponseAlg,
 		RequirePushedAuthorizationRequests: s.RequirePushedAuthorizationRequests,
 		RequireMFA:                         s.RequireMFA,
+		BackchannelLogoutURI:               s.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:   s.BackchannelLogoutSessionRequired,
 	}, nil
+}
+
+// checkBackchannelURI accepts the absolute https URLs authd may POST logout
+// tokens to (OIDC Back-Channel Logout 1.0 §2.2: no fragment); in development
+// also http on a loopback host, where a local app listens.
+func checkBackchannelURI(raw string, dev bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("%q must not have a fragment", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q must not carry credentials", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && dev && IsLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && IsLoopbackHost(u.Hostname()):
+		return fmt.Errorf("%q: http is only allowed in development; use https", raw)
+	default:
+		return fmt.Errorf("%q: use https", raw)
+	}
+	if len(raw) > 2000 {
+		return fmt.Errorf("the URL is longer than 2000 characters")
+	}
+	return nil
 }
 
 // checkRedirectURI accepts absolute URIs without fragment that are https,

@@ -57,9 +57,15 @@ type Client struct {
 	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests"`
 	// RequireMFA makes the client's users pass a second factor before it
 	// gets a code.
-	RequireMFA bool      `json:"require_mfa"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	RequireMFA bool `json:"require_mfa"`
+	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel Logout
+	// 1.0) when a session or user the client served is logged out; "" for none.
+	BackchannelLogoutURI string `json:"backchannel_logout_uri,omitempty"`
+	// BackchannelLogoutSessionRequired: the client needs "sid" in every
+	// logout token, so it is never sent a token naming only the user.
+	BackchannelLogoutSessionRequired bool      `json:"backchannel_logout_session_required"`
+	CreatedAt                        time.Time `json:"created_at"`
+	UpdatedAt                        time.Time `json:"updated_at"`
 
 	jwks *jose.JSONWebKeySet // parsed JWKS, set when loaded from the store
 }
@@ -203,7 +209,7 @@ const clientColumns = `c.id, c.secret_hash, c.name, c.redirect_uris, c.post_logo
 	c.grant_types, c.response_types, c.scopes, c.audience, c.public, c.first_party,
 	c.token_endpoint_auth_method, c.token_endpoint_auth_signing_alg, c.jwks, c.jwks_uri,
 	c.id_token_signed_response_alg, c.charge_max_per_spend, c.charge_max_per_user_day, c.created_at, c.updated_at,
-	c.require_pushed_authorization_requests, c.require_mfa`
+	c.require_pushed_authorization_requests, c.require_mfa, c.backchannel_logout_uri, c.backchannel_logout_session_required`
 
 // clientDest returns scan targets for clientColumns; finish with c.loaded().
 func clientDest(c *Client) []any {
@@ -211,7 +217,7 @@ func clientDest(c *Client) []any {
 		&c.GrantTypes, &c.ResponseTypes, &c.Scopes, &c.Audience, &c.Public, &c.FirstParty,
 		&c.TokenEndpointAuthMethod, &c.TokenEndpointAuthSigningAlg, &c.JWKS, &c.JWKSURI,
 		&c.IDTokenSignedResponseAlg, &c.ChargeMaxPerSpend, &c.ChargeMaxPerUserDay, &c.CreatedAt, &c.UpdatedAt,
-		&c.RequirePushedAuthorizationRequests, &c.RequireMFA}
+		&c.RequirePushedAuthorizationRequests, &c.RequireMFA, &c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired}
 }
 
 // loaded parses the stored JWKS once per load; it was validated on write.
@@ -240,7 +246,7 @@ func clientArgs(c *Client) ([]any, error) {
 		strs(c.GrantTypes), strs(c.ResponseTypes), strs(c.Scopes), strs(c.Audience), c.Public, c.FirstParty,
 		c.GetTokenEndpointAuthMethod(), c.TokenEndpointAuthSigningAlg, jwks, c.JWKSURI,
 		c.IDTokenSignedResponseAlg, c.ChargeMaxPerSpend, c.ChargeMaxPerUserDay,
-		c.RequirePushedAuthorizationRequests, c.RequireMFA}, nil
+		c.RequirePushedAuthorizationRequests, c.RequireMFA, c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired}, nil
 }
 
 // CreateClient registers c and sets its CreatedAt/UpdatedAt. It returns
@@ -255,9 +261,9 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 		post_logout_redirect_uris, grant_types, response_types, scopes, audience, public, first_party,
 		token_endpoint_auth_method, token_endpoint_auth_signing_alg, jwks, jwks_uri, id_token_signed_response_alg,
 		charge_max_per_spend, charge_max_per_user_day,
-		require_pushed_authorization_requests, require_mfa)
+		require_pushed_authorization_requests, require_mfa, backchannel_logout_uri, backchannel_logout_session_required)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-		$19, $20)
+		$19, $20, $21, $22)
 		RETURNING created_at, updated_at`, args...).Scan(&c.CreatedAt, &c.UpdatedAt)
 	if storage.IsUniqueViolation(err, "oauth2_clients_pkey") {
 		return ErrClientExists
@@ -282,7 +288,8 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 		public = $10, first_party = $11, token_endpoint_auth_method = $12, token_endpoint_auth_signing_alg = $13,
 		jwks = $14, jwks_uri = $15, id_token_signed_response_alg = $16,
 		charge_max_per_spend = $17, charge_max_per_user_day = $18,
-		require_pushed_authorization_requests = $19, require_mfa = $20, updated_at = now()
+		require_pushed_authorization_requests = $19, require_mfa = $20, backchannel_logout_uri = $21,
+		backchannel_logout_session_required = $22, updated_at = now()
 		WHERE id = $1 RETURNING created_at, updated_at`, args...).Scan(&c.CreatedAt, &c.UpdatedAt)
 	s.clientChanged(ctx, c.ID)
 	if err != nil {
