@@ -3,6 +3,8 @@ package fositestore
 import (
 	"context"
 	"errors"
+	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,10 +90,13 @@ type RefreshTx struct {
 	state  RefreshState
 	row    requestRow // the presented token's row, when state.Found
 	// accessKey is the hashed signature of the access token issued with
-	// the presented token, "" when the row names none.
-	accessKey string
-	rot       *rotation // the rotation fosite asked for; nil until then
-	shared    *txShared
+	// the presented token, "" when the row names none; accessInline: that
+	// access token lives in the row itself (migration 0030), not in a row
+	// of its own.
+	accessKey    string
+	accessInline bool
+	rot          *rotation // the rotation fosite asked for; nil until then
+	shared       *txShared
 }
 
 // rotation is the presented token's rotation and the pair fosite issues in
@@ -110,7 +115,8 @@ type rotation struct {
 // active. (A column naming the successor would say the same, but every
 // rotation would write it, and the used row would then no longer fit
 // inline with its saved response.)
-const lockedColumns = requestColumns + `, t.subject, t.rotated_response, t.access_token_signature, t.first_used_at IS NOT NULL,
+const lockedColumns = requestColumns + `, t.subject, t.rotated_response, t.access_token_signature, t.access_inline,
+	t.first_used_at IS NOT NULL,
 	COALESCE(floor(extract(epoch FROM clock_timestamp() - t.first_used_at) * 1000000)::bigint, 0),
 	CASE WHEN t.active OR t.first_used_at IS NULL THEN false
 		ELSE EXISTS (SELECT 1 FROM oauth2_refresh a WHERE a.request_id = t.request_id AND a.active)
@@ -144,7 +150,7 @@ func (s *Store) BeginRefresh(ctx context.Context, signature string) (*RefreshTx,
 		used    bool
 		null    bool
 	)
-	dest := append(t.row.dest(), &t.state.Subject, &t.state.Response, &t.accessKey, &used, &sinceUs, &t.state.SuccessorActive)
+	dest := append(t.row.dest(), &t.state.Subject, &t.state.Response, &t.accessKey, &t.accessInline, &used, &sinceUs, &t.state.SuccessorActive)
 	dest = append(dest, clientDest(&t.row.client)...)
 	b := &pgx.Batch{}
 	b.Queue("begin isolation level read committed")
@@ -319,33 +325,55 @@ func (t *RefreshTx) add(table string, args []any, requestID string) bool {
 	return true
 }
 
+// inline reports whether the new access token can live in the new refresh
+// token's row (access_inline): the refresh row names it and both rows
+// would hold the same request and session (fosite stores one requester
+// under both signatures), so the access row would repeat the refresh row
+// but for its key and expiry. Its expiry is in the session, where fosite
+// and the bearer check read it; the row's expires_at is only for garbage
+// collection, and the refresh token outlives its access token.
+func (r *rotation) inline() bool {
+	if r.access == nil || r.refresh == nil || len(r.refresh) != len(r.access)+1 {
+		return false
+	}
+	if r.refresh[len(r.access)] != r.access[0] { // access_token_signature
+		return false
+	}
+	// signature (0) and expires_at (last) differ; everything between must not.
+	return reflect.DeepEqual(r.access[1:len(r.access)-1], r.refresh[1:len(r.access)-1])
+}
+
 // rotationStatement is the one statement that writes the rotation; it
 // returns whether the presented token was rotated.
 func (t *RefreshTx) rotationStatement(response []byte) (string, []any) {
-	// The old access token goes by primary key when the row names it:
-	// every access token of a family is issued together with a refresh
-	// token that names it (code exchange, password grant, rotation), and
-	// each rotation deletes the one named by the token it uses, so that is
-	// the family's only access token. By request_id the DELETE would visit
-	// every dead row the family left since the last vacuum.
+	// The old access token: inline, it dies with the row's active flag;
+	// otherwise it goes by primary key when the row names it: every access
+	// token of a family is issued together with a refresh token that names
+	// it (code exchange, password grant, rotation), and each rotation
+	// deletes the one named by the token it uses, so that is the family's
+	// only access token. By request_id the DELETE would visit every dead row
+	// the family left since the last vacuum.
 	args := []any{t.key, response, t.row.r.ID}
-	dropAccess := `request_id = $3`
-	if t.accessKey != "" {
-		args = append(args, t.accessKey)
-		dropAccess = `signature = $4`
-	}
 	sql := `WITH used AS (
 			UPDATE oauth2_refresh SET active = false, first_used_at = clock_timestamp(), rotated_response = $2
 			WHERE signature = $1 AND active RETURNING 1
-		), dropped AS (
-			DELETE FROM oauth2_access WHERE ` + dropAccess + ` AND EXISTS (SELECT 1 FROM used)
 		), family AS (
 			UPDATE oauth2_refresh SET active = false
 			WHERE request_id = $3 AND active AND signature <> $1 AND EXISTS (SELECT 1 FROM used)
 		)`
+	switch {
+	case t.accessKey == "":
+		sql += `, dropped AS (
+			DELETE FROM oauth2_access WHERE request_id = $3 AND EXISTS (SELECT 1 FROM used))`
+	case !t.accessInline:
+		args = append(args, t.accessKey)
+		sql += `, dropped AS (
+			DELETE FROM oauth2_access WHERE signature = $4 AND EXISTS (SELECT 1 FROM used))`
+	}
 	// The new rows: same snapshot as the UPDATEs above, so the family
 	// UPDATE cannot see (and deactivate) the refresh token inserted here.
-	if t.rot.access != nil {
+	inline := t.rot.inline()
+	if t.rot.access != nil && !inline {
 		sql += `, new_access AS (
 			INSERT INTO oauth2_access (` + insertColumns + `) SELECT ` + castParams(len(args), insertTypes()) + `
 			WHERE EXISTS (SELECT 1 FROM used))`
@@ -353,8 +381,8 @@ func (t *RefreshTx) rotationStatement(response []byte) (string, []any) {
 	}
 	if t.rot.refresh != nil {
 		sql += `, new_refresh AS (
-			INSERT INTO oauth2_refresh (` + insertColumns + `, access_token_signature) SELECT ` +
-			castParams(len(args), append(insertTypes(), "text")) + `
+			INSERT INTO oauth2_refresh (` + insertColumns + `, access_token_signature, access_inline) SELECT ` +
+			castParams(len(args), append(insertTypes(), "text")) + `, ` + strconv.FormatBool(inline) + `
 			WHERE EXISTS (SELECT 1 FROM used))`
 		args = append(args, t.rot.refresh...)
 	}
