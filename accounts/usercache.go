@@ -62,6 +62,18 @@ func (s *Service) UserCacheReady() <-chan struct{} { return s.access.Ready() }
 // notification's latency. Otherwise it reads the database every time.
 // Errors: ErrNotFound (also for a malformed id).
 func (s *Service) CachedAccess(ctx context.Context, userID string) (*Access, error) {
+	return s.CachedAccessVia(ctx, s.pool, userID)
+}
+
+// RowQuerier is what CachedAccessVia reads through on a miss.
+type RowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// CachedAccessVia is CachedAccess reading through q on a cache miss: a
+// caller holding a connection and locks (the token endpoint's refresh
+// transaction) reads on it instead of waiting for a second connection.
+func (s *Service) CachedAccessVia(ctx context.Context, q RowQuerier, userID string) (*Access, error) {
 	if !uuidRE.MatchString(userID) {
 		return nil, ErrNotFound
 	}
@@ -72,7 +84,7 @@ func (s *Service) CachedAccess(ctx context.Context, userID string) (*Access, err
 	if ok {
 		return a, nil
 	}
-	a, err := s.readAccess(ctx, userID)
+	a, err := s.readAccess(ctx, q, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +92,9 @@ func (s *Service) CachedAccess(ctx context.Context, userID string) (*Access, err
 	return a, nil
 }
 
-func (s *Service) readAccess(ctx context.Context, userID string) (*Access, error) {
+func (s *Service) readAccess(ctx context.Context, q RowQuerier, userID string) (*Access, error) {
 	a := &Access{UserID: userID}
-	err := s.pool.QueryRow(ctx, `SELECT disabled,
+	err := q.QueryRow(ctx, `SELECT disabled,
 		COALESCE((SELECT array_agg(role ORDER BY role) FROM user_roles WHERE user_id = users.id), '{}')
 		FROM users WHERE id = $1`, userID).Scan(&a.Disabled, &a.Roles)
 	if errors.Is(err, pgx.ErrNoRows) {

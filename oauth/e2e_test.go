@@ -251,3 +251,43 @@ func TestRevoke_RotatedRefreshTokenEndsItsFamily(t *testing.T) {
 		}
 	}
 }
+
+// TestRefresh_AccessTokenLivesUntilNextRotation: the access token a refresh
+// issues (stored in its refresh token's row) is active at introspection and
+// for bearer checks until the next refresh, and revoking it ends it at once.
+func TestRefresh_AccessTokenLivesUntilNextRotation(t *testing.T) {
+	e := newEnv(t)
+	client, secret := e.webClient()
+	tok := e.codeFlow(client.ID, secret, "offline_access")
+	refresh := func(rt string) map[string]any {
+		t.Helper()
+		st, out := e.tokenRequest(client.ID, secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+		if st != 200 {
+			t.Fatalf("refresh: %d %v", st, out)
+		}
+		return out
+	}
+	live := func(what, at string, want bool) {
+		t.Helper()
+		if in := e.introspect(client.ID, secret, at); in["active"] != want {
+			t.Errorf("%s: introspection %v, want active=%v", what, in, want)
+		}
+		if _, err := e.prov.VerifyAccessToken(context.Background(), at); (err == nil) != want {
+			t.Errorf("%s: VerifyAccessToken error %v, want live=%v", what, err, want)
+		}
+	}
+	first := refresh(tok["refresh_token"].(string))
+	at1 := first["access_token"].(string)
+	live("first refresh's access token", at1, true)
+	live("code exchange's access token", tok["access_token"].(string), false)
+
+	second := refresh(first["refresh_token"].(string))
+	live("first refresh's access token after the next refresh", at1, false)
+	at2 := second["access_token"].(string)
+	live("second refresh's access token", at2, true)
+
+	if st, _ := e.postJSON("/oauth2/revoke", client.ID, secret, url.Values{"token": {at2}, "token_type_hint": {"access_token"}}); st != 200 {
+		t.Fatalf("revoke: %d", st)
+	}
+	live("revoked access token", at2, false)
+}

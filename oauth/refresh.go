@@ -18,35 +18,28 @@ import (
 
 // refresh runs grant_type=refresh_token in one fositestore.RefreshTx: a
 // READ COMMITTED transaction holding the lock of the token's family, in
-// three round trips (read the token's head, begin and lock, rotate and
-// commit). A retry inside the reuse window gets the response saved by the
+// two round trips (begin, lock and read the token; rotate and commit). A retry inside the reuse window gets the response saved by the
 // first use (replayable).
 func (p *Provider) refresh(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	const grant = "refresh_token"
 	sig := p.strategy.RefreshTokenSignature(ctx, r.PostForm.Get("refresh_token"))
 
-	// Read the user before taking the lock, on the pool: waiters for the
-	// lock hold connections, and the winner must not need a second one.
-	// A failed read is the database's fault, never the token's: answering
-	// invalid_grant would make the client throw a valid token away.
-	head, err := p.store.RefreshHead(ctx, sig)
-	if err != nil {
-		p.refreshUnavailable(ctx, w, err)
-		return
-	}
-	user, err := p.refreshUser(ctx, head)
-	if err != nil {
-		p.refreshUnavailable(ctx, w, err)
-		return
-	}
-
-	tx, err := p.store.BeginRefresh(ctx, head)
+	tx, err := p.store.BeginRefresh(ctx, sig)
 	if err != nil {
 		p.refreshUnavailable(ctx, w, err)
 		return
 	}
 	defer tx.Rollback(ctx)
+	// The user, from the cache or, on a miss, on the transaction's own
+	// connection. A failed read is the database's fault, never the
+	// token's: answering invalid_grant would make the client throw a
+	// valid token away.
+	user, err := p.refreshUser(ctx, tx)
+	if err != nil {
+		p.refreshUnavailable(ctx, w, err)
+		return
+	}
 
 	sess := NewSession("")
 	if state := tx.State(); replayable(state, p.cfg.RefreshReuseWindow) {
@@ -137,22 +130,24 @@ func (p *Provider) refreshUnavailable(ctx context.Context, w http.ResponseWriter
 	p.tokenError(ctx, w, nil, "refresh_token", err)
 }
 
-// refreshUser reads the disabled flag and roles of the user behind a
-// refresh token, without a lock. It returns nil, nil when the token or user
-// is unknown (fosite then answers) and an error only when the database did
-// not answer. The roles come from accounts' cache, as for introspection: a
+// refreshUser reads the disabled flag and roles of the user behind the
+// refresh token tx read. It returns nil, nil when the token or user is
+// unknown (fosite then answers) and an error only when the database did not
+// answer. The roles come from accounts' cache, as for introspection: a
 // change is seen at once on this replica and within a notification's
 // latency on the others, and disabling a user or removing a role revokes
 // their refresh tokens at once anyway (RevokeSubject, under each family's
-// lock).
-func (p *Provider) refreshUser(ctx context.Context, head fositestore.RefreshHead) (*accounts.Access, error) {
+// lock). A miss reads on tx's connection: waiters for the family's lock
+// hold connections, and the holder must not need a second one.
+func (p *Provider) refreshUser(ctx context.Context, tx *fositestore.RefreshTx) (*accounts.Access, error) {
 	// Every session's ClientID is its row's client_id (authorize, token and
 	// register_grant set it so): a token whose subject is its client is a
 	// client's own.
-	if !head.Found || head.Subject == "" || head.Subject == head.ClientID {
+	st := tx.State()
+	if !st.Found || st.Subject == "" || st.Subject == st.ClientID {
 		return nil, nil
 	}
-	a, err := p.accts.CachedAccess(ctx, head.Subject)
+	a, err := p.accts.CachedAccessVia(ctx, tx.Querier(), st.Subject)
 	if errors.Is(err, accounts.ErrNotFound) {
 		return nil, nil
 	}

@@ -40,13 +40,13 @@
 //
 // # Refresh rotation and token families
 //
-// A refresh runs in a RefreshTx (refreshtx.go): RefreshHead reads the
-// token's user and family without a lock; BeginRefresh begins a READ
-// COMMITTED transaction, takes the family's lock and reads the token, in
-// one round trip; fosite's calls inside RefreshTx.Context are served from
-// that row and the rotation is held; RefreshTx.Commit writes the rotation,
-// the new pair and the sealed response in one statement together with
-// COMMIT. Three round trips per rotation.
+// A refresh runs in a RefreshTx (refreshtx.go): BeginRefresh begins a READ
+// COMMITTED transaction, takes the lock of the token's family (named by the
+// token's row, in the same statement) and reads the token, in one round
+// trip; fosite's calls inside RefreshTx.Context are served from that row
+// and the rotation is held; RefreshTx.Commit writes the rotation, the new
+// pair and the sealed response in one statement together with COMMIT. Two
+// round trips per rotation.
 //
 // Every change to a family's tokens takes the same lock (familyLockSQL):
 // rotation, reuse detection and RFC 7009 revocation (RevokeRefreshToken,

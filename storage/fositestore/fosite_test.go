@@ -138,11 +138,7 @@ func (p *provider) exchange(code, codeVerifier string) (map[string]interface{}, 
 // rotated less than window ago, replays the saved body.
 func (p *provider) refresh(rt string) (body []byte, replayed bool, err error) {
 	sig := p.strategy.RefreshTokenSignature(p.ctx, rt)
-	head, err := p.st.RefreshHead(p.ctx, sig)
-	if err != nil {
-		return nil, false, err
-	}
-	tx, err := p.st.BeginRefresh(p.ctx, head)
+	tx, err := p.st.BeginRefresh(p.ctx, sig)
 	if err != nil {
 		return nil, false, err
 	}

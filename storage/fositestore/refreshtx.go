@@ -3,12 +3,16 @@ package fositestore
 import (
 	"context"
 	"errors"
+	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ory/fosite"
+
+	"github.com/authd/authd/storage"
 )
 
 // familyLockSQL takes the transaction-scoped lock of one refresh family
@@ -27,36 +31,6 @@ const familyLockSQL = `SELECT pg_advisory_xact_lock(1919316840, hashtext($1))`
 // such call, and running it first would reorder the writes.
 var errRotationPending = errors.New("fositestore: statement after the refresh token was rotated; commit first")
 
-// RefreshHead is what the token endpoint reads about a refresh token
-// before taking its family's lock: the user behind it (read while no
-// connection waits on a lock) and the family to lock.
-type RefreshHead struct {
-	Signature string // the token's signature, as fosite's strategy computes it
-	Found     bool   // false: no such token (the fields below are empty)
-	Subject   string
-	ClientID  string
-	Family    string // request_id
-}
-
-// RefreshHead reads the subject, client and family of the refresh token
-// signature, used or not, without a lock and without decoding its session.
-// A missing token is RefreshHead{Found: false} and no error; an error means
-// the database did not answer.
-func (s *Store) RefreshHead(ctx context.Context, signature string) (RefreshHead, error) {
-	h := RefreshHead{Signature: signature}
-	err := mapErr("read refresh token", s.pool.QueryRow(ctx,
-		`SELECT subject, client_id, request_id FROM oauth2_refresh WHERE signature = $1`, hashKey(signature)).
-		Scan(&h.Subject, &h.ClientID, &h.Family))
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return RefreshHead{Signature: signature}, nil
-	case err != nil:
-		return RefreshHead{Signature: signature}, err
-	}
-	h.Found = true
-	return h, nil
-}
-
 // RefreshState is what BeginRefresh read of the presented token under its
 // family's lock. Times are measured by the database's clock, so replicas
 // with skewed clocks agree.
@@ -64,6 +38,9 @@ type RefreshState struct {
 	Found    bool // false: no such token (the other fields are zero)
 	Active   bool // not yet used
 	ClientID string
+	// Subject is the token's user (its client's id for a client's own
+	// token), for the token endpoint's live user check.
+	Subject string
 	// SinceUse is how long ago the token was rotated; zero when it was not.
 	SinceUse time.Duration
 	// Used: the token was rotated (first_used_at is set).
@@ -84,16 +61,16 @@ type RefreshState struct {
 //
 // The token endpoint drives it like this:
 //
-//	head, err := st.RefreshHead(ctx, sig)           // round trip 1 (no lock)
-//	tx, err := st.BeginRefresh(ctx, head)           // round trip 2: BEGIN, family lock, token row
+//	tx, err := st.BeginRefresh(ctx, sig)            // round trip 1: BEGIN, family lock, token row
 //	defer tx.Rollback(ctx)
+//	user := … read through tx.Querier() on a cache miss
 //	if policyAllowsReplay(tx.State()) {
 //	    _, err = provider.NewAccessRequest(tx.Replay(ctx), r, sess) // authenticates the client, checks ownership
-//	    err = tx.Commit(ctx, nil)                   // round trip 3; send State().Response
+//	    err = tx.Commit(ctx, nil)                   // round trip 2; send State().Response
 //	} else {
 //	    ar, err := provider.NewAccessRequest(tx.Context(ctx), r, sess) // reuse: fosite revokes the family here
 //	    resp, err := provider.NewAccessResponse(tx.Context(ctx), ar)   // Rotate + the new pair, held
-//	    err = tx.Commit(ctx, seal(resp))            // round trip 3: the rotation and COMMIT together
+//	    err = tx.Commit(ctx, seal(resp))            // round trip 2: the rotation and COMMIT together
 //	}
 //
 // Inside tx.Context the store serves fosite's GetRefreshTokenSession of the
@@ -113,10 +90,13 @@ type RefreshTx struct {
 	state  RefreshState
 	row    requestRow // the presented token's row, when state.Found
 	// accessKey is the hashed signature of the access token issued with
-	// the presented token, "" when the row names none.
-	accessKey string
-	rot       *rotation // the rotation fosite asked for; nil until then
-	shared    *txShared
+	// the presented token, "" when the row names none; accessInline: that
+	// access token lives in the row itself (migration 0030), not in a row
+	// of its own.
+	accessKey    string
+	accessInline bool
+	rot          *rotation // the rotation fosite asked for; nil until then
+	shared       *txShared
 }
 
 // rotation is the presented token's rotation and the pair fosite issues in
@@ -135,46 +115,56 @@ type rotation struct {
 // active. (A column naming the successor would say the same, but every
 // rotation would write it, and the used row would then no longer fit
 // inline with its saved response.)
-const lockedColumns = requestColumns + `, t.rotated_response, t.access_token_signature, t.first_used_at IS NOT NULL,
+const lockedColumns = requestColumns + `, t.subject, t.rotated_response, t.access_token_signature, t.access_inline,
+	t.first_used_at IS NOT NULL,
 	COALESCE(floor(extract(epoch FROM clock_timestamp() - t.first_used_at) * 1000000)::bigint, 0),
 	CASE WHEN t.active OR t.first_used_at IS NULL THEN false
 		ELSE EXISTS (SELECT 1 FROM oauth2_refresh a WHERE a.request_id = t.request_id AND a.active)
 			AND NOT EXISTS (SELECT 1 FROM oauth2_refresh u WHERE u.request_id = t.request_id AND u.first_used_at > t.first_used_at)
 	END, ` + clientColumns
 
-// BeginRefresh begins the transaction of the refresh of h (RefreshHead),
-// takes the lock of its family and reads the token, in one round trip
-// (BEGIN, the lock and the read travel together). Concurrent refreshes,
-// revocations and reuse detections of one family queue on the lock. An
-// unknown token gives a RefreshTx whose State().Found is false, so that
-// fosite still authenticates the client and answers.
-func (s *Store) BeginRefresh(ctx context.Context, h RefreshHead) (*RefreshTx, error) {
+// familyLockByTokenSQL takes the lock of the family of the refresh token
+// whose hashed signature is $1 (familyLockSQL), naming the family: the
+// token's request_id never changes, so it is read without a lock, and the
+// lock is taken in the same statement instead of a round trip of its own.
+// No row, no lock.
+const familyLockByTokenSQL = `SELECT request_id, pg_advisory_xact_lock(1919316840, hashtext(request_id)) IS NULL
+	FROM oauth2_refresh WHERE signature = $1`
+
+// BeginRefresh begins the transaction of the refresh of the token
+// signature, takes the lock of its family and reads the token, in one
+// round trip: BEGIN, the lock (familyLockByTokenSQL) and the read travel
+// together, and the read, a statement of its own, runs on a snapshot taken
+// after the lock was granted. Concurrent refreshes, revocations and reuse
+// detections of one family queue on the lock. An unknown token gives a
+// RefreshTx whose State().Found is false, so that fosite still
+// authenticates the client and answers.
+func (s *Store) BeginRefresh(ctx context.Context, signature string) (*RefreshTx, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, mapErr("begin", err)
 	}
-	t := &RefreshTx{s: s, conn: conn, key: hashKey(h.Signature), shared: &txShared{}}
-	if h.Found {
-		t.family = h.Family
-	}
+	t := &RefreshTx{s: s, conn: conn, key: hashKey(signature), shared: &txShared{}}
 	var (
 		sinceUs int64
 		used    bool
+		null    bool
 	)
-	dest := append(t.row.dest(), &t.state.Response, &t.accessKey, &used, &sinceUs, &t.state.SuccessorActive)
+	dest := append(t.row.dest(), &t.state.Subject, &t.state.Response, &t.accessKey, &t.accessInline, &used, &sinceUs, &t.state.SuccessorActive)
 	dest = append(dest, clientDest(&t.row.client)...)
 	b := &pgx.Batch{}
 	b.Queue("begin isolation level read committed")
-	if t.family != "" {
-		b.Queue(familyLockSQL, t.family)
-	}
+	b.Queue(familyLockByTokenSQL, t.key)
 	b.Queue(`SELECT `+lockedColumns+`
 		FROM oauth2_refresh t JOIN oauth2_clients c ON c.id = t.client_id
 		WHERE t.signature = $1`, t.key)
 	br := conn.SendBatch(ctx, b)
 	_, err = br.Exec()
-	if err == nil && t.family != "" {
-		_, err = br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&t.family, &null)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil // no such token: nothing locked, the read finds nothing either
+		}
 	}
 	if err == nil {
 		err = br.QueryRow().Scan(dest...)
@@ -189,8 +179,8 @@ func (s *Store) BeginRefresh(ctx context.Context, h RefreshHead) (*RefreshTx, er
 		t.end(ctx)
 		return nil, err
 	case t.family == "" || t.row.r.ID != t.family:
-		// Created after RefreshHead looked (signatures are random, so
-		// not in practice): not under our lock, so not ours to rotate.
+		// Created between the lock and the read (signatures are random,
+		// so not in practice): not under our lock, so not ours to rotate.
 		t.state = RefreshState{}
 	default:
 		t.state.Found, t.state.Active, t.state.ClientID = true, t.row.active, t.row.client.ID
@@ -204,6 +194,12 @@ func (s *Store) BeginRefresh(ctx context.Context, h RefreshHead) (*RefreshTx, er
 
 // State returns what BeginRefresh read.
 func (t *RefreshTx) State() RefreshState { return t.state }
+
+// Querier runs statements on the transaction's connection, for reads the
+// token endpoint makes under the lock (the user behind the token, on a
+// cache miss): a second connection could wait behind a pool full of
+// requests queued on this very lock.
+func (t *RefreshTx) Querier() storage.Querier { return refreshConn{t} }
 
 // Context returns ctx carrying the transaction, for fosite's
 // NewAccessRequest and NewAccessResponse: the presented token counts as
@@ -329,33 +325,55 @@ func (t *RefreshTx) add(table string, args []any, requestID string) bool {
 	return true
 }
 
+// inline reports whether the new access token can live in the new refresh
+// token's row (access_inline): the refresh row names it and both rows
+// would hold the same request and session (fosite stores one requester
+// under both signatures), so the access row would repeat the refresh row
+// but for its key and expiry. Its expiry is in the session, where fosite
+// and the bearer check read it; the row's expires_at is only for garbage
+// collection, and the refresh token outlives its access token.
+func (r *rotation) inline() bool {
+	if r.access == nil || r.refresh == nil || len(r.refresh) != len(r.access)+1 {
+		return false
+	}
+	if r.refresh[len(r.access)] != r.access[0] { // access_token_signature
+		return false
+	}
+	// signature (0) and expires_at (last) differ; everything between must not.
+	return reflect.DeepEqual(r.access[1:len(r.access)-1], r.refresh[1:len(r.access)-1])
+}
+
 // rotationStatement is the one statement that writes the rotation; it
 // returns whether the presented token was rotated.
 func (t *RefreshTx) rotationStatement(response []byte) (string, []any) {
-	// The old access token goes by primary key when the row names it:
-	// every access token of a family is issued together with a refresh
-	// token that names it (code exchange, password grant, rotation), and
-	// each rotation deletes the one named by the token it uses, so that is
-	// the family's only access token. By request_id the DELETE would visit
-	// every dead row the family left since the last vacuum.
+	// The old access token: inline, it dies with the row's active flag;
+	// otherwise it goes by primary key when the row names it: every access
+	// token of a family is issued together with a refresh token that names
+	// it (code exchange, password grant, rotation), and each rotation
+	// deletes the one named by the token it uses, so that is the family's
+	// only access token. By request_id the DELETE would visit every dead row
+	// the family left since the last vacuum.
 	args := []any{t.key, response, t.row.r.ID}
-	dropAccess := `request_id = $3`
-	if t.accessKey != "" {
-		args = append(args, t.accessKey)
-		dropAccess = `signature = $4`
-	}
 	sql := `WITH used AS (
 			UPDATE oauth2_refresh SET active = false, first_used_at = clock_timestamp(), rotated_response = $2
 			WHERE signature = $1 AND active RETURNING 1
-		), dropped AS (
-			DELETE FROM oauth2_access WHERE ` + dropAccess + ` AND EXISTS (SELECT 1 FROM used)
 		), family AS (
 			UPDATE oauth2_refresh SET active = false
 			WHERE request_id = $3 AND active AND signature <> $1 AND EXISTS (SELECT 1 FROM used)
 		)`
+	switch {
+	case t.accessKey == "":
+		sql += `, dropped AS (
+			DELETE FROM oauth2_access WHERE request_id = $3 AND EXISTS (SELECT 1 FROM used))`
+	case !t.accessInline:
+		args = append(args, t.accessKey)
+		sql += `, dropped AS (
+			DELETE FROM oauth2_access WHERE signature = $4 AND EXISTS (SELECT 1 FROM used))`
+	}
 	// The new rows: same snapshot as the UPDATEs above, so the family
 	// UPDATE cannot see (and deactivate) the refresh token inserted here.
-	if t.rot.access != nil {
+	inline := t.rot.inline()
+	if t.rot.access != nil && !inline {
 		sql += `, new_access AS (
 			INSERT INTO oauth2_access (` + insertColumns + `) SELECT ` + castParams(len(args), insertTypes()) + `
 			WHERE EXISTS (SELECT 1 FROM used))`
@@ -363,8 +381,8 @@ func (t *RefreshTx) rotationStatement(response []byte) (string, []any) {
 	}
 	if t.rot.refresh != nil {
 		sql += `, new_refresh AS (
-			INSERT INTO oauth2_refresh (` + insertColumns + `, access_token_signature) SELECT ` +
-			castParams(len(args), append(insertTypes(), "text")) + `
+			INSERT INTO oauth2_refresh (` + insertColumns + `, access_token_signature, access_inline) SELECT ` +
+			castParams(len(args), append(insertTypes(), "text")) + `, ` + strconv.FormatBool(inline) + `
 			WHERE EXISTS (SELECT 1 FROM used))`
 		args = append(args, t.rot.refresh...)
 	}

@@ -47,8 +47,8 @@ var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
 const familiesPerTx = 64
 
 // revokeWhere revokes every row matching cond (a constant SQL condition over
-// args, $1 onwards). Refresh families still alive (an active token, or a
-// saved response that could be replayed) are revoked family by family under
+// args, $1 onwards). Refresh families still alive (with an active token)
+// are revoked family by family, saved responses included, under
 // their locks (familyLockSQL), up to familiesPerTx per READ COMMITTED
 // transaction, so a rotation in flight either commits first and its new
 // pair is revoked with the rest, or waits and then finds its token revoked.
@@ -66,8 +66,12 @@ func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond, deviceCond
 		var families []string
 		err := s.InTxWith(ctx, readCommitted, func(ctx context.Context) error {
 			q := s.q(ctx)
+			// A family is alive while it has an active token: a saved
+			// response is replayed only while the token minted in its
+			// place is active, so families are found by that token
+			// (oauth2_refresh_subject_active_idx).
 			rows, err := q.Query(ctx, `SELECT DISTINCT request_id FROM oauth2_refresh
-				WHERE `+cond+` AND (active OR rotated_response IS NOT NULL) AND request_id > $`+itoa(n+1)+`
+				WHERE `+cond+` AND active AND request_id > $`+itoa(n+1)+`
 				ORDER BY request_id LIMIT `+itoa(familiesPerTx), append(args, after)...)
 			if err != nil {
 				return mapErr("find refresh families", err)

@@ -198,38 +198,67 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 }
 
 // GetAccessTokenSession implements oauth2.AccessTokenStorage. Revoked access
-// tokens are deleted, so a missing one is ErrNotFound.
+// tokens are deleted, so a missing one is ErrNotFound. An access token
+// issued by a refresh rotation lives in its refresh token's row
+// (access_inline, migration 0030) and is found there while that row is
+// active and the access token was not revoked on its own.
 func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	r, active, err := s.getRequest(ctx, tableAccess, signature, session, "")
+	var w requestRow
+	dest := append(w.dest(), clientDest(&w.client)...)
+	err := s.q(ctx).QueryRow(ctx, `SELECT `+requestColumns+`, `+clientColumns+`
+		FROM oauth2_access t JOIN oauth2_clients c ON c.id = t.client_id
+		WHERE t.signature = $1
+		UNION ALL
+		SELECT `+requestColumns+`, `+clientColumns+`
+		FROM oauth2_refresh t JOIN oauth2_clients c ON c.id = t.client_id
+		WHERE t.access_token_signature = $1 AND t.active AND t.access_inline
+		LIMIT 1`, hashKey(signature)).Scan(dest...)
+	if err != nil {
+		return nil, mapErr("get "+tableAccess, err)
+	}
+	r, err := w.request(tableAccess, session)
 	if err != nil {
 		return nil, err
 	}
-	if !active {
+	if !w.active {
 		return r, fosite.ErrInactiveToken
 	}
 	return r, nil
 }
 
-// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage: the row,
+// or for an inline access token (GetAccessTokenSession) its flag, so the
+// refresh token that carries it stays valid.
 func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
-	err := s.deleteRequest(ctx, tableAccess, signature)
-	if err == nil {
-		s.noteRevoked(ctx, revKey{'t', hashKey(signature)})
+	_, err := s.q(ctx).Exec(ctx, `WITH inline AS (
+			UPDATE oauth2_refresh SET access_inline = false WHERE access_token_signature = $1 AND active AND access_inline
+		) DELETE FROM oauth2_access WHERE signature = $1`, hashKey(signature))
+	if err != nil {
+		return mapErr("delete "+tableAccess, err)
 	}
-	return err
+	s.noteRevoked(ctx, revKey{'t', hashKey(signature)})
+	return nil
 }
 
 // RevokeAccessToken implements oauth2.TokenRevocationStorage: under the
-// family's lock it deletes every access token of the family requestID.
+// family's lock it deletes every access token of the family requestID,
+// inline ones included (their refresh tokens stay valid).
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 	return s.inFamily(ctx, requestID, func(ctx context.Context, q storage.Querier) error {
-		if _, err := q.Exec(ctx, `DELETE FROM oauth2_access WHERE request_id = $1`, requestID); err != nil {
+		if _, err := q.Exec(ctx, revokeFamilyAccessSQL, requestID); err != nil {
 			return mapErr("revoke access tokens", err)
 		}
 		s.noteRevoked(ctx, revKey{'r', requestID})
 		return nil
 	})
 }
+
+// revokeFamilyAccessSQL ends every access token of the family $1: rows of
+// their own, and inline ones (the family has at most one active refresh
+// row, found through oauth2_refresh_active_family_idx).
+const revokeFamilyAccessSQL = `WITH inline AS (
+		UPDATE oauth2_refresh SET access_inline = false WHERE request_id = $1 AND active AND access_inline
+	) DELETE FROM oauth2_access WHERE request_id = $1`
 
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 // fosite passes the raw authorization code; only its hash is stored.

@@ -26,6 +26,7 @@ func RunTests(t *testing.T, newStore NewStoreFunc) {
 		{"Transaction", txCases},
 		{"RefreshTx", reuseCases},
 		{"RefreshTx/Rotation", protocolCases},
+		{"RefreshTx/InlineAccess", inlineCases},
 		{"Revoke", revokeCases},
 		{"DeleteExpired", gcCases},
 	}
