@@ -3,7 +3,7 @@ GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run test lint build bench bench-quick soak
+.PHONY: run test lint build bench bench-quick bench-scale soak
 
 ## run: build and run `authd dev` (private Postgres, demo client, mail catcher)
 run:
@@ -38,6 +38,14 @@ bench:
 bench-quick:
 	@scripts/ensure-deps.sh
 	$(GO) run ./cmd/authd-bench -quick
+
+## bench-scale: every scenario on an empty and on a production-size database
+# (1M users, 50M ledger entries, 10M token rows; loaded once, ~30 GB, cached
+# in cmd/authd-bench/.scale). SCALE=0.01 for a small world.
+SCALE ?= 1
+bench-scale:
+	@scripts/ensure-deps.sh
+	$(GO) run ./cmd/authd-bench -scale $(SCALE) -json bench-scale-results.json
 
 ## soak: fault-injection and replica scenarios for a bounded time, with a report
 soak:

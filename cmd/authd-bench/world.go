@@ -39,6 +39,10 @@ type world struct {
 
 // worldConfig is what startWorld needs.
 type worldConfig struct {
+	// DataDir is an existing Postgres data directory to run on (a cached
+	// production-size world; kept when the world stops); "" for a fresh
+	// empty one.
+	DataDir    string
 	BcryptCost int
 	AuthdBin   string // prebuilt authd; built from ./cmd/authd when empty
 	MaxConns   int    // AUTHD_DB_MAX_CONNS; 0 = authd's default
@@ -65,6 +69,9 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	}()
 	fmt.Fprintln(cfg.Log, "starting private PostgreSQL (durable: fsync and synchronous_commit on) …")
 	w.cluster = &storage.Cluster{Dir: filepath.Join(tmp, "pg"), Durable: true}
+	if cfg.DataDir != "" {
+		w.cluster.Dir = cfg.DataDir
+	}
 	if err := w.cluster.Start(ctx); err != nil {
 		return nil, err
 	}
