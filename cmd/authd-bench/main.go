@@ -150,6 +150,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		release, err := lockScale(root)
+		if err != nil {
+			return err
+		}
+		defer release()
 		if sw, err = ensureScale(ctx, root, specFor(o.scale), stderr); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -91,6 +92,8 @@ func scaleCacheRoot(ctx context.Context, override string) (string, error) {
 // ensureScale returns the cached world for spec under root, loading it
 // first when there is none for this schema and loader. Worlds cached for an
 // older schema or loader are removed (they can never be used again).
+//
+// The caller holds lockScale(root) for as long as it uses the world.
 func ensureScale(ctx context.Context, root string, spec scaleSpec, log io.Writer) (*scaleWorld, error) {
 	prefix := fmt.Sprintf("m%d-l%d-", migrationCount(), loaderVersion)
 	key := prefix + "s" + strconv.FormatFloat(spec.Factor, 'g', -1, 64)
@@ -140,6 +143,24 @@ func ensureScale(ctx context.Context, root string, spec scaleSpec, log io.Writer
 	}
 	fmt.Fprintf(log, "production-size world loaded in %.0f s\n", sw.LoadSeconds)
 	return sw, nil
+}
+
+// lockScale takes the cache's lock: one bench at a time loads, removes or
+// runs on the worlds under root (another would delete a world being loaded,
+// or start a second server on the same data directory).
+func lockScale(root string) (release func(), err error) {
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(root, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another authd-bench is using %s (%v)", root, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // loadSettings make the one-off load fast; they are reset before the world
