@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,6 +49,7 @@ type options struct {
 	scale        float64
 	scaleDir     string
 	loadOnly     bool
+	soak         soakConfig
 }
 
 func main() {
@@ -89,6 +91,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.pgData, "pgdata", "", "with -url: PostgreSQL's data directory, for its CPU")
 	fs.StringVar(&o.render, "render", "", "print the table of an earlier -json file and exit")
 	fs.Float64Var(&o.scale, "scale", 0, "also run every scenario on a production-size database (1 = 1M users, 50M ledger entries, 10M token rows; 0.01 for a quick one), beside the empty one (make bench-scale)")
+	fs.DurationVar(&o.soak.Duration, "soak", 0, "instead of the scenarios: steady token issuance and refresh for this long, table sizes and p99 every -soak-every (make soak-tokens; on the production-size world with -scale)")
+	fs.Float64Var(&o.soak.Rate, "soak-rate", 300, "with -soak: operations per second (half client_credentials, half refresh)")
+	fs.IntVar(&o.soak.Workers, "soak-workers", 16, "with -soak: workers (half of them rotate a refresh chain each)")
+	fs.DurationVar(&o.soak.Every, "soak-every", time.Minute, "with -soak: report interval")
 	fs.BoolVar(&o.loadOnly, "load-only", false, "with -scale: load (or find) the production-size world, then exit")
 	fs.StringVar(&o.scaleDir, "scale-dir", "", "with -scale: where loaded worlds are cached (default cmd/authd-bench/.scale)")
 	if err := fs.Parse(args); err != nil {
@@ -162,6 +168,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "production-size world %s: %s\n", sw.Key, strings.Join(sw.Counts, ", "))
 			return nil
 		}
+	}
+	if o.soak.Duration > 0 {
+		if o.soak.Rate <= 0 || o.soak.Workers < 2 || o.soak.Every <= 0 {
+			return errors.New("-soak needs -soak-rate > 0, -soak-workers ≥ 2 and -soak-every > 0")
+		}
+		dir := ""
+		if sw != nil {
+			dir = sw.dir
+		}
+		return runSoak(ctx, o, o.soak, dir, stdout, stderr)
 	}
 	fmt.Fprintln(stderr, "measuring machine limits …")
 	if rep.Limits, err = measureCryptoLimits(ctx, o.limitsFor, o.bcryptCost); err != nil {

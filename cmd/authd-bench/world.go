@@ -44,8 +44,9 @@ type worldConfig struct {
 	// empty one.
 	DataDir    string
 	BcryptCost int
-	AuthdBin   string // prebuilt authd; built from ./cmd/authd when empty
-	MaxConns   int    // AUTHD_DB_MAX_CONNS; 0 = authd's default
+	AuthdBin   string   // prebuilt authd; built from ./cmd/authd when empty
+	MaxConns   int      // AUTHD_DB_MAX_CONNS; 0 = authd's default
+	ExtraEnv   []string // more settings for authd (the soak's short TTLs)
 	Log        io.Writer
 }
 
@@ -116,6 +117,7 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	if cfg.MaxConns > 0 {
 		w.env = append(w.env, "AUTHD_DB_MAX_CONNS="+strconv.Itoa(cfg.MaxConns))
 	}
+	w.env = append(w.env, cfg.ExtraEnv...)
 	w.logPath = filepath.Join(tmp, "authd.log")
 	logf, err := os.Create(w.logPath)
 	if err != nil {
