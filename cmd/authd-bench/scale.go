@@ -61,7 +61,8 @@ type scaleWorld struct {
 	LoadSeconds float64   `json:"load_seconds"`
 	Phases      []string  `json:"phases"`
 	Counts      []string  `json:"counts"`
-	Runs        int       `json:"runs"` // bench runs on this cache (each adds its own rows)
+	Runs        int       `json:"runs"`       // bench runs on this cache (each adds its own rows)
+	Migrations  int       `json:"migrations"` // migrations the world was loaded with
 	dir         string    // the Postgres data directory
 }
 
@@ -90,18 +91,20 @@ func scaleCacheRoot(ctx context.Context, override string) (string, error) {
 }
 
 // ensureScale returns the cached world for spec under root, loading it
-// first when there is none for this schema and loader. Worlds cached for an
-// older schema or loader are removed (they can never be used again).
+// first when there is none for this loader. A cached world is migrated
+// forward when the bench starts it, as a production database is; one loaded
+// by another loader version, or by a tree with more migrations than this one
+// (another branch), is removed and loaded again.
 //
 // The caller holds lockScale(root) for as long as it uses the world.
 func ensureScale(ctx context.Context, root string, spec scaleSpec, log io.Writer) (*scaleWorld, error) {
-	prefix := fmt.Sprintf("m%d-l%d-", migrationCount(), loaderVersion)
+	prefix := fmt.Sprintf("l%d-", loaderVersion)
 	key := prefix + "s" + strconv.FormatFloat(spec.Factor, 'g', -1, 64)
 	dir := filepath.Join(root, key)
 	if entries, err := os.ReadDir(root); err == nil {
 		for _, e := range entries {
 			if e.IsDir() && !strings.HasPrefix(e.Name(), prefix) {
-				fmt.Fprintf(log, "removing the stale production-size world %s (another schema or loader)\n", e.Name())
+				fmt.Fprintf(log, "removing the stale production-size world %s (another loader)\n", e.Name())
 				_ = os.RemoveAll(filepath.Join(root, e.Name()))
 			}
 		}
@@ -109,7 +112,7 @@ func ensureScale(ctx context.Context, root string, spec scaleSpec, log io.Writer
 	marker := filepath.Join(dir, "loaded.json")
 	if b, err := os.ReadFile(marker); err == nil {
 		sw := &scaleWorld{}
-		if err := json.Unmarshal(b, sw); err == nil {
+		if err := json.Unmarshal(b, sw); err == nil && sw.Migrations <= migrationCount() {
 			sw.dir = filepath.Join(dir, "pg")
 			sw.Runs++
 			b, _ = json.MarshalIndent(sw, "", "  ")
@@ -130,7 +133,7 @@ func ensureScale(ctx context.Context, root string, spec scaleSpec, log io.Writer
 	}
 	fmt.Fprintf(log, "loading the production-size world %s: %d users, %d ledger transactions (%d entries), %d access and %d refresh token rows …\n",
 		key, spec.Users, spec.Transactions, 2*spec.Transactions, spec.Access, spec.Refresh)
-	sw := &scaleWorld{Spec: spec, Key: key, dir: filepath.Join(dir, "pg"), Runs: 1}
+	sw := &scaleWorld{Spec: spec, Key: key, dir: filepath.Join(dir, "pg"), Runs: 1, Migrations: migrationCount()}
 	t0 := time.Now()
 	if err := loadScale(ctx, sw, log); err != nil {
 		return nil, fmt.Errorf("load production-size world: %w", err)
