@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -189,6 +190,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Limits = append(rep.Limits, bare)
 
+	if sw != nil && o.authdBin == "" {
+		// Both worlds run the same build (a tree edited during the run
+		// must not give the second world another authd).
+		dir, err := os.MkdirTemp("", "authd-bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "building ./cmd/authd …")
+		o.authdBin = filepath.Join(dir, "authd")
+		if err := buildAuthd(ctx, o.authdBin); err != nil {
+			return err
+		}
+	}
 	if err := runWorld(ctx, o, rep, "", stderr); err != nil {
 		return err
 	}

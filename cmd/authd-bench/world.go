@@ -85,16 +85,8 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	if w.bin == "" {
 		fmt.Fprintln(cfg.Log, "building ./cmd/authd …")
 		w.bin = filepath.Join(tmp, "authd")
-		// Built as `make build` and the Dockerfile build what ships: static
-		// (no cgo, so no libc and no cgo DNS resolver), trimmed, stripped.
-		build := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-ldflags", "-s -w", "-o", w.bin, "./cmd/authd")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		build.Dir, err = moduleRoot(ctx)
-		if err != nil {
+		if err := buildAuthd(ctx, w.bin); err != nil {
 			return nil, err
-		}
-		if out, err := build.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("CGO_ENABLED=0 go build ./cmd/authd: %w\n%s", err, out)
 		}
 	}
 	port, err := freePort()
@@ -135,6 +127,22 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	fmt.Fprintf(cfg.Log, "authd serve on %s (pid %d, logs %s), ready %s after exec\n", w.URL, w.authdPID, w.logPath, w.startup.Round(time.Millisecond))
 	ok = true
 	return w, nil
+}
+
+// buildAuthd builds ./cmd/authd into out as `make build` and the
+// Dockerfile build what ships: static (no cgo, so no libc and no cgo DNS
+// resolver), trimmed, stripped.
+func buildAuthd(ctx context.Context, out string) error {
+	build := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/authd")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var err error
+	if build.Dir, err = moduleRoot(ctx); err != nil {
+		return err
+	}
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("CGO_ENABLED=0 go build ./cmd/authd: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // startAuthd runs `authd serve` and waits for /readyz.
