@@ -207,7 +207,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if err := runWorld(ctx, o, rep, "", stderr); err != nil {
+	if err := runWorld(ctx, o, rep, "", 0, stderr); err != nil {
 		return err
 	}
 	if sw != nil {
@@ -219,7 +219,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.Scale = sw
 		rep.Setup = append(rep.Setup, fmt.Sprintf("production-size world %s (cmd/authd-bench/.scale): %s; loaded in %.0f s (%s); bench run %d on this cache",
 			sw.Key, strings.Join(sw.Counts, ", "), sw.LoadSeconds, strings.Join(sw.Phases, "; "), sw.Runs))
-		if err := runWorld(ctx, o, rep, sw.dir, stderr); err != nil {
+		if err := runWorld(ctx, o, rep, sw.dir, sw.Spec.Users, stderr); err != nil {
 			return err
 		}
 	}
@@ -237,7 +237,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // runWorld starts a world (its database in dataDir when set: a cached
 // production-size one), prepares the fixture, runs every scenario into rep
 // and verifies the ledger.
-func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, stderr io.Writer) error {
+func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, loadedUsers int, stderr io.Writer) error {
 	maxLevel := max(maxOf(o.levels), maxOf(o.bcryptLevels))
 	var err error
 	var w *world
@@ -248,6 +248,7 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, stde
 			return err
 		}
 		defer w.stop()
+		w.loadedUsers = loadedUsers
 		rep.StartupMS = float64(w.startup.Microseconds()) / 1000
 		rep.Setup = append(rep.Setup,
 			"authd serve (AUTHD_ENV=production, JSON logs to a file, bcrypt cost "+itoa(o.bcryptCost)+") built from this tree as it ships (CGO_ENABLED=0, -trimpath, stripped), on 127.0.0.1",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -196,6 +197,22 @@ func (f *fixture) prepareSpend(ctx context.Context, w *world, c *http.Client, n 
 		return err
 	}
 	f.spendUsers, f.hotUser = ids[:n], ids[n]
+	if w.loadedUsers >= 10*n {
+		// On a production-size world the spends go to accounts with years
+		// of history, spread over the whole table and its indexes, as in
+		// production (each has a welcome grant of 1,000,000 credits); the
+		// hot account stays a fresh one.
+		seen := map[int]bool{}
+		for i := range f.spendUsers {
+			k := 1 + rand.IntN(w.loadedUsers)
+			for seen[k] {
+				k = 1 + rand.IntN(w.loadedUsers)
+			}
+			seen[k] = true
+			f.spendUsers[i] = userID(k)
+		}
+		ids, n = ids[n:], 0
+	}
 	// Enough for any run: the spread users see ~100 spends each, the hot
 	// one every spend of its scenario.
 	grants := make(chan int)

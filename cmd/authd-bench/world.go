@@ -35,6 +35,9 @@ type world struct {
 	cluster  *storage.Cluster
 	tmp      string
 	exited   chan error
+	// loadedUsers is how many users a production-size world was loaded
+	// with (scale.go's userID(1..n)); 0 for an empty world.
+	loadedUsers int
 }
 
 // worldConfig is what startWorld needs.
