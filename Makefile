@@ -3,7 +3,7 @@ GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run test lint build bench bench-quick soak
+.PHONY: run test lint build bench bench-quick bench-scale soak soak-tokens
 
 ## run: build and run `authd dev` (private Postgres, demo client, mail catcher)
 run:
@@ -38,6 +38,23 @@ bench:
 bench-quick:
 	@scripts/ensure-deps.sh
 	$(GO) run ./cmd/authd-bench -quick
+
+## bench-scale: every scenario on an empty and on a production-size database
+# (1M users, 50M ledger entries, 10M token rows; loaded once, ~30 GB, cached
+# in cmd/authd-bench/.scale). SCALE=0.01 for a small world.
+SCALE ?= 1
+bench-scale:
+	@scripts/ensure-deps.sh
+	$(GO) run ./cmd/authd-bench -scale $(SCALE) -json bench-scale-results.json
+
+## soak-tokens: steady token issuance and refresh for SOAK_DURATION (default
+# 20m) with table sizes and p99 every minute: the purge and autovacuum must
+# keep the token tables bounded. SOAK_ARGS=-scale 1 runs it on the
+# production-size world.
+SOAK_DURATION ?= 20m
+soak-tokens:
+	@scripts/ensure-deps.sh
+	$(GO) run ./cmd/authd-bench -soak $(SOAK_DURATION) $(SOAK_ARGS)
 
 ## soak: fault-injection and replica scenarios for a bounded time, with a report
 soak:

@@ -272,10 +272,12 @@ func validUUID(s string) bool {
 // index; random (version 4) ids touched a random leaf per posting, and after
 // every checkpoint each first touch of a leaf writes a full 8 KiB page image
 // to the WAL. The time in the id is no secret: created_at is public too.
-func newID() string {
+func newID() string { return newIDAt(time.Now().UnixMilli()) }
+
+func newIDAt(unixMilli int64) string {
 	var b [16]byte
 	_, _ = rand.Read(b[6:]) // never fails (crypto/rand documents it)
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(unixMilli)
 	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
 	b[6] = b[6]&0x0f | 0x70
 	b[8] = b[8]&0x3f | 0x80

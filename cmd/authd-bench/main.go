@@ -14,11 +14,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -45,6 +47,10 @@ type options struct {
 	authdPID     int
 	pgData       string
 	render       string
+	scale        float64
+	scaleDir     string
+	loadOnly     bool
+	soak         soakConfig
 }
 
 func main() {
@@ -85,6 +91,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.authdPID, "authd-pid", 0, "with -url: authd's pid, for its CPU and RSS")
 	fs.StringVar(&o.pgData, "pgdata", "", "with -url: PostgreSQL's data directory, for its CPU")
 	fs.StringVar(&o.render, "render", "", "print the table of an earlier -json file and exit")
+	fs.Float64Var(&o.scale, "scale", 0, "also run every scenario on a production-size database (1 = 1M users, 50M ledger entries, 10M token rows; 0.01 for a quick one), beside the empty one (make bench-scale)")
+	fs.DurationVar(&o.soak.Duration, "soak", 0, "instead of the scenarios: steady token issuance and refresh for this long, table sizes and p99 every -soak-every (make soak-tokens; on the production-size world with -scale)")
+	fs.Float64Var(&o.soak.Rate, "soak-rate", 300, "with -soak: operations per second (half client_credentials, half refresh)")
+	fs.IntVar(&o.soak.Workers, "soak-workers", 16, "with -soak: workers (half of them rotate a refresh chain each)")
+	fs.DurationVar(&o.soak.Every, "soak-every", time.Minute, "with -soak: report interval")
+	fs.BoolVar(&o.loadOnly, "load-only", false, "with -scale: load (or find) the production-size world, then exit")
+	fs.StringVar(&o.scaleDir, "scale-dir", "", "with -scale: where loaded worlds are cached (default cmd/authd-bench/.scale)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -108,6 +121,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.url != "" && (o.clientID == "" || o.clientSecret == "") {
 		return nil, fmt.Errorf("-url needs -client-id and -client-secret")
+	}
+	if o.scale < 0 || o.scale > 10 || (o.scale > 0 && o.url != "") {
+		return nil, fmt.Errorf("-scale takes a factor in (0, 10] and needs the bench's own world (not -url)")
 	}
 	return o, nil
 }
@@ -134,8 +150,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep := &Report{Date: time.Now(), Machine: machine(), Command: "go run ./cmd/authd-bench " + strings.Join(args, " ")}
 	rep.Command = strings.TrimSpace(rep.Command)
-	maxLevel := max(maxOf(o.levels), maxOf(o.bcryptLevels))
 
+	var sw *scaleWorld
+	if o.scale > 0 {
+		root, err := scaleCacheRoot(ctx, o.scaleDir)
+		if err != nil {
+			return err
+		}
+		release, err := lockScale(root)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if sw, err = ensureScale(ctx, root, specFor(o.scale), stderr); err != nil {
+			return err
+		}
+		if o.loadOnly {
+			fmt.Fprintf(stdout, "production-size world %s: %s\n", sw.Key, strings.Join(sw.Counts, ", "))
+			return nil
+		}
+	}
+	if o.soak.Duration > 0 {
+		if o.soak.Rate <= 0 || o.soak.Workers < 2 || o.soak.Every <= 0 {
+			return errors.New("-soak needs -soak-rate > 0, -soak-workers ≥ 2 and -soak-every > 0")
+		}
+		dir := ""
+		if sw != nil {
+			dir = sw.dir
+		}
+		return runSoak(ctx, o, o.soak, dir, stdout, stderr)
+	}
 	fmt.Fprintln(stderr, "measuring machine limits …")
 	if rep.Limits, err = measureCryptoLimits(ctx, o.limitsFor, o.bcryptCost); err != nil {
 		return err
@@ -146,14 +190,65 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Limits = append(rep.Limits, bare)
 
+	if sw != nil && o.authdBin == "" {
+		// Both worlds run the same build (a tree edited during the run
+		// must not give the second world another authd).
+		dir, err := os.MkdirTemp("", "authd-bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "building ./cmd/authd …")
+		o.authdBin = filepath.Join(dir, "authd")
+		if err := buildAuthd(ctx, o.authdBin); err != nil {
+			return err
+		}
+	}
+	if err := runWorld(ctx, o, rep, "", 0, stderr); err != nil {
+		return err
+	}
+	if sw != nil {
+		// The same scenarios again on the production-size world; the empty
+		// world's figures stay beside them.
+		empty := *rep
+		rep.Empty = &WorldResult{Setup: empty.Setup, StartupMS: empty.StartupMS, Scenarios: empty.Scenarios}
+		rep.Setup, rep.StartupMS, rep.Scenarios = nil, 0, nil
+		rep.Scale = sw
+		rep.Setup = append(rep.Setup, fmt.Sprintf("production-size world %s (cmd/authd-bench/.scale): %s; loaded in %.0f s (%s); bench run %d on this cache",
+			sw.Key, strings.Join(sw.Counts, ", "), sw.LoadSeconds, strings.Join(sw.Phases, "; "), sw.Runs))
+		if err := runWorld(ctx, o, rep, sw.dir, sw.Spec.Users, stderr); err != nil {
+			return err
+		}
+	}
+	rep.fillRatios()
+	rep.WriteTable(stdout)
+	if o.jsonPath != "" {
+		if err := rep.WriteJSON(o.jsonPath); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "results written to %s\n", o.jsonPath)
+	}
+	return nil
+}
+
+// runWorld starts a world (its database in dataDir when set: a cached
+// production-size one), prepares the fixture, runs every scenario into rep
+// and verifies the ledger.
+func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, loadedUsers int, stderr io.Writer) error {
+	maxLevel := max(maxOf(o.levels), maxOf(o.bcryptLevels))
+	var err error
 	var w *world
 	var f *fixture
 	if o.url == "" {
-		w, err = startWorld(ctx, worldConfig{BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns, Log: stderr})
+		w, err = startWorld(ctx, worldConfig{DataDir: dataDir, BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns, Log: stderr})
 		if err != nil {
 			return err
 		}
 		defer w.stop()
+		w.loadedUsers = loadedUsers
 		rep.StartupMS = float64(w.startup.Microseconds()) / 1000
 		rep.Setup = append(rep.Setup,
 			"authd serve (AUTHD_ENV=production, JSON logs to a file, bcrypt cost "+itoa(o.bcryptCost)+") built from this tree as it ships (CGO_ENABLED=0, -trimpath, stripped), on 127.0.0.1",
@@ -200,20 +295,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if w.dbURL != "" && f.missing(needSpend) == "" {
-		if out, err := w.cli(ctx, "", "ledger", "verify"); err != nil {
+		fmt.Fprintln(stderr, "ledger verify …")
+		t0 := time.Now()
+		out, err := w.cli(ctx, "", "ledger", "verify")
+		took := time.Since(t0).Round(time.Second)
+		if err != nil {
 			rep.Setup = append(rep.Setup, "ledger verify after the run: FAILED: "+err.Error())
 		} else {
 			line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 			rep.Setup = append(rep.Setup, "ledger verify after the run: clean ("+line+")")
 		}
-	}
-	rep.fillRatios()
-	rep.WriteTable(stdout)
-	if o.jsonPath != "" {
-		if err := rep.WriteJSON(o.jsonPath); err != nil {
-			return err
+		if took >= time.Second {
+			rep.Setup = append(rep.Setup, "ledger verify took "+took.String())
 		}
-		fmt.Fprintf(stderr, "results written to %s\n", o.jsonPath)
 	}
 	return nil
 }
@@ -333,8 +427,15 @@ func msOf(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 // fillRatios sets each scenario's ratio to its limit, and the relative
 // target of login (90% of the bcrypt limit).
 func (r *Report) fillRatios() {
-	for i := range r.Scenarios {
-		s := &r.Scenarios[i]
+	r.fillRatiosOf(r.Scenarios)
+	if r.Empty != nil {
+		r.fillRatiosOf(r.Empty.Scenarios)
+	}
+}
+
+func (r *Report) fillRatiosOf(all []ScenarioResult) {
+	for i := range all {
+		s := &all[i]
 		l, ok := r.limit(s.LimitKey)
 		if !ok || l.Rate <= 0 || s.NA != "" {
 			continue

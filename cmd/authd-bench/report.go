@@ -62,7 +62,22 @@ type Report struct {
 	StartupMS float64          `json:"startup_to_ready_ms,omitempty"`
 	Limits    []Limit          `json:"limits"`
 	Scenarios []ScenarioResult `json:"scenarios"`
+	// With -scale: Scenarios ran on the production-size world described by
+	// Scale, and Empty holds the same run's figures on an empty database.
+	Scale *scaleWorld  `json:"production_size,omitempty"`
+	Empty *WorldResult `json:"empty_database,omitempty"`
 }
+
+// WorldResult is one world's part of a -scale run.
+type WorldResult struct {
+	Setup     []string         `json:"setup"`
+	StartupMS float64          `json:"startup_to_ready_ms,omitempty"`
+	Scenarios []ScenarioResult `json:"scenarios"`
+}
+
+// scaleTolerance is how far below its empty-database figure a scenario may
+// fall on the production-size world (CPU-bound rates).
+const scaleTolerance = 0.15
 
 func machine() Machine {
 	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version(), CPUModel: "unknown"}
@@ -147,11 +162,54 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	tw.Flush()
 
-	fmt.Fprintln(w, "\nscenarios (ops/s measured; cpu-bound/s = cores ÷ (authd+pg+gen CPU per op), the rate with every core on it;")
-	fmt.Fprintln(w, "latency in ms; CPU in ms per op; RSS = authd peak; vs limit = cpu-bound/s ÷ the limit's rate):")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tconc\tops/s\tcpu-bound/s\tp50\tp90\tp99\terrors\tauthd CPU\tpg CPU\tgen CPU\tRSS MB\tvs limit\ttarget\t")
+	if r.Empty != nil {
+		fmt.Fprintln(w, "\nempty database:")
+		for _, line := range r.Empty.Setup {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+		if r.Empty.StartupMS > 0 {
+			fmt.Fprintf(w, "  authd start-up to ready: %.0f ms (target ≤ 300 ms)\n", r.Empty.StartupMS)
+		}
+		writeScenarioTable(w, "empty database: ", r.Empty.Scenarios)
+		writeScenarioTable(w, "production size: ", r.Scenarios)
+		r.writeScaleComparison(w)
+	} else {
+		writeScenarioTable(w, "", r.Scenarios)
+	}
+
+	fmt.Fprintln(w)
+	for _, line := range r.RatioLines() {
+		fmt.Fprintln(w, line)
+	}
+	var hk []string
 	for _, s := range r.Scenarios {
+		if s.HousekeepingPgCPUms > 0 {
+			hk = append(hk, fmt.Sprintf("%s c=%d %s", s.Name, s.Concurrency, ms(s.HousekeepingPgCPUms)))
+		}
+	}
+	if len(hk) > 0 {
+		fmt.Fprintln(w, "Postgres settled (VACUUM (ANALYZE) + CHECKPOINT) after each scenario; its CPU, ms per op of the scenario, not in pg CPU:")
+		fmt.Fprintln(w, "  "+strings.Join(hk, ", "))
+	}
+	for _, s := range r.Scenarios {
+		switch {
+		case s.NA != "":
+			fmt.Fprintf(w, "%s (c=%d): n/a (%s)\n", s.Name, s.Concurrency, s.NA)
+		case s.Errors > 0:
+			fmt.Fprintf(w, "%s (c=%d): %d errors; first: %s\n", s.Name, s.Concurrency, s.Errors, s.FirstError)
+		}
+		if s.MeterErr != "" {
+			fmt.Fprintf(w, "%s (c=%d): CPU meter: %s\n", s.Name, s.Concurrency, s.MeterErr)
+		}
+	}
+}
+
+func writeScenarioTable(w io.Writer, title string, scenarios []ScenarioResult) {
+	fmt.Fprintln(w, "\n"+title+"scenarios (ops/s measured; cpu-bound/s = cores ÷ (authd+pg+gen CPU per op), the rate with every core on it;")
+	fmt.Fprintln(w, "latency in ms; CPU in ms per op; RSS = authd peak; vs limit = cpu-bound/s ÷ the limit's rate):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tconc\tops/s\tcpu-bound/s\tp50\tp90\tp99\terrors\tauthd CPU\tpg CPU\tgen CPU\tRSS MB\tvs limit\ttarget\t")
+	for _, s := range scenarios {
 		if s.NA != "" {
 			fmt.Fprintf(tw, "%s\t%d\tn/a\t\t\t\t\t\t\t\t\t\t\t\t\n", s.Name, s.Concurrency)
 			continue
@@ -181,31 +239,42 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	tw.Flush()
 
-	fmt.Fprintln(w)
-	for _, line := range r.RatioLines() {
-		fmt.Fprintln(w, line)
+}
+
+// writeScaleComparison prints each scenario's production-size figures
+// beside its empty-database ones from the same run.
+func (r *Report) writeScaleComparison(w io.Writer) {
+	empty := map[string]ScenarioResult{}
+	for _, s := range r.Empty.Scenarios {
+		empty[s.Name+"/"+itoa(s.Concurrency)] = s
 	}
-	var hk []string
+	fmt.Fprintf(w, "\nproduction size beside the empty database (same run; ratio = production cpu-bound/s ÷ empty cpu-bound/s, target ≥ %.0f%%):\n", 100*(1-scaleTolerance))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tconc\tops/s empty\tops/s prod\tcpu-bound empty\tcpu-bound prod\tratio\tp99 empty\tp99 prod\tpg CPU empty\tpg CPU prod\tRSS MB prod\t\t")
 	for _, s := range r.Scenarios {
-		if s.HousekeepingPgCPUms > 0 {
-			hk = append(hk, fmt.Sprintf("%s c=%d %s", s.Name, s.Concurrency, ms(s.HousekeepingPgCPUms)))
+		e, ok := empty[s.Name+"/"+itoa(s.Concurrency)]
+		if !ok || s.NA != "" || e.NA != "" {
+			fmt.Fprintf(tw, "%s\t%d\tn/a\t\t\t\t\t\t\t\t\t\t\t\n", s.Name, s.Concurrency)
+			continue
 		}
-	}
-	if len(hk) > 0 {
-		fmt.Fprintln(w, "Postgres settled (VACUUM (ANALYZE) + CHECKPOINT) after each scenario; its CPU, ms per op of the scenario, not in pg CPU:")
-		fmt.Fprintln(w, "  "+strings.Join(hk, ", "))
-	}
-	for _, s := range r.Scenarios {
-		switch {
-		case s.NA != "":
-			fmt.Fprintf(w, "%s (c=%d): n/a (%s)\n", s.Name, s.Concurrency, s.NA)
-		case s.Errors > 0:
-			fmt.Fprintf(w, "%s (c=%d): %d errors; first: %s\n", s.Name, s.Concurrency, s.Errors, s.FirstError)
+		ratio, mark := "?", ""
+		if s.CPURate > 0 && e.CPURate > 0 {
+			q := s.CPURate / e.CPURate
+			ratio = formatPercent(q)
+			mark = "ok"
+			if q < 1-scaleTolerance {
+				mark = "MISS"
+			}
 		}
-		if s.MeterErr != "" {
-			fmt.Fprintf(w, "%s (c=%d): CPU meter: %s\n", s.Name, s.Concurrency, s.MeterErr)
+		rss := "?"
+		if s.AuthdPeakRSS > 0 {
+			rss = fmt.Sprintf("%.0f", float64(s.AuthdPeakRSS)/(1<<20))
 		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", s.Name, s.Concurrency,
+			formatRate(e.Rate), formatRate(s.Rate), formatRate(e.CPURate), formatRate(s.CPURate), ratio,
+			ms(e.P99ms), ms(s.P99ms), ms(e.PostgresCPUms), ms(s.PostgresCPUms), rss, mark)
 	}
+	tw.Flush()
 }
 
 // RatioLines gives, per scenario, its best level against its limit.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -64,6 +65,9 @@ type clientJSON struct {
 // chains through real authorization-code flows.
 func prepare(ctx context.Context, w *world, chains int, log io.Writer) *fixture {
 	f := &fixture{base: w.URL, na: map[string]string{}}
+	// A cached production-size world keeps earlier runs' fixtures: this
+	// run's users get names of their own.
+	run := randToken()[:8]
 	c := newClient(16, nil)
 
 	out, err := w.cli(ctx, "", "client", "create", "--output", "json", "--name", "bench service",
@@ -91,7 +95,7 @@ func prepare(ctx context.Context, w *world, chains int, log io.Writer) *fixture 
 
 	if f.missing(needWeb) == "" {
 		for i := range 8 {
-			u := loginUser{email: fmt.Sprintf("bench-login-%d@example.test", i), password: "bench password " + randToken()[:12]}
+			u := loginUser{email: fmt.Sprintf("bench-login-%s-%d@example.test", run, i), password: "bench password " + randToken()[:12]}
 			if _, err := w.cli(ctx, u.password+"\n", "user", "create", "--output", "json", "--email", u.email, "--password-stdin", "--verified"); err != nil {
 				f.na[needWeb] = fmt.Sprintf("creating login users failed: %v", err)
 				break
@@ -110,7 +114,7 @@ func prepare(ctx context.Context, w *world, chains int, log io.Writer) *fixture 
 
 	if f.missing(needSvc) == "" {
 		fmt.Fprintln(log, "preparing 1,000 credit accounts …")
-		if err := f.prepareSpend(ctx, w, c, 1000); err != nil {
+		if err := f.prepareSpend(ctx, w, c, 1000, run); err != nil {
 			f.na[needSpend] = err.Error()
 		}
 	} else {
@@ -169,7 +173,7 @@ func (f *fixture) serviceToken(ctx context.Context, c *http.Client, scope string
 // prepareSpend inserts n users in one statement (a registration each would
 // spend n bcrypt hashes on setup alone), then grants each credits through
 // the service API, so the ledger sees only its own code paths.
-func (f *fixture) prepareSpend(ctx context.Context, w *world, c *http.Client, n int) error {
+func (f *fixture) prepareSpend(ctx context.Context, w *world, c *http.Client, n int, run string) error {
 	if w.dbURL == "" {
 		return errors.New("spend users need the bench's own database (not -url)")
 	}
@@ -179,8 +183,8 @@ func (f *fixture) prepareSpend(ctx context.Context, w *world, c *http.Client, n 
 	}
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, `INSERT INTO users (email, password_hash)
-		SELECT 'bench-spend-' || g || '@example.test', '!' FROM generate_series(1, $1::int) g
-		RETURNING id::text`, n+1)
+		SELECT 'bench-spend-' || $2 || '-' || g || '@example.test', '!' FROM generate_series(1, $1::int) g
+		RETURNING id::text`, n+1, run)
 	if err != nil {
 		return fmt.Errorf("insert spend users: %w", err)
 	}
@@ -193,6 +197,22 @@ func (f *fixture) prepareSpend(ctx context.Context, w *world, c *http.Client, n 
 		return err
 	}
 	f.spendUsers, f.hotUser = ids[:n], ids[n]
+	if w.loadedUsers >= 10*n {
+		// On a production-size world the spends go to accounts with years
+		// of history, spread over the whole table and its indexes, as in
+		// production (each has a welcome grant of 1,000,000 credits); the
+		// hot account stays a fresh one.
+		seen := map[int]bool{}
+		for i := range f.spendUsers {
+			k := 1 + rand.IntN(w.loadedUsers)
+			for seen[k] {
+				k = 1 + rand.IntN(w.loadedUsers)
+			}
+			seen[k] = true
+			f.spendUsers[i] = userID(k)
+		}
+		ids, n = ids[n:], 0
+	}
 	// Enough for any run: the spread users see ~100 spends each, the hot
 	// one every spend of its scenario.
 	grants := make(chan int)

@@ -35,13 +35,21 @@ type world struct {
 	cluster  *storage.Cluster
 	tmp      string
 	exited   chan error
+	// loadedUsers is how many users a production-size world was loaded
+	// with (scale.go's userID(1..n)); 0 for an empty world.
+	loadedUsers int
 }
 
 // worldConfig is what startWorld needs.
 type worldConfig struct {
+	// DataDir is an existing Postgres data directory to run on (a cached
+	// production-size world; kept when the world stops); "" for a fresh
+	// empty one.
+	DataDir    string
 	BcryptCost int
-	AuthdBin   string // prebuilt authd; built from ./cmd/authd when empty
-	MaxConns   int    // AUTHD_DB_MAX_CONNS; 0 = authd's default
+	AuthdBin   string   // prebuilt authd; built from ./cmd/authd when empty
+	MaxConns   int      // AUTHD_DB_MAX_CONNS; 0 = authd's default
+	ExtraEnv   []string // more settings for authd (the soak's short TTLs)
 	Log        io.Writer
 }
 
@@ -65,6 +73,9 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	}()
 	fmt.Fprintln(cfg.Log, "starting private PostgreSQL (durable: fsync and synchronous_commit on) …")
 	w.cluster = &storage.Cluster{Dir: filepath.Join(tmp, "pg"), Durable: true}
+	if cfg.DataDir != "" {
+		w.cluster.Dir = cfg.DataDir
+	}
 	if err := w.cluster.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -77,16 +88,8 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	if w.bin == "" {
 		fmt.Fprintln(cfg.Log, "building ./cmd/authd …")
 		w.bin = filepath.Join(tmp, "authd")
-		// Built as `make build` and the Dockerfile build what ships: static
-		// (no cgo, so no libc and no cgo DNS resolver), trimmed, stripped.
-		build := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-ldflags", "-s -w", "-o", w.bin, "./cmd/authd")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		build.Dir, err = moduleRoot(ctx)
-		if err != nil {
+		if err := buildAuthd(ctx, w.bin); err != nil {
 			return nil, err
-		}
-		if out, err := build.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("CGO_ENABLED=0 go build ./cmd/authd: %w\n%s", err, out)
 		}
 	}
 	port, err := freePort()
@@ -109,6 +112,7 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	if cfg.MaxConns > 0 {
 		w.env = append(w.env, "AUTHD_DB_MAX_CONNS="+strconv.Itoa(cfg.MaxConns))
 	}
+	w.env = append(w.env, cfg.ExtraEnv...)
 	w.logPath = filepath.Join(tmp, "authd.log")
 	logf, err := os.Create(w.logPath)
 	if err != nil {
@@ -126,6 +130,22 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	fmt.Fprintf(cfg.Log, "authd serve on %s (pid %d, logs %s), ready %s after exec\n", w.URL, w.authdPID, w.logPath, w.startup.Round(time.Millisecond))
 	ok = true
 	return w, nil
+}
+
+// buildAuthd builds ./cmd/authd into out as `make build` and the
+// Dockerfile build what ships: static (no cgo, so no libc and no cgo DNS
+// resolver), trimmed, stripped.
+func buildAuthd(ctx context.Context, out string) error {
+	build := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/authd")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var err error
+	if build.Dir, err = moduleRoot(ctx); err != nil {
+		return err
+	}
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("CGO_ENABLED=0 go build ./cmd/authd: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // startAuthd runs `authd serve` and waits for /readyz.

@@ -217,7 +217,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		return nil, err
 	}
 	a.goBackground(ctx, a.worker.Run)
-	a.goBackground(ctx, func(ctx context.Context) { purgeLoop(ctx, a, log.Named("purge")) })
+	a.goBackground(ctx, func(ctx context.Context) { purgeLoop(ctx, a, cfg.PurgeInterval, log.Named("purge")) })
 
 	r := mux.NewRouter()
 	r.Use(httpx.TagRoute)
@@ -269,13 +269,11 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	return a, nil
 }
 
-// purgeInterval is how often expired tokens, sessions and delivered outbox
-// rows are deleted; the work is idempotent, so every replica may do it.
-const purgeInterval = 10 * time.Minute
-
-// purgeLoop keeps the token and accounts tables bounded.
-func purgeLoop(ctx context.Context, a *app, log *zap.Logger) {
-	t := time.NewTicker(purgeInterval)
+// purgeLoop keeps the token and accounts tables bounded: every interval
+// (AUTHD_PURGE_INTERVAL) it deletes expired tokens, sessions and delivered
+// outbox rows; the work is idempotent, so every replica may do it.
+func purgeLoop(ctx context.Context, a *app, interval time.Duration, log *zap.Logger) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {

@@ -50,6 +50,7 @@ type Config struct {
 	RefreshTokenTTL    time.Duration `env:"AUTHD_REFRESH_TOKEN_TTL" envDefault:"720h" doc:"Refresh token lifetime."`
 	IDTokenTTL         time.Duration `env:"AUTHD_ID_TOKEN_TTL" envDefault:"1h" doc:"ID token lifetime."`
 	AuthCodeTTL        time.Duration `env:"AUTHD_AUTH_CODE_TTL" envDefault:"10m" doc:"Authorization code lifetime."`
+	PurgeInterval      time.Duration `env:"AUTHD_PURGE_INTERVAL" envDefault:"10m" doc:"How often expired tokens, sessions and delivered outbox rows are deleted (every replica may do it)."`
 	RefreshReuseWindow time.Duration `env:"AUTHD_REFRESH_REUSE_WINDOW" envDefault:"10s" doc:"A refresh token presented again within this window returns the same new pair; later reuse revokes the family."`
 	AccessTokenAlg     string        `env:"AUTHD_ACCESS_TOKEN_ALG" envDefault:"ES256" doc:"ES256 or RS256."`
 	KeyRotationPeriod  time.Duration `env:"AUTHD_KEY_ROTATION_PERIOD" envDefault:"720h" doc:"How long a signing key signs before the next one takes over."`
@@ -188,6 +189,7 @@ func (c *Config) validate() error {
 		"AUTHD_ACCESS_TOKEN_TTL": c.AccessTokenTTL, "AUTHD_REFRESH_TOKEN_TTL": c.RefreshTokenTTL,
 		"AUTHD_ID_TOKEN_TTL": c.IDTokenTTL, "AUTHD_AUTH_CODE_TTL": c.AuthCodeTTL,
 		"AUTHD_KEY_ROTATION_PERIOD": c.KeyRotationPeriod, "AUTHD_KEY_PREPUBLISH": c.KeyPrepublish,
+		"AUTHD_PURGE_INTERVAL": c.PurgeInterval,
 	} {
 		if d <= 0 {
 			return fail(name, "must be a positive duration, got %s", d)
