@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/authd/authd/internal/ratelimit"
-	"github.com/authd/authd/oauth/clients"
 	loginui "github.com/authd/authd/login-ui"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // Config is the provider's configuration. Zero durations take the DESIGN.md
