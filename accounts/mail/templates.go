@@ -25,6 +25,10 @@ const (
 	// EmailChangeRequested goes to the old address when a change of the
 	// account's email starts; its link cancels the change.
 	EmailChangeRequested = "email_change_requested"
+	// PasskeyAdded and PasskeyRemoved tell the user a passkey (named in
+	// Data.Factor) was added to or removed from the account.
+	PasskeyAdded   = "passkey_added"
+	PasskeyRemoved = "passkey_removed"
 )
 
 // Data is what every mail template receives.
@@ -36,6 +40,8 @@ type Data struct {
 	BaseURL string // authd's public URL
 	// NewEmail is the address an email change moves to (EmailChangeRequested).
 	NewEmail string
+	// Factor names the sign-in factor a notice is about (a passkey's name).
+	Factor string
 }
 
 // Templates renders mail. Create it with LoadTemplates.
@@ -48,7 +54,7 @@ type Templates struct {
 // (AUTHD_MAIL_TEMPLATES_DIR, may be "") replaces the embedded one.
 func LoadTemplates(dir string) (*Templates, error) {
 	t := &Templates{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
-	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested} {
+	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested, PasskeyAdded, PasskeyRemoved} {
 		src, err := read(dir, name+".txt")
 		if err != nil {
 			return nil, err
