@@ -29,6 +29,8 @@ type AccountPages struct {
 	// (with "revoke access") to /account.
 	Credits AccountCredits
 	Apps    AccountApps
+	// Passkeys, when set, adds the passkey summary and link to /account.
+	Passkeys PasskeyCounter
 	// Limits are per-IP limits on form submissions; nil fields do not limit.
 	Limits accounts.Limits
 	Log    *zap.Logger
@@ -116,8 +118,18 @@ type AccountData struct {
 	User     *accounts.User
 	Sessions []SessionView
 	// Credits and Apps are shown when the pages were given their sources.
-	Credits *CreditsView
-	Apps    []ConsentedApp
+	Credits  *CreditsView
+	Apps     []ConsentedApp
+	Passkeys *PasskeySummary
+}
+
+// PasskeySummary is what /account shows of the passkeys (the rest is on
+// /account/passkeys).
+type PasskeySummary struct{ Count int }
+
+// PasskeyCounter counts a user's passkeys (*PasskeyPages).
+type PasskeyCounter interface {
+	CountPasskeys(ctx context.Context, userID string) (int, error)
 }
 
 // CreditsView is the balance and the latest transactions.
@@ -221,6 +233,14 @@ func (p *AccountPages) renderAccount(w http.ResponseWriter, r *http.Request, sta
 			p.internalError(w, r, "account: apps", err)
 			return
 		}
+	}
+	if p.Passkeys != nil {
+		n, err := p.Passkeys.CountPasskeys(ctx, u.ID)
+		if err != nil {
+			p.internalError(w, r, "account: passkeys", err)
+			return
+		}
+		data.Passkeys = &PasskeySummary{Count: n}
 	}
 	p.UI.Render(w, r, status, "account", Page{Title: "Your account", Notice: note, Error: errMsg, LoggedIn: true, Data: data})
 }
