@@ -35,7 +35,8 @@ type passkeySite struct {
 func newPasskeySite(t *testing.T) *passkeySite {
 	t.Helper()
 	ps := &passkeySite{}
-	ps.site = newSite(t, siteOpts{mount: func(r *mux.Router, s *site) {
+	var pages *loginui.PasskeyPages
+	ps.site = newSite(t, siteOpts{pages: func(p *loginui.AccountPages, s *site) {
 		ps.base = strings.Replace(s.url, "127.0.0.1", "localhost", 1)
 		svc, err := passkey.New(passkey.Config{Issuer: ps.base}, s.accts)
 		if err != nil {
@@ -43,10 +44,13 @@ func newPasskeySite(t *testing.T) *passkeySite {
 		}
 		ps.svc = svc
 		s.ui.EnablePasskeys()
+		pages = &loginui.PasskeyPages{UI: s.ui, Accounts: s.accts, Passkeys: svc, Log: zap.NewNop()}
+		p.Passkeys = pages
+	}, mount: func(r *mux.Router, s *site) {
 		login := &loginui.Login{UI: s.ui, Accounts: s.accts, Log: zap.NewNop()}
 		r.Handle("/login", login)
 		r.HandleFunc("/logout", login.Logout)
-		(&loginui.PasskeyPages{UI: s.ui, Accounts: s.accts, Passkeys: svc, Log: zap.NewNop()}).Mount(r)
+		pages.Mount(r)
 	}})
 	return ps
 }
@@ -154,6 +158,8 @@ func TestBrowser_PasskeyRegisterAndLogin(t *testing.T) {
 	if csp := header(resp, "Content-Security-Policy"); strings.Contains(csp, "script-src") {
 		t.Fatalf("/account allows scripts: %q", csp)
 	}
+	mustContain(t, b, "You have 1 passkey.", "Manage passkeys")
+	screenshot(t, b, "account-passkeys-summary")
 	submit(t, b, "/logout")
 	mustContain(t, b, "You have been logged out")
 

@@ -94,7 +94,9 @@ func newSecEnv(tb testing.TB, env ...string) *secEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg.Issuer = "http://" + ln.Addr().String()
+	// localhost, not the IP: WebAuthn refuses an IP address as relying
+	// party, and passkeys (their routes walked below) follow the issuer.
+	cfg.Issuer = "http://localhost:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
 	cfg.APIAudience = cfg.Issuer // the default audience follows the issuer, known only now
 	cfg.DatabaseURL = db.URL
 	logs := &secLogBuffer{}
@@ -452,6 +454,8 @@ func (e *secEnv) snapshot() string {
 		(SELECT count(*) FROM ledger_transactions), (SELECT count(*) FROM ledger_entries),
 		(SELECT count(*) || '/' || count(*) FILTER (WHERE revoked_at IS NULL) FROM browser_sessions),
 		(SELECT count(*) FROM email_tokens), (SELECT count(*) FROM outbox), (SELECT count(*) FROM signing_keys),
+		(SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, ',' ORDER BY t.id), '')) FROM webauthn_credentials t),
+		(SELECT count(*) FROM webauthn_ceremonies),
 		(SELECT count(*) FROM audit_events WHERE outcome = 'success'))`).Scan(&s)
 	if err != nil {
 		e.tb.Fatalf("snapshot: %v", err)
