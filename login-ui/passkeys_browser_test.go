@@ -58,23 +58,24 @@ func newPasskeySite(t *testing.T) *passkeySite {
 // virtualAuthenticator gives the browser a platform authenticator (CTAP2,
 // internal transport) that stores discoverable credentials and verifies
 // the user, through the DevTools WebAuthn domain.
-func virtualAuthenticator(t *testing.T, ctx context.Context) {
+func virtualAuthenticator(t *testing.T, ctx context.Context) cdpwebauthn.AuthenticatorID {
 	t.Helper()
-	_, err := chromedp.Run(ctx, chromedp.Action[chromedp.Void](func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+	id, err := chromedp.Run(ctx, chromedp.Action[cdpwebauthn.AuthenticatorID](func(ctx context.Context, tg *chromedp.Target) (cdpwebauthn.AuthenticatorID, error) {
 		if _, err := cdp.Call(ctx, tg, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
-			return chromedp.Void{}, err
+			return "", err
 		}
-		_, err := cdp.Call(ctx, tg, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{
+		res, err := cdp.Call(ctx, tg, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{
 			Options: &cdpwebauthn.VirtualAuthenticatorOptions{
 				Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Ctap2version: cdpwebauthn.Ctap2versionCtap21,
 				Transport: cdpwebauthn.AuthenticatorTransportInternal, HasResidentKey: true, HasUserVerification: true,
 				IsUserVerified: true, AutomaticPresenceSimulation: true,
 			}})
-		return chromedp.Void{}, err
+		return res.AuthenticatorID, err
 	}))
 	if err != nil {
 		t.Fatalf("virtual authenticator: %v", err)
 	}
+	return id
 }
 
 func header(resp *network.Response, name string) string {
@@ -290,7 +291,7 @@ func TestPasskeyLogin_Attacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBrowser(t)
-	virtualAuthenticator(t, b)
+	authID := virtualAuthenticator(t, b)
 	registerInBrowser(t, s, b, alice.Email, "Alice key")
 	registerInBrowser(t, s, b, bob.Email, "Bob key")
 	navigate(t, b, s.base+"/login") // the page whose origin the assertions carry
@@ -310,6 +311,11 @@ func TestPasskeyLogin_Attacks(t *testing.T) {
 		t.Fatalf("passkey login: %d", resp.StatusCode)
 	}
 
+	// Many synced passkeys keep their counter at 0, so the counter cannot
+	// be what stops a replay: the single-use challenge must.
+	if _, err := s.pool.Exec(ctx, `UPDATE webauthn_credentials SET sign_count = 0`); err != nil {
+		t.Fatal(err)
+	}
 	t.Run("ReplayedAssertion_SameChallenge", func(t *testing.T) {
 		a := newClient(t, s.base)
 		tok := a.csrf("/login")
@@ -375,6 +381,49 @@ func TestPasskeyLogin_Attacks(t *testing.T) {
 		}
 		if got := strings.Join(res.AMR(true), " "); got != "pwd hwk mfa" {
 			t.Fatalf("amr = %q", got)
+		}
+	})
+	// passwordlessAs runs a passwordless login offering only user's passkey
+	// and returns the status.
+	passwordlessAs := func(t *testing.T, user *accounts.User) (int, string) {
+		t.Helper()
+		a := newClient(t, s.base)
+		tok := a.csrf("/login")
+		_, body := a.post("/login/passkey/options", url.Values{"csrf_token": {tok}})
+		keys, _ := s.accts.Passkeys(ctx, user.ID, s.svc.RPID())
+		var m map[string]map[string]any
+		_ = json.Unmarshal([]byte(body), &m)
+		m["publicKey"]["allowCredentials"] = []map[string]any{{"type": "public-key", "id": b64u(keys[0].CredentialID)}}
+		opts, _ := json.Marshal(m)
+		resp, page := a.post("/login/passkey", url.Values{"csrf_token": {tok}, "credential": {assertWith(t, b, opts)}})
+		return resp.StatusCode, page
+	}
+	t.Run("NotPasswordless_Refused", func(t *testing.T) {
+		keys, _ := s.accts.Passkeys(ctx, bob.ID, s.svc.RPID())
+		if err := s.accts.SetPasskeyPasswordless(ctx, bob.ID, keys[0].ID, false); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = s.accts.SetPasskeyPasswordless(ctx, bob.ID, keys[0].ID, true) }()
+		if st, page := passwordlessAs(t, bob); st != http.StatusUnauthorized || !strings.Contains(page, "not set up to sign in without a password") {
+			t.Fatalf("passwordless with a second-factor-only passkey: %d", st)
+		}
+	})
+	t.Run("UserNotVerified_Refused", func(t *testing.T) {
+		// The authenticator answers without the UV flag (as a stolen,
+		// unlocked security key without PIN would): no passwordless login.
+		setBadUV := func(bad bool) {
+			_, err := chromedp.Run(b, chromedp.Action[chromedp.Void](func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+				_, err := cdp.Call(ctx, tg, cdpwebauthn.SetResponseOverrideBits, cdpwebauthn.SetResponseOverrideBitsParams{AuthenticatorID: authID, IsBadUV: &bad})
+				return chromedp.Void{}, err
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		setBadUV(true)
+		defer setBadUV(false)
+		if st, _ := passwordlessAs(t, alice); st != http.StatusUnauthorized {
+			t.Fatalf("passwordless without user verification: %d", st)
 		}
 	})
 	t.Run("SignCountRegression_Refused", func(t *testing.T) {
@@ -489,6 +538,20 @@ func TestPasskeyPages_CSRFAndOwnership(t *testing.T) {
 		resp, body := other.post("/account/passkeys/add", url.Values{"csrf_token": {other.csrf("/account/passkeys")}, "name": {"K"}, "credential": {`{"id":"x"}`}})
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "could not be added") {
 			t.Fatalf("finish from another session: %d", resp.StatusCode)
+		}
+		// The refusal is the binding, not the (bogus) answer: the ceremony
+		// of one session is not found from another.
+		sessions, _ := s.accts.Sessions(ctx, alice.ID)
+		if len(sessions) < 2 {
+			t.Fatalf("%d sessions", len(sessions))
+		}
+		o, err := s.svc.BeginRegistration(ctx, alice, sessions[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.svc.FinishRegistration(ctx, alice, sessions[1].ID, o.Token, []byte(`{"id":"x"}`), passkey.Registration{Name: "K"})
+		if !errors.Is(err, accounts.ErrNoCeremony) {
+			t.Fatalf("another session's ceremony: %v", err)
 		}
 	})
 }
