@@ -18,7 +18,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/mailcatcher"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 
 	"github.com/authd/authd/storage"
 )
@@ -174,9 +174,9 @@ func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
 			creds.AdminPassword = "" // changed since: forget it rather than keep a dead one
 		}
 	}
-	clients := a.provider.Clients()
-	if creds.DemoClientID == "" || func() bool { _, err := clients.GetClient(ctx, creds.DemoClientID); return err != nil }() {
-		c, secret, err := clients.CreateClient(ctx, oauth.ClientSpec{
+	reg := a.provider.Clients()
+	if creds.DemoClientID == "" || func() bool { _, err := reg.GetClient(ctx, creds.DemoClientID); return err != nil }() {
+		c, secret, err := reg.CreateClient(ctx, clients.Spec{
 			Name:                   "authd demo app",
 			RedirectURIs:           []string{rt.cfg.Issuer + "/demo/callback"},
 			PostLogoutRedirectURIs: []string{rt.cfg.Issuer + "/demo"},

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/authd/authd/oauth/resource"
+	"github.com/authd/authd/resource"
 )
 
 // Config is the service's configuration.
