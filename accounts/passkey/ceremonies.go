@@ -180,6 +180,13 @@ func (s *Service) FinishLogin(ctx context.Context, token string, response []byte
 	return s.used(ctx, fu, cred, parsed, true)
 }
 
+// Enrolled reports whether the user holds a passkey, which makes the
+// passkey a method of the login's second step.
+func (s *Service) Enrolled(ctx context.Context, userID string) (bool, error) {
+	keys, err := s.store.Passkeys(ctx, userID, s.rpID)
+	return len(keys) > 0, err
+}
+
 // BeginSecondFactor starts the passkey step of a login whose password was
 // checked: the browser may use any of u's passkeys. It returns
 // ErrNoPasskeys when u has none.

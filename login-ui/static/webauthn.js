@@ -1,7 +1,8 @@
 // authd passkeys: the only script of the hosted pages. A form marked
 // data-webauthn="create" or "get" fetches its ceremony options (POST to
-// data-options, with the form's fields and CSRF token), asks the browser's
-// authenticator, puts the JSON answer in the form's "credential" field and
+// data-options, with the form's fields and CSRF token), or reads them from
+// its data-public-key attribute when the page already carries them, asks
+// the browser's authenticator, puts the JSON answer in the form's "credential" field and
 // submits the form as usual. Everything else stays plain HTML.
 'use strict';
 (function () {
@@ -62,11 +63,16 @@
       busy = true;
       say('Waiting for your passkey…');
       try {
-        const fields = new FormData(form);
-        fields.delete('credential');
-        const res = await fetch(form.dataset.options, { method: 'POST', body: new URLSearchParams(fields), credentials: 'same-origin', headers: { Accept: 'application/json' } });
-        const body = await res.json().catch(function () { return {}; });
-        if (!res.ok) throw new Error(body.error || 'The server could not start the passkey request.');
+        let body;
+        if (form.dataset.publicKey) {
+          body = { publicKey: JSON.parse(form.dataset.publicKey) };
+        } else {
+          const fields = new FormData(form);
+          fields.delete('credential');
+          const res = await fetch(form.dataset.options, { method: 'POST', body: new URLSearchParams(fields), credentials: 'same-origin', headers: { Accept: 'application/json' } });
+          body = await res.json().catch(function () { return {}; });
+          if (!res.ok) throw new Error(body.error || 'The server could not start the passkey request.');
+        }
         const cred = form.dataset.webauthn === 'create'
           ? await navigator.credentials.create({ publicKey: creationOptions(body.publicKey) })
           : await navigator.credentials.get({ publicKey: requestOptions(body.publicKey) });
