@@ -138,7 +138,12 @@ func (s *Service) createRegistered(ctx context.Context, nu NewUser, extra func(t
 
 // auditSelf records an action a user took on their own account.
 func (s *Service) auditSelf(ctx context.Context, tx pgx.Tx, typ, userID string) error {
-	return audit.Record(ctx, tx, s.log, audit.Event{Type: typ, ActorType: audit.ActorUser, ActorID: userID, TargetType: "user", TargetID: userID})
+	return s.auditSelfDetails(ctx, tx, typ, userID, nil)
+}
+
+// auditSelfDetails is auditSelf with details.
+func (s *Service) auditSelfDetails(ctx context.Context, tx pgx.Tx, typ, userID string, details map[string]any) error {
+	return audit.Record(ctx, tx, s.log, audit.Event{Type: typ, ActorType: audit.ActorUser, ActorID: userID, TargetType: "user", TargetID: userID, Details: details})
 }
 
 // sendVerification issues a verification token for address and queues its

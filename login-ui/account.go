@@ -33,6 +33,8 @@ type AccountPages struct {
 	// Identities, when set, lists the upstream identities linked to the
 	// account (with "unlink") and the providers that can be linked.
 	Identities AccountIdentities
+	// Passkeys, when set, adds the passkey summary and link to /account.
+	Passkeys PasskeyCounter
 	// Limits are per-IP limits on form submissions; nil fields do not limit.
 	Limits accounts.Limits
 	Log    *zap.Logger
@@ -121,8 +123,9 @@ type AccountData struct {
 	User     *accounts.User
 	Sessions []SessionView
 	// Credits and Apps are shown when the pages were given their sources.
-	Credits *CreditsView
-	Apps    []ConsentedApp
+	Credits  *CreditsView
+	Apps     []ConsentedApp
+	Passkeys *PasskeySummary
 	// SecondFactors are the second-factor methods the user holds.
 	SecondFactors []string
 	// Federation is set when upstream providers exist: Identities are the
@@ -143,6 +146,15 @@ type LinkedIdentity struct {
 type AccountIdentities interface {
 	LinkedIdentities(ctx context.Context, userID string) ([]LinkedIdentity, error)
 	LoginButtons(ctx context.Context) ([]UpstreamButton, error)
+}
+
+// PasskeySummary is what /account shows of the passkeys (the rest is on
+// /account/passkeys).
+type PasskeySummary struct{ Count int }
+
+// PasskeyCounter counts a user's passkeys (*PasskeyPages).
+type PasskeyCounter interface {
+	CountPasskeys(ctx context.Context, userID string) (int, error)
 }
 
 // CreditsView is the balance and the latest transactions.
@@ -271,6 +283,14 @@ func (p *AccountPages) renderAccount(w http.ResponseWriter, r *http.Request, sta
 			}
 		}
 		data.Federation = len(data.Identities) > 0 || len(data.LinkProviders) > 0
+	}
+	if p.Passkeys != nil {
+		n, err := p.Passkeys.CountPasskeys(ctx, u.ID)
+		if err != nil {
+			p.internalError(w, r, "account: passkeys", err)
+			return
+		}
+		data.Passkeys = &PasskeySummary{Count: n}
 	}
 	p.UI.Render(w, r, status, "account", Page{Title: "Your account", Notice: note, Error: errMsg, LoggedIn: true, Data: data})
 }

@@ -48,6 +48,8 @@ type siteOpts struct {
 	// mount adds routes (the OAuth provider, which brings /login) before the
 	// server starts; without it the plain /login page is mounted.
 	mount func(r *mux.Router, s *site)
+	// pages adjusts the account pages before they are mounted.
+	pages func(p *loginui.AccountPages, s *site)
 }
 
 // newSite starts the hosted pages on a fresh database.
@@ -93,6 +95,9 @@ func newSite(t *testing.T, o siteOpts) *site {
 	s.router.PathPrefix("/static/").Handler(loginui.Static())
 	s.router.PathPrefix("/dev/mail").Handler(s.catcher)
 	pages := &loginui.AccountPages{UI: s.ui, Accounts: s.accts, Limits: accounts.DefaultLimits(), Log: log}
+	if o.pages != nil {
+		o.pages(pages, s)
+	}
 	pages.MountPages(s.router)
 	if o.mount != nil {
 		o.mount(s.router, s)

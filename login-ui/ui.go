@@ -1,7 +1,9 @@
 // Package loginui serves authd's hosted pages (login, consent, registration,
 // email verification, password reset, account): server-rendered html/template
 // pages and a small stylesheet, embedded in the binary. They need no
-// JavaScript. This file holds what every page shares: rendering, CSRF tokens,
+// JavaScript, except the passkey ceremonies (navigator.credentials has no
+// form equivalent): the pages offering them load one same-origin script,
+// static/webauthn.js, under a CSP that allows only it. This file holds what every page shares: rendering, CSRF tokens,
 // cookies and the page security headers.
 package loginui
 
@@ -50,6 +52,25 @@ type UI struct {
 	log    *zap.Logger
 
 	sessionName, csrfName string
+	// passkeys: the WebAuthn script and its forms are offered.
+	passkeys bool
+}
+
+// EnablePasskeys turns on the passkey forms and their script (the pages
+// of webauthnPage). Call it once, before serving.
+func (ui *UI) EnablePasskeys() { ui.passkeys = true }
+
+// Passkeys reports whether passkeys are enabled.
+func (ui *UI) Passkeys() bool { return ui.passkeys }
+
+// webauthnPage reports whether page name carries static/webauthn.js: the
+// one list of pages that may run a script.
+func webauthnPage(name string) bool {
+	switch name {
+	case "login", "passkeys":
+		return true
+	}
+	return false
 }
 
 // New parses the embedded templates. secure (outside dev) makes cookies
@@ -100,7 +121,10 @@ type Page struct {
 	Notice    string
 	LoggedIn  bool
 	RequestID string
-	Data      any
+	// WebAuthn is set by Render on the pages that load the passkey script
+	// (webauthnPage, when passkeys are enabled).
+	WebAuthn bool
+	Data     any
 }
 
 // Render writes page name with status. It sets the CSRF cookie when missing
@@ -114,13 +138,14 @@ func (ui *UI) Render(w http.ResponseWriter, r *http.Request, status int, name st
 	}
 	p.CSRF = ui.csrfToken(w, r)
 	p.RequestID = reqctx.RequestID(r.Context())
+	p.WebAuthn = ui.passkeys && webauthnPage(name)
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, p); err != nil {
 		reqctx.Logger(r.Context()).Error("render page", zap.String("page", name), zap.Error(err))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	PageHeaders(w)
+	pageHeaders(w, p.WebAuthn)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
@@ -140,9 +165,25 @@ func Failure(w http.ResponseWriter, err error) (int, string) {
 // PageHeaders sets the security headers of a hosted page: a strict CSP with no
 // scripts at all, no framing (clickjacking), no referrer leaking query
 // strings, and no caching of pages that may show personal data.
-func PageHeaders(w http.ResponseWriter) {
+func PageHeaders(w http.ResponseWriter) { pageHeaders(w, false) }
+
+// Content security policies of the hosted pages: none runs a script but
+// the passkey pages, which may load same-origin script files (no inline
+// code, no eval) and fetch their ceremony options from authd; Trusted Types
+// keep that script away from HTML-parsing DOM sinks.
+const (
+	cspNoScript = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
+	cspWebAuthn = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"base-uri 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
+)
+
+func pageHeaders(w http.ResponseWriter, webauthn bool) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'")
+	if webauthn {
+		h.Set("Content-Security-Policy", cspWebAuthn)
+	} else {
+		h.Set("Content-Security-Policy", cspNoScript)
+	}
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")

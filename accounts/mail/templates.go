@@ -31,6 +31,10 @@ const (
 	// LinkIdentity proves an account before an upstream provider's
 	// identity is linked to it.
 	LinkIdentity = "link_identity"
+	// PasskeyAdded and PasskeyRemoved tell the user a passkey (named in
+	// Data.Factor) was added to or removed from the account.
+	PasskeyAdded   = "passkey_added"
+	PasskeyRemoved = "passkey_removed"
 )
 
 // Data is what every mail template receives.
@@ -42,8 +46,9 @@ type Data struct {
 	BaseURL string // authd's public URL
 	// NewEmail is the address an email change moves to (EmailChangeRequested).
 	NewEmail string
-	// Factor ("totp", "recovery", "all", …) and Action ("added",
-	// "removed", "replaced", "used") describe a change of second factors.
+	// Factor ("totp", "recovery", "all", a passkey's name, …) and Action
+	// ("added", "removed", "replaced", "used") describe a change of
+	// sign-in factors.
 	Factor, Action string
 	// Provider is the upstream identity provider's display name (LinkIdentity).
 	Provider string
@@ -59,7 +64,7 @@ type Templates struct {
 // (AUTHD_MAIL_TEMPLATES_DIR, may be "") replaces the embedded one.
 func LoadTemplates(dir string) (*Templates, error) {
 	t := &Templates{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
-	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested, FactorChanged, LinkIdentity} {
+	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested, FactorChanged, LinkIdentity, PasskeyAdded, PasskeyRemoved} {
 		src, err := read(dir, name+".txt")
 		if err != nil {
 			return nil, err

@@ -187,6 +187,13 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits, PasswordGrant: a.provider})
 	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log,
 		Credits: ledgerHandler.Ledger(), Apps: a.provider, Identities: fed}
+	passkeyPages, err := newPasskeyPages(cfg, ui, a.accounts, limits.Login, log)
+	if err != nil {
+		return nil, err
+	}
+	if passkeyPages != nil {
+		pages.Passkeys = passkeyPages
+	}
 
 	// Outbox delivery: webhooks and mail.
 	var mailer accounts.Mailer
@@ -233,6 +240,9 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	a.provider.Mount(r)
 	pages.MountPages(r)
 	fed.Mount(r, a.provider.Login())
+	if passkeyPages != nil {
+		passkeyPages.Mount(r)
+	}
 	// The admin console: the admin API's tasks as hosted pages.
 	(&loginui.Console{UI: ui, Accounts: a.accounts, Ledger: ledgerHandler.Ledger(), Keys: a.keys, Log: log, Apps: a.provider,
 		Clients: consoleClients{clients.Admin{Registry: a.provider.Clients(), Log: log}}}).Mount(r)

@@ -64,8 +64,8 @@ func newFedEnv(t *testing.T, downEnv ...string) *fedEnv {
 	hooks := &hookSink{}
 	hs := httptest.NewServer(hooks)
 	t.Cleanup(hs.Close)
-	up := newSecEnv(t)
-	down := newSecEnvAt(t, "localhost", append([]string{"AUTHD_WEBHOOK_URL=" + hs.URL, "AUTHD_WEBHOOK_SECRET=whsec-federation-test-0123456789"}, downEnv...)...)
+	up := newSecEnvAt(t, "127.0.0.1")
+	down := newSecEnv(t, append([]string{"AUTHD_WEBHOOK_URL=" + hs.URL, "AUTHD_WEBHOOK_SECRET=whsec-federation-test-0123456789"}, downEnv...)...)
 	// down is an ordinary first-party client of up.
 	id, secret := up.mustClient(clients.Spec{Name: "down", FirstParty: true,
 		RedirectURIs: []string{down.URL + federation.CallbackPath("upstream")},

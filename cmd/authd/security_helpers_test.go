@@ -83,10 +83,10 @@ type secEnv struct {
 
 // newSecEnv starts the application on a fresh database. env adds
 // AUTHD_* settings (e.g. AUTHD_ENV=production); the issuer is always the
-// loopback address the server listens on.
+// loopback server's address, named localhost.
 func newSecEnv(tb testing.TB, env ...string) *secEnv {
 	tb.Helper()
-	return newSecEnvAt(tb, "127.0.0.1", env...)
+	return newSecEnvAt(tb, "localhost", env...)
 }
 
 // newSecEnvAt is newSecEnv with the issuer's host name (a second server
@@ -103,6 +103,8 @@ func newSecEnvAt(tb testing.TB, host string, env ...string) *secEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// The issuer is a host name by default (localhost): WebAuthn refuses an
+	// IP address as relying party, and passkeys follow the issuer.
 	cfg.Issuer = "http://" + host + ":" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	cfg.APIAudience = cfg.Issuer // the default audience follows the issuer, known only now
 	cfg.DatabaseURL = db.URL
@@ -461,6 +463,8 @@ func (e *secEnv) snapshot() string {
 		(SELECT count(*) FROM ledger_transactions), (SELECT count(*) FROM ledger_entries),
 		(SELECT count(*) || '/' || count(*) FILTER (WHERE revoked_at IS NULL) FROM browser_sessions),
 		(SELECT count(*) FROM email_tokens), (SELECT count(*) FROM outbox), (SELECT count(*) FROM signing_keys),
+		(SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, ',' ORDER BY t.id), '')) FROM webauthn_credentials t),
+		(SELECT count(*) FROM webauthn_ceremonies),
 		(SELECT count(*) FROM audit_events WHERE outcome = 'success'))`).Scan(&s)
 	if err != nil {
 		e.tb.Fatalf("snapshot: %v", err)

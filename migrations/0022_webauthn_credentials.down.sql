@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS webauthn_credentials;
+DROP TABLE IF EXISTS webauthn_users;
