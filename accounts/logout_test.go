@@ -19,7 +19,9 @@ import (
 // senderFunc is a LogoutSender made of a function.
 type senderFunc func(ctx context.Context, d accounts.LogoutDelivery) error
 
-func (f senderFunc) SendLogout(ctx context.Context, d accounts.LogoutDelivery) error { return f(ctx, d) }
+func (f senderFunc) SendLogout(ctx context.Context, d accounts.LogoutDelivery) error {
+	return f(ctx, d)
+}
 
 var _ accounts.LogoutSender = senderFunc(nil)
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage/fositestore"
 )
@@ -65,7 +66,7 @@ func newOIDCSite(t *testing.T) *oidcSite {
 			r.HandleFunc("/cb", o.callback)
 		},
 	})
-	c, sec, err := o.prov.Clients().CreateClient(context.Background(), oauth.ClientSpec{Name: "Notes app",
+	c, sec, err := o.prov.Clients().CreateClient(context.Background(), clients.Spec{Name: "Notes app",
 		RedirectURIs: []string{o.url + "/cb"}, GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scopes: []string{"openid", "profile", "email", "offline_access"}})
 	if err != nil {

@@ -32,7 +32,7 @@ type ClientForm struct {
 
 // ConsoleClients is what the console needs of the client registry: the
 // changes record their audit event in their own transaction (cmd/authd
-// adapts oauth.ClientAdmin, which the admin API uses too). Errors are
+// adapts clients.Admin, which the admin API uses too). Errors are
 // *problem.Error values naming the invalid field, or not-found (404).
 type ConsoleClients interface {
 	List(ctx context.Context) ([]*fositestore.Client, error)

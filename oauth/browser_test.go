@@ -13,7 +13,7 @@ import (
 
 	"github.com/authd/authd/internal/demo"
 	"github.com/authd/authd/internal/testkit"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // screenshotDir is the repository's gitignored /testdata/screenshots/.
@@ -24,7 +24,7 @@ const screenshotDir = "../testdata/screenshots"
 // verified tokens, saving a screenshot of every page.
 func TestBrowser_DemoLoginConsent(t *testing.T) {
 	e := newEnv(t, func(r *mux.Router, e *env) {
-		c, secret, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "authd demo app",
+		c, secret, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "authd demo app",
 			RedirectURIs: []string{e.issuer + "/demo/callback"}, PostLogoutRedirectURIs: []string{e.issuer + "/demo"},
 			Scopes: []string{"openid", "profile", "email", "roles", "offline_access", "credits:read"}})
 		if err != nil {

@@ -17,13 +17,13 @@ import (
 	josev4 "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 const assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-func serviceSpec(method string) oauth.ClientSpec {
-	return oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:charge", "introspect"},
+func serviceSpec(method string) clients.Spec {
+	return clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:charge", "introspect"},
 		TokenEndpointAuthMethod: method}
 }
 
@@ -112,7 +112,7 @@ func TestClientCredentials_AuthMethods(t *testing.T) {
 func TestIntrospection_Callers(t *testing.T) {
 	e := newEnv(t)
 	rs, rsSecret := e.mustClient(serviceSpec("client_secret_basic"))
-	other, otherSecret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:read"}})
+	other, otherSecret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:read"}})
 	web, webSecret := e.webClient()
 	tok := e.codeFlow(web.ID, webSecret, "openid")
 	at := tok["access_token"].(string)

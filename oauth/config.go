@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/authd/authd/internal/ratelimit"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // Config is the provider's configuration. Zero durations take the DESIGN.md
@@ -82,7 +83,7 @@ func (c *Config) setDefaults() error {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("oauth: issuer %q must be an absolute http(s) URL without query or fragment", c.Issuer)
 	}
-	if u.Scheme == "http" && !c.Dev && !isLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !c.Dev && !clients.IsLoopbackHost(u.Hostname()) {
 		return fmt.Errorf("oauth: issuer %q must use https (http is allowed only for loopback hosts)", c.Issuer)
 	}
 	if c.APIAudience == "" {
@@ -130,8 +131,4 @@ func deriveKey(root []byte, purpose string) []byte {
 		panic(err) // only for lengths out of range, which 32 is not
 	}
 	return k
-}
-
-func isLoopbackHost(h string) bool {
-	return h == "localhost" || h == "127.0.0.1" || h == "::1" || strings.HasSuffix(h, ".localhost")
 }

@@ -23,7 +23,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/authd/authd/internal/problem"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 )
 
@@ -41,7 +41,7 @@ func retrieveError(t *testing.T, err error) *oauth2.RetrieveError {
 func TestToken_BasicClient401CarriesWWWAuthenticate(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	c, secret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
+	c, secret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
 	cc := clientcredentials.Config{ClientID: c.ID, ClientSecret: "wrong", TokenURL: e.issuer + "/oauth2/token"}
 
 	t.Run("Basic", func(t *testing.T) {
@@ -318,7 +318,7 @@ func TestPrivateKeyJWT_EndToEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// No alg given: registration infers it from the key.
-			c, secret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"},
+			c, secret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"},
 				TokenEndpointAuthMethod: "private_key_jwt",
 				JWKS:                    publicJWKS(t, josev4.JSONWebKey{Key: tc.key.Public(), KeyID: "k1"})})
 			if secret != "" || c.TokenEndpointAuthSigningAlg != string(tc.alg) {
@@ -345,7 +345,7 @@ func TestPrivateKeyJWT_EndToEnd(t *testing.T) {
 			_, _ = w.Write(publicJWKS(t, josev4.JSONWebKey{Key: ec.Public(), KeyID: "uri-key", Use: "sig"}))
 		}))
 		t.Cleanup(jwks.Close)
-		c, _ := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"},
+		c, _ := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"},
 			TokenEndpointAuthMethod: "private_key_jwt", JWKSURI: jwks.URL, TokenEndpointAuthSigningAlg: "ES256"})
 		a := assertionClient{id: c.ID, tokenURL: e.issuer + "/oauth2/token", key: ec, alg: josev4.ES256, kid: "uri-key"}
 		if _, err := a.token(t); err != nil {
@@ -353,7 +353,7 @@ func TestPrivateKeyJWT_EndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("WrongAlgRefused", func(t *testing.T) {
-		c, _ := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"},
+		c, _ := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"},
 			TokenEndpointAuthMethod: "private_key_jwt", JWKS: publicJWKS(t, josev4.JSONWebKey{Key: rk.Public(), KeyID: "r"})})
 		a := assertionClient{id: c.ID, tokenURL: e.issuer + "/oauth2/token", key: ec, alg: josev4.ES256, kid: "r"}
 		_, err := a.token(t)
@@ -384,7 +384,7 @@ func TestClientRegistry_RefusesKeysThatCannotVerify(t *testing.T) {
 		{"PS256", "PS256", "token_endpoint_auth_signing_alg", []josev4.JSONWebKey{{Key: rk.Public()}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "k", GrantTypes: []string{"client_credentials"},
+			_, _, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "k", GrantTypes: []string{"client_credentials"},
 				TokenEndpointAuthMethod: "private_key_jwt", TokenEndpointAuthSigningAlg: tc.alg, JWKS: publicJWKS(t, tc.keys...)})
 			var pe *problem.Error
 			if !errors.As(err, &pe) || pe.Field != tc.field {
@@ -393,7 +393,7 @@ func TestClientRegistry_RefusesKeysThatCannotVerify(t *testing.T) {
 		})
 	}
 	t.Run("JWKSURINotHTTPS", func(t *testing.T) {
-		_, _, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "k", GrantTypes: []string{"client_credentials"},
+		_, _, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "k", GrantTypes: []string{"client_credentials"},
 			TokenEndpointAuthMethod: "private_key_jwt", JWKSURI: "http://keys.example/jwks.json"})
 		var pe *problem.Error
 		if !errors.As(err, &pe) || pe.Field != "jwks_uri" {

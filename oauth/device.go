@@ -21,12 +21,13 @@ import (
 	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/reqctx"
 	loginui "github.com/authd/authd/login-ui"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 )
 
 // DeviceGrantType is the grant type of the device authorization grant
 // (RFC 8628 §3.4); clients must be registered with it.
-const DeviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
+const DeviceGrantType = clients.DeviceGrantType
 
 // userCodeAlphabet has no vowels (no words) and no look-alikes (RFC 8628
 // §6.1): 20^8 ≈ 2^34.6 codes, guessed under a per-address limit and only

@@ -15,6 +15,7 @@ import (
 	"github.com/authd/authd/internal/audit"
 
 	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 )
 
@@ -22,7 +23,7 @@ var userCodeRE = regexp.MustCompile(`^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRS
 
 // deviceClient is a TV app: confidential, registered for the device grant.
 func (e *env) deviceClient() (*fositestore.Client, string) {
-	return e.mustClient(oauth.ClientSpec{Name: "Living-room TV",
+	return e.mustClient(clients.Spec{Name: "Living-room TV",
 		GrantTypes: []string{oauth.DeviceGrantType, "refresh_token"},
 		Scopes:     []string{"openid", "profile", "offline_access"}})
 }

@@ -20,7 +20,7 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	iss := p.cfg.Issuer
 	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 	// The algs private_key_jwt assertions may use; registration infers or
-	// checks one of them against the client's keys (client_keys.go).
+	// checks one of them against the client's keys (clients/keys.go).
 	assertionAlgs := []string{"RS256", "ES256"}
 	doc := map[string]interface{}{
 		"issuer":                                           iss,

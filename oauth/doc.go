@@ -25,7 +25,7 @@
 // (token_errors.go), challenges HTTP Basic clients on a 401, then runs
 // fosite's token flow. Clients authenticate with exactly their registered
 // method; private_key_jwt keys and their one alg are checked at
-// registration (client_keys.go). A refresh runs in one
+// registration (clients/keys.go). A refresh runs in one
 // READ COMMITTED transaction holding a row lock on the presented token, so
 // same-token retries within the reuse window get the identical stored
 // response (see storage/fositestore). Roles are re-read at every refresh and

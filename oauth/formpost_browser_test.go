@@ -13,7 +13,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/authd/authd/internal/testkit"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // TestBrowser_FormPostResponseMode drives headless Chromium through a
@@ -22,7 +22,7 @@ import (
 func TestBrowser_FormPostResponseMode(t *testing.T) {
 	var clientID string
 	e := newEnv(t, func(r *mux.Router, e *env) {
-		c, _, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "form_post app",
+		c, _, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "form_post app",
 			RedirectURIs: []string{e.issuer + "/rp/cb"}, Scopes: []string{"openid", "email"}})
 		if err != nil {
 			t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/authd/authd/internal/authn"
 	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage/fositestore"
 	"github.com/authd/authd/storage/storagetest"
@@ -70,7 +71,7 @@ type env struct {
 	keys     *keys.Manager
 	prov     *oauth.Provider
 	accts    *accounts.Service
-	clients  *oauth.ClientRegistry
+	clients  *clients.Registry
 	userID   string
 	secret   []byte
 	mountFns []func(r *mux.Router, e *env)
@@ -152,7 +153,7 @@ func (e *env) start(db *storagetest.DB) {
 }
 
 // mustClient registers a client and returns it with its secret.
-func (e *env) mustClient(spec oauth.ClientSpec) (*fositestore.Client, string) {
+func (e *env) mustClient(spec clients.Spec) (*fositestore.Client, string) {
 	e.t.Helper()
 	if spec.Name == "" {
 		spec.Name = "Test app"
@@ -166,7 +167,7 @@ func (e *env) mustClient(spec oauth.ClientSpec) (*fositestore.Client, string) {
 
 // webClient is a confidential code-flow client with every user scope.
 func (e *env) webClient() (*fositestore.Client, string) {
-	return e.mustClient(oauth.ClientSpec{RedirectURIs: []string{redirectURI},
+	return e.mustClient(clients.Spec{RedirectURIs: []string{redirectURI},
 		GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scopes:     []string{"openid", "profile", "email", "roles", "offline_access", "credits:read"}})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/reqctx"
+	"github.com/authd/authd/storage/fositestore"
 )
 
 // introspect is POST /oauth2/introspect (RFC 7662). fosite would let any
@@ -160,29 +161,64 @@ func writeInactive(w http.ResponseWriter) {
 	_, _ = w.Write([]byte(`{"active":false}` + "\n"))
 }
 
-// revoke is POST /oauth2/revoke (RFC 7009): fosite authenticates the client,
-// checks it owns the token and revokes the whole family.
-func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	err := p.op.NewRevocationRequest(ctx, r)
-	if err != nil {
-		p.logOAuthError(ctx, "revoke", err)
-	}
-	if _, ok := asUnavailable(err); ok {
-		// fosite would answer 200 (or invalid_client): the client must
-		// learn that nothing was revoked.
-		writeUnavailable(w, err)
-		return
-	}
-	p.metrics.revoked(err)
-	p.op.WriteRevocationResponse(ctx, w, err)
+// introspection is the RFC 7662 answer for an active access token.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Iss       string   `json:"iss"`
+	ClientID  string   `json:"client_id"`
+	Sub       string   `json:"sub"`
+	Scope     string   `json:"scope"`
+	Aud       []string `json:"aud"`
+	Iat       int64    `json:"iat"`
+	Exp       int64    `json:"exp,omitempty"`
+	Roles     []string `json:"roles"`
+	TokenUse  string   `json:"token_use"`
+	TokenType string   `json:"token_type"`
 }
 
-// fosite returns the concrete provider, for client authentication outside
-// the token endpoint.
-func (p *Provider) fosite() *fosite.Fosite {
-	if w, ok := p.op.(*parProvider); ok {
-		return w.OAuth2Provider.(*fosite.Fosite)
+// accessFacts records what introspection learnt about an access token.
+func accessFacts(ar fosite.Requester, sess *Session) *tokenFacts {
+	f := &tokenFacts{
+		keys: fositestore.TokenKeys{RequestID: ar.GetID(), Subject: sess.GetSubject(),
+			ClientID: ar.GetClient().GetID()},
+		subject: sess.GetSubject(), clientID: ar.GetClient().GetID(),
+		scopes: ar.GetGrantedScopes(), audience: ar.GetGrantedAudience(),
+		issuedAt: ar.GetRequestedAt().Unix(),
 	}
-	return p.op.(*fosite.Fosite)
+	if exp := sess.GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
+		f.expiresAt = exp.Unix()
+	}
+	return f
+}
+
+// answerIntrospection finishes an introspection of an access token whose
+// facts are known (fresh or cached): the caller must hold scope introspect
+// or be the token's client, and the user behind it must still be enabled.
+func (p *Provider) answerIntrospection(ctx context.Context, w http.ResponseWriter, caller fosite.Client, f *tokenFacts) {
+	if !p.mayIntrospect(w, caller, f.clientID) {
+		return
+	}
+	access, ok := p.introspectedUser(ctx, w, f.subject, f.clientID)
+	if !ok {
+		return
+	}
+	roles := []string{}
+	if access != nil {
+		roles = access.Roles
+	}
+	a := f.answer.Load()
+	if a == nil || a.access != access {
+		body, err := json.Marshal(introspection{Active: true, Iss: p.cfg.Issuer, ClientID: f.clientID, Sub: f.subject,
+			Scope: strings.Join(f.scopes, " "), Aud: f.audience, Iat: f.issuedAt, Exp: f.expiresAt, Roles: roles,
+			TokenUse: string(fosite.AccessToken), TokenType: "Bearer"})
+		if err != nil {
+			p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
+			return
+		}
+		a = &encodedAnswer{access: access, body: append(body, '\n')}
+		f.answer.Store(a)
+	}
+	p.metrics.introspected("active")
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	_, _ = w.Write(a.body)
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/authd/authd/internal/authn"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 func authURL(e *env, params url.Values) string {
@@ -24,7 +24,7 @@ func authURL(e *env, params url.Values) string {
 func TestAuthorize_Errors(t *testing.T) {
 	e := newEnv(t)
 	web, _ := e.webClient()
-	spa, _ := e.mustClient(oauth.ClientSpec{Name: "SPA", Public: true, RedirectURIs: []string{redirectURI},
+	spa, _ := e.mustClient(clients.Spec{Name: "SPA", Public: true, RedirectURIs: []string{redirectURI},
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "offline_access"}})
 	_, challenge := pkce()
 
@@ -172,10 +172,10 @@ func TestToken_CodeErrors(t *testing.T) {
 
 func TestPasswordGrant_FirstParty(t *testing.T) {
 	e := newEnv(t)
-	if _, _, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "x", GrantTypes: []string{"password"}}); err == nil {
+	if _, _, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "x", GrantTypes: []string{"password"}}); err == nil {
 		t.Fatal("third-party password client accepted")
 	}
-	c, secret := e.mustClient(oauth.ClientSpec{FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
+	c, secret := e.mustClient(clients.Spec{FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
 		Scopes: []string{"openid", "offline_access"}})
 	st, out := e.tokenRequest(c.ID, secret, url.Values{"grant_type": {"password"}, "username": {userEmail}, "password": {"nope"}})
 	if st != 400 || out["error"] != "invalid_grant" {

@@ -13,7 +13,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // parEndpoint reads the PAR endpoint from discovery, as a client would.
@@ -247,7 +247,7 @@ func TestPAR_Expires(t *testing.T) {
 // exactly one authorization code.
 func TestPAR_ConcurrentUseYieldsOneCode(t *testing.T) {
 	e := newEnv(t)
-	client, secret := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{redirectURI}, FirstParty: true,
+	client, secret := e.mustClient(clients.Spec{RedirectURIs: []string{redirectURI}, FirstParty: true,
 		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid"}})
 	cfg := &oauth2.Config{ClientID: client.ID, RedirectURL: redirectURI, Scopes: []string{"openid"}}
 	st, out := push(t, parEndpoint(t, e), client.ID, secret, pushedParams(cfg, randString(), oauth2.GenerateVerifier()))
@@ -328,7 +328,7 @@ func TestPAR_PromptLoginOnce(t *testing.T) {
 // plain authorization request, but does through PAR.
 func TestPAR_RequiredByClient(t *testing.T) {
 	e := newEnv(t)
-	client, secret := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{redirectURI}, FirstParty: true,
+	client, secret := e.mustClient(clients.Spec{RedirectURIs: []string{redirectURI}, FirstParty: true,
 		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid"}, RequirePushedAuthorizationRequests: true})
 	cfg := &oauth2.Config{ClientID: client.ID, RedirectURL: redirectURI, Scopes: []string{"openid"},
 		Endpoint: oauth2.Endpoint{AuthURL: e.issuer + "/oauth2/auth"}}

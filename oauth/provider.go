@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	loginui "github.com/authd/authd/login-ui"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 )
 
@@ -203,4 +206,29 @@ func (s *fositeStorage) Authenticate(ctx context.Context, name, secret string) (
 		return "", fmt.Errorf("oauth: password grant: %w", err)
 	}
 	return u.ID, nil
+}
+
+// Clients returns the provider's client registry.
+func (p *Provider) Clients() *clients.Registry { return clients.NewRegistry(p.store).InDev(p.cfg.Dev) }
+
+// newJWKSFetcher fetches the key sets of clients registered with a
+// jwks_uri. It is set explicitly because fosite's getter writes its default
+// lazily (a data race), and that default retries for a long time and logs
+// to stderr, outside the JSON logs. A kid the cached set lacks makes fosite
+// refetch, so client key rotation needs no wait for the TTL.
+func newJWKSFetcher() fosite.JWKSFetcherStrategy {
+	c := retryablehttp.NewClient()
+	c.RetryMax = 1
+	c.HTTPClient.Timeout = 5 * time.Second
+	c.Logger = nil
+	return fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(c), fosite.JKWKSFetcherWithDefaultTTL(10*time.Minute))
+}
+
+// fosite returns the concrete provider, for client authentication outside
+// the token endpoint.
+func (p *Provider) fosite() *fosite.Fosite {
+	if w, ok := p.op.(*parProvider); ok {
+		return w.OAuth2Provider.(*fosite.Fosite)
+	}
+	return p.op.(*fosite.Fosite)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/authd/authd/accounts"
 	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage/fositestore"
 	"github.com/authd/authd/storage/storagetest"
@@ -75,12 +76,12 @@ func newBenchProvider(b *testing.B) *benchProvider {
 	r := mux.NewRouter()
 	bp.prov.Mount(r)
 	bp.handler = r
-	svc, s1, err := bp.prov.Clients().CreateClient(ctx, oauth.ClientSpec{Name: "svc", GrantTypes: []string{"client_credentials"},
+	svc, s1, err := bp.prov.Clients().CreateClient(ctx, clients.Spec{Name: "svc", GrantTypes: []string{"client_credentials"},
 		Scopes: []string{"credits:charge", "introspect"}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	fp, s2, err := bp.prov.Clients().CreateClient(ctx, oauth.ClientSpec{Name: "fp", FirstParty: true,
+	fp, s2, err := bp.prov.Clients().CreateClient(ctx, clients.Spec{Name: "fp", FirstParty: true,
 		GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"offline_access", "credits:read"}})
 	if err != nil {
 		b.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	josev4 "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // TestToken_ThrottledPasswordGrantIsClientError: once the account's login
@@ -19,7 +19,7 @@ import (
 // error saying so, never a server error.
 func TestToken_ThrottledPasswordGrantIsClientError(t *testing.T) {
 	e := newEnv(t)
-	c, secret := e.mustClient(oauth.ClientSpec{FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
+	c, secret := e.mustClient(clients.Spec{FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
 		Scopes: []string{"openid", "offline_access"}})
 	form := url.Values{"grant_type": {"password"}, "username": {userEmail}, "password": {"wrong password"}}
 	for i := range 15 {

@@ -1,22 +1,12 @@
 package oauth
 
 import (
-	"context"
 	"crypto/sha256"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"net/http"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ory/fosite"
-
 	"github.com/authd/authd/accounts"
-	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/storage/fositestore"
 )
 
@@ -36,9 +26,6 @@ const TokenCacheTTL = time.Second
 
 // tokenCacheMax bounds each cache; when full, expired entries go, then all.
 const tokenCacheMax = 1 << 16
-
-// authnUserGone rejects a bearer token whose user was deleted or disabled.
-var authnUserGone = fmt.Errorf("%w: user gone or disabled", authn.ErrInvalidToken)
 
 // tokenFacts is what a verified, unrevoked access token says, as cached.
 type tokenFacts struct {
@@ -142,99 +129,4 @@ func (c *tokenCache) dropExpired(now time.Time) {
 			delete(c.entries, key)
 		}
 	}
-}
-
-// userAccess returns the disabled flag and roles of the user behind a
-// subject for introspection and bearer verification, from the accounts
-// cache (see TokenCacheTTL). Subjects that are not users give nil, nil.
-// Refresh and the token endpoint read users live (liveUser).
-func (p *Provider) userAccess(ctx context.Context, subject string) (*accounts.Access, error) {
-	a, err := p.accts.CachedAccess(ctx, subject)
-	if errors.Is(err, accounts.ErrNotFound) {
-		return nil, nil
-	}
-	return a, err
-}
-
-// principal answers VerifyAccessToken from facts and the user's access.
-func (p *Provider) principal(ctx context.Context, f *tokenFacts) (*authn.Principal, error) {
-	pr := &authn.Principal{Roles: []string{}, Subject: f.subject, ClientID: f.clientID, TokenID: f.tokenID,
-		Scopes: slices.Clone(f.scopes), Audience: slices.Clone(f.audience)}
-	if f.authTime != 0 {
-		pr.AuthTime = time.Unix(f.authTime, 0)
-	}
-	if pr.Subject != "" && pr.Subject != pr.ClientID {
-		u, err := p.userAccess(ctx, pr.Subject)
-		if err != nil {
-			return nil, err
-		}
-		if u == nil || u.Disabled {
-			return nil, authnUserGone
-		}
-		pr.UserID = u.UserID
-		pr.Roles = slices.Clone(u.Roles) // the cache's copy is shared
-	}
-	return pr, nil
-}
-
-// introspection is the RFC 7662 answer for an active access token.
-type introspection struct {
-	Active    bool     `json:"active"`
-	Iss       string   `json:"iss"`
-	ClientID  string   `json:"client_id"`
-	Sub       string   `json:"sub"`
-	Scope     string   `json:"scope"`
-	Aud       []string `json:"aud"`
-	Iat       int64    `json:"iat"`
-	Exp       int64    `json:"exp,omitempty"`
-	Roles     []string `json:"roles"`
-	TokenUse  string   `json:"token_use"`
-	TokenType string   `json:"token_type"`
-}
-
-// accessFacts records what introspection learnt about an access token.
-func accessFacts(ar fosite.Requester, sess *Session) *tokenFacts {
-	f := &tokenFacts{
-		keys: fositestore.TokenKeys{RequestID: ar.GetID(), Subject: sess.GetSubject(),
-			ClientID: ar.GetClient().GetID()},
-		subject: sess.GetSubject(), clientID: ar.GetClient().GetID(),
-		scopes: ar.GetGrantedScopes(), audience: ar.GetGrantedAudience(),
-		issuedAt: ar.GetRequestedAt().Unix(),
-	}
-	if exp := sess.GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
-		f.expiresAt = exp.Unix()
-	}
-	return f
-}
-
-// answerIntrospection finishes an introspection of an access token whose
-// facts are known (fresh or cached): the caller must hold scope introspect
-// or be the token's client, and the user behind it must still be enabled.
-func (p *Provider) answerIntrospection(ctx context.Context, w http.ResponseWriter, caller fosite.Client, f *tokenFacts) {
-	if !p.mayIntrospect(w, caller, f.clientID) {
-		return
-	}
-	access, ok := p.introspectedUser(ctx, w, f.subject, f.clientID)
-	if !ok {
-		return
-	}
-	roles := []string{}
-	if access != nil {
-		roles = access.Roles
-	}
-	a := f.answer.Load()
-	if a == nil || a.access != access {
-		body, err := json.Marshal(introspection{Active: true, Iss: p.cfg.Issuer, ClientID: f.clientID, Sub: f.subject,
-			Scope: strings.Join(f.scopes, " "), Aud: f.audience, Iat: f.issuedAt, Exp: f.expiresAt, Roles: roles,
-			TokenUse: string(fosite.AccessToken), TokenType: "Bearer"})
-		if err != nil {
-			p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
-			return
-		}
-		a = &encodedAnswer{access: access, body: append(body, '\n')}
-		f.answer.Store(a)
-	}
-	p.metrics.introspected("active")
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	_, _ = w.Write(a.body)
 }

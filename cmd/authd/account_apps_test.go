@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/authd/authd/internal/audit"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // TestAccountPage_RolesCreditsAndRevokingAnApp: /account shows the user's
@@ -20,11 +20,11 @@ func TestAccountPage_RolesCreditsAndRevokingAnApp(t *testing.T) {
 	e := newSecEnv(t)
 	u := e.mustUser("owner@example.com")
 	other := e.mustUser("neighbour@example.com")
-	web, webSecret := e.mustClient(oauth.ClientSpec{Name: "Photo Printer", RedirectURIs: []string{secRedirect},
+	web, webSecret := e.mustClient(clients.Spec{Name: "Photo Printer", RedirectURIs: []string{secRedirect},
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile", "offline_access"}})
 
 	// Credits, granted through the admin API.
-	ops, opsSecret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"admin"}})
+	ops, opsSecret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"admin"}})
 	st, _, out := e.postForm("/oauth2/token", ops, opsSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}})
 	if st != http.StatusOK {
 		t.Fatalf("admin token: %d %v", st, out)
@@ -131,7 +131,7 @@ func TestAdminAPI_AuditFilterByTime(t *testing.T) {
 func TestAccountPage_AppsInTheBrowser(t *testing.T) {
 	e := newSecEnv(t)
 	u := e.mustUser("reader@example.com")
-	web, _ := e.mustClient(oauth.ClientSpec{Name: "Photo Printer", RedirectURIs: []string{secRedirect},
+	web, _ := e.mustClient(clients.Spec{Name: "Photo Printer", RedirectURIs: []string{secRedirect},
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile", "offline_access"}})
 	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO oauth2_consents (user_id, client_id, scopes, audiences)
 		VALUES ($1, $2, '{openid,profile}', ARRAY[$3])`, u.ID, web, e.URL); err != nil {

@@ -21,7 +21,7 @@ import (
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/accounts/mail"
 	"github.com/authd/authd/internal/config"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/storagetest"
 )
 
@@ -84,7 +84,7 @@ func (c *acctClient) login(email, password string) *httptest.ResponseRecorder {
 
 // accountClient is a first-party client that may be granted the account scope.
 func (e *secEnv) accountClient() (id, secret string) {
-	return e.mustClient(oauth.ClientSpec{Name: "console", FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
+	return e.mustClient(clients.Spec{Name: "console", FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
 		Scopes: []string{"openid", "profile", "email", "offline_access", "account"}})
 }
 

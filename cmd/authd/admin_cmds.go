@@ -17,7 +17,7 @@ import (
 	"github.com/authd/authd/internal/config"
 	"github.com/authd/authd/internal/problem"
 	"github.com/authd/authd/ledger"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage/fositestore"
 )
@@ -57,15 +57,15 @@ func toClientJSON(c *fositestore.Client, secret string) clientJSON {
 	}
 }
 
-func withClients(ctx context.Context, fn func(cr *oauth.ClientRegistry) error) error {
+func withClients(ctx context.Context, fn func(cr *clients.Registry) error) error {
 	return withPool(ctx, func(cfg *config.Config, pool *pgxpool.Pool) error {
-		return fn(oauth.NewClientRegistry(fositestore.New(pool, fositestore.Options{})).InDev(cfg.Dev()))
+		return fn(clients.NewRegistry(fositestore.New(pool, fositestore.Options{})).InDev(cfg.Dev()))
 	})
 }
 
 func (c *cli) clientCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients"}
-	var spec oauth.ClientSpec
+	var spec clients.Spec
 	var scope, jwksFile string
 	create := &cobra.Command{
 		Use:   "create --name N --redirect-uri U... --grant-type G... --scope \"a b\" [--public] [--first-party] [--token-auth-method M] [--jwks FILE | --jwks-uri U] [--token-auth-signing-alg A]",
@@ -96,7 +96,7 @@ follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
 				}
 				spec.JWKS = json.RawMessage(b)
 			}
-			return withClients(cmd.Context(), func(cr *oauth.ClientRegistry) error {
+			return withClients(cmd.Context(), func(cr *clients.Registry) error {
 				cl, secret, err := cr.CreateClient(cmd.Context(), spec)
 				if err != nil {
 					return fieldError(err)
@@ -132,7 +132,7 @@ follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
 
 	list := &cobra.Command{Use: "list", Short: "List clients", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withClients(cmd.Context(), func(cr *oauth.ClientRegistry) error {
+			return withClients(cmd.Context(), func(cr *clients.Registry) error {
 				cls, err := cr.ListClients(cmd.Context())
 				if err != nil {
 					return err
@@ -151,7 +151,7 @@ follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
 		}}
 	get := &cobra.Command{Use: "get ID", Short: "Show a client", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClients(cmd.Context(), func(cr *oauth.ClientRegistry) error {
+			return withClients(cmd.Context(), func(cr *clients.Registry) error {
 				cl, err := cr.GetClient(cmd.Context(), args[0])
 				if err != nil {
 					return err
@@ -163,7 +163,7 @@ follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
 		}}
 	del := &cobra.Command{Use: "delete ID", Short: "Delete a client and every token issued to it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClients(cmd.Context(), func(cr *oauth.ClientRegistry) error {
+			return withClients(cmd.Context(), func(cr *clients.Registry) error {
 				if err := cr.DeleteClient(cmd.Context(), args[0]); err != nil {
 					return err
 				}

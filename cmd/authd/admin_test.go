@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/authd/authd/accounts"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 	"github.com/authd/authd/storage/storagetest"
 )
@@ -25,7 +25,7 @@ type adminEnv struct {
 	ts      *testServer
 	db      *storagetest.DB
 	accts   *accounts.Service
-	clients *oauth.ClientRegistry
+	clients *clients.Registry
 	// app is a first-party client using the password and refresh grants;
 	// it may introspect its own tokens.
 	appID, appSecret string
@@ -49,9 +49,9 @@ func newAdminEnv(t *testing.T, env ...string) *adminEnv {
 	}
 	e := &adminEnv{t: t, ts: ts, db: db,
 		accts:   accounts.New(db.Pool, hasher, nil, accounts.Config{}),
-		clients: oauth.NewClientRegistry(fositestore.New(db.Pool, fositestore.Options{})),
+		clients: clients.NewRegistry(fositestore.New(db.Pool, fositestore.Options{})),
 	}
-	app, secret, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{
+	app, secret, err := e.clients.CreateClient(context.Background(), clients.Spec{
 		Name: "console", FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
 		Scopes: []string{"openid", "profile", "roles", "offline_access", "admin"},
 	})
@@ -122,7 +122,7 @@ func (e *adminEnv) introspect(token string) map[string]any {
 // clientToken is a client_credentials token of a new service client.
 func (e *adminEnv) clientToken(scopes ...string) (clientID, token string) {
 	e.t.Helper()
-	c, secret, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{
+	c, secret, err := e.clients.CreateClient(context.Background(), clients.Spec{
 		Name: "automation", GrantTypes: []string{"client_credentials"}, Scopes: scopes})
 	if err != nil {
 		e.t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/authd/authd/ledger"
 	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage/fositestore"
 )
@@ -204,7 +205,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	pages.MountPages(r)
 	// The admin console: the admin API's tasks as hosted pages.
 	(&loginui.Console{UI: ui, Accounts: a.accounts, Ledger: ledgerHandler.Ledger(), Keys: a.keys, Log: log, Apps: a.provider,
-		Clients: consoleClients{oauth.ClientAdmin{Registry: a.provider.Clients(), Log: log}}}).Mount(r)
+		Clients: consoleClients{clients.Admin{Registry: a.provider.Clients(), Log: log}}}).Mount(r)
 
 	// authd's own APIs: every route is registered with its policy through
 	// an authn.Router, enforced by the guard (policy_test.go walks them).
@@ -219,7 +220,8 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	accountsAPI.MountUserAPI(api)
 	ledgerHandler.Mount(api, admin)
 	accounts.NewAdminHandler(a.accounts, log).Mount(admin)
-	oauth.NewAdminHandler(a.provider.Clients(), a.keys, log).Mount(admin)
+	clients.NewAdminHandler(a.provider.Clients(), log).Mount(admin)
+	keys.NewAdminHandler(a.keys, log).Mount(admin)
 	admin.Handle(http.MethodGet, "/openapi.json", authn.Policy{Callers: authn.Admin}, openapi.AdminHandler())
 	a.router = r
 
@@ -282,7 +284,7 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 }
 
 // chargeCaps gives the ledger the charge caps registered on each client.
-type chargeCaps struct{ clients *oauth.ClientRegistry }
+type chargeCaps struct{ clients *clients.Registry }
 
 func (c chargeCaps) ChargeCaps(ctx context.Context, clientID string) (ledger.ChargeCaps, error) {
 	perSpend, perUserDay, err := c.clients.ChargeCaps(ctx, clientID)

@@ -18,8 +18,8 @@ import (
 
 	"github.com/authd/authd/internal/demo"
 	"github.com/authd/authd/internal/problem"
-	"github.com/authd/authd/oauth"
-	"github.com/authd/authd/oauth/resource"
+	"github.com/authd/authd/oauth/clients"
+	"github.com/authd/authd/resource"
 )
 
 // Back-channel logout end to end: the real application on loopback HTTP,
@@ -60,7 +60,7 @@ func (e *secEnv) newRP(t *testing.T, sessionRequired bool) *bcRP {
 		t.Fatal(err)
 	}
 	rp := &bcRP{t: t, addr: ln.Addr().String(), received: make(chan bcLogout, 16)}
-	rp.clientID, rp.secret = e.mustClient(oauth.ClientSpec{Name: "RP " + rp.addr, RedirectURIs: []string{secRedirect},
+	rp.clientID, rp.secret = e.mustClient(clients.Spec{Name: "RP " + rp.addr, RedirectURIs: []string{secRedirect},
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile", "offline_access"},
 		BackchannelLogoutURI: "http://" + rp.addr + "/backchannel-logout", BackchannelLogoutSessionRequired: sessionRequired})
 	rp.verifier, err = resource.NewLogoutVerifier(resource.Config{Issuer: e.URL, Audience: rp.clientID})
@@ -390,7 +390,7 @@ func TestBackchannelLogout_RetriedUntilTheRPIsBack(t *testing.T) {
 func TestBackchannelLogout_OnlyTheSessionsRelyingParties(t *testing.T) {
 	e := newBCEnv(t)
 	u := e.mustUser("bc-scope@example.com")
-	silent, silentSecret := e.mustClient(oauth.ClientSpec{Name: "No back-channel", RedirectURIs: []string{secRedirect},
+	silent, silentSecret := e.mustClient(clients.Spec{Name: "No back-channel", RedirectURIs: []string{secRedirect},
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile", "offline_access"}})
 	a := e.newRP(t, false)
 	c := e.newRP(t, false)
@@ -503,7 +503,7 @@ func TestBackchannelLogout_URIValidated(t *testing.T) {
 		{"Credentials", "https://user:pw@rp.example/logout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "x", RedirectURIs: []string{secRedirect},
+			_, _, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "x", RedirectURIs: []string{secRedirect},
 				BackchannelLogoutURI: tc.uri})
 			var pe *problem.Error
 			if !errors.As(err, &pe) || pe.Field != "backchannel_logout_uri" {
@@ -511,11 +511,11 @@ func TestBackchannelLogout_URIValidated(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "x", RedirectURIs: []string{secRedirect},
+	if _, _, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "x", RedirectURIs: []string{secRedirect},
 		BackchannelLogoutSessionRequired: true}); err == nil {
 		t.Error("session_required without a URI accepted")
 	}
-	if _, _, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "x", RedirectURIs: []string{secRedirect},
+	if _, _, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "x", RedirectURIs: []string{secRedirect},
 		BackchannelLogoutURI: "https://rp.example/logout"}); err != nil {
 		t.Errorf("https: %v", err)
 	}
@@ -531,7 +531,7 @@ func TestBackchannelLogout_DemoAppEndsItsSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	rpURL := "http://" + ln.Addr().String()
-	id, secret := e.mustClient(oauth.ClientSpec{Name: "demo", RedirectURIs: []string{rpURL + "/demo/callback"},
+	id, secret := e.mustClient(clients.Spec{Name: "demo", RedirectURIs: []string{rpURL + "/demo/callback"},
 		PostLogoutRedirectURIs: []string{rpURL + "/demo"}, GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scopes:               []string{"openid", "profile", "email", "roles", "offline_access", "credits:read"},
 		BackchannelLogoutURI: rpURL + "/demo/backchannel-logout"})

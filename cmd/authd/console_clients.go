@@ -7,12 +7,13 @@ import (
 	"github.com/authd/authd/internal/audit"
 	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// consoleClients adapts oauth.ClientAdmin (the admin API's audited client
+// consoleClients adapts clients.Admin (the admin API's audited client
 // changes) to the console's ConsoleClients: login-ui cannot import oauth.
-type consoleClients struct{ admin oauth.ClientAdmin }
+type consoleClients struct{ admin clients.Admin }
 
 var _ loginui.ConsoleClients = consoleClients{}
 
@@ -25,13 +26,13 @@ func (c consoleClients) Get(ctx context.Context, id string) (*fositestore.Client
 }
 
 func (c consoleClients) Create(ctx context.Context, origin audit.Event, f loginui.ClientForm) (*fositestore.Client, string, error) {
-	var spec oauth.ClientSpec
+	var spec clients.Spec
 	applyForm(&spec, f)
 	return c.admin.Create(ctx, origin, spec)
 }
 
 func (c consoleClients) Update(ctx context.Context, origin audit.Event, id string, f loginui.ClientForm) (*fositestore.Client, string, error) {
-	return c.admin.Update(ctx, origin, id, func(spec *oauth.ClientSpec) []string { return applyForm(spec, f) })
+	return c.admin.Update(ctx, origin, id, func(spec *clients.Spec) []string { return applyForm(spec, f) })
 }
 
 func (c consoleClients) Delete(ctx context.Context, origin audit.Event, id string) error {
@@ -46,7 +47,7 @@ func (c consoleClients) KnownScopes() []string { return oauth.Scopes }
 
 // applyForm sets the console's fields on spec, keeping the others (keys,
 // algorithms, charge caps, audience), and names the fields that changed.
-func applyForm(spec *oauth.ClientSpec, f loginui.ClientForm) []string {
+func applyForm(spec *clients.Spec, f loginui.ClientForm) []string {
 	var changed []string
 	str := func(name string, dst *string, v string) {
 		if *dst != v {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/storagetest"
 )
 
@@ -191,7 +191,7 @@ func TestConsole_HostileInputEscaped(t *testing.T) {
 	if _, err := e.db.Pool.Exec(ctx, `UPDATE users SET name = $1 WHERE id = $2`, evil, victim.ID); err != nil {
 		t.Fatal(err)
 	}
-	client, _ := e.mustClient(oauth.ClientSpec{Name: evil, GrantTypes: []string{"client_credentials"}})
+	client, _ := e.mustClient(clients.Spec{Name: evil, GrantTypes: []string{"client_credentials"}})
 	admin, csrf := e.loggedIn("admin@example.com")
 	resp, page := admin.post(e.URL+"/admin/roles", url.Values{"csrf_token": {csrf}, "name": {"ops"}, "description": {evil}})
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "The role was created") {

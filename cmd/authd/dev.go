@@ -18,7 +18,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/mailcatcher"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 
 	"github.com/authd/authd/storage"
 )
@@ -174,8 +174,8 @@ func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
 			creds.AdminPassword = "" // changed since: forget it rather than keep a dead one
 		}
 	}
-	clients := a.provider.Clients()
-	demoSpec := oauth.ClientSpec{
+	reg := a.provider.Clients()
+	demoSpec := clients.Spec{
 		Name:                   "authd demo app",
 		RedirectURIs:           []string{rt.cfg.Issuer + "/demo/callback"},
 		PostLogoutRedirectURIs: []string{rt.cfg.Issuer + "/demo"},
@@ -183,15 +183,15 @@ func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
 		Scopes:                 []string{"openid", "profile", "email", "roles", "offline_access", "credits:read", "credits:spend"},
 		BackchannelLogoutURI:   rt.cfg.Issuer + "/demo/backchannel-logout",
 	}
-	if creds.DemoClientID == "" || func() bool { _, err := clients.GetClient(ctx, creds.DemoClientID); return err != nil }() {
-		c, secret, err := clients.CreateClient(ctx, demoSpec)
+	if creds.DemoClientID == "" || func() bool { _, err := reg.GetClient(ctx, creds.DemoClientID); return err != nil }() {
+		c, secret, err := reg.CreateClient(ctx, demoSpec)
 		if err != nil {
 			return fmt.Errorf("dev: create demo client: %w", err)
 		}
 		creds.DemoClientID, creds.DemoClientSecret = c.ID, secret
-	} else if c, _ := clients.GetClient(ctx, creds.DemoClientID); c != nil && c.BackchannelLogoutURI != demoSpec.BackchannelLogoutURI {
+	} else if c, _ := reg.GetClient(ctx, creds.DemoClientID); c != nil && c.BackchannelLogoutURI != demoSpec.BackchannelLogoutURI {
 		// A demo client from before back-channel logout, or another issuer.
-		if _, _, err := clients.UpdateClient(ctx, c.ID, demoSpec); err != nil {
+		if _, _, err := reg.UpdateClient(ctx, c.ID, demoSpec); err != nil {
 			return fmt.Errorf("dev: update demo client: %w", err)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/authd/authd/accounts"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 	"github.com/authd/authd/storage/storagetest"
 )
@@ -50,14 +50,14 @@ func postLogin(t *testing.T, c *http.Client, base, email, password string) *http
 	return resp
 }
 
-func mustClient(t *testing.T, dbURL string, spec oauth.ClientSpec) (id, secret string) {
+func mustClient(t *testing.T, dbURL string, spec clients.Spec) (id, secret string) {
 	t.Helper()
 	db, err := openPool(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	c, secret, err := oauth.NewClientRegistry(fositestore.New(db, fositestore.Options{})).CreateClient(context.Background(), spec)
+	c, secret, err := clients.NewRegistry(fositestore.New(db, fositestore.Options{})).CreateClient(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestBruteForce_LoginThrottledWhileClientCredentialsServed(t *testing.T) {
 	if _, err := svc.CreateUser(context.Background(), accounts.NewUser{Email: "victim@example.com", Password: "the-right-password"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	id, secret := mustClient(t, db.URL, oauth.ClientSpec{Name: "svc", GrantTypes: []string{"client_credentials"}})
+	id, secret := mustClient(t, db.URL, clients.Spec{Name: "svc", GrantTypes: []string{"client_credentials"}})
 
 	var tokensOK, tokensFailed atomic.Int32
 	stop := make(chan struct{})
@@ -141,9 +141,9 @@ func TestBruteForce_LoginThrottledWhileClientCredentialsServed(t *testing.T) {
 func TestRegister_FirstPartyClientGetsTokens(t *testing.T) {
 	db := storagetest.NewDB(t)
 	ts := startServer(t, db.URL, nil, nil)
-	id, secret := mustClient(t, db.URL, oauth.ClientSpec{Name: "mobile app", FirstParty: true,
+	id, secret := mustClient(t, db.URL, clients.Spec{Name: "mobile app", FirstParty: true,
 		GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"openid", "offline_access", "credits:read"}})
-	thirdID, thirdSecret := mustClient(t, db.URL, oauth.ClientSpec{Name: "third party", GrantTypes: []string{"client_credentials"}})
+	thirdID, thirdSecret := mustClient(t, db.URL, clients.Spec{Name: "third party", GrantTypes: []string{"client_credentials"}})
 
 	register := func(clientID, clientSecret, email string) (*http.Response, map[string]any) {
 		body, _ := json.Marshal(map[string]string{"email": email, "password": "a-long-unusual-passphrase", "scope": "offline_access credits:read"})

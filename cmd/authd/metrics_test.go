@@ -14,7 +14,7 @@ import (
 
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/mailcatcher"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // scrape reads /metrics into series text ("name{labels}") → value.
@@ -236,7 +236,7 @@ func TestMetrics_ActionsMoveTheirSeries(t *testing.T) {
 	})
 
 	t.Run("OAuth", func(t *testing.T) {
-		svcID, svcSecret := mustClient(t, e.db.URL, oauth.ClientSpec{Name: "svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
+		svcID, svcSecret := mustClient(t, e.db.URL, clients.Spec{Name: "svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
 		e.moved(t, 1, "authd_oauth_tokens_issued_total", lbl("grant_type", "client_credentials", "client_id", svcID), func() {
 			if st, err := clientCredentialsToken(base, svcID, svcSecret); err != nil || st != http.StatusOK {
 				t.Fatalf("client_credentials: %d %v", st, err)

@@ -15,7 +15,7 @@ import (
 
 	josev4 "github.com/go-jose/go-jose/v4"
 
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 const fuzzClient = "fuzz-client"
@@ -24,7 +24,7 @@ const fuzzClient = "fuzz-client"
 // seeds can name it.
 func fuzzEnv(f *testing.F) *secEnv {
 	e := newSecEnv(f)
-	e.mustClient(oauth.ClientSpec{ID: fuzzClient, RedirectURIs: []string{secRedirect},
+	e.mustClient(clients.Spec{ID: fuzzClient, RedirectURIs: []string{secRedirect},
 		GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"},
 		Scopes:     []string{"openid", "profile", "offline_access", "introspect"}})
 	return e
@@ -95,7 +95,7 @@ func FuzzClientAssertion(f *testing.F) {
 	if err := json.Unmarshal([]byte(jwks), &set); err != nil {
 		f.Fatal(err)
 	}
-	e.mustClient(oauth.ClientSpec{ID: "fuzz-jwt", GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"},
+	e.mustClient(clients.Spec{ID: "fuzz-jwt", GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"},
 		TokenEndpointAuthMethod: "private_key_jwt", TokenEndpointAuthSigningAlg: "ES256", JWKS: json.RawMessage(jwks)})
 	hdr := func(alg string) string { return b64seg(map[string]string{"alg": alg, "typ": "JWT", "kid": "k1"}) }
 	claims := b64seg(map[string]any{"iss": "fuzz-jwt", "sub": "fuzz-jwt", "aud": e.URL + "/oauth2/token", "jti": "j1", "exp": 4102444800, "iat": 1700000000})

@@ -19,7 +19,7 @@ import (
 
 	"github.com/authd/authd/internal/config"
 	"github.com/authd/authd/internal/openapi"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/storagetest"
 )
 
@@ -196,7 +196,7 @@ func jsonType(v any, t string) bool {
 // first-party client allowed the credit scopes (the console client is not).
 func (e *adminEnv) userToken(email, password, scope string) string {
 	e.t.Helper()
-	c, secret, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{
+	c, secret, err := e.clients.CreateClient(context.Background(), clients.Spec{
 		Name: "credits app", FirstParty: true, GrantTypes: []string{"password"}, Scopes: strings.Fields(scope)})
 	if err != nil {
 		e.t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 func s256Challenge() string {
@@ -59,7 +59,7 @@ func TestPAR_RequiredGlobally(t *testing.T) {
 	if doc["require_pushed_authorization_requests"] != true || doc["pushed_authorization_request_endpoint"] != e.ts.URL+"/oauth2/par" {
 		t.Fatalf("discovery: %v %v", doc["require_pushed_authorization_requests"], doc["pushed_authorization_request_endpoint"])
 	}
-	id, secret := mustClient(t, e.db.URL, oauth.ClientSpec{Name: "web", FirstParty: true,
+	id, secret := mustClient(t, e.db.URL, clients.Spec{Name: "web", FirstParty: true,
 		RedirectURIs: []string{"http://127.0.0.1:9/cb"}, Scopes: []string{"openid"}})
 	params := url.Values{"response_type": {"code"}, "client_id": {id}, "redirect_uri": {"http://127.0.0.1:9/cb"},
 		"scope": {"openid"}, "state": {"state-123456789"}, "code_challenge": {s256Challenge()}, "code_challenge_method": {"S256"}}

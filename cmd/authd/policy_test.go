@@ -15,7 +15,7 @@ import (
 
 	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/openapi"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // The tests of authd's own API authorization: every route declares a
@@ -147,7 +147,7 @@ func TestPolicy_OpenAPIShowsEachOperationsPolicy(t *testing.T) {
 // allScopesClient is a first-party client that may ask for every scope
 // and for a resource server's audience.
 func (e *secEnv) allScopesClient() (id, secret string) {
-	return e.mustClient(oauth.ClientSpec{Name: "everything", FirstParty: true,
+	return e.mustClient(clients.Spec{Name: "everything", FirstParty: true,
 		GrantTypes: []string{"password", "client_credentials"}, Audience: []string{"https://notes.example", e.URL},
 		Scopes: []string{"openid", "profile", "email", "roles", "admin", "account", "credits:read", "credits:spend",
 			"credits:charge", "credits:grant", "introspect"}})
@@ -259,7 +259,7 @@ func TestPolicy_ThirdPartyTokenCannotTouchTheAccount(t *testing.T) {
 		t.Errorf("third-party requests changed state:\n%s\n%s", before, after)
 	}
 	// The account scope cannot be registered on a third-party client.
-	_, _, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "sneaky",
+	_, _, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "sneaky",
 		RedirectURIs: []string{secRedirect}, Scopes: []string{"openid", "account"}})
 	if err == nil || !strings.Contains(err.Error(), "first-party") {
 		t.Errorf("registering a third-party client with scope account: %v", err)
@@ -296,7 +296,7 @@ func TestPolicy_FirstPartyCheckedAtEveryCall(t *testing.T) {
 func TestPolicy_ChargingServiceCannotMint(t *testing.T) {
 	e := newSecEnv(t)
 	u := e.mustUser("payer@example.com")
-	svc, svcSecret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:charge"}})
+	svc, svcSecret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:charge"}})
 	st, _, out := e.postForm("/oauth2/token", svc, svcSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:charge"}})
 	if st != http.StatusOK {
 		t.Fatalf("token: %d %v", st, out)
@@ -354,7 +354,7 @@ func TestCORS_OnlyOnJSONEndpoints(t *testing.T) {
 func TestAuthorize_LoopbackAnyPortOnlyForPublicClients(t *testing.T) {
 	e := newSecEnv(t)
 	conf, _ := e.webClient()
-	native, _ := e.mustClient(oauth.ClientSpec{Public: true, RedirectURIs: []string{secRedirect},
+	native, _ := e.mustClient(clients.Spec{Public: true, RedirectURIs: []string{secRedirect},
 		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "profile", "offline_access"}})
 	_, challenge := secPKCE()
 	otherPort := url.Values{"redirect_uri": {"http://127.0.0.1:7777/cb"}}
@@ -393,9 +393,9 @@ func consentShown(t *testing.T, b *secBrowser, authURL string) (bool, string) {
 func TestConsent_PublicClientsAskEveryTimeAndAudiencesAreCovered(t *testing.T) {
 	e := newSecEnv(t)
 	u := e.mustUser("consenting@example.com")
-	conf, _ := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{secRedirect}, Audience: []string{"https://notes.example", e.URL},
+	conf, _ := e.mustClient(clients.Spec{RedirectURIs: []string{secRedirect}, Audience: []string{"https://notes.example", e.URL},
 		Scopes: []string{"openid", "profile", "offline_access"}})
-	native, _ := e.mustClient(oauth.ClientSpec{Public: true, RedirectURIs: []string{secRedirect},
+	native, _ := e.mustClient(clients.Spec{Public: true, RedirectURIs: []string{secRedirect},
 		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "profile", "offline_access"}})
 	b := e.browser()
 	_, challenge := secPKCE()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // TestAttack2_ConsoleSelfLockoutByUppercaseID: the console's self-lockout
@@ -56,7 +57,7 @@ func TestAttack2_ConsoleSelfLockoutByUppercaseID(t *testing.T) {
 // email approve it on /device; it returns the client and the device code.
 func (e *secEnv) deviceApproved(email string) (id, secret, deviceCode, sessionID string) {
 	e.tb.Helper()
-	id, secret = e.mustClient(oauth.ClientSpec{Name: "Living-room TV",
+	id, secret = e.mustClient(clients.Spec{Name: "Living-room TV",
 		GrantTypes: []string{oauth.DeviceGrantType, "refresh_token"},
 		Scopes:     []string{"openid", "profile", "offline_access"}})
 	st, _, out := e.postForm("/oauth2/device/auth", id, secret, url.Values{"scope": {"openid profile offline_access"}})

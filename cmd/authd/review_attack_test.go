@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // Review of issue 13 (route policies), as an attacker. Each test here
@@ -28,7 +28,7 @@ func (e *secEnv) reviewAdminToken() string {
 // TestAttack_ChargeCapsAreNotEnforced: issue 13 §4 and docs/security.md say
 // a client's charge_max_per_spend / charge_max_per_user_day are enforced by
 // the ledger (409 charge_cap_exceeded). They are stored and shown, but
-// nothing reads them (oauth.ClientRegistry.ChargeCaps has no caller): a
+// nothing reads them (clients.Registry.ChargeCaps has no caller): a
 // charging service capped at 10 credits per charge and 20 per day takes the
 // user's whole balance in one call.
 func TestAttack_ChargeCapsAreNotEnforced(t *testing.T) {
@@ -39,7 +39,7 @@ func TestAttack_ChargeCapsAreNotEnforced(t *testing.T) {
 		`{"amount":1000,"reference":"seed","description":"seed"}`); rec.Code != http.StatusCreated {
 		t.Fatalf("seed grant: %d %s", rec.Code, rec.Body)
 	}
-	svc, svcSecret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:charge"},
+	svc, svcSecret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:charge"},
 		ChargeMaxPerSpend: 10, ChargeMaxPerUserDay: 20})
 	st, _, out := e.postForm("/oauth2/token", svc, svcSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:charge"}})
 	if st != http.StatusOK {
@@ -69,7 +69,7 @@ func TestAttack_ChargeCapsAreNotEnforced(t *testing.T) {
 // firstPartyWebApp is a confidential first-party code-flow client that may
 // ask for the account scope (authd's own account app).
 func (e *secEnv) firstPartyWebApp() (id, secret string) {
-	return e.mustClient(oauth.ClientSpec{Name: "account app", FirstParty: true, RedirectURIs: []string{secRedirect},
+	return e.mustClient(clients.Spec{Name: "account app", FirstParty: true, RedirectURIs: []string{secRedirect},
 		GrantTypes: []string{"authorization_code", "refresh_token"},
 		Scopes:     []string{"openid", "profile", "email", "offline_access", "account"}})
 }
@@ -153,7 +153,7 @@ func TestAttack_EmailChangeNeedsNoPasswordNorRecentLogin_Page(t *testing.T) {
 func TestAttack_FirstPartyPublicClientGetsSilentCode(t *testing.T) {
 	e := newSecEnv(t)
 	u := e.mustUser("native-user@example.com")
-	native, _ := e.mustClient(oauth.ClientSpec{Name: "authd desktop", Public: true, FirstParty: true,
+	native, _ := e.mustClient(clients.Spec{Name: "authd desktop", Public: true, FirstParty: true,
 		RedirectURIs: []string{secRedirect}, GrantTypes: []string{"authorization_code"},
 		Scopes: []string{"openid", "profile", "account"}})
 	b := e.browser()
@@ -193,7 +193,7 @@ func TestAttack_FirstPartyPublicClientGetsSilentCode(t *testing.T) {
 func TestAttack_ConsentForAResourceServerCoversAuthd(t *testing.T) {
 	e := newSecEnv(t)
 	u := e.mustUser("notes-user@example.com")
-	conf, confSecret := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{secRedirect}, Audience: []string{"https://notes.example"},
+	conf, confSecret := e.mustClient(clients.Spec{RedirectURIs: []string{secRedirect}, Audience: []string{"https://notes.example"},
 		Scopes: []string{"openid", "profile", "offline_access", "credits:read"}})
 	b := e.browser()
 	_, challenge := secPKCE()
@@ -273,8 +273,8 @@ func TestAttack_ConsentPostSkipsExactRedirect(t *testing.T) {
 // reading the counter before and after.
 func TestAttack_IntrospectionOracleInMetrics(t *testing.T) {
 	e := newSecEnv(t)
-	victim, victimSecret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:read"}})
-	prober, proberSecret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:read"}})
+	victim, victimSecret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:read"}})
+	prober, proberSecret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:read"}})
 	st, _, out := e.postForm("/oauth2/token", victim, victimSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:read"}})
 	if st != http.StatusOK {
 		t.Fatalf("token: %d %v", st, out)

@@ -30,7 +30,7 @@ import (
 	"github.com/authd/authd/internal/config"
 	"github.com/authd/authd/internal/httpx"
 	"github.com/authd/authd/internal/logging"
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/storagetest"
 )
 
@@ -74,7 +74,7 @@ type secEnv struct {
 	app     *app
 	db      *storagetest.DB
 	logs    *secLogBuffer
-	clients *oauth.ClientRegistry
+	clients *clients.Registry
 	accts   *accounts.Service
 	reg     *prometheus.Registry
 	ip      atomic.Uint32 // source of distinct in-process client IPs
@@ -150,7 +150,7 @@ func (e *secEnv) mustUser(email string, roles ...string) *accounts.User {
 	return u
 }
 
-func (e *secEnv) mustClient(spec oauth.ClientSpec) (id, secret string) {
+func (e *secEnv) mustClient(spec clients.Spec) (id, secret string) {
 	e.tb.Helper()
 	if spec.Name == "" {
 		spec.Name = "Security test app"
@@ -164,7 +164,7 @@ func (e *secEnv) mustClient(spec oauth.ClientSpec) (id, secret string) {
 
 // webClient is a confidential third-party code-flow client.
 func (e *secEnv) webClient() (id, secret string) {
-	return e.mustClient(oauth.ClientSpec{RedirectURIs: []string{secRedirect},
+	return e.mustClient(clients.Spec{RedirectURIs: []string{secRedirect},
 		PostLogoutRedirectURIs: []string{"http://127.0.0.1:9/bye"},
 		GrantTypes:             []string{"authorization_code", "refresh_token"},
 		Scopes:                 []string{"openid", "profile", "email", "roles", "offline_access", "credits:read", "credits:spend"}})
@@ -462,7 +462,7 @@ func (e *secEnv) snapshot() string {
 // firstParty is a first-party client with the password and refresh grants
 // and every scope, for tests that need a bearer token quickly.
 func (e *secEnv) firstParty() (id, secret string) {
-	return e.mustClient(oauth.ClientSpec{Name: "console", FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
+	return e.mustClient(clients.Spec{Name: "console", FirstParty: true, GrantTypes: []string{"password", "refresh_token"},
 		Scopes: []string{"openid", "profile", "email", "roles", "offline_access", "admin", "account", "credits:read", "credits:spend"}})
 }
 

@@ -26,7 +26,7 @@ import (
 	josev4 "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 func b64seg(v any) string {
@@ -115,7 +115,7 @@ func TestRFC8725_3_1_AlgNoneAndKeyConfusion(t *testing.T) {
 			t.Fatal(err)
 		}
 		jwks, _ := json.Marshal(josev4.JSONWebKeySet{Keys: []josev4.JSONWebKey{{Key: &priv.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
-		cid, _ := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"},
+		cid, _ := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"},
 			TokenEndpointAuthMethod: "private_key_jwt", JWKS: jwks})
 		claims := func() map[string]any {
 			now := time.Now()

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 )
 
 // noFollow is a client that returns every redirect to the test.
@@ -50,7 +50,7 @@ func TestRFC9700_4_1_RedirectURIExactMatching(t *testing.T) {
 	t.Parallel()
 	e := newSecEnv(t)
 	const registered = "https://app.example.com/cb"
-	id, _ := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{registered}, Scopes: []string{"openid"}})
+	id, _ := e.mustClient(clients.Spec{RedirectURIs: []string{registered}, Scopes: []string{"openid"}})
 	_, challenge := secPKCE()
 	for _, bad := range []string{
 		"https://app.example.com/cb/evil", "https://app.example.com/cbx", "https://app.example.com/cb?x=1",
@@ -80,7 +80,7 @@ func TestRFC9700_4_1_RedirectURIExactMatching(t *testing.T) {
 	})
 	t.Run("RegistrationRefusesDangerousURIs", func(t *testing.T) {
 		for _, u := range []string{"javascript:alert(1)", "data:text/html,x", "https://app.example.com/cb#frag", "http://app.example.com/cb", "/relative"} {
-			if _, _, err := e.clients.CreateClient(context.Background(), oauth.ClientSpec{Name: "x", RedirectURIs: []string{u}}); err == nil {
+			if _, _, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "x", RedirectURIs: []string{u}}); err == nil {
 				t.Errorf("client registered with redirect URI %q", u)
 			}
 		}

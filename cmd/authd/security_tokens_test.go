@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 )
 
@@ -93,7 +93,7 @@ func (e *secEnv) serveFrom(req *http.Request, ip string) *http.Response {
 func TestRFC9700_2_5_ClientAuthFailuresRateLimited(t *testing.T) {
 	t.Parallel()
 	e := newSecEnv(t)
-	id, secret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
+	id, secret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
 	post := func(path, ip, sec string, form url.Values) *http.Response {
 		req, _ := http.NewRequest(http.MethodPost, e.URL+path, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -305,7 +305,7 @@ func types(fl *ast.FieldList) string {
 func TestRFC6749_3_1_DuplicatedParametersRefused(t *testing.T) {
 	t.Parallel()
 	e := newSecEnv(t)
-	id, secret := e.mustClient(oauth.ClientSpec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect", "openid"}})
+	id, secret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect", "openid"}})
 	post := func(path, query, body string) (int, map[string]any) {
 		req, _ := http.NewRequest(http.MethodPost, e.URL+path+query, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

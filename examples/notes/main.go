@@ -1,5 +1,5 @@
 // Command notes is the example service of the integration kit: a tiny notes
-// API protected by authd access tokens through oauth/resource. Reading
+// API protected by authd access tokens through resource. Reading
 // needs scope notes:read; writing needs role editor and costs the user one
 // credit, charged with the service's own client credentials.
 //

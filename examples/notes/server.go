@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/authd/authd/oauth/resource"
+	"github.com/authd/authd/resource"
 )
 
 // Config is the service's configuration.

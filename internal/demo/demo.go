@@ -25,7 +25,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/authd/authd/oauth/resource"
+	"github.com/authd/authd/resource"
 )
 
 const (

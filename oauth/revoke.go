@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"net/http"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
@@ -70,4 +71,22 @@ func (h *familyRevocation) RevokeToken(ctx context.Context, token string, hint f
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
 	}
 	return nil
+}
+
+// revoke is POST /oauth2/revoke (RFC 7009): fosite authenticates the client,
+// checks it owns the token and revokes the whole family.
+func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	err := p.op.NewRevocationRequest(ctx, r)
+	if err != nil {
+		p.logOAuthError(ctx, "revoke", err)
+	}
+	if _, ok := asUnavailable(err); ok {
+		// fosite would answer 200 (or invalid_client): the client must
+		// learn that nothing was revoked.
+		writeUnavailable(w, err)
+		return
+	}
+	p.metrics.revoked(err)
+	p.op.WriteRevocationResponse(ctx, w, err)
 }

@@ -1,4 +1,4 @@
-package oauth
+package clients
 
 import (
 	"crypto/ecdsa"
@@ -8,11 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"time"
 
 	josev4 "github.com/go-jose/go-jose/v4"
-	"github.com/hashicorp/go-retryablehttp"
-	"github.com/ory/fosite"
 
 	"github.com/authd/authd/internal/problem"
 )
@@ -33,7 +30,7 @@ const minRSABits = 2048
 // verify it: fosite checks the assertion's alg first and then looks for a
 // key of the matching type with use "sig", so a key that fails either test
 // would be registered and then never work.
-func clientKeys(method string, s ClientSpec) (registeredKeys, error) {
+func clientKeys(method string, s Spec) (registeredKeys, error) {
 	if method != "private_key_jwt" {
 		// A client authenticates with exactly its one method: keys left
 		// over from an earlier private_key_jwt registration are dropped.
@@ -162,7 +159,7 @@ func checkJWKSURI(raw string) error {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && IsLoopbackHost(u.Hostname()):
 	default:
 		return fmt.Errorf("%q: use https (http only on a loopback host)", raw)
 	}
@@ -170,17 +167,4 @@ func checkJWKSURI(raw string) error {
 		return fmt.Errorf("%q must not have a fragment", raw)
 	}
 	return nil
-}
-
-// newJWKSFetcher fetches the key sets of clients registered with a
-// jwks_uri. It is set explicitly because fosite's getter writes its default
-// lazily (a data race), and that default retries for a long time and logs
-// to stderr, outside the JSON logs. A kid the cached set lacks makes fosite
-// refetch, so client key rotation needs no wait for the TTL.
-func newJWKSFetcher() fosite.JWKSFetcherStrategy {
-	c := retryablehttp.NewClient()
-	c.RetryMax = 1
-	c.HTTPClient.Timeout = 5 * time.Second
-	c.Logger = nil
-	return fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(c), fosite.JKWKSFetcherWithDefaultTTL(10*time.Minute))
 }

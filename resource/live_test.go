@@ -19,7 +19,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/authd/authd/ledger"
-	"github.com/authd/authd/oauth/resource"
+	"github.com/authd/authd/resource"
 	"github.com/authd/authd/storage/fositestore"
 )
 

@@ -1,4 +1,4 @@
-package oauth
+package clients
 
 import (
 	"context"
@@ -18,14 +18,14 @@ import (
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// ErrClientNotFound is returned for an unknown client id.
-var ErrClientNotFound = problem.New(404, "client_not_found", "No such OAuth client.")
+// ErrNotFound is returned for an unknown client id.
+var ErrNotFound = problem.New(404, "client_not_found", "No such OAuth client.")
 
-// ErrClientExists is returned when a requested client id is taken.
-var ErrClientExists = problem.New(409, "client_exists", "An OAuth client with this id already exists.")
+// ErrExists is returned when a requested client id is taken.
+var ErrExists = problem.New(409, "client_exists", "An OAuth client with this id already exists.")
 
-// ClientSpec describes a client to register or the new state of one.
-type ClientSpec struct {
+// Spec describes a client to register or the new state of one.
+type Spec struct {
 	// ID is optional; a random id is generated when empty.
 	ID                     string
 	Name                   string
@@ -69,40 +69,37 @@ type ClientSpec struct {
 	BackchannelLogoutSessionRequired bool
 }
 
-// ClientRegistry manages OAuth clients (CLI and admin API). Errors are
-// *problem.Error values: ErrClientNotFound, ErrClientExists, or a 400 naming
+// Registry manages OAuth clients (CLI and admin API). Errors are
+// *problem.Error values: ErrNotFound, ErrExists, or a 400 naming
 // the invalid field.
-type ClientRegistry struct {
+type Registry struct {
 	store *fositestore.Store
 	// dev admits http back-channel logout URIs on loopback hosts.
 	dev bool
 }
 
-// NewClientRegistry returns the registry over store, with production rules.
-func NewClientRegistry(store *fositestore.Store) *ClientRegistry {
-	return &ClientRegistry{store: store}
+// NewRegistry returns the registry over store, with production rules.
+func NewRegistry(store *fositestore.Store) *Registry {
+	return &Registry{store: store}
 }
 
 // InDev makes cr apply development rules when dev (AUTHD_ENV=development):
 // http URLs on loopback hosts where authd calls clients back. It returns cr.
-func (cr *ClientRegistry) InDev(dev bool) *ClientRegistry {
+func (cr *Registry) InDev(dev bool) *Registry {
 	cr.dev = dev
 	return cr
 }
 
 // InTx runs fn in one transaction of the client store; registry calls made
 // with fn's ctx join it.
-func (cr *ClientRegistry) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+func (cr *Registry) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
 	return cr.store.InTx(ctx, fn)
 }
-
-// Clients returns the provider's client registry.
-func (p *Provider) Clients() *ClientRegistry { return NewClientRegistry(p.store).InDev(p.cfg.Dev) }
 
 // CreateClient validates spec and registers it. For clients authenticating
 // with a shared secret it returns the secret (32 random bytes, base64url):
 // shown once, only its SHA-256 is stored.
-func (cr *ClientRegistry) CreateClient(ctx context.Context, spec ClientSpec) (*fositestore.Client, string, error) {
+func (cr *Registry) CreateClient(ctx context.Context, spec Spec) (*fositestore.Client, string, error) {
 	c, err := clientFromSpec(spec, cr.dev)
 	if err != nil {
 		return nil, "", err
@@ -116,7 +113,7 @@ func (cr *ClientRegistry) CreateClient(ctx context.Context, spec ClientSpec) (*f
 	}
 	if err := cr.store.CreateClient(ctx, c); err != nil {
 		if errors.Is(err, fositestore.ErrClientExists) {
-			return nil, "", ErrClientExists
+			return nil, "", ErrExists
 		}
 		return nil, "", err
 	}
@@ -124,24 +121,24 @@ func (cr *ClientRegistry) CreateClient(ctx context.Context, spec ClientSpec) (*f
 }
 
 // GetClient returns a client.
-func (cr *ClientRegistry) GetClient(ctx context.Context, id string) (*fositestore.Client, error) {
+func (cr *Registry) GetClient(ctx context.Context, id string) (*fositestore.Client, error) {
 	c, err := cr.store.Client(ctx, id)
 	if errors.Is(err, fositestore.ErrNotFound) {
-		return nil, ErrClientNotFound
+		return nil, ErrNotFound
 	}
 	return c, err
 }
 
 // ListClients returns every client, oldest first.
-func (cr *ClientRegistry) ListClients(ctx context.Context) ([]*fositestore.Client, error) {
+func (cr *Registry) ListClients(ctx context.Context) ([]*fositestore.Client, error) {
 	return cr.store.ListClients(ctx)
 }
 
 // DeleteClient removes a client and, by cascade, every token issued to it.
-func (cr *ClientRegistry) DeleteClient(ctx context.Context, id string) error {
+func (cr *Registry) DeleteClient(ctx context.Context, id string) error {
 	err := cr.store.DeleteClient(ctx, id)
 	if errors.Is(err, fositestore.ErrNotFound) {
-		return ErrClientNotFound
+		return ErrNotFound
 	}
 	return err
 }
@@ -149,7 +146,7 @@ func (cr *ClientRegistry) DeleteClient(ctx context.Context, id string) error {
 // UpdateClient replaces the client's settings with spec (spec.ID is
 // ignored). The secret is kept while the client still uses one; a secret is
 // generated and returned when it starts needing one.
-func (cr *ClientRegistry) UpdateClient(ctx context.Context, id string, spec ClientSpec) (*fositestore.Client, string, error) {
+func (cr *Registry) UpdateClient(ctx context.Context, id string, spec Spec) (*fositestore.Client, string, error) {
 	old, err := cr.GetClient(ctx, id)
 	if err != nil {
 		return nil, "", err
@@ -170,7 +167,7 @@ func (cr *ClientRegistry) UpdateClient(ctx context.Context, id string, spec Clie
 	}
 	if err := cr.store.UpdateClient(ctx, c); err != nil {
 		if errors.Is(err, fositestore.ErrNotFound) {
-			return nil, "", ErrClientNotFound
+			return nil, "", ErrNotFound
 		}
 		return nil, "", err
 	}
@@ -179,7 +176,7 @@ func (cr *ClientRegistry) UpdateClient(ctx context.Context, id string, spec Clie
 
 // RotateSecret replaces a confidential client's secret and returns the new
 // one; the old one stops working at once.
-func (cr *ClientRegistry) RotateSecret(ctx context.Context, id string) (string, error) {
+func (cr *Registry) RotateSecret(ctx context.Context, id string) (string, error) {
 	c, err := cr.GetClient(ctx, id)
 	if err != nil {
 		return "", err
@@ -217,6 +214,10 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
+// DeviceGrantType is the grant type of the device authorization grant
+// (RFC 8628 §3.4).
+const DeviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
+
 var (
 	clientIDRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 	knownGrant = []string{"authorization_code", "refresh_token", "client_credentials", "password", DeviceGrantType}
@@ -225,7 +226,7 @@ var (
 
 // clientFromSpec validates spec and fills the defaults; dev admits http
 // back-channel logout URIs on loopback hosts.
-func clientFromSpec(s ClientSpec, dev bool) (*fositestore.Client, error) {
+func clientFromSpec(s Spec, dev bool) (*fositestore.Client, error) {
 	if s.ID != "" && !clientIDRE.MatchString(s.ID) {
 		return nil, problem.Invalid("client_id", "use 1-128 characters from A-Z a-z 0-9 . _ ~ -")
 	}
@@ -356,8 +357,8 @@ func checkBackchannelURI(raw string, dev bool) error {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && dev && isLoopbackHost(u.Hostname()):
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && dev && IsLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && IsLoopbackHost(u.Hostname()):
 		return fmt.Errorf("%q: http is only allowed in development; use https", raw)
 	default:
 		return fmt.Errorf("%q: use https", raw)
@@ -385,7 +386,7 @@ func checkRedirectURI(raw string) error {
 			return fmt.Errorf("redirect URI %q has no host", raw)
 		}
 	case "http":
-		if !isLoopbackHost(u.Hostname()) {
+		if !IsLoopbackHost(u.Hostname()) {
 			return fmt.Errorf("redirect URI %q: http is only allowed for loopback hosts", raw)
 		}
 	case "javascript", "data", "file", "vbscript", "about", "blob":
@@ -416,7 +417,7 @@ func validScopeToken(s string) bool {
 // ChargeCaps returns what clientID may charge a user: per charge and per
 // user per UTC day, 0 meaning no cap. It reads the client cache, so it
 // costs a charge nothing while the cache is warm.
-func (cr *ClientRegistry) ChargeCaps(ctx context.Context, clientID string) (perSpend, perUserDay int64, err error) {
+func (cr *Registry) ChargeCaps(ctx context.Context, clientID string) (perSpend, perUserDay int64, err error) {
 	c, err := cr.store.GetClient(ctx, clientID)
 	if err != nil {
 		return 0, 0, err
@@ -426,4 +427,10 @@ func (cr *ClientRegistry) ChargeCaps(ctx context.Context, clientID string) (perS
 		return 0, 0, nil
 	}
 	return fc.ChargeMaxPerSpend, fc.ChargeMaxPerUserDay, nil
+}
+
+// IsLoopbackHost reports whether h names the local machine, where plain
+// http is allowed (RFC 8252 §7.3).
+func IsLoopbackHost(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1" || strings.HasSuffix(h, ".localhost")
 }

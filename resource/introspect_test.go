@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authd/authd/oauth/resource"
+	"github.com/authd/authd/resource"
 )
 
 func TestVerifier_Introspection(t *testing.T) {

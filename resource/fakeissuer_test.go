@@ -17,7 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/authd/authd/oauth/resource"
+	"github.com/authd/authd/resource"
 )
 
 const audience = "urn:test:notes"

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authd/authd/oauth/resource"
+	"github.com/authd/authd/resource"
 )
 
 func TestVerifier_Require(t *testing.T) {

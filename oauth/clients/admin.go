@@ -1,4 +1,4 @@
-package oauth
+package clients
 
 import (
 	"context"
@@ -9,24 +9,24 @@ import (
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// ClientAdmin is an administrator's changes to clients, used by the admin
+// Admin is an administrator's changes to clients, used by the admin
 // API and the admin console alike: each change writes its audit event in the
 // change's own transaction, so the two commit or fail together. origin is
 // the event's actor and request facts; the method adds what happened.
 // Errors are the registry's (*problem.Error values).
-type ClientAdmin struct {
-	Registry *ClientRegistry
+type Admin struct {
+	Registry *Registry
 	Log      *zap.Logger
 }
 
-func (a ClientAdmin) record(ctx context.Context, origin audit.Event, typ, id string, details map[string]any) error {
+func (a Admin) record(ctx context.Context, origin audit.Event, typ, id string, details map[string]any) error {
 	e := origin
 	e.Type, e.TargetType, e.TargetID, e.Details = typ, "client", id, details
 	return audit.Record(ctx, a.Registry.store.Querier(ctx), a.Log, e)
 }
 
 // Create registers spec; the secret (if the client uses one) is returned once.
-func (a ClientAdmin) Create(ctx context.Context, origin audit.Event, spec ClientSpec) (c *fositestore.Client, secret string, err error) {
+func (a Admin) Create(ctx context.Context, origin audit.Event, spec Spec) (c *fositestore.Client, secret string, err error) {
 	err = a.Registry.InTx(ctx, func(ctx context.Context) (err error) {
 		if c, secret, err = a.Registry.CreateClient(ctx, spec); err != nil {
 			return err
@@ -41,7 +41,7 @@ func (a ClientAdmin) Create(ctx context.Context, origin audit.Event, spec Client
 
 // Update changes client id: apply edits the client's current spec and names
 // the fields it set. A secret is returned when the client starts needing one.
-func (a ClientAdmin) Update(ctx context.Context, origin audit.Event, id string, apply func(*ClientSpec) []string) (c *fositestore.Client, secret string, err error) {
+func (a Admin) Update(ctx context.Context, origin audit.Event, id string, apply func(*Spec) []string) (c *fositestore.Client, secret string, err error) {
 	old, err := a.Registry.GetClient(ctx, id)
 	if err != nil {
 		return nil, "", err
@@ -61,7 +61,7 @@ func (a ClientAdmin) Update(ctx context.Context, origin audit.Event, id string, 
 }
 
 // Delete removes client id and, by cascade, every token issued to it.
-func (a ClientAdmin) Delete(ctx context.Context, origin audit.Event, id string) error {
+func (a Admin) Delete(ctx context.Context, origin audit.Event, id string) error {
 	return a.Registry.InTx(ctx, func(ctx context.Context) error {
 		if err := a.Registry.DeleteClient(ctx, id); err != nil {
 			return err
@@ -72,7 +72,7 @@ func (a ClientAdmin) Delete(ctx context.Context, origin audit.Event, id string) 
 
 // RotateSecret gives client id a new secret (returned once); the old one
 // stops working.
-func (a ClientAdmin) RotateSecret(ctx context.Context, origin audit.Event, id string) (secret string, err error) {
+func (a Admin) RotateSecret(ctx context.Context, origin audit.Event, id string) (secret string, err error) {
 	err = a.Registry.InTx(ctx, func(ctx context.Context) (err error) {
 		if secret, err = a.Registry.RotateSecret(ctx, id); err != nil {
 			return err

@@ -22,6 +22,7 @@ import (
 	"github.com/authd/authd/ledger"
 	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage/fositestore"
 	"github.com/authd/authd/storage/storagetest"
@@ -145,8 +146,8 @@ func (a *liveAuthd) mustUser(email, password string, roles ...string) string {
 // notes:read, and returns its new secret.
 func (a *liveAuthd) mustClient(c fositestore.Client) (id, secret string) {
 	a.t.Helper()
-	reg := oauth.NewClientRegistry(a.store)
-	spec := oauth.ClientSpec{Name: "kit test", GrantTypes: c.GrantTypes, FirstParty: c.FirstParty, Audience: c.Audience, Scopes: c.Scopes}
+	reg := clients.NewRegistry(a.store)
+	spec := clients.Spec{Name: "kit test", GrantTypes: c.GrantTypes, FirstParty: c.FirstParty, Audience: c.Audience, Scopes: c.Scopes}
 	created, secret, err := reg.CreateClient(context.Background(), spec)
 	if err != nil {
 		a.t.Fatal(err)

@@ -1,18 +1,18 @@
-package oauth_test
+package clients_test
 
 import (
 	"context"
 	"testing"
 
-	"github.com/authd/authd/oauth"
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 	"github.com/authd/authd/storage/storagetest"
 )
 
 // Resource servers' own scopes can be registered; malformed scope tokens
 // cannot.
-func TestClientRegistry_ScopeTokens(t *testing.T) {
-	cr := oauth.NewClientRegistry(fositestore.New(storagetest.NewDB(t).Pool, fositestore.Options{}))
+func TestRegistry_ScopeTokens(t *testing.T) {
+	cr := clients.NewRegistry(fositestore.New(storagetest.NewDB(t).Pool, fositestore.Options{}))
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -28,7 +28,7 @@ func TestClientRegistry_ScopeTokens(t *testing.T) {
 		{"ErrNonASCII", "notés", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := cr.CreateClient(ctx, oauth.ClientSpec{Name: tc.name, GrantTypes: []string{"client_credentials"}, Scopes: []string{tc.scope}})
+			_, _, err := cr.CreateClient(ctx, clients.Spec{Name: tc.name, GrantTypes: []string{"client_credentials"}, Scopes: []string{tc.scope}})
 			if (err == nil) != tc.ok {
 				t.Fatalf("scope %q: err = %v, want ok=%v", tc.scope, err, tc.ok)
 			}

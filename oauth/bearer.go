@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ory/fosite"
 
+	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/storage/fositestore"
 )
@@ -116,4 +118,40 @@ func (p *Provider) IsFirstParty(ctx context.Context, clientID string) (bool, err
 	}
 	fc, ok := c.(*fositestore.Client)
 	return ok && fc.FirstParty, nil
+}
+
+// authnUserGone rejects a bearer token whose user was deleted or disabled.
+var authnUserGone = fmt.Errorf("%w: user gone or disabled", authn.ErrInvalidToken)
+
+// userAccess returns the disabled flag and roles of the user behind a
+// subject for introspection and bearer verification, from the accounts
+// cache (see TokenCacheTTL). Subjects that are not users give nil, nil.
+// Refresh and the token endpoint read users live (liveUser).
+func (p *Provider) userAccess(ctx context.Context, subject string) (*accounts.Access, error) {
+	a, err := p.accts.CachedAccess(ctx, subject)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return nil, nil
+	}
+	return a, err
+}
+
+// principal answers VerifyAccessToken from facts and the user's access.
+func (p *Provider) principal(ctx context.Context, f *tokenFacts) (*authn.Principal, error) {
+	pr := &authn.Principal{Roles: []string{}, Subject: f.subject, ClientID: f.clientID, TokenID: f.tokenID,
+		Scopes: slices.Clone(f.scopes), Audience: slices.Clone(f.audience)}
+	if f.authTime != 0 {
+		pr.AuthTime = time.Unix(f.authTime, 0)
+	}
+	if pr.Subject != "" && pr.Subject != pr.ClientID {
+		u, err := p.userAccess(ctx, pr.Subject)
+		if err != nil {
+			return nil, err
+		}
+		if u == nil || u.Disabled {
+			return nil, authnUserGone
+		}
+		pr.UserID = u.UserID
+		pr.Roles = slices.Clone(u.Roles) // the cache's copy is shared
+	}
+	return pr, nil
 }

@@ -1,7 +1,6 @@
-package oauth
+package clients
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 
@@ -11,27 +10,24 @@ import (
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/authn"
 	"github.com/authd/authd/internal/problem"
-	"github.com/authd/authd/oauth/keys"
-	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// AdminHandler serves the client and signing-key routes of the admin API.
+// AdminHandler serves the client routes of the admin API.
 //
 // Audit: every change writes its audit event in the change's own
 // transaction, so the two commit or fail together.
 type AdminHandler struct {
-	clients *ClientRegistry
-	keys    *keys.Manager
+	clients *Registry
 	log     *zap.Logger
 }
 
-// NewAdminHandler returns the admin API handler for clients and keys.
-func NewAdminHandler(clients *ClientRegistry, keys *keys.Manager, log *zap.Logger) *AdminHandler {
+// NewAdminHandler returns the admin API handler for clients.
+func NewAdminHandler(clients *Registry, log *zap.Logger) *AdminHandler {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &AdminHandler{clients: clients, keys: keys, log: log}
+	return &AdminHandler{clients: clients, log: log}
 }
 
 // Mount adds the routes to admin, the /admin/v1 router, each for admins only:
@@ -42,8 +38,6 @@ func NewAdminHandler(clients *ClientRegistry, keys *keys.Manager, log *zap.Logge
 //	PATCH  /clients/{id}          fields given replace the stored ones
 //	DELETE /clients/{id}          → 204; its tokens go with it
 //	POST   /clients/{id}/secret   → {"client_id","client_secret"}; the old one dies
-//	GET    /keys
-//	POST   /keys/rotate           → the keys after rotation
 func (h *AdminHandler) Mount(admin *authn.Router) {
 	route := func(method, path string, fn http.HandlerFunc) {
 		admin.HandleFunc(method, path, authn.Policy{Callers: authn.Admin}, fn)
@@ -54,12 +48,10 @@ func (h *AdminHandler) Mount(admin *authn.Router) {
 	route(http.MethodPatch, "/clients/{id}", h.updateClient)
 	route(http.MethodDelete, "/clients/{id}", h.deleteClient)
 	route(http.MethodPost, "/clients/{id}/secret", h.rotateSecret)
-	route(http.MethodGet, "/keys", h.listKeys)
-	route(http.MethodPost, "/keys/rotate", h.rotateKeys)
 }
 
 // admin is the registry's audited changes, shared with the admin console.
-func (h *AdminHandler) admin() ClientAdmin { return ClientAdmin{Registry: h.clients, Log: h.log} }
+func (h *AdminHandler) admin() Admin { return Admin{Registry: h.clients, Log: h.log} }
 
 // clientBody is the JSON of POST and PATCH /clients; on PATCH only the
 // fields present change (a nil pointer means absent).
@@ -87,7 +79,7 @@ type clientBody struct {
 }
 
 // apply overlays the fields present in b on spec and names them.
-func (b *clientBody) apply(spec *ClientSpec) []string {
+func (b *clientBody) apply(spec *Spec) []string {
 	var changed []string
 	set := func(name string, present bool, assign func()) {
 		if present {
@@ -123,8 +115,8 @@ func (b *clientBody) apply(spec *ClientSpec) []string {
 }
 
 // specOf is the spec that would register c as it is.
-func specOf(c *fositestore.Client) ClientSpec {
-	return ClientSpec{
+func specOf(c *fositestore.Client) Spec {
+	return Spec{
 		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, Scopes: c.Scopes, Audience: c.Audience,
 		Public: c.Public, FirstParty: c.FirstParty, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
@@ -171,7 +163,7 @@ func (h *AdminHandler) createClient(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, err)
 		return
 	}
-	var spec ClientSpec
+	var spec Spec
 	if body.ClientID != nil {
 		spec.ID = *body.ClientID
 	}
@@ -220,35 +212,4 @@ func (h *AdminHandler) rotateSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	problem.WriteJSON(w, http.StatusOK, map[string]string{"client_id": id, "client_secret": secret})
-}
-
-func (h *AdminHandler) listKeys(w http.ResponseWriter, r *http.Request) {
-	ks, err := h.keys.List(r.Context())
-	if err != nil {
-		problem.Write(w, r, err)
-		return
-	}
-	if ks == nil {
-		ks = []keys.KeyInfo{}
-	}
-	problem.WriteJSON(w, http.StatusOK, map[string]any{"items": ks})
-}
-
-func (h *AdminHandler) rotateKeys(w http.ResponseWriter, r *http.Request) {
-	// The audit event commits in the rotation's own transaction.
-	err := h.keys.RotateAndRecord(r.Context(), func(ctx context.Context, q storage.Querier, activating []string) error {
-		e := audit.AdminOrigin(r)
-		e.Type, e.TargetType, e.Details = "keys.rotated", "signing_keys", map[string]any{"activating": activating}
-		return audit.Record(ctx, q, h.log, e)
-	})
-	if err != nil {
-		problem.Write(w, r, err)
-		return
-	}
-	ks, err := h.keys.List(r.Context())
-	if err != nil {
-		problem.Write(w, r, err)
-		return
-	}
-	problem.WriteJSON(w, http.StatusOK, map[string]any{"items": ks})
 }

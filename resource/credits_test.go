@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authd/authd/oauth/resource"
+	"github.com/authd/authd/resource"
 )
 
 // fakeLedger answers the credit API like authd: idempotent by reference,

@@ -1,0 +1,10 @@
+package clients_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/authd/authd/storage/storagetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storagetest.Main(m)) }
