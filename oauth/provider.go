@@ -210,7 +210,7 @@ func (s *fositeStorage) Authenticate(ctx context.Context, name, secret string) (
 }
 
 // Clients returns the provider's client registry.
-func (p *Provider) Clients() *clients.Registry { return clients.NewRegistry(p.store) }
+func (p *Provider) Clients() *clients.Registry { return clients.NewRegistry(p.store).InDev(p.cfg.Dev) }
 
 // newJWKSFetcher fetches the key sets of clients registered with a
 // jwks_uri. It is set explicitly because fosite's getter writes its default

@@ -44,6 +44,7 @@ func (e *adminEnv) attempts(name, token string, status int, victimID, clientID s
 		{"GET", "/admin/v1/audit", nil},
 		{"GET", "/admin/v1/clients", nil},
 		{"GET", "/admin/v1/keys", nil},
+		{"GET", "/admin/v1/backchannel-logouts", nil},
 		{"GET", "/admin/v1/openapi.json", nil},
 		{"POST", "/admin/v1/roles", map[string]string{"name": "intruder"}},
 		{"DELETE", "/admin/v1/roles/editor", nil},
