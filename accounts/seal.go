@@ -13,6 +13,9 @@ import (
 // reset tokens) of queued mail, so the outbox never holds a usable token in
 // clear: tokens are stored hashed everywhere else, and mail may sit queued
 // for hours while SMTP is down. authd derives its key from AUTHD_SECRETS_KEY.
+// The same sealer, under keys derived for their own purpose, seals the
+// upstream identity providers' client secrets and the upstream login
+// cookies (federation); the associated data binds each value to its place.
 type LinkSealer struct{ aead cipher.AEAD }
 
 // NewLinkSealer returns a sealer for a 32-byte key.

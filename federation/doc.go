@@ -16,6 +16,6 @@
 // sign-up (accounts.RegisterUpstream) only when the provider may create
 // accounts and no account holds the address; an address that an account
 // already holds is never linked silently: the person proves the account with
-// its password or a mailed link (link.go), and a provider that does not
+// its password or a mailed link (pages.go), and a provider that does not
 // assert the address as verified cannot reach that account at all.
 package federation

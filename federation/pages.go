@@ -168,8 +168,12 @@ func (s *Service) finish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.Providers.Get(ctx, mux.Vars(r)["slug"])
-	if errors.Is(err, ErrNotFound) || (err == nil && (p.ID != st.Provider || !p.Enabled)) {
+	if errors.Is(err, ErrNotFound) || (err == nil && p.ID != st.Provider) {
 		s.expired(w, r)
+		return
+	}
+	if err == nil && !p.Enabled { // disabled while the person was away
+		s.fail(w, r, http.StatusNotFound, "Unknown provider", "This login provider is not available.", errorData{Code: "unknown_provider", ReturnTo: st.ReturnTo})
 		return
 	}
 	if err != nil {

@@ -215,6 +215,14 @@ func TestFederation_CallbackAttacks(t *testing.T) {
 			t.Fatalf("replayed callback: %d", resp.StatusCode)
 		}
 	})
+	t.Run("CodeAndStateNotLogged", func(t *testing.T) {
+		u, _ := url.Parse(callback)
+		for _, v := range []string{u.Query().Get("code"), u.Query().Get("state")} {
+			if strings.Contains(f.down.logs.String(), v) {
+				t.Errorf("down's log holds %q", v)
+			}
+		}
+	})
 	t.Run("ErrStartWithoutCSRF", func(t *testing.T) {
 		resp, _ := f.browser().post(f.down.URL+"/login/federated/start", url.Values{"provider": {"upstream"}})
 		if resp.StatusCode != http.StatusForbidden {

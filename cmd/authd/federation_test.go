@@ -425,3 +425,43 @@ func TestCLI_ProviderCreateUsedByServer(t *testing.T) {
 		t.Fatal("created a provider without a secret")
 	}
 }
+
+// TestFederation_AppLoginThroughUpstream: an app's authorization request
+// survives the detour through the upstream: login page button, upstream
+// login, back to the authorization request, consent, code, tokens.
+func TestFederation_AppLoginThroughUpstream(t *testing.T) {
+	f := newFedEnv(t)
+	f.up.mustUser("alice@example.com")
+	id, secret := f.down.webClient()
+	verifier, challenge := secPKCE()
+	b := f.browser()
+	resp, page := b.get(secAuthURL(f.down.URL, id, challenge, url.Values{"scope": {"openid email"}}))
+	if resp.Request.URL.Path != "/login" {
+		t.Fatalf("not sent to log in: %s", resp.Request.URL)
+	}
+	form := buttonForm(t, page, "upstream")
+	if !strings.HasPrefix(form.Get("return_to"), "/oauth2/auth?") {
+		t.Fatalf("the button lost the authorization request: %q", form.Get("return_to"))
+	}
+	resp, page = b.post(f.down.URL+"/login/federated/start", form)
+	resp, page = b.login(f.up.URL, page, "alice@example.com")
+	if !strings.Contains(page, `action="/consent"`) {
+		t.Fatalf("expected down's consent page, got %d %s:\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	cf := secHidden(page)
+	cf.Set("decision", "allow")
+	resp, _ = b.post(f.down.URL+"/consent", cf)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	code := loc.Query().Get("code")
+	if code == "" {
+		t.Fatalf("no code: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	st, out := f.down.exchange(id, secret, code, verifier)
+	if st != http.StatusOK {
+		t.Fatalf("exchange: %d %v", st, out)
+	}
+	claims := idTokenClaims(t, out["id_token"].(string))
+	if claims["email"] != "alice@example.com" || claims["email_verified"] != true || toJSON(claims["amr"]) != `["fed"]` {
+		t.Fatalf("id token claims: %v", claims)
+	}
+}
