@@ -305,7 +305,7 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, load
 			line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 			rep.Setup = append(rep.Setup, "ledger verify after the run: clean ("+line+")")
 		}
-		if took >= time.Second {
+		if took >= 10*time.Second {
 			rep.Setup = append(rep.Setup, "ledger verify took "+took.String())
 		}
 	}

@@ -99,3 +99,43 @@ func TestParseFlags_Quick(t *testing.T) {
 		t.Error("-url without client accepted")
 	}
 }
+
+// A -scale report prints both worlds' tables and the comparison, with the
+// 15% tolerance applied to CPU-bound rates.
+func TestReport_ScaleComparison(t *testing.T) {
+	r := &Report{
+		Scale: &scaleWorld{Key: "l2-s0.1"},
+		Empty: &WorldResult{Scenarios: []ScenarioResult{
+			{Name: "jwks", Concurrency: 8, Rate: 100, CPURate: 1000},
+			{Name: "refresh", Concurrency: 8, Rate: 100, CPURate: 1000},
+		}},
+		Scenarios: []ScenarioResult{
+			{Name: "jwks", Concurrency: 8, Rate: 90, CPURate: 860},
+			{Name: "refresh", Concurrency: 8, Rate: 90, CPURate: 840},
+		},
+	}
+	var b strings.Builder
+	r.WriteTable(&b)
+	out := b.String()
+	for _, want := range []string{"empty database: scenarios", "production size: scenarios", "production size beside the empty database"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	var jwks, refresh string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 6 && f[0] == "jwks" && f[2] == "100" {
+			jwks = line
+		}
+		if len(f) > 6 && f[0] == "refresh" && f[2] == "100" {
+			refresh = line
+		}
+	}
+	if !strings.Contains(jwks, "86%") || !strings.HasSuffix(strings.TrimSpace(jwks), "ok") {
+		t.Errorf("jwks at 86%% should pass: %q", jwks)
+	}
+	if !strings.Contains(refresh, "84%") || !strings.HasSuffix(strings.TrimSpace(refresh), "MISS") {
+		t.Errorf("refresh at 84%% should miss: %q", refresh)
+	}
+}

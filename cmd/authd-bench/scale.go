@@ -51,7 +51,7 @@ func specFor(f float64) scaleSpec {
 
 // loaderVersion changes whenever the loader writes different rows: a cached
 // world of another version is rebuilt.
-const loaderVersion = 1
+const loaderVersion = 2
 
 // scaleWorld is a loaded, cached production-size database.
 type scaleWorld struct {
@@ -509,7 +509,11 @@ func loadRefresh(ctx context.Context, pool *pgxpool.Pool, spec scaleSpec) error 
 	if err != nil {
 		return err
 	}
-	_, err = pool.Exec(ctx, `INSERT INTO oauth2_refresh (signature, request_id, requested_at, client_id, scopes, granted_scopes,
+	// Expired rows first: in production the purge's candidates are the
+	// oldest rows, in the oldest pages, which is what the BRIN index on
+	// expires_at relies on.
+	for _, expired := range []bool{true, false} {
+		if _, err = pool.Exec(ctx, `INSERT INTO oauth2_refresh (signature, request_id, requested_at, client_id, scopes, granted_scopes,
 			requested_audience, granted_audience, form_data, session_data, subject, active, expires_at,
 			access_token_signature, first_used_at, rotated_response)
 		SELECT encode(sha256(('scale-refresh-' || g)::bytea), 'hex'), md5('scale-family-' || f)::uuid::text, ts, $3,
@@ -523,7 +527,11 @@ func loadRefresh(ctx context.Context, pool *pgxpool.Pool, spec scaleSpec) error 
 		LATERAL (SELECT (g - 1) / 8 AS f, (g - 1) % 8 AS gen) x,
 		LATERAL (SELECT (`+fmt.Sprintf(sqlUserID, "1 + f % $2")+`)::text AS sub,
 			CASE WHEN f % 40 = 0 THEN now() - interval '31 days' ELSE now() - interval '1 day' * (f % 28) END
-				+ interval '3 hours' * gen AS ts) s`, spec.Refresh, spec.Users, scaleWebClient, tmpl)
+				+ interval '3 hours' * gen AS ts) s
+		WHERE (f % 40 = 0) = $5`, spec.Refresh, spec.Users, scaleWebClient, tmpl, expired); err != nil {
+			return err
+		}
+	}
 	return err
 }
 
@@ -535,7 +543,8 @@ func loadAccess(ctx context.Context, pool *pgxpool.Pool, spec scaleSpec) error {
 	if err != nil {
 		return err
 	}
-	_, err = pool.Exec(ctx, `INSERT INTO oauth2_access (signature, request_id, requested_at, client_id, scopes, granted_scopes,
+	for _, expired := range []bool{true, false} { // expired first, as in loadRefresh
+		if _, err = pool.Exec(ctx, `INSERT INTO oauth2_access (signature, request_id, requested_at, client_id, scopes, granted_scopes,
 			requested_audience, granted_audience, form_data, session_data, subject, active, expires_at)
 		SELECT encode(sha256(('scale-access-' || g)::bytea), 'hex'), md5('scale-access-req-' || g)::uuid::text,
 			now() - interval '1 second' * (g % 1500), CASE WHEN user_token THEN $3 ELSE $4 END,
@@ -545,8 +554,12 @@ func loadAccess(ctx context.Context, pool *pgxpool.Pool, spec scaleSpec) error {
 			CASE WHEN g % 5 = 0 THEN now() - interval '1 second' * (g % 600) ELSE now() + interval '365 days' END
 		FROM generate_series(1, $1::int) g,
 		LATERAL (SELECT g % 10 < 3 AS user_token) u,
-		LATERAL (SELECT CASE WHEN user_token THEN (`+fmt.Sprintf(sqlUserID, "1 + g % $2")+`)::text ELSE '' END AS sub) s`,
-		spec.Access, spec.Users, scaleWebClient, scaleSvcClient, tmpl)
+		LATERAL (SELECT CASE WHEN user_token THEN (`+fmt.Sprintf(sqlUserID, "1 + g % $2")+`)::text ELSE '' END AS sub) s
+		WHERE (g % 5 = 0) = $6`,
+			spec.Access, spec.Users, scaleWebClient, scaleSvcClient, tmpl, expired); err != nil {
+			return err
+		}
+	}
 	return err
 }
 

@@ -122,6 +122,13 @@ func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond, deviceCond
 
 func itoa(n int) string { return string(appendInt(nil, n)) }
 
+// purgeBatch bounds one purge statement. A single DELETE of every expired
+// row grows with the backlog (after an outage, or on a big table) until it
+// no longer fits the statement timeout, and then it fails every interval
+// while the table keeps growing; batches of this size each finish in
+// milliseconds and the loop works the backlog down.
+const purgeBatch = 5000
+
 // DeleteExpired removes rows that expired before before and returns how
 // many. Used refresh tokens are kept until their own expiry, so reuse is
 // detected for as long as the token could have been valid; refresh tokens
@@ -129,11 +136,17 @@ func itoa(n int) string { return string(appendInt(nil, n)) }
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	for _, table := range []string{tableCode, tableAccess, tableRefresh, tableOIDC, tablePKCE, "oauth2_jti", "oauth2_par", "oauth2_device"} {
-		tag, err := s.q(ctx).Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < $1`, before.UTC())
-		if err != nil {
-			return n, mapErr("delete expired "+table, err)
+		for {
+			tag, err := s.q(ctx).Exec(ctx, `DELETE FROM `+table+` WHERE ctid = ANY (ARRAY(
+				SELECT ctid FROM `+table+` WHERE expires_at < $1 LIMIT `+itoa(purgeBatch)+`))`, before.UTC())
+			if err != nil {
+				return n, mapErr("delete expired "+table, err)
+			}
+			n += tag.RowsAffected()
+			if tag.RowsAffected() < purgeBatch || ctx.Err() != nil {
+				break
+			}
 		}
-		n += tag.RowsAffected()
 	}
 	return n, nil
 }
