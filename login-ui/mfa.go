@@ -296,7 +296,7 @@ func (l *Login) enrolStep(w http.ResponseWriter, r *http.Request, ch *accounts.C
 		return
 	}
 	if r.Method != http.MethodPost {
-		l.renderEnrol(w, r, http.StatusOK, u, "/login/mfa", "", "")
+		l.renderEnrol(w, r, http.StatusOK, u, "/login/mfa", "This sign-in requires two-step verification. Set it up to continue.", "")
 		return
 	}
 	_, amr, codes, err := l.Accounts.PassEnrolChallenge(ctx, l.UI.challengeToken(r), r.PostFormValue("code"))
