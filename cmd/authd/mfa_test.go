@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -662,5 +663,46 @@ func TestMFA_AdminResetsFactors(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM audit_events WHERE type = 'user.mfa_reset' AND actor_id = 'authd-cli'`); n != 1 {
 		t.Fatalf("CLI reset audit events: %d", n)
+	}
+}
+
+// TestMFA_OneCodeOneLoginUnderRace: one pending login answered with the
+// same valid code by many requests at once opens exactly one session.
+func TestMFA_OneCodeOneLoginUnderRace(t *testing.T) {
+	e := newSecEnv(t)
+	e.mustUser("race@example.com")
+	c := e.acctClient("10.9.11.1")
+	c.login("race@example.com", secUserPass)
+	secret, _, _ := mfaEnrol(t, c)
+	const n = 8
+	p := e.acctClient("10.9.11.2")
+	mfaPassword(p, "/account", "race@example.com")
+	_, page := p.do(http.MethodGet, "/login/mfa", nil)
+	form := secHidden(page)
+	form.Set("method", "totp")
+	form.Set("code", mfaCode(t, secret, time.Now().Add(30*time.Second)))
+	results := make(chan int, n)
+	for range n {
+		go func() {
+			req := httptest.NewRequest(http.MethodPost, e.URL+"/login/mfa", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range p.cookies {
+				req.AddCookie(&http.Cookie{Name: k, Value: v})
+			}
+			rec := e.serve(req)
+			results <- rec.Code
+		}()
+	}
+	ok := 0
+	for range n {
+		if <-results == http.StatusSeeOther {
+			ok++
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d logins from one code and one challenge, want 1", ok)
+	}
+	if got := e.count(`SELECT count(*) FROM browser_sessions WHERE revoked_at IS NULL AND 'mfa' = ANY(amr)`); got != 1 {
+		t.Fatalf("%d MFA sessions, want 1", got)
 	}
 }
