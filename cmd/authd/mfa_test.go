@@ -706,3 +706,57 @@ func TestMFA_OneCodeOneLoginUnderRace(t *testing.T) {
 		t.Fatalf("%d MFA sessions, want 1", got)
 	}
 }
+
+// TestMFA_PushedACRValuesLeadToEnrolment: acr_values inside a pushed
+// request count at the login too (no login loop), and the user without a
+// factor sets one up.
+func TestMFA_PushedACRValuesLeadToEnrolment(t *testing.T) {
+	e := newSecEnv(t)
+	e.mustUser("pushed@example.com")
+	id, secret := e.mustClient(oauth.ClientSpec{RedirectURIs: []string{secRedirect}, FirstParty: true,
+		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid"}})
+	sum := sha256.Sum256([]byte(mfaVerifier))
+	st, _, out := e.postForm("/oauth2/par", id, secret, url.Values{"response_type": {"code"}, "redirect_uri": {secRedirect},
+		"scope": {"openid"}, "state": {"state-12345678"}, "nonce": {"nonce-12345678"}, "acr_values": {oauth.ACRMFA},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}})
+	if st != http.StatusCreated {
+		t.Fatalf("PAR: %d %v", st, out)
+	}
+	c := e.acctClient("10.9.12.1")
+	next := "/oauth2/auth?" + url.Values{"client_id": {id}, "request_uri": {out["request_uri"].(string)}}.Encode()
+	logins := 0
+	for range 10 {
+		rec, page := c.do(http.MethodGet, next, nil)
+		loc := rec.Header().Get("Location")
+		if strings.HasPrefix(loc, secRedirect) {
+			r, _ := url.Parse(loc)
+			v, _ := e.exchangeCode(t, id, secret, r)
+			if cl := idClaims(t, v["id_token"].(string)); logins != 1 || cl["acr"] != oauth.ACRMFA {
+				t.Fatalf("after %d logins: acr %v", logins, cl["acr"])
+			}
+			return
+		}
+		if !strings.HasPrefix(loc, "/login") {
+			t.Fatalf("authorize: %d %q\n%s", rec.Code, loc, page)
+		}
+		logins++
+		ret, _ := url.Parse(loc)
+		if st, l := mfaPassword(c, ret.Query().Get("return_to"), "pushed@example.com"); st != http.StatusSeeOther || l != "/login/mfa" {
+			t.Fatalf("login %d: %d %q (the pushed acr_values were not seen)", logins, st, l)
+		}
+		_, page = c.do(http.MethodGet, "/login/mfa", nil)
+		m := mfaSecretRE.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no enrolment:\n%s", page)
+		}
+		f := secHidden(page)
+		f.Set("code", mfaCode(t, m[1], time.Now()))
+		_, page = c.do(http.MethodPost, "/login/mfa", f)
+		cont := regexp.MustCompile(`href="([^"]+)">I saved them`).FindStringSubmatch(page)
+		if cont == nil {
+			t.Fatalf("no continue link:\n%s", page)
+		}
+		next = html.UnescapeString(cont[1])
+	}
+	t.Fatal("login loop")
+}
