@@ -43,7 +43,7 @@ type MFAData struct {
 	// method's form needs (accounts.SecondFactor.Prepare).
 	Methods  []string
 	Prepared map[string]any
-	// RecoveryOnly is set when the form to show is the recovery code's.
+	// Method is the method whose form is shown first (the one just tried).
 	Method string
 }
 
@@ -147,13 +147,11 @@ func (l *Login) afterPassword(w http.ResponseWriter, r *http.Request, u *account
 // startSession starts the browser session of a finished login (a fresh
 // cookie value: a planted cookie is useless) and continues to returnTo.
 func (l *Login) startSession(w http.ResponseWriter, r *http.Request, u *accounts.User, amr []string, returnTo string) {
-	ctx := r.Context()
 	if !l.createSession(w, r, u, amr) {
 		return
 	}
 	l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorUser, ActorID: u.ID, TargetType: "user", TargetID: u.ID,
 		Details: map[string]any{"amr": amr}})
-	_ = ctx
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
