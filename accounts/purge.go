@@ -20,6 +20,7 @@ func (s *Service) PurgeExpired(ctx context.Context) (int64, error) {
 		{"login failures", `DELETE FROM login_failures WHERE updated_at < now() - interval '1 day' AND (locked_until IS NULL OR locked_until < now())`},
 		{"outbox", `DELETE FROM outbox WHERE delivered_at < now() - interval '7 days' OR failed_at < now() - interval '30 days'`},
 		{"passkey ceremonies", `DELETE FROM webauthn_ceremonies WHERE expires_at < now()`},
+		{"login challenges", `DELETE FROM login_challenges WHERE expires_at < now()`},
 	} {
 		tag, err := s.pool.Exec(ctx, q.sql)
 		if err != nil {

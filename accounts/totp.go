@@ -273,8 +273,14 @@ func (f totpFactor) Verify(ctx context.Context, ch *Challenge, form url.Values) 
 		if !ok {
 			return ErrFactorRejected
 		}
-		_, err = tx.Exec(ctx, `UPDATE user_totp SET last_step = $2 WHERE user_id = $1 AND last_step < $2`, ch.UserID, step)
-		return err
+		tag, err := tx.Exec(ctx, `UPDATE user_totp SET last_step = $2 WHERE user_id = $1 AND last_step < $2`, ch.UserID, step)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrFactorRejected // its step was used meanwhile
+		}
+		return nil
 	})
 }
 

@@ -43,7 +43,7 @@ type MFAData struct {
 	// method's form needs (accounts.SecondFactor.Prepare).
 	Methods  []string
 	Prepared map[string]any
-	// RecoveryOnly is set when the form to show is the recovery code's.
+	// Method is the method whose form is shown first (the one just tried).
 	Method string
 }
 
@@ -154,13 +154,11 @@ func (l *Login) FinishFirstFactor(w http.ResponseWriter, r *http.Request, u *acc
 // startSession starts the browser session of a finished login (a fresh
 // cookie value: a planted cookie is useless) and continues to returnTo.
 func (l *Login) startSession(w http.ResponseWriter, r *http.Request, u *accounts.User, amr []string, returnTo string) {
-	ctx := r.Context()
 	if !l.createSession(w, r, u, amr) {
 		return
 	}
 	l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorUser, ActorID: u.ID, TargetType: "user", TargetID: u.ID,
 		Details: map[string]any{"amr": amr}})
-	_ = ctx
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
@@ -303,7 +301,7 @@ func (l *Login) enrolStep(w http.ResponseWriter, r *http.Request, ch *accounts.C
 		return
 	}
 	if r.Method != http.MethodPost {
-		l.renderEnrol(w, r, http.StatusOK, u, "/login/mfa", "", "")
+		l.renderEnrol(w, r, http.StatusOK, u, "/login/mfa", "This sign-in requires two-step verification. Set it up to continue.", "")
 		return
 	}
 	_, amr, codes, err := l.Accounts.PassEnrolChallenge(ctx, l.UI.challengeToken(r), r.PostFormValue("code"))

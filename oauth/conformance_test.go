@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/authd/authd/internal/problem"
+	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 )
@@ -446,16 +448,17 @@ func TestDiscovery_AdvertisesWhatIsSupported(t *testing.T) {
 			t.Errorf("%s missing", k)
 		}
 	}
-	for _, k := range []string{"registration_endpoint", "request_object_signing_alg_values_supported", "acr_values_supported",
+	if got := strings.Join(list("acr_values_supported"), " "); got != oauth.ACRPassword+" "+oauth.ACRMFA {
+		t.Errorf("acr_values_supported %s", got)
+	}
+	if !slices.Contains(list("claims_supported"), "acr") {
+		t.Error("acr is issued but not advertised")
+	}
+	for _, k := range []string{"registration_endpoint", "request_object_signing_alg_values_supported",
 		"display_values_supported", "userinfo_signing_alg_values_supported",
 		"tls_client_certificate_bound_access_tokens"} {
 		if _, ok := doc[k]; ok {
 			t.Errorf("%s advertised but not supported", k)
-		}
-	}
-	for _, c := range list("claims_supported") {
-		if c == "acr" {
-			t.Error("acr advertised but never issued")
 		}
 	}
 }

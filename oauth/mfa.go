@@ -12,6 +12,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	loginui "github.com/authd/authd/login-ui"
+	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/fositestore"
 )
 
@@ -80,26 +81,28 @@ func mfaDemanded(client *fositestore.Client, form url.Values) bool {
 }
 
 // NeedsMFA implements loginui.LoginRequirements: whether the authorization
-// request the login returns to demands a second factor.
+// request the login returns to demands a second factor. The request is
+// parsed as the authorization endpoint will parse it, so a pushed request
+// (request_uri) is judged by its pushed parameters; nothing is spent.
 func (p *Provider) NeedsMFA(ctx context.Context, returnTo string) (bool, error) {
 	target, ok := loginui.AuthorizeReturnTo(returnTo)
 	if !ok {
 		return false, nil
 	}
-	u, err := url.Parse(target)
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return false, nil
 	}
-	form := u.Query()
-	client, err := p.store.GetClient(ctx, form.Get("client_id"))
-	if errors.Is(err, fosite.ErrNotFound) {
-		return mfaDemanded(nil, form), nil
-	}
+	ar, err := p.op.NewAuthorizeRequest(ctx, r)
 	if err != nil {
-		return false, err
+		if storage.IsUnavailable(err) {
+			return false, err
+		}
+		// The authorization endpoint will refuse it; the login owes it nothing.
+		return mfaDemanded(nil, r.URL.Query()), nil
 	}
-	c, _ := client.(*fositestore.Client)
-	return mfaDemanded(c, form), nil
+	c, _ := ar.GetClient().(*fositestore.Client)
+	return mfaDemanded(c, ar.GetRequestForm()), nil
 }
 
 var _ loginui.LoginRequirements = (*Provider)(nil)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -572,4 +573,191 @@ func TestMFA_ChallengeExpiresAndIsSingleUse(t *testing.T) {
 	if rec, _ := c.do(http.MethodPost, "/login/mfa", f); rec.Code != http.StatusBadRequest || c.hasSession() {
 		t.Fatalf("expired challenge: %d", rec.Code)
 	}
+}
+
+func TestMFA_AdminResetsFactors(t *testing.T) {
+	e := newSecEnv(t)
+	admin := e.mustUser("root@example.com", "admin")
+	victim := e.mustUser("lost@example.com")
+	e.mustUser("nosy@example.com")
+	all, allSecret := e.allScopesClient()
+	token := func(email, scope, aud string) string {
+		f := url.Values{"grant_type": {"password"}, "username": {email}, "password": {secUserPass}, "scope": {scope}}
+		if aud != "" {
+			f.Set("audience", aud)
+		}
+		st, _, out := e.postForm("/oauth2/token", all, allSecret, f)
+		if st != http.StatusOK {
+			t.Fatalf("token for %s: %d %v", email, st, out)
+		}
+		return out["access_token"].(string)
+	}
+	// A refresh token and a session of the victim, from before the reset.
+	acct, acctSecret := e.accountClient()
+	st, _, out := e.postForm("/oauth2/token", acct, acctSecret, url.Values{"grant_type": {"password"},
+		"username": {"lost@example.com"}, "password": {secUserPass}, "scope": {"openid offline_access"}})
+	if st != http.StatusOK {
+		t.Fatalf("victim token: %d %v", st, out)
+	}
+	refresh := out["refresh_token"].(string)
+	victimToken := token("lost@example.com", "admin", "")
+	c := e.acctClient("10.9.10.1")
+	c.login("lost@example.com", secUserPass)
+	mfaEnrol(t, c)
+
+	path := "/admin/v1/users/" + victim.ID + "/mfa"
+	_, ccOut := func() (int, map[string]any) {
+		st, _, out := e.postForm("/oauth2/token", all, allSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"introspect"}})
+		return st, out
+	}()
+	for _, bad := range []struct {
+		name, token string
+		status      int
+	}{
+		{"no token", "", 401},
+		{"another user's token with the admin scope", token("nosy@example.com", "admin", ""), 403},
+		{"the victim's own token", victimToken, 403},
+		{"admin token without the admin scope", token("root@example.com", "openid roles", ""), 403},
+		{"client token without the admin scope", ccOut["access_token"].(string), 403},
+		{"admin token for another audience", token("root@example.com", "admin", "https://notes.example"), 401},
+	} {
+		if st, _ := e.apiCall(http.MethodDelete, path, bad.token, nil); st != bad.status {
+			t.Fatalf("%s: %d, want %d", bad.name, st, bad.status)
+		}
+		if n := e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, victim.ID); n != 1 {
+			t.Fatalf("%s removed the factor", bad.name)
+		}
+	}
+	if st, out := e.apiCall(http.MethodDelete, path, token("root@example.com", "admin", ""), nil); st != http.StatusOK || out["id"] != victim.ID {
+		t.Fatalf("admin reset: %d %v", st, out)
+	}
+	if n := e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, victim.ID) +
+		e.count(`SELECT count(*) FROM user_recovery_codes WHERE user_id = $1`, victim.ID); n != 0 {
+		t.Fatalf("factors left after reset: %d", n)
+	}
+	if e.refreshWorks(acct, acctSecret, refresh) {
+		t.Fatal("the victim's refresh token survived the reset")
+	}
+	if rec, _ := c.do(http.MethodGet, "/account", nil); rec.Code != http.StatusSeeOther {
+		t.Fatalf("the victim's session survived the reset: %d", rec.Code)
+	}
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE type = 'user.mfa_reset' AND target_id = $1 AND actor_id = $2`, victim.ID, admin.ID); n != 1 {
+		t.Fatalf("audit events of the reset: %d", n)
+	}
+	if n := e.count(`SELECT count(*) FROM outbox WHERE type = 'factor_changed' AND payload->>'to' = 'lost@example.com'`); n != 2 {
+		t.Fatalf("factor mails to the victim (added, reset): %d", n)
+	}
+	if st, loc := mfaPassword(c, "/account", "lost@example.com"); st != http.StatusSeeOther || loc != "/account" || !c.hasSession() {
+		t.Fatalf("login after the reset: %d %q", st, loc)
+	}
+	if rec, _ := e.acctClient("10.9.10.2").do(http.MethodDelete, "/admin/v1/users/not-a-uuid/mfa", nil); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("no token, bad id: %d", rec.Code)
+	}
+
+	// The CLI twin.
+	mfaEnrol(t, c)
+	if _, err := runCLI(t, map[string]string{"AUTHD_DATABASE_URL": e.db.URL}, "", "user", "mfa", "reset", "lost@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, victim.ID); n != 0 {
+		t.Fatal("CLI reset left the factor")
+	}
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE type = 'user.mfa_reset' AND actor_id = 'authd-cli'`); n != 1 {
+		t.Fatalf("CLI reset audit events: %d", n)
+	}
+}
+
+// TestMFA_OneCodeOneLoginUnderRace: one pending login answered with the
+// same valid code by many requests at once opens exactly one session.
+func TestMFA_OneCodeOneLoginUnderRace(t *testing.T) {
+	e := newSecEnv(t)
+	e.mustUser("race@example.com")
+	c := e.acctClient("10.9.11.1")
+	c.login("race@example.com", secUserPass)
+	secret, _, _ := mfaEnrol(t, c)
+	const n = 8
+	p := e.acctClient("10.9.11.2")
+	mfaPassword(p, "/account", "race@example.com")
+	_, page := p.do(http.MethodGet, "/login/mfa", nil)
+	form := secHidden(page)
+	form.Set("method", "totp")
+	form.Set("code", mfaCode(t, secret, time.Now().Add(30*time.Second)))
+	results := make(chan int, n)
+	for range n {
+		go func() {
+			req := httptest.NewRequest(http.MethodPost, e.URL+"/login/mfa", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range p.cookies {
+				req.AddCookie(&http.Cookie{Name: k, Value: v})
+			}
+			rec := e.serve(req)
+			results <- rec.Code
+		}()
+	}
+	ok := 0
+	for range n {
+		if <-results == http.StatusSeeOther {
+			ok++
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d logins from one code and one challenge, want 1", ok)
+	}
+	if got := e.count(`SELECT count(*) FROM browser_sessions WHERE revoked_at IS NULL AND 'mfa' = ANY(amr)`); got != 1 {
+		t.Fatalf("%d MFA sessions, want 1", got)
+	}
+}
+
+// TestMFA_PushedACRValuesLeadToEnrolment: acr_values inside a pushed
+// request count at the login too (no login loop), and the user without a
+// factor sets one up.
+func TestMFA_PushedACRValuesLeadToEnrolment(t *testing.T) {
+	e := newSecEnv(t)
+	e.mustUser("pushed@example.com")
+	id, secret := e.mustClient(clients.Spec{RedirectURIs: []string{secRedirect}, FirstParty: true,
+		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid"}})
+	sum := sha256.Sum256([]byte(mfaVerifier))
+	st, _, out := e.postForm("/oauth2/par", id, secret, url.Values{"response_type": {"code"}, "redirect_uri": {secRedirect},
+		"scope": {"openid"}, "state": {"state-12345678"}, "nonce": {"nonce-12345678"}, "acr_values": {oauth.ACRMFA},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}})
+	if st != http.StatusCreated {
+		t.Fatalf("PAR: %d %v", st, out)
+	}
+	c := e.acctClient("10.9.12.1")
+	next := "/oauth2/auth?" + url.Values{"client_id": {id}, "request_uri": {out["request_uri"].(string)}}.Encode()
+	logins := 0
+	for range 10 {
+		rec, page := c.do(http.MethodGet, next, nil)
+		loc := rec.Header().Get("Location")
+		if strings.HasPrefix(loc, secRedirect) {
+			r, _ := url.Parse(loc)
+			v, _ := e.exchangeCode(t, id, secret, r)
+			if cl := idClaims(t, v["id_token"].(string)); logins != 1 || cl["acr"] != oauth.ACRMFA {
+				t.Fatalf("after %d logins: acr %v", logins, cl["acr"])
+			}
+			return
+		}
+		if !strings.HasPrefix(loc, "/login") {
+			t.Fatalf("authorize: %d %q\n%s", rec.Code, loc, page)
+		}
+		logins++
+		ret, _ := url.Parse(loc)
+		if st, l := mfaPassword(c, ret.Query().Get("return_to"), "pushed@example.com"); st != http.StatusSeeOther || l != "/login/mfa" {
+			t.Fatalf("login %d: %d %q (the pushed acr_values were not seen)", logins, st, l)
+		}
+		_, page = c.do(http.MethodGet, "/login/mfa", nil)
+		m := mfaSecretRE.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no enrolment:\n%s", page)
+		}
+		f := secHidden(page)
+		f.Set("code", mfaCode(t, m[1], time.Now()))
+		_, page = c.do(http.MethodPost, "/login/mfa", f)
+		cont := regexp.MustCompile(`href="([^"]+)">I saved them`).FindStringSubmatch(page)
+		if cont == nil {
+			t.Fatalf("no continue link:\n%s", page)
+		}
+		next = html.UnescapeString(cont[1])
+	}
+	t.Fatal("login loop")
 }

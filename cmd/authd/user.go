@@ -62,8 +62,8 @@ func newAccounts(cfg *config.Config, pool *pgxpool.Pool, log *zap.Logger) (*acco
 	if err != nil {
 		return nil, err
 	}
-	return accounts.New(pool, h, log, accounts.Config{DefaultRole: cfg.DefaultRole,
-		Revoker: fositestore.New(pool, fositestore.Options{}), Logouts: oauth.BackchannelAudience{}}), nil
+	return accounts.New(pool, h, log, accounts.Config{DefaultRole: cfg.DefaultRole, BaseURL: cfg.Issuer,
+		Revoker: fositestore.New(pool, fositestore.Options{}), Logouts: oauth.BackchannelAudience{}, MFARequiredRoles: cfg.MFARequiredRoles}), nil
 }
 
 func (c *cli) userCmd() *cobra.Command {
