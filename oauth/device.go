@@ -232,7 +232,11 @@ func (p *Provider) deviceAccessRequest(client *fositestore.Client, d *fositestor
 	}
 	now := p.cfg.Now().UTC()
 	sess.Claims.RequestedAt = now
-	sess.Claims.AuthenticationMethodsReferences = []string{"pwd"}
+	amr := d.AMR
+	if len(amr) == 0 {
+		amr = []string{accounts.AMRPassword}
+	}
+	sess.setAuthentication(amr)
 	if client.IDTokenSignedResponseAlg != "" {
 		sess.Headers.Extra[headerAlg] = client.IDTokenSignedResponseAlg
 	}
@@ -326,6 +330,9 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	shown := code[:4] + "-" + code[4:]
+	if !p.deviceAuthenticationOK(w, r, d, bsess, user, shown) {
+		return
+	}
 	switch r.PostFormValue("decision") {
 	case "allow", "deny":
 		allow := r.PostFormValue("decision") == "allow"
@@ -336,7 +343,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		err := p.store.DecideDevice(ctx, code, allow, user.ID, bsess.ID, bsess.AuthTime)
+		err := p.store.DecideDevice(ctx, code, allow, user.ID, bsess.ID, bsess.AuthTime, sessionAMR(bsess))
 		if errors.Is(err, fositestore.ErrDeviceNotPending) {
 			page.Error, page.Data = "That code is not valid or has expired. Check the code on your device.", data
 			p.ui.Render(w, r, http.StatusBadRequest, "device", page)
@@ -375,4 +382,41 @@ func orAPIAudience(aud []string, api string) []string {
 		return aud
 	}
 	return []string{api}
+}
+
+// deviceAuthenticationOK holds a device approval to what a code would be
+// held to (checkAuthentication: the client's require_mfa and the user's
+// role policy). A session without the second factor logs in again, which
+// asks for the factor the user holds; a user who holds none is sent to set
+// one up. It returns false once it has answered.
+func (p *Provider) deviceAuthenticationOK(w http.ResponseWriter, r *http.Request, d *fositestore.DeviceAuth,
+	bsess *accounts.Session, user *accounts.User, shown string) bool {
+	ctx := r.Context()
+	c, err := p.store.Client(ctx, d.ClientID)
+	if err == nil {
+		err = p.checkAuthentication(ctx, c, url.Values{}, bsess, user)
+	}
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, errStepUp) {
+		st, msg := loginui.Failure(w, err)
+		p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+		return false
+	}
+	methods, err := p.accts.Factors(ctx, user.ID)
+	if err != nil {
+		st, msg := loginui.Failure(w, err)
+		p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+		return false
+	}
+	if !accounts.HasSecondFactor(methods) {
+		p.ui.Render(w, r, http.StatusForbidden, "message", loginui.Page{Title: "Two-step sign-in needed", LoggedIn: true,
+			Error: "The app asking for this device requires two-step sign-in. Set it up on your account page, then enter the code again."})
+		return false
+	}
+	p.metrics.authorize.WithLabelValues("step_up").Inc()
+	back := "/device?" + url.Values{"user_code": {shown}}.Encode()
+	http.Redirect(w, r, "/login?return_to="+url.QueryEscape(back), http.StatusSeeOther)
+	return false
 }

@@ -37,6 +37,8 @@ type DeviceAuth struct {
 	Subject     string
 	BrowserSess string
 	AuthTime    *time.Time
+	// AMR is how the approving user logged in (nil before a decision).
+	AMR []string
 	// Expired is set by PollDevice: the device code's lifetime has passed.
 	Expired bool
 }
@@ -67,11 +69,11 @@ func (s *Store) CreateDeviceAuth(ctx context.Context, deviceCode, userCode strin
 var ErrUserCodeTaken = errors.New("fositestore: user code in use")
 
 const deviceColumns = `request_id, client_id, scopes, audience, created_at, expires_at, poll_interval,
-	last_polled_at, status, coalesce(subject, ''), coalesce(browser_session_id, ''), auth_time`
+	last_polled_at, status, coalesce(subject, ''), coalesce(browser_session_id, ''), auth_time, amr`
 
 func deviceDest(d *DeviceAuth, interval *int) []any {
 	return []any{&d.RequestID, &d.ClientID, &d.Scopes, &d.Audience, &d.CreatedAt, &d.ExpiresAt, interval,
-		&d.LastPolled, &d.Status, &d.Subject, &d.BrowserSess, &d.AuthTime}
+		&d.LastPolled, &d.Status, &d.Subject, &d.BrowserSess, &d.AuthTime, &d.AMR}
 }
 
 // PendingDeviceByUserCode returns the pending, unexpired authorization
@@ -90,16 +92,17 @@ func (s *Store) PendingDeviceByUserCode(ctx context.Context, userCode string) (*
 }
 
 // DecideDevice records the user's decision on the pending authorization
-// behind userCode: approved for subject (with the browser session and its
-// auth time), or denied. Only a pending, unexpired request can be decided.
-func (s *Store) DecideDevice(ctx context.Context, userCode string, approve bool, subject, browserSess string, authTime time.Time) error {
+// behind userCode: approved for subject (with the browser session, its
+// auth time and amr), or denied. Only a pending, unexpired request can be
+// decided.
+func (s *Store) DecideDevice(ctx context.Context, userCode string, approve bool, subject, browserSess string, authTime time.Time, amr []string) error {
 	status := DeviceDenied
 	if approve {
 		status = DeviceApproved
 	}
-	tag, err := s.q(ctx).Exec(ctx, `UPDATE oauth2_device SET status = $2, subject = $3, browser_session_id = $4, auth_time = $5
+	tag, err := s.q(ctx).Exec(ctx, `UPDATE oauth2_device SET status = $2, subject = $3, browser_session_id = $4, auth_time = $5, amr = $7
 		WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $6`,
-		hashKey(userCode), string(status), subject, browserSess, authTime.UTC(), s.clock())
+		hashKey(userCode), string(status), subject, browserSess, authTime.UTC(), s.clock(), amr)
 	if err != nil {
 		return mapErr("decide device auth", err)
 	}

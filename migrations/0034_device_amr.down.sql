@@ -1,0 +1,1 @@
+ALTER TABLE oauth2_device DROP COLUMN IF EXISTS amr;
