@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
@@ -68,10 +69,15 @@ func SafeReturnTo(s string) string {
 type Login struct {
 	UI       *UI
 	Accounts *accounts.Service
-	Log      *zap.Logger
 	// Limit bounds login attempts per client IP; nil does not limit. The
 	// per-account backoff inside Accounts.Authenticate works across IPs.
 	Limit *ratelimit.Limiter
+}
+
+// Mount registers GET|POST /login and POST /logout on r.
+func (l *Login) Mount(r *mux.Router) {
+	r.Handle("/login", l).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc("/logout", l.Logout).Methods(http.MethodPost)
 }
 
 func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -120,16 +126,17 @@ func (l *Login) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := l.Accounts.Authenticate(ctx, email, r.PostFormValue("password"))
+	origin := audit.Event{}.FromRequest(r)
 	var throttled *accounts.ThrottledError
 	switch {
 	case errors.As(err, &throttled):
-		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true, Details: map[string]any{"reason": "throttled"}})
+		l.Accounts.RecordLogin(ctx, origin, nil, err)
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(throttled.RetryAfter))
 		l.render(w, r, http.StatusTooManyRequests, returnTo, email, "Too many failed attempts. Please wait "+
 			ratelimit.RetryAfter(throttled.RetryAfter)+" seconds and try again.")
 		return
 	case errors.Is(err, accounts.ErrInvalidCredentials), errors.Is(err, accounts.ErrUserDisabled), errors.Is(err, accounts.ErrInvalidEmail):
-		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true})
+		l.Accounts.RecordLogin(ctx, origin, nil, err)
 		l.render(w, r, http.StatusUnauthorized, returnTo, email, "Incorrect email or password.")
 		return
 	case err != nil:
@@ -138,8 +145,7 @@ func (l *Login) post(w http.ResponseWriter, r *http.Request) {
 		l.render(w, r, status, returnTo, email, msg)
 		return
 	}
-	ip := audit.Event{}.FromRequest(r).IP
-	token, sess, err := l.Accounts.CreateSession(ctx, u.ID, r.UserAgent(), ip)
+	token, sess, err := l.Accounts.CreateSession(ctx, u.ID, r.UserAgent(), origin.IP)
 	if err != nil {
 		reqctx.Logger(ctx).Error("login: create session", zap.Error(err))
 		status, msg := Failure(w, err)
@@ -151,7 +157,7 @@ func (l *Login) post(w http.ResponseWriter, r *http.Request) {
 		_ = l.Accounts.RevokeSessionByToken(ctx, old)
 	}
 	l.UI.SetSessionCookie(w, token, sess.ExpiresAt)
-	l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorUser, ActorID: u.ID, TargetType: "user", TargetID: u.ID})
+	l.Accounts.RecordLogin(ctx, origin, u, nil)
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
@@ -171,10 +177,4 @@ func (l *Login) Logout(w http.ResponseWriter, r *http.Request) {
 	l.UI.ClearSessionCookie(w)
 	l.UI.Render(w, r, http.StatusOK, "message", Page{Title: "Logged out", Notice: "You have been logged out.",
 		Data: "You can close this window."})
-}
-
-func (l *Login) audit(r *http.Request, e audit.Event) {
-	if err := audit.Record(r.Context(), l.Accounts.Pool(), l.Log, e.FromRequest(r)); err != nil {
-		reqctx.Logger(r.Context()).Warn("audit login", zap.Error(err))
-	}
 }

@@ -47,9 +47,8 @@ type Config struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
-	// LoginLimit and PasswordGrantLimit bound attempts per client IP at the
-	// hosted /login form and at grant_type=password; nil does not limit.
-	LoginLimit         *ratelimit.Limiter
+	// PasswordGrantLimit bounds attempts per client IP at
+	// grant_type=password; nil does not limit.
 	PasswordGrantLimit *ratelimit.Limiter
 	// ClientAuthFailureLimit counts failed client authentications per
 	// (client address, client_id) at the token, introspection and

@@ -2,9 +2,11 @@
 // composed explicitly (authorization code + PKCE, refresh with rotation and an
 // idempotent reuse window, client credentials, OIDC, introspection,
 // revocation, and the password grant for first-party clients only), its HTTP
-// endpoints, the hosted login and consent steps of the authorization flow,
-// discovery, userinfo, RP-initiated logout, the client registry, and the
-// access-token verifier authd's own JSON APIs use.
+// endpoints, the consent step of the authorization flow, discovery,
+// userinfo, RP-initiated logout, and the access-token verifier authd's own
+// JSON APIs use. The client registry is oauth/clients; the login pages are
+// login-ui's. What it needs of accounts and the pages it declares in deps.go
+// (Accounts, Pages).
 //
 // # Flow
 //

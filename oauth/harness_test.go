@@ -141,6 +141,7 @@ func (e *env) start(db *storagetest.DB) {
 	e.clients = e.prov.Clients()
 	r := mux.NewRouter()
 	e.prov.Mount(r)
+	(&loginui.Login{UI: ui, Accounts: e.accts}).Mount(r)
 	e.prov.MountUserinfo(authn.NewRouter(r, &authn.Guard{Verifier: e.prov, Audience: e.issuer, Clients: e.prov,
 		Deny: e.prov.DenyBearer}, authn.NewTable()))
 	r.PathPrefix("/static/").Handler(loginui.Static())

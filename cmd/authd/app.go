@@ -141,7 +141,6 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		AccessTokenAlg:     cfg.AccessTokenAlg,
 		SecretsKey:         cfg.Key(),
 		Dev:                cfg.Dev(),
-		LoginLimit:         limits.Login,
 		PasswordGrantLimit: limits.PasswordGrant,
 		PARTTL:             cfg.PARTTL,
 		RequirePAR:         cfg.RequirePAR,
@@ -200,6 +199,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	r.PathPrefix("/static/").Handler(loginui.Static())
 
 	a.provider.Mount(r)
+	(&loginui.Login{UI: ui, Accounts: a.accounts, Limit: limits.Login}).Mount(r)
 	pages.MountPages(r)
 	// The admin console: the admin API's tasks as hosted pages.
 	(&loginui.Console{UI: ui, Accounts: a.accounts, Ledger: ledgerHandler.Ledger(), Keys: a.keys, Log: log, Apps: a.provider,
