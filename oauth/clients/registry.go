@@ -18,12 +18,6 @@ import (
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// ErrNotFound is returned for an unknown client id.
-var ErrNotFound = problem.New(404, "client_not_found", "No such OAuth client.")
-
-// ErrExists is returned when a requested client id is taken.
-var ErrExists = problem.New(409, "client_exists", "An OAuth client with this id already exists.")
-
 // Spec describes a client to register or the new state of one.
 type Spec struct {
 	// ID is optional; a random id is generated when empty.
@@ -63,9 +57,9 @@ type Spec struct {
 	RequirePushedAuthorizationRequests bool
 }
 
-// Registry manages OAuth clients (CLI and admin API). Errors are
-// *problem.Error values: ErrNotFound, ErrExists, or a 400 naming
-// the invalid field.
+// Registry manages OAuth clients (CLI, admin API and console). Errors are
+// ErrNotFound, ErrExists, or a *problem.Error 400 naming the invalid field;
+// Problem translates them for an answer.
 type Registry struct {
 	store *fositestore.Store
 }
