@@ -2,6 +2,7 @@ package fositestore
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,8 +68,8 @@ func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond, deviceCond
 		err := s.InTxWith(ctx, readCommitted, func(ctx context.Context) error {
 			q := s.q(ctx)
 			rows, err := q.Query(ctx, `SELECT DISTINCT request_id FROM oauth2_refresh
-				WHERE `+cond+` AND (active OR rotated_response IS NOT NULL) AND request_id > $`+itoa(n+1)+`
-				ORDER BY request_id LIMIT `+itoa(familiesPerTx), append(args, after)...)
+				WHERE `+cond+` AND (active OR rotated_response IS NOT NULL) AND request_id > $`+strconv.Itoa(n+1)+`
+				ORDER BY request_id LIMIT `+strconv.Itoa(familiesPerTx), append(args, after)...)
 			if err != nil {
 				return mapErr("find refresh families", err)
 			}
@@ -115,8 +116,6 @@ func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond, deviceCond
 		return nil
 	})
 }
-
-func itoa(n int) string { return string(appendInt(nil, n)) }
 
 // DeleteExpired removes rows that expired before before and returns how
 // many. Used refresh tokens are kept until their own expiry, so reuse is
