@@ -30,8 +30,8 @@
 // registration (clients/keys.go). A refresh runs in one
 // READ COMMITTED transaction holding a row lock on the presented token, so
 // same-token retries within the reuse window get the identical stored
-// response (see storage/fositestore). Roles are re-read at every refresh and
-// introspection.
+// response (see storage/fositestore). Roles come at every refresh and
+// introspection from the accounts cache, which a change invalidates.
 //
 // Tokens: access tokens are RFC 9068 JWTs (ES256 by default); ID tokens are
 // RS256 unless the client registered ES256. Every token carries the kid of

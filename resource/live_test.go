@@ -60,7 +60,7 @@ func call(t *testing.T, srv *httptest.Server, path, token string) (int, string, 
 
 const invalidToken = `Bearer realm="api", error="invalid_token", error_description="the access token is invalid, expired or revoked"`
 
-// TestLive_ProtectedHandler is issue 9's "Done when" against a live authd:
+// TestLive_ProtectedHandler runs the kit against a live authd:
 // every case goes through the real token endpoint, JWKS and introspection.
 func TestLive_ProtectedHandler(t *testing.T) {
 	a := startAuthd(t)
