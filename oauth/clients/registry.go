@@ -197,9 +197,14 @@ func randomID() string {
 // (RFC 8628 §3.4).
 const DeviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
 
+// GrantTypes are the grant types a client may be registered with: those
+// the token endpoint implements.
+func GrantTypes() []string {
+	return []string{"authorization_code", "refresh_token", "client_credentials", "password", DeviceGrantType}
+}
+
 var (
 	clientIDRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
-	knownGrant = []string{"authorization_code", "refresh_token", "client_credentials", "password", DeviceGrantType}
 	authMethod = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 )
 
@@ -217,7 +222,7 @@ func clientFromSpec(s Spec) (*fositestore.Client, error) {
 		grants = []string{"authorization_code", "refresh_token"}
 	}
 	for _, g := range grants {
-		if !slices.Contains(knownGrant, g) {
+		if !slices.Contains(GrantTypes(), g) {
 			return nil, problem.Invalid("grant_types", fmt.Sprintf("unknown grant type %q", g))
 		}
 	}
