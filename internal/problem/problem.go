@@ -257,10 +257,18 @@ type Table []Wire
 // Map returns the *Error for the first entry err matches, wrapping err, or
 // err itself when it matches none.
 func (t Table) Map(err error) error {
-	for _, e := range t {
-		if errors.Is(err, e.Err) {
-			return &Error{Status: e.Status, Code: e.Code, Title: e.Title, Field: e.Field, Detail: e.Detail, Err: err}
-		}
+	if pe, ok := t.Find(err); ok {
+		return pe
 	}
 	return err
+}
+
+// Find returns the *Error for the first entry err matches, wrapping err.
+func (t Table) Find(err error) (*Error, bool) {
+	for _, e := range t {
+		if errors.Is(err, e.Err) {
+			return &Error{Status: e.Status, Code: e.Code, Title: e.Title, Field: e.Field, Detail: e.Detail, Err: err}, true
+		}
+	}
+	return nil, false
 }
