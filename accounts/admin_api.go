@@ -62,29 +62,13 @@ func (h *AdminHandler) Mount(admin *authn.Router) {
 	route(http.MethodGet, "/backchannel-logouts", h.listLogoutDeliveries)
 }
 
-// adminProblem translates the admin operations' errors.
+// adminProblem translates the admin operations' errors: an unknown user is
+// named as such; the others are the package's wire errors.
 func adminProblem(err error) error {
-	conflict := func(code, detail string) error {
-		return &problem.Error{Status: http.StatusConflict, Code: code, Title: "Conflict", Detail: detail, Err: err}
-	}
-	switch {
-	case errors.Is(err, ErrNotFound):
+	if errors.Is(err, ErrNotFound) {
 		return &problem.Error{Status: http.StatusNotFound, Code: "user_not_found", Title: "Not Found", Detail: "no such user", Err: err}
-	case errors.Is(err, ErrUnknownRole):
-		return &problem.Error{Status: http.StatusNotFound, Code: "role_not_found", Title: "Not Found", Detail: "no such role", Err: err}
-	case errors.Is(err, ErrInvalidRole):
-		return &problem.Error{Status: http.StatusBadRequest, Code: "invalid_request", Title: "Invalid request", Field: "name",
-			Detail: "a role name matches ^[a-z][a-z0-9_.:-]{0,63}$ and its description has at most 500 bytes", Err: err}
-	case errors.Is(err, ErrRoleExists):
-		return conflict("role_exists", "a role with this name already exists")
-	case errors.Is(err, ErrRoleInUse):
-		return conflict("role_in_use", "the role is still assigned to users; remove it from them first")
-	case errors.Is(err, ErrRoleBuiltin):
-		return conflict("role_builtin", "built-in roles cannot be deleted")
-	case errors.Is(err, ErrBadCursor):
-		return problem.Invalid("cursor", "the cursor is not one this listing returned")
 	}
-	return err
+	return wireErrors.Map(err)
 }
 
 func (h *AdminHandler) fail(w http.ResponseWriter, r *http.Request, err error) {

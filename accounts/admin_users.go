@@ -18,7 +18,8 @@ import (
 //
 // Token revocation (Config.Revoker) runs after the commit, never before: a
 // refresh racing the change then either sees the committed change (refresh
-// reads roles and the disabled flag live) or has its new tokens revoked.
+// reads roles and the disabled flag through the access cache, which the
+// change invalidates) or has its new tokens revoked.
 // If revocation fails after the commit, the change stands and the error is
 // returned; repeating the call repeats the revocation.
 

@@ -127,24 +127,15 @@ func ProblemFor(err error) error {
 	switch {
 	case errors.As(err, &pol):
 		return problem.Invalid(pol.Field, pol.Field+" "+pol.Reason)
-	case errors.Is(err, ErrInvalidEmail):
-		return problem.Invalid("email", "email must be a valid email address")
-	case errors.Is(err, ErrEmailTaken):
-		return &problem.Error{Status: http.StatusConflict, Code: "email_taken", Title: "Conflict", Field: "email", Detail: "an account with this email already exists", Err: err}
-	case errors.Is(err, ErrInvalidToken):
-		return &problem.Error{Status: http.StatusBadRequest, Code: "invalid_token", Title: "Invalid or expired link", Field: "token", Detail: "the link is invalid, expired or already used", Err: err}
-	case errors.Is(err, ErrReauthRequired):
-		return &problem.Error{Status: http.StatusForbidden, Code: "reauthentication_required", Title: "Forbidden", Field: "current_password",
-			Detail: "this change needs the current password (current_password) or a login within the last few minutes", Err: err}
-	case errors.Is(err, ErrWrongPassword):
-		return &problem.Error{Status: http.StatusBadRequest, Code: "wrong_password", Title: "Invalid request", Field: "current_password", Detail: "the current password is wrong", Err: err}
 	case errors.As(err, &thr):
 		return tooMany("too many failed attempts", thr.RetryAfter, err)
 	case errors.As(err, &soon):
 		return tooMany("too many requests of this kind", soon.RetryAfter, err)
-	case errors.Is(err, ErrAlreadyVerified):
-		return &problem.Error{Status: http.StatusConflict, Code: "already_verified", Title: "Conflict", Detail: "the email address is already verified", Err: err}
-	case isNotFound(err):
+	}
+	if pe, ok := wireErrors.Find(err); ok {
+		return pe
+	}
+	if isNotFound(err) {
 		return problem.ErrNotFound
 	}
 	return err

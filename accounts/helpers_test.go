@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
@@ -23,19 +22,6 @@ func MustServiceCfg(t *testing.T, cfg accounts.Config) (*accounts.Service, *pgxp
 		t.Fatal(err)
 	}
 	return accounts.New(db.Pool, h, zap.NewNop(), cfg), db.Pool
-}
-
-// eventually polls cond until it holds or the deadline passes: the condition
-// is the synchronisation, the interval only bounds the polling cost.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // mailLinks returns the link of every queued mail of template to addr, oldest first.

@@ -127,7 +127,7 @@ func mustBeCached(t *testing.T, s *accounts.Service, id string) {
 // Both replicas cache; every kind of change made on A is visible on A as
 // soon as the call returns, and on B through NOTIFY.
 func TestUserCache_ChangeSeenAtOnceHereAndSoonOnOtherReplica(t *testing.T) {
-	a, b, _ := twoReplicas(t)
+	a, b, poolA := twoReplicas(t)
 	ctx := context.Background()
 	u := mustUser(t, a, "cache@example.com")
 
@@ -143,7 +143,7 @@ func TestUserCache_ChangeSeenAtOnceHereAndSoonOnOtherReplica(t *testing.T) {
 		{"UnassignRole", func() error { _, err := a.UnassignRole(ctx, adminOrigin, u.ID, "admin", false); return err },
 			accessState{found: true}},
 		{"AddRole", func() error { return a.AddRole(ctx, u.ID, "admin") }, accessState{found: true, admin: true}},
-		{"RemoveRole", func() error { _, err := a.RemoveRole(ctx, a.Pool(), u.ID, "admin"); return err },
+		{"RemoveRole", func() error { _, err := a.RemoveRole(ctx, poolA, u.ID, "admin"); return err },
 			accessState{found: true}},
 		{"DisableByUpperCaseID", func() error {
 			_, err := a.SetDisabled(ctx, adminOrigin, strings.ToUpper(u.ID), true, false)

@@ -157,10 +157,6 @@ func New(pool *pgxpool.Pool, hasher *PasswordHasher, log *zap.Logger, cfg Config
 	return s
 }
 
-// Pool returns the database pool, for callers composing one transaction out
-// of an accounts change and their own writes.
-func (s *Service) Pool() *pgxpool.Pool { return s.pool }
-
 // Hasher returns the password hasher (for benchmarks and the CLI).
 func (s *Service) Hasher() *PasswordHasher { return s.hasher }
 

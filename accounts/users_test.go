@@ -123,7 +123,7 @@ func TestPasswordHasher_RehashWhenParametersChange(t *testing.T) {
 
 func TestService_Sessions(t *testing.T) {
 	ctx := context.Background()
-	s := MustService(t)
+	s, pool := MustServiceCfg(t, accounts.Config{})
 	u, _ := s.CreateUser(ctx, accounts.NewUser{Email: "a@example.com", Password: "pw"}, nil)
 	tok1, s1, err := s.CreateSession(ctx, u.ID, "ua1", "127.0.0.1")
 	if err != nil {
@@ -136,7 +136,7 @@ func TestService_Sessions(t *testing.T) {
 	if _, _, err := s.SessionByToken(ctx, "forged"); !errors.Is(err, accounts.ErrNoSession) {
 		t.Fatalf("forged token: %v", err)
 	}
-	if err := s.RevokeUserSessions(ctx, s.Pool(), u.ID, s1.ID); err != nil {
+	if err := s.RevokeUserSessions(ctx, pool, u.ID, s1.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.SessionByToken(ctx, tok2); !errors.Is(err, accounts.ErrNoSession) {

@@ -23,6 +23,7 @@ import (
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/accounts/mail"
 	"github.com/authd/authd/internal/mailcatcher"
+	"github.com/authd/authd/internal/testkit"
 )
 
 const hookSecret = "whsec-test-secret"
@@ -87,7 +88,7 @@ func TestWorker_WebhookRetriedUntilReceiverAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	startWorker(t, pool, accounts.WorkerConfig{WebhookURL: "http://" + addr + "/hook", WebhookSecret: hookSecret})
-	eventually(t, 10*time.Second, "two failed attempts", func() bool {
+	testkit.Eventually(t, 10*time.Second, "two failed attempts", func() bool {
 		return countRows(t, pool, `SELECT count(*) FROM outbox WHERE kind='webhook' AND attempts >= 2 AND last_error <> ''`) == 1
 	})
 
@@ -135,7 +136,7 @@ func TestWorker_WebhookRetriedUntilReceiverAnswers(t *testing.T) {
 		env.Data.UserID != u.ID || env.Data.Email != u.Email || len(env.Data.Roles) != 1 {
 		t.Fatalf("envelope = %s", d.body)
 	}
-	eventually(t, 5*time.Second, "delivery recorded", func() bool {
+	testkit.Eventually(t, 5*time.Second, "delivery recorded", func() bool {
 		return countRows(t, pool, `SELECT count(*) FROM outbox WHERE kind='webhook' AND delivered_at IS NOT NULL`) == 1
 	})
 }
@@ -170,7 +171,7 @@ func TestWorker_TwoWorkersNeverDeliverOneEventConcurrently(t *testing.T) {
 	cfg := accounts.WorkerConfig{WebhookURL: srv.URL, WebhookSecret: hookSecret, Batch: 3}
 	startWorker(t, pool, cfg)
 	startWorker(t, pool, cfg)
-	eventually(t, 20*time.Second, "all delivered", func() bool {
+	testkit.Eventually(t, 20*time.Second, "all delivered", func() bool {
 		return countRows(t, pool, `SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL`) == n
 	})
 	mu.Lock()
@@ -226,7 +227,7 @@ func TestWorker_MailQueuedWhileSMTPDownDeliveredOnceAfter(t *testing.T) {
 		}
 	}
 	startWorker(t, pool, accounts.WorkerConfig{Mailer: sender, MailFrom: sender.From()})
-	eventually(t, 10*time.Second, "failed attempts on every message", func() bool {
+	testkit.Eventually(t, 10*time.Second, "failed attempts on every message", func() bool {
 		return countRows(t, pool, `SELECT count(*) FROM outbox WHERE kind='mail' AND attempts >= 2 AND delivered_at IS NULL`) == n
 	})
 	c, err := mailcatcher.New(mailcatcher.Config{Addr: addr})
@@ -239,7 +240,7 @@ func TestWorker_MailQueuedWhileSMTPDownDeliveredOnceAfter(t *testing.T) {
 	if _, err := c.Wait(wctx, n); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "deliveries recorded", func() bool {
+	testkit.Eventually(t, 5*time.Second, "deliveries recorded", func() bool {
 		return countRows(t, pool, `SELECT count(*) FROM outbox WHERE kind='mail' AND delivered_at IS NOT NULL`) == n
 	})
 	// Every row is delivered and nothing is due: a duplicate can no longer come.
@@ -270,7 +271,7 @@ func TestWorker_FreshRowDeliveredWithoutWaitingForPoll(t *testing.T) {
 	defer srv.Close()
 	startWorker(t, pool, accounts.WorkerConfig{WebhookURL: srv.URL, WebhookSecret: hookSecret, PollInterval: time.Minute})
 	// Let the worker go idle: its first scan finds nothing.
-	eventually(t, 5*time.Second, "listener up", func() bool {
+	testkit.Eventually(t, 5*time.Second, "listener up", func() bool {
 		return countRows(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN authd_outbox' AND datname = current_database()`) == 1
 	})
 	start := time.Now()

@@ -158,7 +158,7 @@ func (s *Service) resolve(ctx context.Context, p *Provider, id *Identity, linkUs
 		if u.Disabled {
 			return outcome{refused: "This account is disabled.", code: "account_disabled"}, nil
 		}
-		if _, err := s.accts.Pool().Exec(ctx, `UPDATE user_identities SET last_login_at = now() WHERE provider_id = $1 AND subject = $2`, id.ProviderID, id.Subject); err != nil {
+		if _, err := s.Providers.pool.Exec(ctx, `UPDATE user_identities SET last_login_at = now() WHERE provider_id = $1 AND subject = $2`, id.ProviderID, id.Subject); err != nil {
 			return outcome{}, err
 		}
 		return outcome{user: u}, nil
@@ -219,7 +219,7 @@ func (s *Service) resolve(ctx context.Context, p *Provider, id *Identity, linkUs
 // identityUser returns the user an identity is linked to; ErrNoIdentity.
 func (s *Service) identityUser(ctx context.Context, providerID, subject string) (string, error) {
 	var uid string
-	err := s.accts.Pool().QueryRow(ctx, `SELECT user_id FROM user_identities WHERE provider_id = $1 AND subject = $2`, providerID, subject).Scan(&uid)
+	err := s.Providers.pool.QueryRow(ctx, `SELECT user_id FROM user_identities WHERE provider_id = $1 AND subject = $2`, providerID, subject).Scan(&uid)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrNoIdentity
 	}
@@ -255,7 +255,7 @@ func (s *Service) auditLink(ctx context.Context, q storage.Querier, userID strin
 // link records a proven link in one transaction with its audit event.
 // consume, when set, uses the mailed proof in the same transaction.
 func (s *Service) link(ctx context.Context, origin audit.Event, userID string, id *Identity, method string, consume func(tx pgx.Tx) (string, error)) error {
-	return storage.InTx(ctx, s.accts.Pool(), storage.TxOptions{}, func(tx pgx.Tx) error {
+	return storage.InTx(ctx, s.Providers.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
 		if consume != nil {
 			uid, err := consume(tx)
 			if err != nil {
@@ -281,7 +281,7 @@ type LinkedIdentity struct {
 
 // Identities lists a user's linked identities.
 func (s *Service) Identities(ctx context.Context, userID string) ([]LinkedIdentity, error) {
-	rows, err := s.accts.Pool().Query(ctx, `SELECT i.provider_id, p.slug, p.display_name, i.subject, i.email, i.created_at, i.last_login_at
+	rows, err := s.Providers.pool.Query(ctx, `SELECT i.provider_id, p.slug, p.display_name, i.subject, i.email, i.created_at, i.last_login_at
 		FROM user_identities i JOIN upstream_providers p ON p.id = i.provider_id WHERE i.user_id = $1 ORDER BY p.display_name, i.created_at`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("federation: identities of %s: %w", userID, err)
@@ -300,7 +300,7 @@ func (s *Service) Unlink(ctx context.Context, origin audit.Event, userID, provid
 	if !uuidRE.MatchString(providerID) {
 		return ErrNoIdentity
 	}
-	return storage.InTx(ctx, s.accts.Pool(), storage.TxOptions{}, func(tx pgx.Tx) error {
+	return storage.InTx(ctx, s.Providers.pool, storage.TxOptions{}, func(tx pgx.Tx) error {
 		// Serialise with other unlinks (and password changes) of the user.
 		var hasPassword bool
 		err := tx.QueryRow(ctx, `SELECT password_hash <> '' FROM users WHERE id = $1 FOR UPDATE`, userID).Scan(&hasPassword)

@@ -85,7 +85,7 @@ func TestResolve_ConcurrentFirstLoginsMakeOneAccount(t *testing.T) {
 		t.Fatalf("no login succeeded: %v", users)
 	}
 	var accountsN, identities int
-	pool := s.accts.Pool()
+	pool := s.Providers.pool
 	_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM users`).Scan(&accountsN)
 	_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM user_identities WHERE user_id = $1`, winner).Scan(&identities)
 	if accountsN != 1 || identities != 1 {
@@ -127,7 +127,7 @@ func TestUnlink_ConcurrentUnlinksKeepOneWayIn(t *testing.T) {
 		close(start)
 		wg.Wait()
 		var left int
-		_ = s.accts.Pool().QueryRow(ctx, `SELECT count(*) FROM user_identities WHERE user_id = $1`, uid).Scan(&left)
+		_ = s.Providers.pool.QueryRow(ctx, `SELECT count(*) FROM user_identities WHERE user_id = $1`, uid).Scan(&left)
 		if left != 1 || (errs[0] == nil) == (errs[1] == nil) {
 			t.Fatalf("round %d: %d identities left (errors %v)", round, left, errs)
 		}

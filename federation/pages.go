@@ -250,7 +250,7 @@ func (s *Service) auditLogin(r *http.Request, userID string, p *Provider, refuse
 		e.ActorType, e.Failed = audit.ActorAnonymous, true
 		e.Details["reason"] = refused
 	}
-	if err := audit.Record(r.Context(), s.accts.Pool(), s.log, e.FromRequest(r)); err != nil {
+	if err := audit.Record(r.Context(), s.Providers.pool, s.log, e.FromRequest(r)); err != nil {
 		reqctx.Logger(r.Context()).Warn("audit upstream login", zap.Error(err))
 	}
 }
@@ -353,7 +353,7 @@ func (s *Service) linked(w http.ResponseWriter, r *http.Request, pl *pendingLink
 func (s *Service) auditLinkFailed(r *http.Request, userID string, p *Provider, reason string) {
 	e := audit.Event{Type: "user.identity_linked", ActorType: audit.ActorAnonymous, TargetType: "user", TargetID: userID, Failed: true,
 		Details: map[string]any{"provider": p.Slug, "reason": reason}}
-	if err := audit.Record(r.Context(), s.accts.Pool(), s.log, e.FromRequest(r)); err != nil {
+	if err := audit.Record(r.Context(), s.Providers.pool, s.log, e.FromRequest(r)); err != nil {
 		reqctx.Logger(r.Context()).Warn("audit link", zap.Error(err))
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -221,34 +219,4 @@ func (l *Ledger) postEach(ps []*pending) {
 		}()
 	}
 	wg.Wait()
-}
-
-// values is the SQL of a VALUES list of rows rows of len(types) parameters,
-// numbered from $1 row after row. A non-empty type casts that column's
-// parameter in the first row, for a list whose column types the context does
-// not give (a FROM item, unlike an INSERT). Multi-row VALUES costs Postgres a
-// fraction of unnest over many arrays (a function scan per array).
-func values(rows int, types ...string) string {
-	var b strings.Builder
-	k := 1
-	for r := range rows {
-		if r > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for c, typ := range types {
-			if c > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(k))
-			if r == 0 && typ != "" {
-				b.WriteString("::")
-				b.WriteString(typ)
-			}
-			k++
-		}
-		b.WriteByte(')')
-	}
-	return b.String()
 }

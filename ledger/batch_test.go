@@ -15,21 +15,10 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/ledger"
 	"github.com/authd/authd/storage/storagetest"
 )
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // holdAccount locks user's account row from another transaction until the
 // returned func is called, so that a batch touching it blocks.
@@ -68,16 +57,16 @@ func (q *queued) post(ctx context.Context, f func(context.Context) (ledger.Resul
 	ch := make(chan answer, 1)
 	before, _ := q.l.BatchState()
 	if len(q.answers) == 0 {
-		waitFor(q.t, "the batcher to be idle", func() bool { n, f := q.l.BatchState(); return n == 0 && f == 0 })
+		testkit.Eventually(q.t, 10*time.Second, "the batcher to be idle", func() bool { n, f := q.l.BatchState(); return n == 0 && f == 0 })
 	}
 	go func() {
 		res, err := f(ctx)
 		ch <- answer{res, err}
 	}()
 	if len(q.answers) == 0 {
-		waitFor(q.t, "the first posting to be taken by a batch", func() bool { n, f := q.l.BatchState(); return n == 0 && f == 1 })
+		testkit.Eventually(q.t, 10*time.Second, "the first posting to be taken by a batch", func() bool { n, f := q.l.BatchState(); return n == 0 && f == 1 })
 	} else {
-		waitFor(q.t, "the posting to queue", func() bool { n, _ := q.l.BatchState(); return n == before+1 })
+		testkit.Eventually(q.t, 10*time.Second, "the posting to queue", func() bool { n, _ := q.l.BatchState(); return n == before+1 })
 	}
 	q.answers = append(q.answers, ch)
 	return ch
@@ -258,7 +247,7 @@ func TestBatch_CancelledCallers(t *testing.T) {
 	}
 	release()
 	// The taken posting reaches the database; its outcome is logged.
-	waitFor(t, "the late outcome to be logged", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the late outcome to be logged", func() bool {
 		return logs.FilterMessage("ledger: posting committed after its caller left").Len() == 1
 	})
 	e := logs.FilterMessage("ledger: posting committed after its caller left").All()[0].ContextMap()

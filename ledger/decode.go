@@ -86,6 +86,19 @@ func ParseAmount(raw json.RawMessage) (int64, error) {
 	return n, nil
 }
 
+// wireErrors are the ledger's sentinel errors as the API answers them;
+// toProblem adds the errors that carry figures.
+var wireErrors = problem.Table{
+	{Err: ErrUserNotFound, Status: http.StatusNotFound, Code: "not_found", Title: "Not Found", Detail: "no such user"},
+	{Err: ErrTransactionNotFound, Status: http.StatusNotFound, Code: "not_found", Title: "Not Found", Detail: "no such transaction"},
+	{Err: ErrReferenceConflict, Status: http.StatusConflict, Code: "reference_conflict", Title: "Reference conflict",
+		Field: "reference", Detail: "this reference was already used with a different request"},
+	{Err: ErrSpendNotFound, Status: http.StatusUnprocessableEntity, Code: "spend_not_found", Title: "Spend not found",
+		Field: "spend_id", Detail: "no spend with this id on this user's account"},
+	{Err: ErrBalanceOverflow, Status: http.StatusUnprocessableEntity, Code: "balance_overflow", Title: "Balance overflow",
+		Field: "amount", Detail: "the balance would exceed the largest representable amount"},
+}
+
 // toProblem maps ledger errors to their problem documents; anything else
 // passes through to problem.Write (500, or 503 when the database is down).
 func toProblem(err error) error {
@@ -97,17 +110,10 @@ func toProblem(err error) error {
 	case errors.As(err, &ve):
 		return &problem.Error{Status: http.StatusBadRequest, Code: "invalid_request", Title: "Invalid request",
 			Field: ve.Field, Detail: ve.Field + " " + ve.Detail, Err: err}
-	case errors.Is(err, ErrUserNotFound):
-		return &problem.Error{Status: http.StatusNotFound, Code: "not_found", Title: "Not Found", Detail: "no such user", Err: err}
-	case errors.Is(err, ErrTransactionNotFound):
-		return &problem.Error{Status: http.StatusNotFound, Code: "not_found", Title: "Not Found", Detail: "no such transaction", Err: err}
 	case errors.As(err, &ie):
 		return &problem.Error{Status: http.StatusConflict, Code: "insufficient_credits", Title: "Insufficient credits",
 			Detail: "the balance is lower than the amount", Err: err,
 			Extra: map[string]any{"balance": ie.Balance, "amount": ie.Amount}}
-	case errors.Is(err, ErrReferenceConflict):
-		return &problem.Error{Status: http.StatusConflict, Code: "reference_conflict", Title: "Reference conflict",
-			Field: "reference", Detail: "this reference was already used with a different request", Err: err}
 	case errors.As(err, &re):
 		return &problem.Error{Status: http.StatusConflict, Code: "refund_exceeds_spend", Title: "Refund exceeds spend",
 			Field: "amount", Detail: "the refund is larger than what is left of the spend", Err: err,
@@ -121,12 +127,6 @@ func toProblem(err error) error {
 		}
 		return &problem.Error{Status: http.StatusConflict, Code: "charge_cap_exceeded", Title: "Charge cap exceeded",
 			Field: "amount", Detail: detail, Err: err, Extra: extra}
-	case errors.Is(err, ErrSpendNotFound):
-		return &problem.Error{Status: http.StatusUnprocessableEntity, Code: "spend_not_found", Title: "Spend not found",
-			Field: "spend_id", Detail: "no spend with this id on this user's account", Err: err}
-	case errors.Is(err, ErrBalanceOverflow):
-		return &problem.Error{Status: http.StatusUnprocessableEntity, Code: "balance_overflow", Title: "Balance overflow",
-			Field: "amount", Detail: "the balance would exceed the largest representable amount", Err: err}
 	}
-	return err
+	return wireErrors.Map(err)
 }

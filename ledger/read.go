@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/authd/authd/storage"
 )
 
 // Lock and read: the first step of every posting transaction. It locks the
@@ -75,7 +77,7 @@ func lockGroup(ctx context.Context, tx pgx.Tx, ops []*op) (*book, error) {
 		CROSS JOIN LATERAL (SELECT t.hash FROM ledger_transactions t
 			WHERE t.account_id = a.id AND t.seq = a.head_seq LIMIT 1) t
 		WHERE a.user_id = ANY($1::uuid[])`, users).Query(b.scanHeads)
-	rb.Queue(`SELECT `+txColumns+` FROM (VALUES `+values(len(ops), "uuid", "text")+`) r(user_id, reference)
+	rb.Queue(`SELECT `+txColumns+` FROM (VALUES `+storage.Values(len(ops), 2, "uuid", "text")+`) r(user_id, reference)
 		JOIN ledger_accounts a ON a.user_id = r.user_id
 		CROSS JOIN LATERAL (SELECT * FROM ledger_transactions t
 			WHERE t.account_id = a.id AND t.reference = r.reference LIMIT 1) t`, refs...).Query(b.scanRefs)
@@ -110,7 +112,7 @@ func (b *book) queueSpendsAndCharges(rb *pgx.Batch, ops []*op) {
 			FROM ledger_transactions s WHERE s.id = ANY($1::uuid[]) AND s.kind = 'spend'`, spends).Query(b.scanSpends)
 	}
 	if len(pairs) > 0 {
-		rb.Queue(fmt.Sprintf(chargedTodaySQL, values(len(pairs)/2, "uuid", "text")), pairs...).Query(b.scanCharged)
+		rb.Queue(fmt.Sprintf(chargedTodaySQL, storage.Values(len(pairs)/2, 2, "uuid", "text")), pairs...).Query(b.scanCharged)
 	}
 }
 

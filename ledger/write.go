@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/authd/authd/internal/audit"
+	"github.com/authd/authd/storage"
 )
 
 // settle decides ps in order on b (decide.go) and writes the outcome in tx,
@@ -59,7 +60,7 @@ func queueAccountMoves(wb *pgx.Batch, b *book) {
 		return
 	}
 	wb.Queue(`UPDATE ledger_accounts a SET balance = u.balance, head_seq = u.head_seq
-		FROM (VALUES `+values(n, "bigint", "bigint", "bigint", "bigint", "bigint")+`) u(id, locked_balance, locked_seq, balance, head_seq)
+		FROM (VALUES `+storage.Values(n, 5, "bigint", "bigint", "bigint", "bigint", "bigint")+`) u(id, locked_balance, locked_seq, balance, head_seq)
 		WHERE a.id = u.id AND a.balance = u.locked_balance AND a.head_seq = u.locked_seq`, args...).
 		Exec(func(ct pgconn.CommandTag) error {
 			if ct.RowsAffected() != int64(n) {
@@ -95,8 +96,8 @@ func queueInserts(wb *pgx.Batch, ts []*Transaction) {
 	}
 	wb.Queue(`INSERT INTO ledger_transactions (id, account_id, seq, kind, direction, amount, reference, description,
 			reason, refund_of, balance_after, actor_type, actor_id, client_id, request_id, fingerprint, prev_hash, hash, created_at)
-		VALUES `+values(len(ts), make([]string, txInsertColumns)...), args...)
-	wb.Queue(`INSERT INTO ledger_entries (transaction_id, account_id, amount) VALUES `+values(2*len(ts), "", "", ""), entries...)
+		VALUES `+storage.Values(len(ts), txInsertColumns), args...)
+	wb.Queue(`INSERT INTO ledger_entries (transaction_id, account_id, amount) VALUES `+storage.Values(2*len(ts), 3), entries...)
 }
 
 // counterAccount is the system account on the other side of a transaction

@@ -102,7 +102,7 @@ func newSite(t *testing.T, o siteOpts) *site {
 	if o.mount != nil {
 		o.mount(s.router, s)
 	} else {
-		login := &loginui.Login{UI: s.ui, Accounts: s.accts, Log: log}
+		login := &loginui.Login{UI: s.ui, Accounts: s.accts}
 		s.router.Handle("/login", login)
 		s.router.HandleFunc("/logout", login.Logout)
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/authd/authd/accounts"
+	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/oauth/keys"
@@ -63,6 +64,7 @@ func newOIDCSite(t *testing.T) *oidcSite {
 				t.Fatal(err)
 			}
 			o.prov.Mount(r)
+			(&loginui.Login{UI: s.ui, Accounts: s.accts}).Mount(r)
 			r.HandleFunc("/cb", o.callback)
 		},
 	})

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/gorilla/mux"
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
@@ -81,7 +82,6 @@ func SafeReturnTo(s string) string {
 type Login struct {
 	UI       *UI
 	Accounts *accounts.Service
-	Log      *zap.Logger
 	// Limit bounds login attempts per client IP; nil does not limit. The
 	// per-account backoff inside Accounts.Authenticate works across IPs.
 	Limit *ratelimit.Limiter
@@ -90,6 +90,13 @@ type Login struct {
 	Requirements LoginRequirements
 	// Upstreams, when set, adds a button per enabled upstream provider.
 	Upstreams UpstreamLister
+}
+
+// Mount registers GET|POST /login and POST /logout on r.
+func (l *Login) Mount(r *mux.Router) {
+	r.Handle("/login", l).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc("/login/mfa", l.SecondStep).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc("/logout", l.Logout).Methods(http.MethodPost)
 }
 
 func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -146,16 +153,17 @@ func (l *Login) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := l.Accounts.Authenticate(ctx, email, r.PostFormValue("password"))
+	origin := audit.Event{}.FromRequest(r)
 	var throttled *accounts.ThrottledError
 	switch {
 	case errors.As(err, &throttled):
-		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true, Details: map[string]any{"reason": "throttled"}})
+		l.Accounts.RecordLogin(ctx, origin, nil, err)
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(throttled.RetryAfter))
 		l.render(w, r, http.StatusTooManyRequests, returnTo, email, "Too many failed attempts. Please wait "+
 			ratelimit.RetryAfter(throttled.RetryAfter)+" seconds and try again.")
 		return
 	case errors.Is(err, accounts.ErrInvalidCredentials), errors.Is(err, accounts.ErrUserDisabled), errors.Is(err, accounts.ErrInvalidEmail):
-		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true})
+		l.Accounts.RecordLogin(ctx, origin, nil, err)
 		l.render(w, r, http.StatusUnauthorized, returnTo, email, "Incorrect email or password.")
 		return
 	case err != nil:
@@ -186,7 +194,5 @@ func (l *Login) Logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (l *Login) audit(r *http.Request, e audit.Event) {
-	if err := audit.Record(r.Context(), l.Accounts.Pool(), l.Log, e.FromRequest(r)); err != nil {
-		reqctx.Logger(r.Context()).Warn("audit login", zap.Error(err))
-	}
+	l.Accounts.Audit(r.Context(), e.FromRequest(r))
 }

@@ -399,7 +399,5 @@ func (p *PasskeyPages) loginPage(w http.ResponseWriter, r *http.Request, status 
 }
 
 func (p *PasskeyPages) audit(r *http.Request, e audit.Event) {
-	if err := audit.Record(r.Context(), p.Accounts.Pool(), p.Log, e.FromRequest(r)); err != nil {
-		reqctx.Logger(r.Context()).Warn("audit passkey login", zap.Error(err))
-	}
+	p.Accounts.Audit(r.Context(), e.FromRequest(r))
 }

@@ -47,7 +47,7 @@ func newPasskeySite(t *testing.T) *passkeySite {
 		pages = &loginui.PasskeyPages{UI: s.ui, Accounts: s.accts, Passkeys: svc, Log: zap.NewNop()}
 		p.Passkeys = pages
 	}, mount: func(r *mux.Router, s *site) {
-		login := &loginui.Login{UI: s.ui, Accounts: s.accts, Log: zap.NewNop()}
+		login := &loginui.Login{UI: s.ui, Accounts: s.accts}
 		r.Handle("/login", login)
 		r.HandleFunc("/logout", login.Logout)
 		pages.Mount(r)

@@ -22,8 +22,9 @@ var _ authn.Verifier = (*Provider)(nil)
 // JWT must verify against a published key (alg pinned, typ at+jwt), come
 // from this issuer and be unexpired; then one indexed lookup checks it was
 // not revoked (these checks are cached per replica for TokenCacheTTL, see
-// tokencache.go), and the user's roles are read live (a disabled user's tokens
-// stop working at once). Every client-side failure wraps
+// tokencache.go), and the user's roles and disabled flag come from the
+// accounts cache, which a change invalidates (a disabled user's tokens stop
+// working at once on the replica that disabled them). Every client-side failure wraps
 // authn.ErrInvalidToken; other errors are the database's.
 func (p *Provider) VerifyAccessToken(ctx context.Context, token string) (*authn.Principal, error) {
 	if f, ok := p.verified.get(token); ok {

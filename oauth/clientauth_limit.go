@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 
@@ -70,11 +69,8 @@ func (w *clientAuthWriter) WriteHeader(code int) {
 		h := w.Header()
 		h.Del("WWW-Authenticate")
 		h.Set("Retry-After", ratelimit.RetryAfter(wait))
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Type", "application/json;charset=UTF-8")
-		w.ResponseWriter.WriteHeader(http.StatusTooManyRequests)
-		_ = json.NewEncoder(w.ResponseWriter).Encode(map[string]string{"error": "invalid_client",
-			"error_description": "Too many failed client authentications for this client from this address; retry after " + ratelimit.RetryAfter(wait) + " seconds."})
+		writeError(w.ResponseWriter, http.StatusTooManyRequests, "invalid_client",
+			"Too many failed client authentications for this client from this address; retry after "+ratelimit.RetryAfter(wait)+" seconds.")
 		return
 	}
 	w.lim.Allow(key)

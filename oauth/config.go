@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/authd/authd/internal/ratelimit"
-	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth/clients"
 )
 
@@ -48,12 +47,8 @@ type Config struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
-	// LoginLimit and PasswordGrantLimit bound attempts per client IP at the
-	// hosted /login form and at grant_type=password; nil does not limit.
-	LoginLimit *ratelimit.Limiter
-	// LoginUpstreams, when set, puts a button per enabled upstream identity
-	// provider on the login page.
-	LoginUpstreams     loginui.UpstreamLister
+	// PasswordGrantLimit bounds attempts per client IP at
+	// grant_type=password; nil does not limit.
 	PasswordGrantLimit *ratelimit.Limiter
 	// ClientAuthFailureLimit counts failed client authentications per
 	// (client address, client_id) at the token, introspection and

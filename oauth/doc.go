@@ -2,9 +2,11 @@
 // composed explicitly (authorization code + PKCE, refresh with rotation and an
 // idempotent reuse window, client credentials, OIDC, introspection,
 // revocation, and the password grant for first-party clients only), its HTTP
-// endpoints, the hosted login and consent steps of the authorization flow,
-// discovery, userinfo, RP-initiated logout, the client registry, and the
-// access-token verifier authd's own JSON APIs use.
+// endpoints, the consent step of the authorization flow, discovery,
+// userinfo, RP-initiated logout, and the access-token verifier authd's own
+// JSON APIs use. The client registry is oauth/clients; the login pages are
+// login-ui's. What it needs of accounts and the pages it declares in deps.go
+// (Accounts, Pages).
 //
 // # Flow
 //
@@ -28,8 +30,8 @@
 // registration (clients/keys.go). A refresh runs in one
 // READ COMMITTED transaction holding a row lock on the presented token, so
 // same-token retries within the reuse window get the identical stored
-// response (see storage/fositestore). Roles are re-read at every refresh and
-// introspection.
+// response (see storage/fositestore). Roles come at every refresh and
+// introspection from the accounts cache, which a change invalidates.
 //
 // Tokens: access tokens are RFC 9068 JWTs (ES256 by default); ID tokens are
 // RS256 unless the client registered ES256. Every token carries the kid of

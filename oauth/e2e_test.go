@@ -16,7 +16,7 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// TestCodeFlow_RealClients is issue 3's first "Done when": go-oidc discovery
+// TestCodeFlow_RealClients runs the code flow with real clients: go-oidc discovery
 // and ID-token verification, x/oauth2 code exchange with PKCE after real
 // form posts, refresh, reuse of the old refresh token revoking the family,
 // the access token verified against JWKS with go-jose, and introspection

@@ -15,7 +15,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/authn"
+	"github.com/authd/authd/internal/testkit"
 	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/clients"
@@ -33,25 +33,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(storagetest.Main(m)) }
-
-// clock is a settable time source for the store's reuse window and the key
-// manager's schedule; tests move it instead of sleeping.
-type clock struct {
-	mu sync.Mutex
-	d  time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.d)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.d += d
-	c.mu.Unlock()
-}
 
 const (
 	userEmail    = "alice@example.com"
@@ -66,7 +47,7 @@ type env struct {
 	db       *storagetest.DB
 	srv      *httptest.Server
 	issuer   string
-	clock    *clock
+	clock    *testkit.Clock
 	store    *fositestore.Store
 	keys     *keys.Manager
 	prov     *oauth.Provider
@@ -82,7 +63,7 @@ type env struct {
 func newEnv(t *testing.T, extra ...func(r *mux.Router, e *env)) *env {
 	t.Helper()
 	db := storagetest.NewDB(t)
-	e := &env{t: t, db: db, clock: &clock{}, secret: make([]byte, 32), mountFns: extra}
+	e := &env{t: t, db: db, clock: &testkit.Clock{}, secret: make([]byte, 32), mountFns: extra}
 	_, _ = rand.Read(e.secret)
 	e.start(db)
 	u, err := e.accts.CreateUser(context.Background(), accounts.NewUser{Email: userEmail, Password: userPassword,
@@ -141,6 +122,7 @@ func (e *env) start(db *storagetest.DB) {
 	e.clients = e.prov.Clients()
 	r := mux.NewRouter()
 	e.prov.Mount(r)
+	(&loginui.Login{UI: ui, Accounts: e.accts, Requirements: e.prov}).Mount(r)
 	e.prov.MountUserinfo(authn.NewRouter(r, &authn.Guard{Verifier: e.prov, Audience: e.issuer, Clients: e.prov,
 		Deny: e.prov.DenyBearer}, authn.NewTable()))
 	r.PathPrefix("/static/").Handler(loginui.Static())

@@ -50,7 +50,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		p.op.WriteIntrospectionError(ctx, w, fosite.ErrInvalidRequest.WithHint("The token parameter is missing."))
 		return
 	}
-	if f, ok := p.introspected.get(token); ok { // tokencache.go
+	if f, ok := p.introspected.get(token); ok {
 		p.answerIntrospection(ctx, w, caller, f)
 		return
 	}
@@ -62,8 +62,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		p.metrics.introspected("inactive")
-		writeInactive(w)
+		p.writeInactive(w)
 		return
 	}
 	if !p.mayIntrospect(w, caller, ar.GetClient().GetID()) {
@@ -71,8 +70,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, _ := ar.GetSession().(*Session)
 	if sess == nil {
-		p.metrics.introspected("inactive")
-		writeInactive(w)
+		p.writeInactive(w)
 		return
 	}
 	if use == fosite.AccessToken {
@@ -86,35 +84,18 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	roles := []string{}
-	if u != nil {
-		roles = u.Roles
+	var exp int64
+	if t := sess.GetExpiresAt(fosite.RefreshToken); !t.IsZero() {
+		exp = t.Unix()
 	}
-	resp := map[string]interface{}{
-		"active":    true,
-		"iss":       p.cfg.Issuer,
-		"client_id": ar.GetClient().GetID(),
-		"sub":       sess.GetSubject(),
-		"scope":     strings.Join(ar.GetGrantedScopes(), " "),
-		"aud":       ar.GetGrantedAudience(),
-		"iat":       ar.GetRequestedAt().Unix(),
-		"roles":     roles,
-		"token_use": string(use),
+	body, err := introspection{Active: true, Iss: p.cfg.Issuer, ClientID: ar.GetClient().GetID(), Sub: sess.GetSubject(),
+		Scope: strings.Join(ar.GetGrantedScopes(), " "), Aud: ar.GetGrantedAudience(), Iat: ar.GetRequestedAt().Unix(),
+		Exp: exp, Roles: answerRoles(u), TokenUse: string(use), TokenType: "refresh_token"}.encode()
+	if err != nil {
+		p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
+		return
 	}
-	if use == fosite.AccessToken {
-		resp["token_type"] = "Bearer"
-		if exp := sess.GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
-			resp["exp"] = exp.Unix()
-		}
-	} else {
-		resp["token_type"] = "refresh_token"
-		if exp := sess.GetExpiresAt(fosite.RefreshToken); !exp.IsZero() {
-			resp["exp"] = exp.Unix()
-		}
-	}
-	p.metrics.introspected("active")
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	_ = json.NewEncoder(w).Encode(resp)
+	p.writeActive(w, body)
 }
 
 // mayIntrospect reports whether caller holds scope introspect or is the
@@ -125,8 +106,7 @@ func (p *Provider) mayIntrospect(w http.ResponseWriter, caller fosite.Client, to
 	if caller.GetScopes().Has("introspect") || caller.GetID() == tokenClientID {
 		return true
 	}
-	p.metrics.introspected("inactive") // not "unauthorized": /metrics is no oracle either
-	writeInactive(w)
+	p.writeInactive(w) // counted inactive, not unauthorized: /metrics is no oracle either
 	return false
 }
 
@@ -149,19 +129,22 @@ func (p *Provider) introspectedUser(ctx context.Context, w http.ResponseWriter, 
 		return nil, false
 	}
 	if u == nil || u.Disabled {
-		p.metrics.introspected("inactive")
-		writeInactive(w)
+		p.writeInactive(w)
 		return nil, false
 	}
 	return u, true
 }
 
-func writeInactive(w http.ResponseWriter) {
+// writeInactive writes {"active":false}: the answer for an unknown,
+// expired or revoked token and for one the caller may not see alike.
+func (p *Provider) writeInactive(w http.ResponseWriter) {
+	p.metrics.introspected("inactive")
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	_, _ = w.Write([]byte(`{"active":false}` + "\n"))
 }
 
-// introspection is the RFC 7662 answer for an active access token.
+// introspection is the RFC 7662 answer for an active token, access or
+// refresh.
 type introspection struct {
 	Active    bool     `json:"active"`
 	Iss       string   `json:"iss"`
@@ -174,6 +157,28 @@ type introspection struct {
 	Roles     []string `json:"roles"`
 	TokenUse  string   `json:"token_use"`
 	TokenType string   `json:"token_type"`
+}
+
+// encode is the answer's body, newline-terminated like json.Encoder's.
+func (a introspection) encode() ([]byte, error) {
+	body, err := json.Marshal(a)
+	return append(body, '\n'), err
+}
+
+// answerRoles is the roles an answer lists: none (an empty list, never null)
+// for a client's own token.
+func answerRoles(a *accounts.Access) []string {
+	if a == nil {
+		return []string{}
+	}
+	return a.Roles
+}
+
+// writeActive writes an active answer's encoded body.
+func (p *Provider) writeActive(w http.ResponseWriter, body []byte) {
+	p.metrics.introspected("active")
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	_, _ = w.Write(body)
 }
 
 // accessFacts records what introspection learnt about an access token.
@@ -194,6 +199,8 @@ func accessFacts(ar fosite.Requester, sess *Session) *tokenFacts {
 // answerIntrospection finishes an introspection of an access token whose
 // facts are known (fresh or cached): the caller must hold scope introspect
 // or be the token's client, and the user behind it must still be enabled.
+// The encoded answer is kept with the facts while the user's access is the
+// same value.
 func (p *Provider) answerIntrospection(ctx context.Context, w http.ResponseWriter, caller fosite.Client, f *tokenFacts) {
 	if !p.mayIntrospect(w, caller, f.clientID) {
 		return
@@ -202,23 +209,17 @@ func (p *Provider) answerIntrospection(ctx context.Context, w http.ResponseWrite
 	if !ok {
 		return
 	}
-	roles := []string{}
-	if access != nil {
-		roles = access.Roles
-	}
 	a := f.answer.Load()
 	if a == nil || a.access != access {
-		body, err := json.Marshal(introspection{Active: true, Iss: p.cfg.Issuer, ClientID: f.clientID, Sub: f.subject,
-			Scope: strings.Join(f.scopes, " "), Aud: f.audience, Iat: f.issuedAt, Exp: f.expiresAt, Roles: roles,
-			TokenUse: string(fosite.AccessToken), TokenType: "Bearer"})
+		body, err := introspection{Active: true, Iss: p.cfg.Issuer, ClientID: f.clientID, Sub: f.subject,
+			Scope: strings.Join(f.scopes, " "), Aud: f.audience, Iat: f.issuedAt, Exp: f.expiresAt, Roles: answerRoles(access),
+			TokenUse: string(fosite.AccessToken), TokenType: "Bearer"}.encode()
 		if err != nil {
 			p.op.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(err))
 			return
 		}
-		a = &encodedAnswer{access: access, body: append(body, '\n')}
+		a = &encodedAnswer{access: access, body: body}
 		f.answer.Store(a)
 	}
-	p.metrics.introspected("active")
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	_, _ = w.Write(a.body)
+	p.writeActive(w, a.body)
 }

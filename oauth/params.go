@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"encoding/json"
 	"net/http"
 )
 
@@ -34,10 +33,7 @@ func singleParams(next http.HandlerFunc) http.HandlerFunc {
 }
 
 func paramError(w http.ResponseWriter, desc string) {
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusBadRequest)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_request", "error_description": desc})
+	writeError(w, http.StatusBadRequest, "invalid_request", desc)
 }
 
 // quoteParam names a parameter in an error without echoing hostile input.

@@ -21,7 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts"
-	loginui "github.com/authd/authd/login-ui"
+	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/fositestore"
 )
@@ -38,8 +38,8 @@ type Provider struct {
 	keys     KeySource
 	atSigner *rotatingSigner
 	idSigner *rotatingSigner
-	accts    *accounts.Service
-	ui       *loginui.UI
+	accts    Accounts
+	ui       Pages
 	log      *zap.Logger
 	// aead encrypts token responses cached for the refresh reuse window.
 	aead    cipher.AEAD
@@ -51,8 +51,8 @@ type Provider struct {
 
 // New composes the provider. keys is the
 // signing-key manager (*keys.Manager), already started. reg may be nil.
-func New(cfg Config, pool *pgxpool.Pool, store *fositestore.Store, keys KeySource, accts *accounts.Service,
-	ui *loginui.UI, log *zap.Logger, reg prometheus.Registerer) (*Provider, error) {
+func New(cfg Config, pool *pgxpool.Pool, store *fositestore.Store, keys KeySource, accts Accounts,
+	ui Pages, log *zap.Logger, reg prometheus.Registerer) (*Provider, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -163,7 +163,8 @@ func (p *Provider) audienceStrategy(haystack []string, needle []string) error {
 }
 
 // Mount registers every OAuth/OIDC endpoint but /userinfo (MountUserinfo),
-// and the hosted login, logout and consent handlers on r.
+// and the consent form's handler on r. The login pages mount themselves
+// (loginui.Login).
 func (p *Provider) Mount(r *mux.Router) {
 	r.HandleFunc("/.well-known/openid-configuration", p.discovery).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/.well-known/oauth-authorization-server", p.discovery).Methods(http.MethodGet, http.MethodHead)
@@ -177,10 +178,6 @@ func (p *Provider) Mount(r *mux.Router) {
 	r.Handle("/oauth2/device/auth", basicChallenge(p.cfg.Issuer, p.limitClientAuth(singleParams(p.deviceAuthorize)))).Methods(http.MethodPost)
 	r.HandleFunc("/device", p.devicePage).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/oauth2/logout", p.rpLogout).Methods(http.MethodGet, http.MethodPost)
-	login := p.Login()
-	r.Handle("/login", login).Methods(http.MethodGet, http.MethodPost)
-	r.HandleFunc("/login/mfa", login.SecondStep).Methods(http.MethodGet, http.MethodPost)
-	r.HandleFunc("/logout", login.Logout).Methods(http.MethodPost)
 	r.HandleFunc("/consent", p.consent).Methods(http.MethodPost)
 }
 
@@ -195,11 +192,13 @@ type fositeStorage struct {
 
 var _ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*fositeStorage)(nil)
 
-// Authenticate implements the password grant's credential check. Bad
-// credentials and disabled users are fosite.ErrNotFound (invalid_grant,
-// indistinguishable); anything else is a server error.
+// Authenticate implements the password grant's credential check, audited
+// as a login like the hosted form's. Bad credentials and disabled users are
+// fosite.ErrNotFound (invalid_grant, indistinguishable); anything else is a
+// server error.
 func (s *fositeStorage) Authenticate(ctx context.Context, name, secret string) (string, error) {
 	u, err := s.p.accts.Authenticate(ctx, name, secret)
+	s.p.accts.RecordLogin(ctx, audit.Event{Details: map[string]any{"grant_type": "password"}}, u, err)
 	switch {
 	case errors.Is(err, accounts.ErrInvalidCredentials), errors.Is(err, accounts.ErrUserDisabled), errors.Is(err, accounts.ErrInvalidEmail):
 		return "", fosite.ErrNotFound
@@ -232,11 +231,4 @@ func (p *Provider) fosite() *fosite.Fosite {
 		return w.OAuth2Provider.(*fosite.Fosite)
 	}
 	return p.op.(*fosite.Fosite)
-}
-
-// Login is the hosted login (/login and its second step). Other ways in
-// (an upstream provider) finish through it too, so the second factor and
-// its policy have one home.
-func (p *Provider) Login() *loginui.Login {
-	return &loginui.Login{UI: p.ui, Accounts: p.accts, Log: p.log, Limit: p.cfg.LoginLimit, Requirements: p, Upstreams: p.cfg.LoginUpstreams}
 }

@@ -110,19 +110,3 @@ func (s *Session) Clone() fosite.Session {
 	}
 	return deepcopy.Copy(s).(fosite.Session)
 }
-
-// rolesOf reads the roles claim back from a (possibly JSON-decoded) session.
-func rolesOf(s *Session) []string {
-	out := []string{}
-	switch v := s.Extra["roles"].(type) {
-	case []string:
-		out = append(out, v...)
-	case []interface{}:
-		for _, r := range v {
-			if str, ok := r.(string); ok {
-				out = append(out, str)
-			}
-		}
-	}
-	return out
-}

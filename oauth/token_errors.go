@@ -6,11 +6,13 @@ import (
 	"strings"
 
 	"github.com/ory/fosite"
+
+	"github.com/authd/authd/oauth/clients"
 )
 
 // supportedGrants are the grant types the token endpoint implements, as
-// composed in New and advertised by discovery.
-var supportedGrants = []string{"authorization_code", "refresh_token", "client_credentials", "password", DeviceGrantType}
+// composed in New, registered by clients and advertised by discovery.
+var supportedGrants = clients.GrantTypes()
 
 // checkGrantType decides unsupported_grant_type (RFC 6749 §5.2) from
 // grant_type alone, before any client authentication or handler runs:

@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -68,9 +67,6 @@ func writeUnavailable(w http.ResponseWriter, err error) {
 			desc = rfc.GetDescription()
 		}
 	}
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Retry-After", retryAfter(err))
-	w.WriteHeader(http.StatusServiceUnavailable)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": errUnavailable.ErrorField, "error_description": desc})
+	writeError(w, http.StatusServiceUnavailable, errUnavailable.ErrorField, desc)
 }

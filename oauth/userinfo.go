@@ -37,9 +37,7 @@ func (p *Provider) DenyBearer(w http.ResponseWriter, r *http.Request, d authn.De
 		return
 	}
 	w.Header().Set("WWW-Authenticate", d.Challenge())
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(d.Status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": d.Code, "error_description": d.Detail})
+	writeError(w, d.Status, d.Code, d.Detail)
 }
 
 // userinfo answers claims that follow the granted scopes, read live.
@@ -73,7 +71,5 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 
 func bearerError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="authd", error="`+code+`", error_description="`+desc+`"`)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+	writeError(w, status, code, desc)
 }

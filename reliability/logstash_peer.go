@@ -25,7 +25,6 @@ type LogstashPeer struct {
 	held      []heldConn
 	open      map[net.Conn]bool
 	lines     atomic.Int64
-	conns     atomic.Int64
 	cuts      atomic.Int64
 	wg        sync.WaitGroup
 }
@@ -69,7 +68,6 @@ func (p *LogstashPeer) accept(ln net.Listener) {
 		if err != nil {
 			return
 		}
-		p.conns.Add(1)
 		p.mu.Lock()
 		p.open[c] = true
 		p.mu.Unlock()
@@ -169,9 +167,8 @@ type heldConn struct {
 	r *bufio.Reader
 }
 
-// Lines is how many complete lines arrived; Conns how many connections.
+// Lines is how many complete lines arrived.
 func (p *LogstashPeer) Lines() int64 { return p.lines.Load() }
-func (p *LogstashPeer) Conns() int64 { return p.conns.Load() }
 
 // Cuts is how many open connections the peer hung up on (Down, Drop).
 func (p *LogstashPeer) Cuts() int64 { return p.cuts.Load() }

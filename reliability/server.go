@@ -56,12 +56,6 @@ type Env struct {
 	Logf func(format string, args ...any)
 }
 
-func (e Env) logf(format string, args ...any) {
-	if e.Logf != nil {
-		e.Logf(format, args...)
-	}
-}
-
 // ServerConfig starts one `authd serve`.
 type ServerConfig struct {
 	Name   string // for log file names and reports ("A", "B", …)

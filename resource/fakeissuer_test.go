@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/resource"
 )
 
@@ -134,28 +135,8 @@ func sign(t *testing.T, k signingKey, typ string, claims map[string]any) string 
 	return tok
 }
 
-// clock is a settable time source; tests move it instead of sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // mustVerifier builds a Verifier for f with clock c; mod adjusts the config.
-func mustVerifier(t *testing.T, f *fakeIssuer, c *clock, mod func(*resource.Config)) *resource.Verifier {
+func mustVerifier(t *testing.T, f *fakeIssuer, c *testkit.Clock, mod func(*resource.Config)) *resource.Verifier {
 	t.Helper()
 	cfg := resource.Config{Issuer: f.issuer, Audience: audience, Now: c.Now}
 	if mod != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/resource"
 )
 
@@ -33,7 +34,7 @@ func TestVerifier_Introspection(t *testing.T) {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"active": true, "scope": "notes:read", "roles": []string{"user"}})
 	})
-	c := newClock()
+	c := testkit.NewClock(time.Now())
 	v := mustVerifier(t, f, c, func(cfg *resource.Config) {
 		cfg.Introspection = &resource.Introspection{ClientID: "rs", ClientSecret: "s:cret"}
 	})

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/authn"
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/ledger"
 	loginui "github.com/authd/authd/login-ui"
 	"github.com/authd/authd/oauth"
@@ -36,7 +36,7 @@ type liveAuthd struct {
 	db      *storagetest.DB
 	srv     *httptest.Server
 	issuer  string
-	clock   *offsetClock
+	clock   *testkit.Clock
 	secret  []byte
 	keys    *keys.Manager
 	prov    *oauth.Provider
@@ -46,27 +46,9 @@ type liveAuthd struct {
 	jwksHit atomic.Int64
 }
 
-// offsetClock is time.Now moved by whatever tests Advance.
-type offsetClock struct {
-	mu sync.Mutex
-	d  time.Duration
-}
-
-func (c *offsetClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.d)
-}
-
-func (c *offsetClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.d += d
-	c.mu.Unlock()
-}
-
 func startAuthd(t *testing.T) *liveAuthd {
 	t.Helper()
-	a := &liveAuthd{t: t, db: storagetest.NewDB(t), clock: &offsetClock{}, secret: make([]byte, 32)}
+	a := &liveAuthd{t: t, db: storagetest.NewDB(t), clock: &testkit.Clock{}, secret: make([]byte, 32)}
 	_, _ = rand.Read(a.secret)
 	a.start(a.db)
 	return a

@@ -18,6 +18,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/ledger"
 	"github.com/authd/authd/resource"
 	"github.com/authd/authd/storage/fositestore"
@@ -59,7 +60,7 @@ func call(t *testing.T, srv *httptest.Server, path, token string) (int, string, 
 
 const invalidToken = `Bearer realm="api", error="invalid_token", error_description="the access token is invalid, expired or revoked"`
 
-// TestLive_ProtectedHandler is issue 9's "Done when" against a live authd:
+// TestLive_ProtectedHandler runs the kit against a live authd:
 // every case goes through the real token endpoint, JWKS and introspection.
 func TestLive_ProtectedHandler(t *testing.T) {
 	a := startAuthd(t)
@@ -68,7 +69,7 @@ func TestLive_ProtectedHandler(t *testing.T) {
 		Scopes: []string{"openid", "offline_access", "credits:read"}, Audience: []string{liveAudience}})
 	good, _ := a.passwordToken(app, appSecret, "alice@example.com", alicePass, "openid offline_access credits:read", liveAudience)
 
-	vclock := &offsetClock{}
+	vclock := &testkit.Clock{}
 	v, err := resource.NewVerifier(resource.Config{Issuer: a.issuer, Audience: liveAudience, Realm: "api", Now: vclock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,8 @@ func TestLive_ProtectedHandler(t *testing.T) {
 	t.Run("ErrExpired", func(t *testing.T) {
 		// The same token, 16 minutes later (the access-token TTL is 15m,
 		// leeway 30s), on a verifier whose clock is ahead.
-		late := &offsetClock{d: 16 * time.Minute}
+		late := &testkit.Clock{}
+		late.Advance(16 * time.Minute)
 		v2, _ := resource.NewVerifier(resource.Config{Issuer: a.issuer, Audience: liveAudience, Realm: "api", Now: late.Now})
 		s2 := httptest.NewServer(protectedAPI(v2))
 		defer s2.Close()
@@ -180,7 +182,7 @@ func TestLive_ProtectedHandler(t *testing.T) {
 	})
 	t.Run("ErrRevokedOnlineMode", func(t *testing.T) {
 		rs, rsSecret := a.mustClient(fositestore.Client{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
-		oclock := &offsetClock{}
+		oclock := &testkit.Clock{}
 		online, _ := resource.NewVerifier(resource.Config{Issuer: a.issuer, Audience: liveAudience, Realm: "api", Now: oclock.Now,
 			Introspection: &resource.Introspection{ClientID: rs, ClientSecret: rsSecret}})
 		s2 := httptest.NewServer(protectedAPI(online))

@@ -3,6 +3,7 @@ package resource_test
 import (
 	"context"
 	"errors"
+	"github.com/authd/authd/internal/testkit"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -25,7 +26,7 @@ func logoutClaims(f *fakeIssuer, now time.Time, jti string) map[string]any {
 	}
 }
 
-func mustLogoutVerifier(t *testing.T, f *fakeIssuer, c *clock) *resource.LogoutVerifier {
+func mustLogoutVerifier(t *testing.T, f *fakeIssuer, c *testkit.Clock) *resource.LogoutVerifier {
 	t.Helper()
 	v, err := resource.NewLogoutVerifier(resource.Config{Issuer: f.issuer, Audience: logoutClient, Now: c.Now})
 	if err != nil {
@@ -35,7 +36,7 @@ func mustLogoutVerifier(t *testing.T, f *fakeIssuer, c *clock) *resource.LogoutV
 }
 
 func TestLogoutVerifier_OK(t *testing.T) {
-	f, c := newFakeIssuer(t), newClock()
+	f, c := newFakeIssuer(t), testkit.NewClock(time.Now())
 	k := newRSAKey(t, "k1")
 	f.publish(k)
 	v := mustLogoutVerifier(t, f, c)
@@ -47,7 +48,7 @@ func TestLogoutVerifier_OK(t *testing.T) {
 
 // Each protection of §2.6 refuses the token that lacks it.
 func TestLogoutVerifier_Refuses(t *testing.T) {
-	f, c := newFakeIssuer(t), newClock()
+	f, c := newFakeIssuer(t), testkit.NewClock(time.Now())
 	k := newECKey(t, "k1")
 	f.publish(k)
 	stranger := newECKey(t, "k2") // not published
@@ -91,7 +92,7 @@ func TestLogoutVerifier_Refuses(t *testing.T) {
 
 // A jti is accepted once, even by concurrent deliveries of one token.
 func TestLogoutVerifier_JTIOnceUnderConcurrency(t *testing.T) {
-	f, c := newFakeIssuer(t), newClock()
+	f, c := newFakeIssuer(t), testkit.NewClock(time.Now())
 	k := newECKey(t, "k1")
 	f.publish(k)
 	v := mustLogoutVerifier(t, f, c)
@@ -118,7 +119,7 @@ func TestLogoutVerifier_JTIOnceUnderConcurrency(t *testing.T) {
 }
 
 func TestLogoutHandler_Answers(t *testing.T) {
-	f, c := newFakeIssuer(t), newClock()
+	f, c := newFakeIssuer(t), testkit.NewClock(time.Now())
 	k := newECKey(t, "k1")
 	f.publish(k)
 	v := mustLogoutVerifier(t, f, c)

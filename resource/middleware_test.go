@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/resource"
 )
 
@@ -16,7 +17,7 @@ func TestVerifier_Require(t *testing.T) {
 	f := newFakeIssuer(t)
 	key := newECKey(t, "k1")
 	f.publish(key)
-	c := newClock()
+	c := testkit.NewClock(time.Now())
 	v := mustVerifier(t, f, c, func(cfg *resource.Config) { cfg.Realm = "notes" })
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cl := resource.ClaimsFrom(r.Context())
@@ -84,7 +85,7 @@ func TestVerifier_RequireUnavailable(t *testing.T) {
 	key := newECKey(t, "k1")
 	f.publish(key)
 	f.srv.Close()
-	v := mustVerifier(t, f, newClock(), nil)
+	v := mustVerifier(t, f, testkit.NewClock(time.Now()), nil)
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Header.Set("Authorization", "Bearer "+sign(t, key, "at+jwt", f.claims(time.Now())))
 	rec := httptest.NewRecorder()

@@ -1,6 +1,7 @@
 package resource_test
 
 import (
+	"github.com/authd/authd/internal/testkit"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -13,7 +14,7 @@ func TestVerifier_RequireAuthentication(t *testing.T) {
 	f := newFakeIssuer(t)
 	key := newECKey(t, "k1")
 	f.publish(key)
-	c := newClock()
+	c := testkit.NewClock(time.Now())
 	v := mustVerifier(t, f, c, func(cfg *resource.Config) { cfg.Realm = "notes" })
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mfa := v.Require(v.RequireAuthentication(resource.StepUp{ACRValues: []string{"urn:authd:acr:mfa"}})(ok))

@@ -15,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/resource"
 )
 
@@ -56,7 +57,7 @@ func TestVerifier_Verify(t *testing.T) {
 		{"ErrKidOfOtherKey", sign(t, signingKey{kid: "k1", alg: rsaKey.alg, priv: rsaKey.priv}, "at+jwt", f.claims(now)), resource.ErrInvalidToken},
 		{"ErrGarbage", "not-a-jwt", resource.ErrInvalidToken},
 	}
-	v := mustVerifier(t, f, &clock{t: now}, nil)
+	v := mustVerifier(t, f, testkit.NewClock(now), nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := v.Verify(context.Background(), tt.token)
@@ -119,7 +120,7 @@ func TestVerifier_UnknownKidRefreshesOnceThenRejects(t *testing.T) {
 	f := newFakeIssuer(t)
 	key := newECKey(t, "k1")
 	f.publish(key)
-	c := newClock()
+	c := testkit.NewClock(time.Now())
 	v := mustVerifier(t, f, c, nil)
 	ctx := context.Background()
 	if _, err := v.Verify(ctx, sign(t, key, "at+jwt", f.claims(c.Now()))); err != nil {
@@ -151,7 +152,7 @@ func TestVerifier_KeyRotationWithoutRestart(t *testing.T) {
 	f := newFakeIssuer(t)
 	old := newECKey(t, "old")
 	f.publish(old)
-	c := newClock()
+	c := testkit.NewClock(time.Now())
 	v := mustVerifier(t, f, c, nil)
 	ctx := context.Background()
 	if _, err := v.Verify(ctx, sign(t, old, "at+jwt", f.claims(c.Now()))); err != nil {
@@ -182,7 +183,7 @@ func TestVerifier_KeysRefreshedAfterMaxAge(t *testing.T) {
 	f := newFakeIssuer(t)
 	key := newECKey(t, "k1")
 	f.publish(key)
-	c := newClock()
+	c := testkit.NewClock(time.Now())
 	v := mustVerifier(t, f, c, nil)
 	ctx := context.Background()
 	for range 3 {
@@ -210,7 +211,7 @@ func TestVerifier_IssuerUnreachable(t *testing.T) {
 	key := newECKey(t, "k1")
 	f.publish(key)
 	f.srv.Close()
-	v := mustVerifier(t, f, newClock(), nil)
+	v := mustVerifier(t, f, testkit.NewClock(time.Now()), nil)
 	_, err := v.Verify(context.Background(), sign(t, key, "at+jwt", f.claims(time.Now())))
 	if !errors.Is(err, resource.ErrUnavailable) || errors.Is(err, resource.ErrInvalidToken) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)

@@ -151,16 +151,6 @@ func IsUniqueViolation(err error, constraint string) bool {
 	return constraint == "" || pe.ConstraintName == constraint
 }
 
-// IsCheckViolation reports whether err is a CHECK-constraint violation,
-// optionally on the named constraint ("" matches any).
-func IsCheckViolation(err error, constraint string) bool {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "23514" {
-		return false
-	}
-	return constraint == "" || pe.ConstraintName == constraint
-}
-
 // IsRetryable reports whether err is a serialization failure or deadlock,
 // which Postgres guarantees left no effect and may be retried.
 func IsRetryable(err error) bool {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authd/authd/internal/testkit"
 )
 
 // adminState fingerprints everything the admin API can change.
@@ -133,7 +135,7 @@ func TestAdminAPI_ExpiredTokenChangesNothing(t *testing.T) {
 	token, _ := e.passwordToken(adminEmail, adminPass, "admin")
 	e.must(200, "GET", "/admin/v1/roles", token, nil, nil) // valid while fresh
 	// Expiry is the only way out for this token: wait for it by polling.
-	waitFor(t, "the admin token to expire", 15*time.Second, func() bool {
+	testkit.Eventually(t, 15*time.Second, "the admin token to expire", func() bool {
 		st, _ := e.call("GET", "/admin/v1/roles", token, nil)
 		return st == http.StatusUnauthorized
 	})

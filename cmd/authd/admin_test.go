@@ -231,15 +231,6 @@ func rolesClaim(m map[string]any) []string {
 	return out
 }
 
-func (e *adminEnv) userRoles(id string) []string {
-	e.t.Helper()
-	roles, err := e.accts.Roles(context.Background(), id)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return roles
-}
-
 func (e *adminEnv) count(query string, args ...any) int {
 	e.t.Helper()
 	var n int

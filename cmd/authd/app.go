@@ -170,11 +170,9 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 		AccessTokenAlg:     cfg.AccessTokenAlg,
 		SecretsKey:         cfg.Key(),
 		Dev:                cfg.Dev(),
-		LoginLimit:         limits.Login,
 		PasswordGrantLimit: limits.PasswordGrant,
 		PARTTL:             cfg.PARTTL,
 		RequirePAR:         cfg.RequirePAR,
-		LoginUpstreams:     fed,
 	}, pool, a.store, a.keys, a.accounts, ui, log, rt.reg)
 	if err != nil {
 		return nil, err
@@ -238,8 +236,12 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	r.PathPrefix("/static/").Handler(loginui.Static())
 
 	a.provider.Mount(r)
+	// Every login finishes in login (the second factor and its policy have
+	// one home there); an upstream login is handed to it too.
+	login := &loginui.Login{UI: ui, Accounts: a.accounts, Limit: limits.Login, Requirements: a.provider, Upstreams: fed}
+	login.Mount(r)
 	pages.MountPages(r)
-	fed.Mount(r, a.provider.Login())
+	fed.Mount(r, login)
 	if passkeyPages != nil {
 		passkeyPages.Mount(r)
 	}

@@ -12,7 +12,8 @@ import (
 )
 
 // consoleClients adapts clients.Admin (the admin API's audited client
-// changes) to the console's ConsoleClients: login-ui cannot import oauth.
+// changes) to the console's ConsoleClients, whose errors are problems:
+// login-ui cannot import oauth.
 type consoleClients struct{ admin clients.Admin }
 
 var _ loginui.ConsoleClients = consoleClients{}
@@ -22,25 +23,29 @@ func (c consoleClients) List(ctx context.Context) ([]*fositestore.Client, error)
 }
 
 func (c consoleClients) Get(ctx context.Context, id string) (*fositestore.Client, error) {
-	return c.admin.Registry.GetClient(ctx, id)
+	cl, err := c.admin.Registry.GetClient(ctx, id)
+	return cl, clients.Problem(err)
 }
 
 func (c consoleClients) Create(ctx context.Context, origin audit.Event, f loginui.ClientForm) (*fositestore.Client, string, error) {
 	var spec clients.Spec
 	applyForm(&spec, f)
-	return c.admin.Create(ctx, origin, spec)
+	cl, secret, err := c.admin.Create(ctx, origin, spec)
+	return cl, secret, clients.Problem(err)
 }
 
 func (c consoleClients) Update(ctx context.Context, origin audit.Event, id string, f loginui.ClientForm) (*fositestore.Client, string, error) {
-	return c.admin.Update(ctx, origin, id, func(spec *clients.Spec) []string { return applyForm(spec, f) })
+	cl, secret, err := c.admin.Update(ctx, origin, id, func(spec *clients.Spec) []string { return applyForm(spec, f) })
+	return cl, secret, clients.Problem(err)
 }
 
 func (c consoleClients) Delete(ctx context.Context, origin audit.Event, id string) error {
-	return c.admin.Delete(ctx, origin, id)
+	return clients.Problem(c.admin.Delete(ctx, origin, id))
 }
 
 func (c consoleClients) RotateSecret(ctx context.Context, origin audit.Event, id string) (string, error) {
-	return c.admin.RotateSecret(ctx, origin, id)
+	secret, err := c.admin.RotateSecret(ctx, origin, id)
+	return secret, clients.Problem(err)
 }
 
 func (c consoleClients) KnownScopes() []string { return oauth.Scopes }

@@ -17,6 +17,7 @@ import (
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/federation"
 	"github.com/authd/authd/internal/audit"
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/oauth/clients"
 )
 
@@ -165,12 +166,12 @@ func TestFederation_FirstLoginCreatesUserSecondReusesIt(t *testing.T) {
 	if n := f.down.count(`SELECT count(*) FROM user_identities WHERE user_id = $1`, u.ID); n != 1 {
 		t.Fatalf("%d identities", n)
 	}
-	if n := f.down.count(`SELECT count(*) FROM browser_sessions WHERE user_id = $1 AND upstream = 'upstream'`, u.ID); n != 1 {
+	if n := f.down.count(`SELECT count(*) FROM browser_sessions WHERE user_id = $1 AND 'fed' = ANY(amr)`, u.ID); n != 1 {
 		t.Fatalf("%d upstream sessions", n)
 	}
 	// The same outbox as a password registration delivers user.registered;
 	// no verification mail for an address the upstream verified.
-	waitFor(t, "user.registered webhook", 10*time.Second, func() bool { return f.hooks.count("user.registered", "alice@example.com") == 1 })
+	testkit.Eventually(t, 10*time.Second, "user.registered webhook", func() bool { return f.hooks.count("user.registered", "alice@example.com") == 1 })
 	if n := f.down.count(`SELECT count(*) FROM outbox WHERE kind = 'mail' AND payload->>'to' = 'alice@example.com'`); n != 0 {
 		t.Fatalf("%d mails to a verified address", n)
 	}

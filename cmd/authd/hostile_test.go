@@ -1,6 +1,6 @@
 package main
 
-// The hostile input sweep (issue 8, item 8): every route of the application,
+// The hostile input sweep: every route of the application,
 // found by walking the router, gets malformed and oversized input. Every
 // answer must be a 4xx (never a 5xx; reads may answer 2xx) that explains
 // itself in the endpoint's format, carries no stack trace, SQL or secret,

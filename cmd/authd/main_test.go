@@ -17,6 +17,7 @@ import (
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/config"
 	"github.com/authd/authd/internal/logging"
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/storage"
 	"github.com/authd/authd/storage/storagetest"
 )
@@ -86,18 +87,6 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestReadyz_FollowsDatabaseWithoutRestart(t *testing.T) {
 	cluster := storagetest.NewCluster(t)
 	ts := startServer(t, cluster.URL("authd"), nil, nil)
@@ -107,7 +96,7 @@ func TestReadyz_FollowsDatabaseWithoutRestart(t *testing.T) {
 	if err := cluster.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "/readyz 503", 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, "/readyz 503", func() bool {
 		code, body := get(t, ts.URL+"/readyz")
 		return code == 503 && strings.Contains(body, "unavailable")
 	})
@@ -121,7 +110,7 @@ func TestReadyz_FollowsDatabaseWithoutRestart(t *testing.T) {
 	if err := cluster.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "/readyz 200 after restart", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "/readyz 200 after restart", func() bool {
 		code, _ := get(t, ts.URL+"/readyz")
 		return code == 200
 	})
@@ -140,7 +129,7 @@ func TestServer_LogstashDownRequestsStillServedAndDropsCounted(t *testing.T) {
 			t.Fatalf("request %d failed with Logstash down: %d", i, code)
 		}
 	}
-	waitFor(t, "drop counter to rise", 5*time.Second, func() bool {
+	testkit.Eventually(t, 5*time.Second, "drop counter to rise", func() bool {
 		_, metrics := get(t, ts.URL+"/metrics")
 		for _, line := range strings.Split(metrics, "\n") {
 			if strings.HasPrefix(line, "authd_log_lines_dropped_total ") && strings.TrimPrefix(line, "authd_log_lines_dropped_total ") != "0" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/mailcatcher"
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/oauth/clients"
 )
 
@@ -108,7 +109,7 @@ func (e *metricsEnv) moved(t *testing.T, want float64, name string, labels []str
 // least want: the outbox worker delivers asynchronously.
 func (e *metricsEnv) eventually(t *testing.T, want float64, name string, labels ...string) {
 	t.Helper()
-	waitFor(t, name+strings.Join(labels, ","), 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, name+strings.Join(labels, ","), func() bool {
 		v, _ := sum(scrape(t, e.ts.URL), name, labels...)
 		return v >= want
 	})

@@ -1,6 +1,6 @@
 package main
 
-// Fuzz targets over the assembled application (issue 8, item 7), driven
+// Fuzz targets over the assembled application, driven
 // in-process through buildApp's handler. `go test` runs the seeds (f.Add and
 // testdata/fuzz/<Name>); `go test -fuzz=FuzzX ./cmd/authd` explores. Each
 // asserts an invariant beyond "no panic": never a 5xx, never success

@@ -13,7 +13,7 @@ import (
 	"github.com/authd/authd/oauth/clients"
 )
 
-// Review of issue 13 (route policies), as an attacker. Each test here
+// A review of the route policies, as an attacker. Each test here
 // describes one hole found in the implementation and fails while the hole
 // is open.
 
@@ -25,7 +25,7 @@ func (e *secEnv) reviewAdminToken() string {
 	return e.passwordToken(id, secret, admin.Email, "openid admin")["access_token"].(string)
 }
 
-// TestAttack_ChargeCapsAreNotEnforced: issue 13 §4 and docs/security.md say
+// TestAttack_ChargeCapsAreNotEnforced: and docs/security.md say
 // a client's charge_max_per_spend / charge_max_per_user_day are enforced by
 // the ledger (409 charge_cap_exceeded). They are stored and shown, but
 // nothing reads them (clients.Registry.ChargeCaps has no caller): a
@@ -84,7 +84,7 @@ func (e *secEnv) ageLogin(userID string, age time.Duration) {
 	}
 }
 
-// TestAttack_EmailChangeNeedsNoPasswordNorRecentLogin_API: issue 13 §3
+// TestAttack_EmailChangeNeedsNoPasswordNorRecentLogin_API: the design
 // asks that changing the email needs the current password or a login no
 // older than a few minutes (auth_time). PATCH /api/v1/me reads neither
 // (Principal.AuthTime is carried but never checked): a first-party token
@@ -143,7 +143,7 @@ func TestAttack_EmailChangeNeedsNoPasswordNorRecentLogin_Page(t *testing.T) {
 	}
 }
 
-// TestAttack_FirstPartyPublicClientGetsSilentCode: issue 13 §6 (RFC 8252
+// TestAttack_FirstPartyPublicClientGetsSilentCode: (RFC 8252
 // §8.6): a public client never gets a code without user interaction. The
 // consent branch of authorize is skipped for first-party clients, public
 // or not, so anything that can listen on a loopback port (any port: the
@@ -183,7 +183,7 @@ func TestAttack_FirstPartyPublicClientGetsSilentCode(t *testing.T) {
 	}
 }
 
-// TestAttack_ConsentForAResourceServerCoversAuthd: issue 13 §7: remembered
+// TestAttack_ConsentForAResourceServerCoversAuthd: remembered
 // consent covers only the audiences shown. A request with no audience is
 // granted authd's own (the issuer), but hasConsent compares the requested
 // audiences ([]) with the remembered ones, and [] is covered by anything:
@@ -232,7 +232,7 @@ func TestAttack_ConsentForAResourceServerCoversAuthd(t *testing.T) {
 	}
 }
 
-// TestAttack_ConsentPostSkipsExactRedirect: issue 13 §6: confidential
+// TestAttack_ConsentPostSkipsExactRedirect: confidential
 // clients' redirect URIs match exactly. authorize checks exactRedirect,
 // but POST /consent re-parses return_to through fosite alone (which
 // accepts any loopback port) and issues the code, so a consent form whose
@@ -265,7 +265,7 @@ func TestAttack_ConsentPostSkipsExactRedirect(t *testing.T) {
 	}
 }
 
-// TestAttack_IntrospectionOracleInMetrics: issue 13 §5: an unauthorised
+// TestAttack_IntrospectionOracleInMetrics: an unauthorised
 // introspection must be indistinguishable from an unknown token. The body
 // is, but the public /metrics (docs/operating.md: "public on the listen
 // port") counts it as result="unauthorized" and an unknown token as
@@ -329,7 +329,7 @@ func diffLines(before, after string) string {
 	return strings.Join(out, ",")
 }
 
-// TestAttack_ChargingClientNotRecorded: issue 13 §4: "the ledger records
+// TestAttack_ChargingClientNotRecorded: "the ledger records
 // the charging client on every transaction". A third-party app spending
 // the user's credits with credits:spend (or an admin charging through a
 // client) is recorded as actor user (or admin) only: nothing in the

@@ -53,41 +53,49 @@ func (e Event) FromRequest(r *http.Request) Event {
 // Record appends e using q (a transaction, so the record commits with the
 // change it describes) and logs it to the audit logger.
 func Record(ctx context.Context, q storage.Querier, log *zap.Logger, e Event) error {
-	if e.ActorType == "" {
-		e.ActorType = ActorSystem
+	e = e.FromContext(ctx)
+	row, err := e.row()
+	if err != nil {
+		return err
 	}
-	if e.RequestID == "" {
-		e.RequestID = reqctx.RequestID(ctx)
+	if _, err := q.Exec(ctx, `INSERT INTO audit_events (`+columns+`) VALUES (`+storage.Params(0, len(row))+`)`, row...); err != nil {
+		return fmt.Errorf("audit: record %s: %w", e.Type, err)
 	}
-	if e.IP == "" && e.UserAgent == "" {
-		c := reqctx.ClientOf(ctx)
-		e.IP, e.UserAgent = c.IP, c.UserAgent
-	}
+	mirror(log, e)
+	return nil
+}
+
+// columns are the audit_events columns an event fills, in row's order.
+const columns = `type, actor_type, actor_id, target_type, target_id, outcome, request_id, ip, user_agent, details`
+
+// row is e's values for columns.
+func (e Event) row() ([]any, error) {
 	details := []byte("{}")
 	if len(e.Details) > 0 {
 		var err error
 		if details, err = json.Marshal(e.Details); err != nil {
-			return fmt.Errorf("audit: encode details of %s: %w", e.Type, err)
+			return nil, fmt.Errorf("audit: encode details of %s: %w", e.Type, err)
 		}
 	}
-	outcome := "success"
+	return []any{e.Type, e.ActorType, e.ActorID, e.TargetType, e.TargetID, outcomeOf(e), e.RequestID, e.IP, e.UserAgent, details}, nil
+}
+
+func outcomeOf(e Event) string {
 	if e.Failed {
-		outcome = "failure"
+		return "failure"
 	}
-	_, err := q.Exec(ctx, `INSERT INTO audit_events
-		(type, actor_type, actor_id, target_type, target_id, outcome, request_id, ip, user_agent, details)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
-		e.Type, e.ActorType, e.ActorID, e.TargetType, e.TargetID, outcome, e.RequestID, e.IP, e.UserAgent, details)
-	if err != nil {
-		return fmt.Errorf("audit: record %s: %w", e.Type, err)
+	return "success"
+}
+
+// mirror logs a written event to the audit logger; a nil log skips it.
+func mirror(log *zap.Logger, e Event) {
+	if log == nil {
+		return
 	}
-	if log != nil {
-		log.Named("audit").Info(e.Type,
-			zap.String("actor_type", e.ActorType), zap.String("actor_id", e.ActorID),
-			zap.String("target_type", e.TargetType), zap.String("target_id", e.TargetID),
-			zap.String("outcome", outcome), zap.String("request_id", e.RequestID), zap.String("ip", e.IP))
-	}
-	return nil
+	log.Named("audit").Info(e.Type,
+		zap.String("actor_type", e.ActorType), zap.String("actor_id", e.ActorID),
+		zap.String("target_type", e.TargetType), zap.String("target_id", e.TargetID),
+		zap.String("outcome", outcomeOf(e)), zap.String("request_id", e.RequestID), zap.String("ip", e.IP))
 }
 
 // AdminOrigin is the actor and request facts of an admin API call: the admin

@@ -237,3 +237,38 @@ func duplicateKey(body []byte) (string, bool) {
 		}
 	}
 }
+
+// Wire is how one domain error goes on the wire: its stable code, status
+// and title, the field it concerns, and the detail shown for it.
+type Wire struct {
+	Err    error // a sentinel, matched with errors.Is
+	Status int
+	Code   string
+	Title  string
+	Field  string
+	Detail string
+}
+
+// Table is a package's wire errors, one entry per sentinel; the package's
+// handlers translate their errors through it, so the domain errors carry no
+// HTTP status.
+type Table []Wire
+
+// Map returns the *Error for the first entry err matches, wrapping err, or
+// err itself when it matches none.
+func (t Table) Map(err error) error {
+	if pe, ok := t.Find(err); ok {
+		return pe
+	}
+	return err
+}
+
+// Find returns the *Error for the first entry err matches, wrapping err.
+func (t Table) Find(err error) (*Error, bool) {
+	for _, e := range t {
+		if errors.Is(err, e.Err) {
+			return &Error{Status: e.Status, Code: e.Code, Title: e.Title, Field: e.Field, Detail: e.Detail, Err: err}, true
+		}
+	}
+	return nil, false
+}

@@ -46,13 +46,6 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 // RequestID returns the request id, or "" outside a request.
 func RequestID(ctx context.Context) string { return factsOf(ctx).id }
 
-// WithLogger returns ctx carrying a request-scoped logger.
-func WithLogger(ctx context.Context, l *zap.Logger) context.Context {
-	f := factsOf(ctx)
-	f.log = l
-	return with(ctx, f)
-}
-
 // Logger returns the request-scoped logger, or a no-op logger.
 func Logger(ctx context.Context) *zap.Logger {
 	if l := factsOf(ctx).log; l != nil {

@@ -1,5 +1,6 @@
-// Package testkit holds what tests of several packages share: today, the
-// headless Chromium they drive hosted pages with.
+// Package testkit holds what tests of several packages share: a settable
+// clock, a poll-until helper, and the headless Chromium they drive hosted
+// pages with.
 package testkit
 
 import (

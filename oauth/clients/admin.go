@@ -13,7 +13,7 @@ import (
 // API and the admin console alike: each change writes its audit event in the
 // change's own transaction, so the two commit or fail together. origin is
 // the event's actor and request facts; the method adds what happened.
-// Errors are the registry's (*problem.Error values).
+// Errors are the registry's.
 type Admin struct {
 	Registry *Registry
 	Log      *zap.Logger

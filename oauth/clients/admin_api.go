@@ -142,7 +142,7 @@ type clientWithSecret struct {
 func (h *AdminHandler) listClients(w http.ResponseWriter, r *http.Request) {
 	cls, err := h.clients.ListClients(r.Context())
 	if err != nil {
-		problem.Write(w, r, err)
+		problem.Write(w, r, Problem(err))
 		return
 	}
 	if cls == nil {
@@ -154,7 +154,7 @@ func (h *AdminHandler) listClients(w http.ResponseWriter, r *http.Request) {
 func (h *AdminHandler) getClient(w http.ResponseWriter, r *http.Request) {
 	c, err := h.clients.GetClient(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		problem.Write(w, r, err)
+		problem.Write(w, r, Problem(err))
 		return
 	}
 	problem.WriteJSON(w, http.StatusOK, c)
@@ -163,7 +163,7 @@ func (h *AdminHandler) getClient(w http.ResponseWriter, r *http.Request) {
 func (h *AdminHandler) createClient(w http.ResponseWriter, r *http.Request) {
 	var body clientBody
 	if err := problem.DecodeJSON(w, r, &body); err != nil {
-		problem.Write(w, r, err)
+		problem.Write(w, r, Problem(err))
 		return
 	}
 	var spec Spec
@@ -173,7 +173,7 @@ func (h *AdminHandler) createClient(w http.ResponseWriter, r *http.Request) {
 	body.apply(&spec)
 	c, secret, err := h.admin().Create(r.Context(), audit.AdminOrigin(r), spec)
 	if err != nil {
-		problem.Write(w, r, err)
+		problem.Write(w, r, Problem(err))
 		return
 	}
 	w.Header().Set("Location", "/admin/v1/clients/"+c.ID)
@@ -183,7 +183,7 @@ func (h *AdminHandler) createClient(w http.ResponseWriter, r *http.Request) {
 func (h *AdminHandler) updateClient(w http.ResponseWriter, r *http.Request) {
 	var body clientBody
 	if err := problem.DecodeJSON(w, r, &body); err != nil {
-		problem.Write(w, r, err)
+		problem.Write(w, r, Problem(err))
 		return
 	}
 	if body.ClientID != nil {
@@ -192,7 +192,7 @@ func (h *AdminHandler) updateClient(w http.ResponseWriter, r *http.Request) {
 	}
 	c, secret, err := h.admin().Update(r.Context(), audit.AdminOrigin(r), mux.Vars(r)["id"], body.apply)
 	if err != nil {
-		problem.Write(w, r, err)
+		problem.Write(w, r, Problem(err))
 		return
 	}
 	problem.WriteJSON(w, http.StatusOK, clientWithSecret{Client: c, ClientSecret: secret})
@@ -201,7 +201,7 @@ func (h *AdminHandler) updateClient(w http.ResponseWriter, r *http.Request) {
 func (h *AdminHandler) deleteClient(w http.ResponseWriter, r *http.Request) {
 	err := h.admin().Delete(r.Context(), audit.AdminOrigin(r), mux.Vars(r)["id"])
 	if err != nil {
-		problem.Write(w, r, err)
+		problem.Write(w, r, Problem(err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -211,7 +211,7 @@ func (h *AdminHandler) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
 	secret, err := h.admin().RotateSecret(r.Context(), audit.AdminOrigin(r), id)
 	if err != nil {
-		problem.Write(w, r, err)
+		problem.Write(w, r, Problem(err))
 		return
 	}
 	problem.WriteJSON(w, http.StatusOK, map[string]string{"client_id": id, "client_secret": secret})

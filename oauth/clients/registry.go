@@ -18,12 +18,6 @@ import (
 	"github.com/authd/authd/storage/fositestore"
 )
 
-// ErrNotFound is returned for an unknown client id.
-var ErrNotFound = problem.New(404, "client_not_found", "No such OAuth client.")
-
-// ErrExists is returned when a requested client id is taken.
-var ErrExists = problem.New(409, "client_exists", "An OAuth client with this id already exists.")
-
 // Spec describes a client to register or the new state of one.
 type Spec struct {
 	// ID is optional; a random id is generated when empty.
@@ -72,9 +66,9 @@ type Spec struct {
 	BackchannelLogoutSessionRequired bool
 }
 
-// Registry manages OAuth clients (CLI and admin API). Errors are
-// *problem.Error values: ErrNotFound, ErrExists, or a 400 naming
-// the invalid field.
+// Registry manages OAuth clients (CLI, admin API and console). Errors are
+// ErrNotFound, ErrExists, or a *problem.Error 400 naming the invalid field;
+// Problem translates them for an answer.
 type Registry struct {
 	store *fositestore.Store
 	// dev admits http back-channel logout URIs on loopback hosts.
@@ -221,9 +215,14 @@ func randomID() string {
 // (RFC 8628 §3.4).
 const DeviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
 
+// GrantTypes are the grant types a client may be registered with: those
+// the token endpoint implements.
+func GrantTypes() []string {
+	return []string{"authorization_code", "refresh_token", "client_credentials", "password", DeviceGrantType}
+}
+
 var (
 	clientIDRE = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
-	knownGrant = []string{"authorization_code", "refresh_token", "client_credentials", "password", DeviceGrantType}
 	authMethod = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 )
 
@@ -242,7 +241,7 @@ func clientFromSpec(s Spec, dev bool) (*fositestore.Client, error) {
 		grants = []string{"authorization_code", "refresh_token"}
 	}
 	for _, g := range grants {
-		if !slices.Contains(knownGrant, g) {
+		if !slices.Contains(GrantTypes(), g) {
 			return nil, problem.Invalid("grant_types", fmt.Sprintf("unknown grant type %q", g))
 		}
 	}

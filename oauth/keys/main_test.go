@@ -6,43 +6,24 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage/storagetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(storagetest.Main(m)) }
 
-// clock is a settable Config.Now shared by the Managers of one test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
-	return &clock{t: time.Date(2031, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock stands at a fixed instant until advanced.
+func newClock() *testkit.Clock { return testkit.NewClock(time.Date(2031, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // testConfig uses the production defaults, with a poll interval long enough
 // that the loop stays out of the way unless a test shortens it.
-func testConfig(c *clock) keys.Config {
+func testConfig(c *testkit.Clock) keys.Config {
 	return keys.Config{
 		RotationPeriod: 720 * time.Hour,
 		Prepublish:     24 * time.Hour,
@@ -125,21 +106,6 @@ func keyIn(tb testing.TB, l []keys.KeyInfo, alg, state string) string {
 		tb.Fatalf("want one %s key in state %s, got %v (all: %+v)", alg, state, found, l)
 	}
 	return found[0]
-}
-
-// waitFor polls cond until it holds or the deadline passes: the loop under
-// test runs on its own ticker, so there is no event to wait on.
-func waitFor(tb testing.TB, within time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		<-tick.C
-	}
 }
 
 const cryptoSHA256 = crypto.SHA256

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage/storagetest"
 )
@@ -159,12 +160,12 @@ func TestManager_SecondManagerSeesRotation(t *testing.T) {
 	if got := mustSigner(t, m2, keys.ES256); got != want {
 		t.Errorf("m2 after Reload signs with %s, want %s", got, want)
 	}
-	waitFor(t, 5*time.Second, "the polling manager to pick up the rotation", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the polling manager to pick up the rotation", func() bool {
 		kid, _, err := m3.Signer(keys.ES256)
 		return err == nil && kid == want
 	})
 	b1, _ := m1.JWKS()
-	waitFor(t, 5*time.Second, "the polling manager to publish the same JWKS", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the polling manager to publish the same JWKS", func() bool {
 		b3, _ := m3.JWKS()
 		return string(b1) == string(b3)
 	})
@@ -196,7 +197,7 @@ func TestManager_ScheduledRotation(t *testing.T) {
 		}
 	}
 	// The loops notice the chain has no next key and exactly one creates it.
-	waitFor(t, 10*time.Second, "a new next key", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a new next key", func() bool {
 		for _, k := range mustList(t, m1) {
 			if k.Alg == keys.RS256 && k.State == keys.StateNext {
 				return true
@@ -210,7 +211,7 @@ func TestManager_ScheduledRotation(t *testing.T) {
 		t.Fatalf("generation 3 keys: %d, %v", n, err)
 	}
 	newNext := keyIn(t, mustList(t, m1), keys.RS256, keys.StateNext)
-	waitFor(t, 5*time.Second, "both managers to publish the new next key", func() bool {
+	testkit.Eventually(t, 5*time.Second, "both managers to publish the new next key", func() bool {
 		return slices.Contains(jwksKIDs(t, m1), newNext) && slices.Contains(jwksKIDs(t, m2), newNext)
 	})
 }
@@ -250,7 +251,7 @@ func TestManager_RetiredKeyLeavesJWKSAfterRetention(t *testing.T) {
 	polling := cfg
 	polling.PollInterval = 10 * time.Millisecond
 	mustStart(t, mustNewManager(t, db, secret, polling))
-	waitFor(t, 5*time.Second, "the expired key to be deleted", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the expired key to be deleted", func() bool {
 		var n int
 		err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM signing_keys WHERE kid = $1`, old).Scan(&n)
 		return err == nil && n == 0

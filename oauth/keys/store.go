@@ -87,8 +87,6 @@ type change struct {
 	deleted []*slot
 }
 
-func (c change) empty() bool { return len(c.created)+len(c.moved)+len(c.deleted) == 0 }
-
 // updateSchedule runs plan on the current chains under the schedule lock,
 // generates keys for the slots it added, and writes the result. plan must be
 // deterministic in its inputs: the transaction may run more than once.

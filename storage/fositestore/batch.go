@@ -3,8 +3,6 @@ package fositestore
 import (
 	"context"
 	"errors"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -127,26 +125,12 @@ func (s *Store) insertRows(ctx context.Context, table string, batch []*batchItem
 		errs[0] = s.insertRow(ctx, table, batch[0].args)
 		return errs
 	}
-	const cols = 12
-	var sql strings.Builder
-	sql.WriteString(`INSERT INTO ` + table + ` (` + insertColumns + `) VALUES `)
+	cols := len(batch[0].args) // insertColumns' values, in every row
 	args := make([]any, 0, cols*len(batch))
-	for i, it := range batch {
-		if i > 0 {
-			sql.WriteString(", ")
-		}
-		sql.WriteByte('(')
-		for c := range cols {
-			if c > 0 {
-				sql.WriteString(", ")
-			}
-			sql.WriteByte('$')
-			sql.WriteString(strconv.Itoa(i*cols + c + 1))
-		}
-		sql.WriteByte(')')
+	for _, it := range batch {
 		args = append(args, it.args...)
 	}
-	_, err := s.pool.Exec(ctx, sql.String(), args...)
+	_, err := s.pool.Exec(ctx, `INSERT INTO `+table+` (`+insertColumns+`) VALUES `+storage.Values(len(batch), cols), args...)
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:

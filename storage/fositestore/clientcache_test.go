@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authd/authd/internal/testkit"
 	"github.com/authd/authd/storage/fositestore"
 	"github.com/authd/authd/storage/fositetest"
 	"github.com/authd/authd/storage/storagetest"
@@ -46,21 +47,6 @@ func TestStore_WithClientCache(t *testing.T) { fositetest.RunTests(t, newWatchin
 
 func TestStore_ConcurrencyWithClientCache(t *testing.T) {
 	fositetest.RunConcurrencyTests(t, newWatchingStore)
-}
-
-// eventually polls cond until it holds or propagation has passed.
-func eventually(t *testing.T, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Since(start) > propagation {
-			t.Fatalf("%s: not seen within %v", what, propagation)
-		}
-		<-tick.C
-	}
-	return time.Since(start)
 }
 
 // Two replicas (two Stores with their own pools on one database): a change
@@ -101,7 +87,7 @@ func TestClientCache_ChangeOnOtherReplicaSeen(t *testing.T) {
 		if err := a.UpdateClient(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		d := eventually(t, "scope added on A, read on B", func() bool {
+		d := testkit.Eventually(t, propagation, "scope added on A, read on B", func() bool {
 			c, err := load()
 			return err == nil && slices.Contains(c.Scopes, "introspect")
 		})
@@ -116,7 +102,7 @@ func TestClientCache_ChangeOnOtherReplicaSeen(t *testing.T) {
 		if err := a.UpdateClient(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "secret rotated on A, read on B", func() bool {
+		testkit.Eventually(t, propagation, "secret rotated on A, read on B", func() bool {
 			c, err := load()
 			return err == nil && fositestore.SHA256Hasher{}.Compare(ctx, c.SecretHash, []byte("rotated")) == nil
 		})
@@ -125,7 +111,7 @@ func TestClientCache_ChangeOnOtherReplicaSeen(t *testing.T) {
 		if err := a.DeleteClient(ctx, "svc"); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "client deleted on A, gone on B", func() bool {
+		testkit.Eventually(t, propagation, "client deleted on A, gone on B", func() bool {
 			_, err := load()
 			return errors.Is(err, fositestore.ErrNotFound)
 		})
@@ -151,14 +137,14 @@ func TestClientCache_SQLChangeSeenAndUnwatchedReadsThrough(t *testing.T) {
 	if c, err := unwatched.GetClient(ctx, "svc"); err != nil || c.(*fositestore.Client).Name != "renamed" {
 		t.Fatalf("unwatched store: %v, %v; want the renamed client at once", c, err)
 	}
-	eventually(t, "SQL rename", func() bool {
+	testkit.Eventually(t, propagation, "SQL rename", func() bool {
 		c, err := watched.GetClient(ctx, "svc")
 		return err == nil && c.(*fositestore.Client).Name == "renamed"
 	})
 	if _, err := db.Pool.Exec(ctx, `TRUNCATE oauth2_clients CASCADE`); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "TRUNCATE", func() bool {
+	testkit.Eventually(t, propagation, "TRUNCATE", func() bool {
 		_, err := watched.GetClient(ctx, "svc")
 		return errors.Is(err, fositestore.ErrNotFound)
 	})

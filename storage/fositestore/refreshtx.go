@@ -375,14 +375,14 @@ func (t *RefreshTx) rotationStatement(response []byte) (string, []any) {
 	inline := t.rot.inline()
 	if t.rot.access != nil && !inline {
 		sql += `, new_access AS (
-			INSERT INTO oauth2_access (` + insertColumns + `) SELECT ` + castParams(len(args), insertTypes()) + `
+			INSERT INTO oauth2_access (` + insertColumns + `) SELECT ` + storage.Params(len(args), len(insertTypes()), insertTypes()...) + `
 			WHERE EXISTS (SELECT 1 FROM used))`
 		args = append(args, t.rot.access...)
 	}
 	if t.rot.refresh != nil {
 		sql += `, new_refresh AS (
 			INSERT INTO oauth2_refresh (` + insertColumns + `, access_token_signature, access_inline) SELECT ` +
-			castParams(len(args), append(insertTypes(), "text")) + `, ` + strconv.FormatBool(inline) + `
+			storage.Params(len(args), len(insertTypes())+1, append(insertTypes(), "text")...) + `, ` + strconv.FormatBool(inline) + `
 			WHERE EXISTS (SELECT 1 FROM used))`
 		args = append(args, t.rot.refresh...)
 	}
@@ -437,28 +437,6 @@ var errNotOwner = errors.New("fositestore: a refresh transaction ends through Re
 func insertTypes() []string {
 	return []string{"text", "text", "timestamptz", "text", "text[]", "text[]",
 		"text[]", "text[]", "text", "jsonb", "text", "timestamptz"}
-}
-
-// castParams renders "$n+1::t1, $n+2::t2, …".
-func castParams(n int, types []string) string {
-	b := make([]byte, 0, 16*len(types))
-	for i, t := range types {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, '$')
-		b = appendInt(b, n+i+1)
-		b = append(b, "::"...)
-		b = append(b, t...)
-	}
-	return string(b)
-}
-
-func appendInt(b []byte, n int) []byte {
-	if n >= 10 {
-		b = appendInt(b, n/10)
-	}
-	return append(b, byte('0'+n%10))
 }
 
 // errRow is a pgx.Row whose Scan fails with err.

@@ -2,6 +2,7 @@ package fositestore
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -71,8 +72,8 @@ func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond, deviceCond
 			// place is active, so families are found by that token
 			// (oauth2_refresh_subject_active_idx).
 			rows, err := q.Query(ctx, `SELECT DISTINCT request_id FROM oauth2_refresh
-				WHERE `+cond+` AND active AND request_id > $`+itoa(n+1)+`
-				ORDER BY request_id LIMIT `+itoa(familiesPerTx), append(args, after)...)
+				WHERE `+cond+` AND active AND request_id > $`+strconv.Itoa(n+1)+`
+				ORDER BY request_id LIMIT `+strconv.Itoa(familiesPerTx), append(args, after)...)
 			if err != nil {
 				return mapErr("find refresh families", err)
 			}
@@ -120,8 +121,6 @@ func (s *Store) revokeWhere(ctx context.Context, keys []revKey, cond, deviceCond
 	})
 }
 
-func itoa(n int) string { return string(appendInt(nil, n)) }
-
 // purgeBatch bounds one purge statement. A single DELETE of every expired
 // row grows with the backlog (after an outage, or on a big table) until it
 // no longer fits the statement timeout, and then it fails every interval
@@ -138,7 +137,7 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int64, err
 	for _, table := range []string{tableCode, tableAccess, tableRefresh, tableOIDC, tablePKCE, "oauth2_jti", "oauth2_par", "oauth2_device"} {
 		for {
 			tag, err := s.q(ctx).Exec(ctx, `DELETE FROM `+table+` WHERE ctid = ANY (ARRAY(
-				SELECT ctid FROM `+table+` WHERE expires_at < $1 LIMIT `+itoa(purgeBatch)+`))`, before.UTC())
+				SELECT ctid FROM `+table+` WHERE expires_at < $1 LIMIT `+strconv.Itoa(purgeBatch)+`))`, before.UTC())
 			if err != nil {
 				return n, mapErr("delete expired "+table, err)
 			}

@@ -212,10 +212,6 @@ func NewEmptyDB(tb testing.TB) string {
 	return withDB(server.adminURL, name)
 }
 
-// Cluster returns the private cluster (nil when AUTHD_TEST_DATABASE_URL is
-// used), so fault tests can stop and restart it.
-func Cluster() *storage.Cluster { return server.cluster }
-
 func sanitize(s string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(s) {
