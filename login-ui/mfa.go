@@ -5,6 +5,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -104,7 +105,8 @@ func (l *Login) afterPassword(w http.ResponseWriter, r *http.Request, u *account
 }
 
 // FinishFirstFactor ends a login whose first factor passed (amr names it:
-// a password, or "fed" for an upstream provider): a session when nothing
+// a password, "fed" for an upstream provider, or a passwordless passkey's
+// "hwk", with "mfa" when it verified the user): a session when nothing
 // more is owed, else a pending challenge and the second step. Every way in
 // goes through here, so none skips the second factor or its policy.
 func (l *Login) FinishFirstFactor(w http.ResponseWriter, r *http.Request, u *accounts.User, amr []string, returnTo string) {
@@ -116,6 +118,9 @@ func (l *Login) FinishFirstFactor(w http.ResponseWriter, r *http.Request, u *acc
 	}
 	purpose := ""
 	switch {
+	case slices.Contains(amr, accounts.AMRMulti):
+		// The first step was already multi-factor (a passkey that verified
+		// its user): it meets every second-factor requirement.
 	case accounts.HasSecondFactor(methods):
 		purpose = accounts.ChallengeVerify
 	case l.Accounts.MFARequired(u):

@@ -187,7 +187,7 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits, PasswordGrant: a.provider})
 	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log,
 		Credits: ledgerHandler.Ledger(), Apps: a.provider, Identities: fed}
-	passkeyPages, err := newPasskeyPages(cfg, ui, a.accounts, limits.Login, log)
+	passkeyPages, err := newPasskeyPages(cfg, ui, a.accounts, a.provider.Login(), limits.Login, log)
 	if err != nil {
 		return nil, err
 	}
