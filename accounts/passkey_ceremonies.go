@@ -31,8 +31,8 @@ type Ceremony struct {
 	// ceremony answers, or "". A pending login has at most one: starting
 	// another replaces it, and it dies with the pending login.
 	ChallengeID string
-	Data      json.RawMessage
-	ExpiresAt time.Time
+	Data        json.RawMessage
+	ExpiresAt   time.Time
 }
 
 // StartCeremony stores c and returns the token that names it (for the
