@@ -238,7 +238,11 @@ func (l *Login) SecondStep(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, accounts.ErrFactorRejected), errors.Is(err, accounts.ErrUnknownMethod):
 		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true, Details: map[string]any{"reason": "second_factor", "method": safeMethod(method)}})
-		l.renderStepFor(w, r, http.StatusUnauthorized, l.UI.challengeToken(r), method, "That code is not valid. Please try again.")
+		msg := "That code is not valid. Please try again."
+		if method == "webauthn" {
+			msg = "That passkey could not confirm your sign-in. Please try again."
+		}
+		l.renderStepFor(w, r, http.StatusUnauthorized, l.UI.challengeToken(r), method, msg)
 		return
 	case errors.Is(err, accounts.ErrNoChallenge):
 		l.UI.clearChallengeCookie(w)
