@@ -289,6 +289,11 @@ func (l *Login) renderStep(w http.ResponseWriter, r *http.Request, status int, c
 		l.fail(w, r, "login mfa: factors", err)
 		return
 	}
+	// This runs on GET too and may write: the passkey method begins its
+	// WebAuthn ceremony here so the page can carry the options. That is
+	// the page's own challenge, not a change that matters: one row per
+	// pending login, replaced by the next render, deleted with the pending
+	// login, useless without its cookie (accounts/passkey.Factor.Prepare).
 	prepared, err := l.Accounts.PrepareChallenge(ctx, ch)
 	if err != nil {
 		l.fail(w, r, "login mfa: prepare", err)
