@@ -9,12 +9,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/clients"
@@ -257,4 +259,38 @@ func TestPasskeyMFA_InTheBrowser(t *testing.T) {
 			t.Fatalf("password after the reset: %d %s", st, loc)
 		}
 	})
+}
+
+// TestPasskeyMFA_TOTPStillWorksWithoutScript: a user holding an
+// authenticator app and a passkey sees both on the second step; the app's
+// form is plain HTML (the passkey button is hidden until the script shows
+// it) and passes without JavaScript.
+func TestPasskeyMFA_TOTPStillWorksWithoutScript(t *testing.T) {
+	e := newSecEnv(t)
+	ctx := context.Background()
+	u := e.mustUser("both@example.com")
+	c := e.acctClient("10.9.8.4")
+	c.login(u.Email, secUserPass)
+	secret, _, _ := mfaEnrol(t, c)
+	if _, err := e.accts.AddPasskey(ctx, accounts.Passkey{UserID: u.ID, RPID: "localhost", CredentialID: []byte("both-cred"), Name: "Key",
+		PublicKey: []byte{1}, Flags: accounts.PasskeyFlagUserPresent | accounts.PasskeyFlagUserVerified}); err != nil {
+		t.Fatal(err)
+	}
+	c.logout(t)
+	if st, loc := mfaPassword(c, "/account", u.Email); st != http.StatusSeeOther || loc != "/login/mfa" {
+		t.Fatalf("password: %d %s", st, loc)
+	}
+	_, page := c.do(http.MethodGet, "/login/mfa", nil)
+	if !strings.Contains(page, `name="method" value="totp"`) || !strings.Contains(page, `data-webauthn-only hidden`) ||
+		!strings.Contains(page, `<script src="/static/webauthn.js"`) {
+		t.Fatalf("second step with both factors:\n%s", page)
+	}
+	st, loc, body := mfaStep(c, "totp", mfaCode(t, secret, time.Now().Add(30*time.Second)))
+	if st != http.StatusSeeOther || loc != "/account" || !c.hasSession() {
+		t.Fatalf("TOTP step: %d %s\n%s", st, loc, body)
+	}
+	sess, _, err := e.accts.SessionByToken(ctx, c.cookies["authd_session"])
+	if err != nil || !slices.Equal(sess.AMR, []string{"pwd", "otp", "mfa"}) {
+		t.Fatalf("session amr: %v %v", sess, err)
+	}
 }
