@@ -35,6 +35,7 @@ func NewAdminHandler(svc *Service, log *zap.Logger) *AdminHandler {
 //	DELETE /users/{id}               → {"id","outcome":"deleted"|"anonymised"}
 //	POST   /users/{id}/disable       ?revoke_sessions=false keeps sessions/tokens
 //	POST   /users/{id}/enable
+//	DELETE /users/{id}/mfa           every second factor; sessions and tokens revoked
 //	PUT    /users/{id}/roles/{role}
 //	DELETE /users/{id}/roles/{role}  ?revoke_sessions=false skips revocation
 //	GET    /roles
@@ -51,6 +52,7 @@ func (h *AdminHandler) Mount(admin *authn.Router) {
 	route(http.MethodDelete, "/users/{id}", h.deleteUser)
 	route(http.MethodPost, "/users/{id}/disable", h.setDisabled(true))
 	route(http.MethodPost, "/users/{id}/enable", h.setDisabled(false))
+	route(http.MethodDelete, "/users/{id}/mfa", h.resetFactors)
 	route(http.MethodPut, "/users/{id}/roles/{role}", h.assignRole)
 	route(http.MethodDelete, "/users/{id}/roles/{role}", h.unassignRole)
 	route(http.MethodGet, "/roles", h.listRoles)

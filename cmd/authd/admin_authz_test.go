@@ -23,7 +23,8 @@ func (e *adminEnv) adminState() string {
 		(SELECT count(*) FROM browser_sessions WHERE revoked_at IS NULL),
 		(SELECT count(*) FROM oauth2_refresh WHERE active),
 		(SELECT string_agg(slug || ':' || enabled::text || ':' || client_secret_sealed, ',' ORDER BY slug) FROM upstream_providers),
-		(SELECT count(*) FROM audit_events))`).Scan(&s)
+		(SELECT count(*) FROM audit_events),
+		(SELECT count(*) FROM user_totp))`).Scan(&s)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -50,6 +51,7 @@ func (e *adminEnv) attempts(name, token string, status int, victimID, clientID s
 		{"PUT", "/admin/v1/users/" + victimID + "/roles/admin", nil},
 		{"DELETE", "/admin/v1/users/" + victimID + "/roles/editor", nil},
 		{"POST", "/admin/v1/users/" + victimID + "/disable", nil},
+		{"DELETE", "/admin/v1/users/" + victimID + "/mfa", nil},
 		{"DELETE", "/admin/v1/users/" + victimID, nil},
 		{"POST", "/admin/v1/clients", map[string]any{"name": "evil", "grant_types": []string{"client_credentials"}, "scopes": []string{"admin"}}},
 		{"PATCH", "/admin/v1/clients/" + clientID, map[string]any{"scopes": []string{"admin"}}},

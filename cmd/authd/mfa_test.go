@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
+	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/clients"
 )
@@ -571,5 +573,108 @@ func TestMFA_ChallengeExpiresAndIsSingleUse(t *testing.T) {
 	f.Set("code", mfaCode(t, secret, time.Now().Add(-30*time.Second)))
 	if rec, _ := c.do(http.MethodPost, "/login/mfa", f); rec.Code != http.StatusBadRequest || c.hasSession() {
 		t.Fatalf("expired challenge: %d", rec.Code)
+	}
+}
+
+func TestMFA_AdminResetsFactors(t *testing.T) {
+	e := newSecEnv(t)
+	admin := e.mustUser("root@example.com", "admin")
+	victim := e.mustUser("lost@example.com")
+	e.mustUser("nosy@example.com")
+	all, allSecret := e.allScopesClient()
+	token := func(email, scope, aud string) string {
+		f := url.Values{"grant_type": {"password"}, "username": {email}, "password": {secUserPass}, "scope": {scope}}
+		if aud != "" {
+			f.Set("audience", aud)
+		}
+		st, _, out := e.postForm("/oauth2/token", all, allSecret, f)
+		if st != http.StatusOK {
+			t.Fatalf("token for %s: %d %v", email, st, out)
+		}
+		return out["access_token"].(string)
+	}
+	// A refresh token and a session of the victim, from before the reset.
+	acct, acctSecret := e.accountClient()
+	st, _, out := e.postForm("/oauth2/token", acct, acctSecret, url.Values{"grant_type": {"password"},
+		"username": {"lost@example.com"}, "password": {secUserPass}, "scope": {"openid offline_access"}})
+	if st != http.StatusOK {
+		t.Fatalf("victim token: %d %v", st, out)
+	}
+	refresh := out["refresh_token"].(string)
+	victimToken := token("lost@example.com", "admin", "")
+	c := e.acctClient("10.9.10.1")
+	c.login("lost@example.com", secUserPass)
+	mfaEnrol(t, c)
+	addPasskey := func(cred string) {
+		t.Helper()
+		if _, err := e.accts.AddPasskey(context.Background(), accounts.Passkey{UserID: victim.ID, RPID: "localhost", CredentialID: []byte(cred),
+			Name: cred, PublicKey: []byte{1}, Flags: accounts.PasskeyFlagUserPresent}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addPasskey("lost-key-1")
+
+	path := "/admin/v1/users/" + victim.ID + "/mfa"
+	_, ccOut := func() (int, map[string]any) {
+		st, _, out := e.postForm("/oauth2/token", all, allSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"introspect"}})
+		return st, out
+	}()
+	for _, bad := range []struct {
+		name, token string
+		status      int
+	}{
+		{"no token", "", 401},
+		{"another user's token with the admin scope", token("nosy@example.com", "admin", ""), 403},
+		{"the victim's own token", victimToken, 403},
+		{"admin token without the admin scope", token("root@example.com", "openid roles", ""), 403},
+		{"client token without the admin scope", ccOut["access_token"].(string), 403},
+		{"admin token for another audience", token("root@example.com", "admin", "https://notes.example"), 401},
+	} {
+		if st, _ := e.apiCall(http.MethodDelete, path, bad.token, nil); st != bad.status {
+			t.Fatalf("%s: %d, want %d", bad.name, st, bad.status)
+		}
+		if n := e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, victim.ID); n != 1 {
+			t.Fatalf("%s removed the factor", bad.name)
+		}
+	}
+	if st, out := e.apiCall(http.MethodDelete, path, token("root@example.com", "admin", ""), nil); st != http.StatusOK || out["id"] != victim.ID {
+		t.Fatalf("admin reset: %d %v", st, out)
+	}
+	if n := e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, victim.ID) +
+		e.count(`SELECT count(*) FROM user_recovery_codes WHERE user_id = $1`, victim.ID) +
+		e.count(`SELECT count(*) FROM webauthn_credentials WHERE user_id = $1`, victim.ID); n != 0 {
+		t.Fatalf("factors left after reset: %d", n)
+	}
+	if e.refreshWorks(acct, acctSecret, refresh) {
+		t.Fatal("the victim's refresh token survived the reset")
+	}
+	if rec, _ := c.do(http.MethodGet, "/account", nil); rec.Code != http.StatusSeeOther {
+		t.Fatalf("the victim's session survived the reset: %d", rec.Code)
+	}
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE type = 'user.mfa_reset' AND target_id = $1 AND actor_id = $2`, victim.ID, admin.ID); n != 1 {
+		t.Fatalf("audit events of the reset: %d", n)
+	}
+	if n := e.count(`SELECT count(*) FROM outbox WHERE type = 'factor_changed' AND payload->>'to' = 'lost@example.com'`); n != 2 {
+		t.Fatalf("factor mails to the victim (added, reset): %d", n)
+	}
+	if st, loc := mfaPassword(c, "/account", "lost@example.com"); st != http.StatusSeeOther || loc != "/account" || !c.hasSession() {
+		t.Fatalf("login after the reset: %d %q", st, loc)
+	}
+	if rec, _ := e.acctClient("10.9.10.2").do(http.MethodDelete, "/admin/v1/users/not-a-uuid/mfa", nil); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("no token, bad id: %d", rec.Code)
+	}
+
+	// The CLI twin.
+	mfaEnrol(t, c)
+	addPasskey("lost-key-2")
+	if _, err := runCLI(t, map[string]string{"AUTHD_DATABASE_URL": e.db.URL}, "", "user", "mfa", "reset", "lost@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, victim.ID) +
+		e.count(`SELECT count(*) FROM webauthn_credentials WHERE user_id = $1`, victim.ID); n != 0 {
+		t.Fatal("CLI reset left a factor")
+	}
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE type = 'user.mfa_reset' AND actor_id = 'authd-cli'`); n != 1 {
+		t.Fatalf("CLI reset audit events: %d", n)
 	}
 }

@@ -142,5 +142,21 @@ func (c *cli) userAdminCmds() []*cobra.Command {
 				return c.print(res, fmt.Sprintf("user %s %s", res.ID, res.Outcome))
 			})
 		}}
-	return []*cobra.Command{list, get, disable, enable, del}
+	mfa := &cobra.Command{Use: "mfa", Short: "Second factors of users"}
+	mfa.AddCommand(&cobra.Command{Use: "reset EMAIL_OR_ID",
+		Short: "Remove every second factor of a user (lost phone); ends their sessions, revokes their tokens, mails them",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAccounts(cmd.Context(), func(svc *accounts.Service, _ *pgxpool.Pool) error {
+				u, err := findUser(cmd.Context(), svc, args[0])
+				if err != nil {
+					return err
+				}
+				if err := svc.ResetFactors(cmd.Context(), cliOrigin(), u.ID); err != nil {
+					return err
+				}
+				return c.print(map[string]any{"id": u.ID, "factors": []string{}}, fmt.Sprintf("second factors of %s removed", u.Email))
+			})
+		}})
+	return []*cobra.Command{list, get, disable, enable, del, mfa}
 }
