@@ -289,6 +289,9 @@ func TestPasskeyMFA_TOTPStillWorksWithoutScript(t *testing.T) {
 	if st != http.StatusSeeOther || loc != "/account" || !c.hasSession() {
 		t.Fatalf("TOTP step: %d %s\n%s", st, loc, body)
 	}
+	if _, page := c.do(http.MethodGet, "/account", nil); !strings.Contains(page, "On (authenticator app, recovery codes, passkeys).") {
+		t.Fatalf("account page's factor summary:\n%s", page)
+	}
 	sess, _, err := e.accts.SessionByToken(ctx, c.cookies["authd_session"])
 	if err != nil || !slices.Equal(sess.AMR, []string{"pwd", "otp", "mfa"}) {
 		t.Fatalf("session amr: %v %v", sess, err)
