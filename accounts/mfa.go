@@ -120,6 +120,11 @@ func (s *Service) MFARequired(u *User) bool {
 	return slices.ContainsFunc(u.Roles, func(r string) bool { return slices.Contains(s.cfg.MFARequiredRoles, r) })
 }
 
+// AddFactor adds a second-factor method built after the Service (the
+// passkeys, whose ceremonies need the Service as their store). Call it
+// while wiring, before serving; Config.Factors is the way for the others.
+func (s *Service) AddFactor(f SecondFactor) { s.factors = append(s.factors, f) }
+
 // factor returns the method named m, or nil.
 func (s *Service) factor(m string) SecondFactor {
 	for _, f := range s.factors {

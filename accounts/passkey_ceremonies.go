@@ -27,16 +27,26 @@ type Ceremony struct {
 	Kind      string
 	UserID    string // "" for a passwordless login
 	SessionID string // the browser session a registration belongs to, or ""
-	Data      json.RawMessage
-	ExpiresAt time.Time
+	// ChallengeID is the pending login (Challenge.ID) a second-factor
+	// ceremony answers, or "". A pending login has at most one: starting
+	// another replaces it, and it dies with the pending login.
+	ChallengeID string
+	Data        json.RawMessage
+	ExpiresAt   time.Time
 }
 
 // StartCeremony stores c and returns the token that names it (for the
-// browser's cookie; only its hash is stored).
+// browser's cookie or form; only its hash is stored). A ceremony of a
+// pending login replaces that login's earlier one (its token stops
+// working), so showing the step page again never piles up rows.
 func (s *Service) StartCeremony(ctx context.Context, c Ceremony) (string, error) {
 	token, hash := NewToken()
-	_, err := s.pool.Exec(ctx, `INSERT INTO webauthn_ceremonies (token_hash, kind, user_id, session_id, data, expires_at)
-		VALUES ($1, $2, NULLIF($3, '')::uuid, NULLIF($4, '')::uuid, $5, $6)`, hash, c.Kind, c.UserID, c.SessionID, c.Data, c.ExpiresAt)
+	_, err := s.pool.Exec(ctx, `INSERT INTO webauthn_ceremonies (token_hash, kind, user_id, session_id, challenge_id, data, expires_at)
+		VALUES ($1, $2, NULLIF($3, '')::uuid, NULLIF($4, '')::uuid, NULLIF($5, '')::uuid, $6, $7)
+		ON CONFLICT (challenge_id) WHERE challenge_id IS NOT NULL DO UPDATE
+		SET token_hash = EXCLUDED.token_hash, kind = EXCLUDED.kind, user_id = EXCLUDED.user_id,
+		    data = EXCLUDED.data, expires_at = EXCLUDED.expires_at`,
+		hash, c.Kind, c.UserID, c.SessionID, c.ChallengeID, c.Data, c.ExpiresAt)
 	if err != nil {
 		return "", fmt.Errorf("accounts: start %s ceremony: %w", c.Kind, err)
 	}
@@ -51,10 +61,10 @@ func (s *Service) TakeCeremony(ctx context.Context, kind, token string) (*Ceremo
 		return nil, ErrNoCeremony
 	}
 	var c Ceremony
-	var userID, sessionID *string
+	var userID, sessionID, challengeID *string
 	err := s.pool.QueryRow(ctx, `DELETE FROM webauthn_ceremonies WHERE token_hash = $1 AND kind = $2
-		RETURNING kind, user_id::text, session_id::text, data, expires_at`, HashToken(token), kind).
-		Scan(&c.Kind, &userID, &sessionID, &c.Data, &c.ExpiresAt)
+		RETURNING kind, user_id::text, session_id::text, challenge_id::text, data, expires_at`, HashToken(token), kind).
+		Scan(&c.Kind, &userID, &sessionID, &challengeID, &c.Data, &c.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNoCeremony
 	}
@@ -69,6 +79,9 @@ func (s *Service) TakeCeremony(ctx context.Context, kind, token string) (*Ceremo
 	}
 	if sessionID != nil {
 		c.SessionID = *sessionID
+	}
+	if challengeID != nil {
+		c.ChallengeID = *challengeID
 	}
 	return &c, nil
 }

@@ -352,3 +352,16 @@ func nullJSON(b json.RawMessage) any {
 	}
 	return b
 }
+
+// DeletePasskeys removes every passkey of the user and the user's
+// ceremonies in progress, in q: the passkey part of an admin's factor reset
+// (ResetFactors audits and mails once for all the factors).
+func (s *Service) DeletePasskeys(ctx context.Context, q storage.Querier, userID string) error {
+	if _, err := q.Exec(ctx, `DELETE FROM webauthn_ceremonies WHERE user_id = $1`, userID); err != nil {
+		return fmt.Errorf("accounts: delete passkey ceremonies of %s: %w", userID, err)
+	}
+	if _, err := q.Exec(ctx, `DELETE FROM webauthn_credentials WHERE user_id = $1`, userID); err != nil {
+		return fmt.Errorf("accounts: delete passkeys of %s: %w", userID, err)
+	}
+	return nil
+}

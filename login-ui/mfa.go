@@ -5,6 +5,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -104,7 +105,8 @@ func (l *Login) afterPassword(w http.ResponseWriter, r *http.Request, u *account
 }
 
 // FinishFirstFactor ends a login whose first factor passed (amr names it:
-// a password, or "fed" for an upstream provider): a session when nothing
+// a password, "fed" for an upstream provider, or a passwordless passkey's
+// "hwk", with "mfa" when it verified the user): a session when nothing
 // more is owed, else a pending challenge and the second step. Every way in
 // goes through here, so none skips the second factor or its policy.
 func (l *Login) FinishFirstFactor(w http.ResponseWriter, r *http.Request, u *accounts.User, amr []string, returnTo string) {
@@ -116,6 +118,9 @@ func (l *Login) FinishFirstFactor(w http.ResponseWriter, r *http.Request, u *acc
 	}
 	purpose := ""
 	switch {
+	case slices.Contains(amr, accounts.AMRMulti):
+		// The first step was already multi-factor (a passkey that verified
+		// its user): it meets every second-factor requirement.
 	case accounts.HasSecondFactor(methods):
 		purpose = accounts.ChallengeVerify
 	case l.Accounts.MFARequired(u):
@@ -231,7 +236,11 @@ func (l *Login) SecondStep(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, accounts.ErrFactorRejected), errors.Is(err, accounts.ErrUnknownMethod):
 		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true, Details: map[string]any{"reason": "second_factor", "method": safeMethod(method)}})
-		l.renderStepFor(w, r, http.StatusUnauthorized, l.UI.challengeToken(r), method, "That code is not valid. Please try again.")
+		msg := "That code is not valid. Please try again."
+		if method == "webauthn" {
+			msg = "That passkey could not confirm your sign-in. Please try again."
+		}
+		l.renderStepFor(w, r, http.StatusUnauthorized, l.UI.challengeToken(r), method, msg)
 		return
 	case errors.Is(err, accounts.ErrNoChallenge):
 		l.UI.clearChallengeCookie(w)
@@ -278,6 +287,11 @@ func (l *Login) renderStep(w http.ResponseWriter, r *http.Request, status int, c
 		l.fail(w, r, "login mfa: factors", err)
 		return
 	}
+	// This runs on GET too and may write: the passkey method begins its
+	// WebAuthn ceremony here so the page can carry the options. That is
+	// the page's own challenge, not a change that matters: one row per
+	// pending login, replaced by the next render, deleted with the pending
+	// login, useless without its cookie (accounts/passkey.Factor.Prepare).
 	prepared, err := l.Accounts.PrepareChallenge(ctx, ch)
 	if err != nil {
 		l.fail(w, r, "login mfa: prepare", err)

@@ -35,6 +35,9 @@ type PasskeyPages struct {
 	// the password login); nil does not limit.
 	Limit *ratelimit.Limiter
 	Log   *zap.Logger
+	// Login finishes a passwordless login (Login.FinishFirstFactor: the
+	// session, or the second step still owed).
+	Login *Login
 }
 
 // Mount registers the passkey pages on r.
@@ -373,23 +376,16 @@ func (p *PasskeyPages) login(w http.ResponseWriter, r *http.Request) {
 		p.loginPage(w, r, status, returnTo, msg)
 		return
 	}
-	u := res.User
-	ip := audit.Event{}.FromRequest(r).IP
-	sessToken, sess, err := p.Accounts.CreateSession(ctx, u.ID, r.UserAgent(), ip)
-	if err != nil {
-		reqctx.Logger(ctx).Error("passkeys: create session", zap.Error(err))
-		status, msg := Failure(w, err)
-		p.loginPage(w, r, status, returnTo, msg)
-		return
-	}
-	if old := p.UI.SessionToken(r); old != "" {
-		_ = p.Accounts.RevokeSessionByToken(ctx, old)
-	}
-	p.UI.SetSessionCookie(w, sessToken, sess.ExpiresAt)
+	// The passkey is the first factor; the login's one home for what is
+	// still owed (Login.FinishFirstFactor) decides the rest. A verified
+	// passkey is multi-factor (amr hwk mfa) and meets any requirement; an
+	// unverified one (hwk alone) still owes the second factor and its
+	// policy, like a password.
+	amr := res.AMR(false)
 	p.Accounts.Metrics().Login(accounts.LoginSuccess)
-	p.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorUser, ActorID: u.ID, TargetType: "user", TargetID: u.ID,
-		Details: map[string]any{"method": "passkey", "passkey_id": res.Passkey.ID, "amr": res.AMR(false)}})
-	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+	p.audit(r, audit.Event{Type: "user.login_passkey", ActorType: audit.ActorUser, ActorID: res.User.ID, TargetType: "user", TargetID: res.User.ID,
+		Details: map[string]any{"method": "passkey", "passkey_id": res.Passkey.ID, "amr": amr}})
+	p.Login.FinishFirstFactor(w, r, res.User, amr, returnTo)
 }
 
 func (p *PasskeyPages) loginPage(w http.ResponseWriter, r *http.Request, status int, returnTo, msg string) {

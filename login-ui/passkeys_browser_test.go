@@ -44,11 +44,14 @@ func newPasskeySite(t *testing.T) *passkeySite {
 		}
 		ps.svc = svc
 		s.ui.EnablePasskeys()
-		pages = &loginui.PasskeyPages{UI: s.ui, Accounts: s.accts, Passkeys: svc, Log: zap.NewNop()}
+		s.accts.AddFactor(svc.Factor(s.accts))
+		pages = &loginui.PasskeyPages{UI: s.ui, Accounts: s.accts, Passkeys: svc, Log: zap.NewNop(),
+			Login: &loginui.Login{UI: s.ui, Accounts: s.accts}}
 		p.Passkeys = pages
 	}, mount: func(r *mux.Router, s *site) {
-		login := &loginui.Login{UI: s.ui, Accounts: s.accts}
+		login := pages.Login
 		r.Handle("/login", login)
+		r.HandleFunc("/login/mfa", login.SecondStep)
 		r.HandleFunc("/logout", login.Logout)
 		pages.Mount(r)
 	}})
@@ -171,7 +174,7 @@ func TestBrowser_PasskeyRegisterAndLogin(t *testing.T) {
 	mustContain(t, b, "Your account", "pat@example.com")
 	screenshot(t, b, "passkey-logged-in")
 	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE type = 'user.login' AND actor_id = $1 AND details->>'method' = 'passkey'`, u.ID).Scan(&n); err != nil || n != 1 {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE type = 'user.login_passkey' AND actor_id = $1 AND details->>'method' = 'passkey' AND details->'amr' = '["hwk", "mfa"]'::jsonb`, u.ID).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("passkey login audit rows: %d, %v", n, err)
 	}
 	list, _ = s.accts.Passkeys(ctx, u.ID, s.svc.RPID())
@@ -347,7 +350,7 @@ func TestPasskeyLogin_Attacks(t *testing.T) {
 	t.Run("AnotherUsersCredential_SecondFactor", func(t *testing.T) {
 		// Bob's second-factor ceremony answered with Alice's passkey (the
 		// attacker controls the browser and edits the allow list).
-		o, err := s.svc.BeginSecondFactor(ctx, bob)
+		o, err := s.svc.BeginSecondFactor(ctx, bob, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,25 +360,25 @@ func TestPasskeyLogin_Attacks(t *testing.T) {
 		opts["publicKey"]["allowCredentials"] = []map[string]any{{"type": "public-key", "id": b64u(keys[0].CredentialID)}}
 		altered, _ := json.Marshal(opts)
 		cred := assertWith(t, b, altered)
-		if _, err := s.svc.FinishSecondFactor(ctx, bob, o.Token, []byte(cred)); !errors.Is(err, passkey.ErrRejected) {
+		if _, err := s.svc.FinishSecondFactor(ctx, bob, "", o.Token, []byte(cred)); !errors.Is(err, passkey.ErrRejected) {
 			t.Fatalf("Alice's passkey for Bob: %v", err)
 		}
 		// A ceremony begun for Alice does not finish for Bob either.
-		o, err = s.svc.BeginSecondFactor(ctx, alice)
+		o, err = s.svc.BeginSecondFactor(ctx, alice, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		cred = assertWith(t, b, o.JSON)
-		if _, err := s.svc.FinishSecondFactor(ctx, bob, o.Token, []byte(cred)); !errors.Is(err, accounts.ErrNoCeremony) {
+		if _, err := s.svc.FinishSecondFactor(ctx, bob, "", o.Token, []byte(cred)); !errors.Is(err, accounts.ErrNoCeremony) {
 			t.Fatalf("Alice's ceremony finished by Bob: %v", err)
 		}
 	})
 	t.Run("SecondFactor_OK", func(t *testing.T) {
-		o, err := s.svc.BeginSecondFactor(ctx, alice)
+		o, err := s.svc.BeginSecondFactor(ctx, alice, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := s.svc.FinishSecondFactor(ctx, alice, o.Token, []byte(assertWith(t, b, o.JSON)))
+		res, err := s.svc.FinishSecondFactor(ctx, alice, "", o.Token, []byte(assertWith(t, b, o.JSON)))
 		if err != nil || res.User.ID != alice.ID {
 			t.Fatalf("second factor: %v", err)
 		}
@@ -482,6 +485,12 @@ func TestPasskeyPages_CSRFAndOwnership(t *testing.T) {
 	alice, _ := s.accts.CreateUser(ctx, accounts.NewUser{Email: "alice@example.com", Password: pw1, Verified: true}, nil)
 	bob, _ := s.accts.CreateUser(ctx, accounts.NewUser{Email: "bob@example.com", Password: pw1, Verified: true}, nil)
 	_ = bob
+	// Alice logs in before she holds a passkey (with one, her password
+	// login would owe the passkey as a second factor).
+	a := newClient(t, s.base)
+	a.login(alice.Email, pw1)
+	other := newClient(t, s.base)
+	other.login(alice.Email, pw1)
 	p, err := s.accts.AddPasskey(ctx, accounts.Passkey{UserID: alice.ID, RPID: s.svc.RPID(), CredentialID: []byte("alice-cred"), Name: "Alice key",
 		PublicKey: []byte{1}, Flags: accounts.PasskeyFlagUserPresent | accounts.PasskeyFlagUserVerified, Passwordless: true})
 	if err != nil {
@@ -492,8 +501,6 @@ func TestPasskeyPages_CSRFAndOwnership(t *testing.T) {
 		_ = s.pool.QueryRow(ctx, `SELECT count(*) FROM webauthn_credentials WHERE id = $1 AND name = 'Alice key' AND passwordless`, p.ID).Scan(&n)
 		return n
 	}
-	a := newClient(t, s.base)
-	a.login(alice.Email, pw1)
 	for _, path := range []string{"/account/passkeys/options", "/account/passkeys/add", "/account/passkeys/rename", "/account/passkeys/passwordless", "/account/passkeys/delete"} {
 		t.Run("CSRFMissing"+strings.ReplaceAll(path, "/", "_"), func(t *testing.T) {
 			resp, _ := a.post(path, url.Values{"id": {p.ID}, "name": {"X"}, "on": {"0"}, "credential": {"{}"}})
@@ -531,8 +538,6 @@ func TestPasskeyPages_CSRFAndOwnership(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("options: %d", resp.StatusCode)
 		}
-		other := newClient(t, s.base)
-		other.login(alice.Email, pw1)
 		u, _ := url.Parse(s.base)
 		other.c.Jar.SetCookies(u, []*http.Cookie{{Name: "authd_webauthn", Value: a.cookie("authd_webauthn"), Path: "/"}})
 		resp, body := other.post("/account/passkeys/add", url.Values{"csrf_token": {other.csrf("/account/passkeys")}, "name": {"K"}, "credential": {`{"id":"x"}`}})

@@ -67,7 +67,7 @@ func (ui *UI) Passkeys() bool { return ui.passkeys }
 // one list of pages that may run a script.
 func webauthnPage(name string) bool {
 	switch name {
-	case "login", "passkeys":
+	case "login", "passkeys", "login_mfa":
 		return true
 	}
 	return false

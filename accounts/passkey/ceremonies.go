@@ -41,7 +41,7 @@ func (s *Service) BeginRegistration(ctx context.Context, u *accounts.User, sessi
 	if err != nil {
 		return nil, fmt.Errorf("passkey: begin registration: %w", err)
 	}
-	return s.begin(ctx, accounts.CeremonyRegister, u.ID, sessionID, creation, sd)
+	return s.begin(ctx, accounts.Ceremony{Kind: accounts.CeremonyRegister, UserID: u.ID, SessionID: sessionID}, creation, sd)
 }
 
 // Registration is what the user chose for a new passkey.
@@ -140,7 +140,7 @@ func (s *Service) BeginLogin(ctx context.Context) (*Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("passkey: begin login: %w", err)
 	}
-	return s.begin(ctx, accounts.CeremonyLogin, "", "", assertion, sd)
+	return s.begin(ctx, accounts.Ceremony{Kind: accounts.CeremonyLogin}, assertion, sd)
 }
 
 // FinishLogin checks a passwordless login's assertion and returns the user
@@ -187,10 +187,11 @@ func (s *Service) Enrolled(ctx context.Context, userID string) (bool, error) {
 	return len(keys) > 0, err
 }
 
-// BeginSecondFactor starts the passkey step of a login whose password was
-// checked: the browser may use any of u's passkeys. It returns
-// ErrNoPasskeys when u has none.
-func (s *Service) BeginSecondFactor(ctx context.Context, u *accounts.User) (*Options, error) {
+// BeginSecondFactor starts the passkey step of u's pending login
+// challengeID (accounts.Challenge.ID), whose first factor was checked: the
+// browser may use any of u's passkeys. It replaces the ceremony the
+// pending login had. It returns ErrNoPasskeys when u has none.
+func (s *Service) BeginSecondFactor(ctx context.Context, u *accounts.User, challengeID string) (*Options, error) {
 	wu, err := s.load(ctx, u)
 	if err != nil {
 		return nil, err
@@ -202,18 +203,19 @@ func (s *Service) BeginSecondFactor(ctx context.Context, u *accounts.User) (*Opt
 	if err != nil {
 		return nil, fmt.Errorf("passkey: begin second factor: %w", err)
 	}
-	return s.begin(ctx, accounts.CeremonySecondFactor, u.ID, "", assertion, sd)
+	return s.begin(ctx, accounts.Ceremony{Kind: accounts.CeremonySecondFactor, UserID: u.ID, ChallengeID: challengeID}, assertion, sd)
 }
 
-// FinishSecondFactor checks the passkey step of u's login. It returns
-// accounts.ErrNoCeremony (also for a ceremony begun for another user),
-// ErrRejected (also for another user's credential) and ErrCloned.
-func (s *Service) FinishSecondFactor(ctx context.Context, u *accounts.User, token string, response []byte) (*Result, error) {
+// FinishSecondFactor checks the passkey step of u's pending login
+// challengeID. It returns accounts.ErrNoCeremony (also for a ceremony
+// begun for another user or another pending login), ErrRejected (also for
+// another user's credential) and ErrCloned.
+func (s *Service) FinishSecondFactor(ctx context.Context, u *accounts.User, challengeID, token string, response []byte) (*Result, error) {
 	c, sd, err := s.take(ctx, accounts.CeremonySecondFactor, token)
 	if err != nil {
 		return nil, err
 	}
-	if c.UserID != u.ID {
+	if c.UserID != u.ID || c.ChallengeID != challengeID {
 		return nil, accounts.ErrNoCeremony
 	}
 	parsed, err := parseAssertion(response)

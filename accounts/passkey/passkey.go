@@ -207,7 +207,8 @@ func (s *Service) load(ctx context.Context, u *accounts.User) (*user, error) {
 }
 
 // begin stores a ceremony's session data and returns the browser's options.
-func (s *Service) begin(ctx context.Context, kind, userID, sessionID string, opts any, sd *webauthn.SessionData) (*Options, error) {
+func (s *Service) begin(ctx context.Context, c accounts.Ceremony, opts any, sd *webauthn.SessionData) (*Options, error) {
+	kind := c.Kind
 	data, err := json.Marshal(sd)
 	if err != nil {
 		return nil, fmt.Errorf("passkey: encode %s ceremony: %w", kind, err)
@@ -220,7 +221,8 @@ func (s *Service) begin(ctx context.Context, kind, userID, sessionID string, opt
 	if exp.IsZero() {
 		exp = time.Now().Add(s.timeout)
 	}
-	token, err := s.store.StartCeremony(ctx, accounts.Ceremony{Kind: kind, UserID: userID, SessionID: sessionID, Data: data, ExpiresAt: exp})
+	c.Data, c.ExpiresAt = data, exp
+	token, err := s.store.StartCeremony(ctx, c)
 	if err != nil {
 		return nil, err
 	}

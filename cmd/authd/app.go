@@ -185,7 +185,10 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	accountsAPI := accounts.NewHandler(a.accounts, log, accounts.HandlerConfig{Limits: limits, PasswordGrant: a.provider})
 	pages := &loginui.AccountPages{UI: ui, Accounts: a.accounts, Limits: limits, Log: log,
 		Credits: ledgerHandler.Ledger(), Apps: a.provider, Identities: fed}
-	passkeyPages, err := newPasskeyPages(cfg, ui, a.accounts, limits.Login, log)
+	// Every login finishes in login (the second factor and its policy have
+	// one home there); passkey and upstream logins are handed to it too.
+	login := &loginui.Login{UI: ui, Accounts: a.accounts, Limit: limits.Login, Requirements: a.provider, Upstreams: fed}
+	passkeyPages, err := newPasskeyPages(cfg, ui, a.accounts, login, limits.Login, log)
 	if err != nil {
 		return nil, err
 	}
@@ -236,9 +239,6 @@ func buildApp(ctx context.Context, rt *runtime) (*app, error) {
 	r.PathPrefix("/static/").Handler(loginui.Static())
 
 	a.provider.Mount(r)
-	// Every login finishes in login (the second factor and its policy have
-	// one home there); an upstream login is handed to it too.
-	login := &loginui.Login{UI: ui, Accounts: a.accounts, Limit: limits.Login, Requirements: a.provider, Upstreams: fed}
 	login.Mount(r)
 	pages.MountPages(r)
 	fed.Mount(r, login)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
+	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/oauth"
 	"github.com/authd/authd/oauth/clients"
 )
@@ -604,6 +606,14 @@ func TestMFA_AdminResetsFactors(t *testing.T) {
 	c := e.acctClient("10.9.10.1")
 	c.login("lost@example.com", secUserPass)
 	mfaEnrol(t, c)
+	addPasskey := func(cred string) {
+		t.Helper()
+		if _, err := e.accts.AddPasskey(context.Background(), accounts.Passkey{UserID: victim.ID, RPID: "localhost", CredentialID: []byte(cred),
+			Name: cred, PublicKey: []byte{1}, Flags: accounts.PasskeyFlagUserPresent}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addPasskey("lost-key-1")
 
 	path := "/admin/v1/users/" + victim.ID + "/mfa"
 	_, ccOut := func() (int, map[string]any) {
@@ -632,7 +642,8 @@ func TestMFA_AdminResetsFactors(t *testing.T) {
 		t.Fatalf("admin reset: %d %v", st, out)
 	}
 	if n := e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, victim.ID) +
-		e.count(`SELECT count(*) FROM user_recovery_codes WHERE user_id = $1`, victim.ID); n != 0 {
+		e.count(`SELECT count(*) FROM user_recovery_codes WHERE user_id = $1`, victim.ID) +
+		e.count(`SELECT count(*) FROM webauthn_credentials WHERE user_id = $1`, victim.ID); n != 0 {
 		t.Fatalf("factors left after reset: %d", n)
 	}
 	if e.refreshWorks(acct, acctSecret, refresh) {
@@ -656,11 +667,13 @@ func TestMFA_AdminResetsFactors(t *testing.T) {
 
 	// The CLI twin.
 	mfaEnrol(t, c)
+	addPasskey("lost-key-2")
 	if _, err := runCLI(t, map[string]string{"AUTHD_DATABASE_URL": e.db.URL}, "", "user", "mfa", "reset", "lost@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, victim.ID); n != 0 {
-		t.Fatal("CLI reset left the factor")
+	if n := e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, victim.ID) +
+		e.count(`SELECT count(*) FROM webauthn_credentials WHERE user_id = $1`, victim.ID); n != 0 {
+		t.Fatal("CLI reset left a factor")
 	}
 	if n := e.count(`SELECT count(*) FROM audit_events WHERE type = 'user.mfa_reset' AND actor_id = 'authd-cli'`); n != 1 {
 		t.Fatalf("CLI reset audit events: %d", n)

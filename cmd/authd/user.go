@@ -62,8 +62,14 @@ func newAccounts(cfg *config.Config, pool *pgxpool.Pool, log *zap.Logger) (*acco
 	if err != nil {
 		return nil, err
 	}
-	return accounts.New(pool, h, log, accounts.Config{DefaultRole: cfg.DefaultRole, BaseURL: cfg.Issuer,
-		Revoker: fositestore.New(pool, fositestore.Options{}), Logouts: oauth.BackchannelAudience{}, MFARequiredRoles: cfg.MFARequiredRoles}), nil
+	accts := accounts.New(pool, h, log, accounts.Config{DefaultRole: cfg.DefaultRole, BaseURL: cfg.Issuer,
+		Revoker: fositestore.New(pool, fositestore.Options{}), Logouts: oauth.BackchannelAudience{}, MFARequiredRoles: cfg.MFARequiredRoles})
+	// The same second-factor methods as the server, so the factor reset
+	// removes passkeys too.
+	if _, err := passkeyFactor(cfg, accts); err != nil {
+		return nil, err
+	}
+	return accts, nil
 }
 
 func (c *cli) userCmd() *cobra.Command {
