@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/accounts/passkey"
 	loginui "github.com/authd/authd/login-ui"
