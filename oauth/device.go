@@ -253,6 +253,18 @@ func (p *Provider) deviceAccessRequest(client *fositestore.Client, d *fositestor
 	return ar
 }
 
+// deviceAuthentication applies the code flow's login requirements
+// (checkAuthentication: the client's require_mfa and the user's role
+// policy) to the session approving a device: errStepUp when its login
+// was too weak. The device request carries no acr_values.
+func (p *Provider) deviceAuthentication(ctx context.Context, d *fositestore.DeviceAuth, bsess *accounts.Session, user *accounts.User) error {
+	c, err := p.store.Client(ctx, d.ClientID)
+	if err != nil {
+		return err
+	}
+	return p.checkAuthentication(ctx, c, url.Values{}, bsess, user)
+}
+
 // addDeviceIDToken adds an ID token when openid was granted, as the code
 // flow's token response has.
 func (p *Provider) addDeviceIDToken(ctx context.Context, ar *fosite.AccessRequest, resp fosite.AccessResponder) error {
@@ -330,6 +342,16 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 	case "allow", "deny":
 		allow := r.PostFormValue("decision") == "allow"
 		if allow {
+			if err := p.deviceAuthentication(ctx, d, bsess, user); errors.Is(err, errStepUp) {
+				page.Error, page.Data = "This app requires two-step sign-in. Log out and log in again with your second factor "+
+					"(or set one up under Two-step sign-in on your account page), then enter the code again.", data
+				p.ui.Render(w, r, http.StatusForbidden, "device", page)
+				return
+			} else if err != nil {
+				st, msg := loginui.Failure(w, err)
+				p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+				return
+			}
 			if err := p.linkSession(ctx, bsess.ID, d.ClientID); err != nil {
 				st, msg := loginui.Failure(w, err)
 				p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
