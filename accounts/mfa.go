@@ -268,9 +268,10 @@ func withAMR(first []string, more ...string) []string {
 	return out
 }
 
-// guardFactor runs verify under the login backoff of the user's account:
-// refused while throttled, a rejection counts as a failed login, a success
-// clears this address's failures.
+// guardFactor runs verify under the login backoff of the user's account,
+// kept apart from the password's (throttleKey.secondFactor): refused while
+// throttled, a rejection counts as a failure, a success clears this
+// address's second-factor failures.
 func (s *Service) guardFactor(ctx context.Context, userID string, verify func() error) error {
 	u, err := s.User(ctx, userID)
 	if err != nil {
@@ -279,7 +280,7 @@ func (s *Service) guardFactor(ctx context.Context, userID string, verify func() 
 	if u.Disabled {
 		return ErrNoChallenge
 	}
-	key := keyFor(ctx, u.Email)
+	key := keyFor(ctx, u.Email).secondFactor()
 	if err := s.checkThrottle(ctx, key); err != nil {
 		return err
 	}

@@ -188,3 +188,42 @@ func TestAttack3_InlineAccessTokenDiesWithItsFamily(t *testing.T) {
 		}
 	}
 }
+
+// TestAttack3_PasswordSuccessForgivesWrongCodes: wrong second-factor codes
+// count in the login backoff of (account, address), and the attacker who
+// holds the password clears that count by logging in again with it: five
+// free guesses per password login, from one address, forever (only the
+// account-wide pause of a few seconds per guess is left). A second
+// factor's failures must be forgiven only by a second factor's success.
+func TestAttack3_PasswordSuccessForgivesWrongCodes(t *testing.T) {
+	t.Parallel()
+	e := newSecEnv(t)
+	e.mustUser("guessed@example.com")
+	c := e.acctClient("10.30.2.1")
+	c.login("guessed@example.com", secUserPass)
+	secret, used, _ := mfaEnrol(t, c)
+	c.logout(t)
+	wrong := "000000"
+	for _, at := range []time.Time{time.Now().Add(-30 * time.Second), time.Now(), time.Now().Add(30 * time.Second)} {
+		if mfaCode(t, secret, at) == wrong || used == wrong {
+			wrong = "999999"
+		}
+	}
+	throttled := false
+	for round := 0; round < 3 && !throttled; round++ {
+		if st, next := mfaPassword(c, "/account", "guessed@example.com"); st != http.StatusSeeOther || next != "/login/mfa" {
+			// The address is locked: the guesses were counted.
+			throttled = true
+			break
+		}
+		for range 5 {
+			if st, _, _ := mfaStep(c, "totp", wrong); st == http.StatusTooManyRequests {
+				throttled = true
+				break
+			}
+		}
+	}
+	if !throttled {
+		t.Fatal("15 wrong codes from one address, each run of 5 after a fresh password login, were never throttled")
+	}
+}
