@@ -120,6 +120,13 @@ func (s *Service) MFARequired(u *User) bool {
 	return slices.ContainsFunc(u.Roles, func(r string) bool { return slices.Contains(s.cfg.MFARequiredRoles, r) })
 }
 
+// MFAOwed reports whether the role policy demands a second factor of u
+// that the login behind sess did not pass (a session from before the
+// policy or the role, or a login that recorded no second factor).
+func (s *Service) MFAOwed(u *User, sess *Session) bool {
+	return s.MFARequired(u) && !slices.Contains(sess.AMR, AMRMulti)
+}
+
 // factor returns the method named m, or nil.
 func (s *Service) factor(m string) SecondFactor {
 	for _, f := range s.factors {

@@ -227,3 +227,47 @@ func TestAttack3_PasswordSuccessForgivesWrongCodes(t *testing.T) {
 		t.Fatal("15 wrong codes from one address, each run of 5 after a fresh password login, were never throttled")
 	}
 }
+
+// TestAttack3_ConsoleIgnoresTheRolePolicy: with AUTHD_MFA_REQUIRED_ROLES=admin
+// an authorization request of an administrator whose session lacks the
+// second factor is sent back to log in with it, but the admin console, the
+// most powerful surface, opens for the same session: a user promoted while
+// logged in with the password only (likewise sessions from before the
+// policy was set) administers without ever passing a second factor.
+func TestAttack3_ConsoleIgnoresTheRolePolicy(t *testing.T) {
+	t.Parallel()
+	e := newSecEnv(t, "AUTHD_MFA_REQUIRED_ROLES=admin")
+	u := e.mustUser("promoted@example.com", "user")
+	c := e.acctClient("10.30.3.1")
+	if rec := c.login(u.Email, secUserPass); rec.Code != http.StatusSeeOther || !c.hasSession() {
+		t.Fatalf("password login: %d", rec.Code)
+	}
+	if err := e.accts.AddRole(context.Background(), u.ID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	rec, body := c.do(http.MethodGet, "/admin/users", nil)
+	if rec.Code == http.StatusOK && strings.Contains(body, "promoted@example.com") {
+		t.Fatalf("the console opened for an administrator's password-only session under AUTHD_MFA_REQUIRED_ROLES=admin")
+	}
+	if loc := rec.Header().Get("Location"); rec.Code != http.StatusSeeOther || !strings.HasPrefix(loc, "/login?") {
+		t.Fatalf("want a redirect to log in again, got %d %q", rec.Code, loc)
+	}
+	// Logging in again makes the administrator enrol, and then it opens.
+	st, next := mfaPassword(c, "/admin/users", u.Email)
+	if st != http.StatusSeeOther || next != "/login/mfa" {
+		t.Fatalf("password of an administrator without a second factor: %d %q", st, next)
+	}
+	_, page := c.do(http.MethodGet, "/login/mfa", nil)
+	m := mfaSecretRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no enrolment:\n%s", page)
+	}
+	f := secHidden(page)
+	f.Set("code", mfaCode(t, m[1], time.Now()))
+	if rec, page := c.do(http.MethodPost, "/login/mfa", f); rec.Code != http.StatusOK || !c.hasSession() {
+		t.Fatalf("enrolment: %d\n%s", rec.Code, page)
+	}
+	if rec, body := c.do(http.MethodGet, "/admin/users", nil); rec.Code != http.StatusOK || !strings.Contains(body, "promoted@example.com") {
+		t.Fatalf("console after the two-step login: %d", rec.Code)
+	}
+}
