@@ -197,8 +197,13 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
+		amr, err := p.deviceSessionAMR(ctx, d.BrowserSess)
+		if err != nil {
+			return err
+		}
 		ar = p.deviceAccessRequest(client, d, u)
 		setSID(ar.GetSession().(*Session), sid)
+		ar.GetSession().(*Session).setAuthentication(amr)
 		resp, err = p.op.NewAccessResponse(ctx, ar)
 		if err != nil {
 			return err
@@ -263,6 +268,20 @@ func (p *Provider) deviceAuthentication(ctx context.Context, d *fositestore.Devi
 		return err
 	}
 	return p.checkAuthentication(ctx, c, url.Values{}, bsess, user)
+}
+
+// deviceSessionAMR is the amr of the browser session that approved a
+// device (the login the tokens rest on); a password's when the session is
+// gone or recorded none.
+func (p *Provider) deviceSessionAMR(ctx context.Context, browserSessionID string) ([]string, error) {
+	var amr []string
+	if browserSessionID != "" {
+		err := p.store.Querier(ctx).QueryRow(ctx, `SELECT amr FROM browser_sessions WHERE id = $1`, browserSessionID).Scan(&amr)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, err
+		}
+	}
+	return sessionAMR(&accounts.Session{AMR: amr}), nil
 }
 
 // addDeviceIDToken adds an ID token when openid was granted, as the code

@@ -9,6 +9,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,12 @@ func TestAttack3_DeviceGrantSkipsRequiredMFA(t *testing.T) {
 	if st, _, body := mfaStep(c, "totp", code); st != http.StatusSeeOther || !c.hasSession() {
 		t.Fatalf("second step: %d\n%s", st, body)
 	}
+	// A new device code: the first one was polled a moment ago (slow_down).
+	st, _, out = e.postForm("/oauth2/device/auth", id, secret, url.Values{"scope": {"openid profile offline_access"}})
+	if st != http.StatusOK {
+		t.Fatalf("device authorization: %d %v", st, out)
+	}
+	deviceCode, userCode = out["device_code"].(string), out["user_code"].(string)
 	_, page = c.do(http.MethodGet, "/device", nil)
 	f := secHidden(page)
 	f.Set("user_code", userCode)
@@ -69,9 +76,16 @@ func TestAttack3_DeviceGrantSkipsRequiredMFA(t *testing.T) {
 	if rec, page := c.do(http.MethodPost, "/device", f); rec.Code != http.StatusOK || !strings.Contains(page, "Your device is connected") {
 		t.Fatalf("a two-step session could not approve: %d\n%s", rec.Code, page)
 	}
-	// (Polling again now would be slow_down: the row says it.)
-	if n := e.count(`SELECT count(*) FROM oauth2_device WHERE client_id = $1 AND status = 'approved'`, id); n != 1 {
-		t.Fatalf("the two-step approval was not recorded: %d approved", n)
+	st, _, out = e.postForm("/oauth2/token", id, secret, url.Values{"grant_type": {oauth.DeviceGrantType}, "device_code": {deviceCode}})
+	if out["access_token"] == nil {
+		t.Fatalf("no tokens after a two-step approval: %d %v", st, out)
+	}
+	// The tokens tell how the approving session logged in.
+	for name, tok := range map[string]string{"access": out["access_token"].(string), "id": out["id_token"].(string)} {
+		cl := idClaims(t, tok)
+		if cl["acr"] != oauth.ACRMFA || !slices.Contains(strList(cl["amr"]), "mfa") {
+			t.Errorf("%s token of a two-step approval: amr %v acr %v", name, cl["amr"], cl["acr"])
+		}
 	}
 }
 
