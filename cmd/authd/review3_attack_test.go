@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -283,5 +285,52 @@ func TestAttack3_ConsoleIgnoresTheRolePolicy(t *testing.T) {
 	}
 	if rec, body := c.do(http.MethodGet, "/admin/users", nil); rec.Code != http.StatusOK || !strings.Contains(body, "promoted@example.com") {
 		t.Fatalf("console after the two-step login: %d", rec.Code)
+	}
+}
+
+// TestAttack3_OneTOTPCodeOneLogin: a phished code raced by the attacker and
+// the victim (two browsers, each past the password) logs in one of them;
+// the same for one recovery code.
+func TestAttack3_OneTOTPCodeOneLogin(t *testing.T) {
+	t.Parallel()
+	e := newSecEnv(t)
+	e.mustUser("raced@example.com")
+	c := e.acctClient("10.30.4.1")
+	c.login("raced@example.com", secUserPass)
+	secret, used, codes := mfaEnrol(t, c)
+	c.logout(t)
+	code := mfaCode(t, secret, time.Now().Add(30*time.Second))
+	if code == used {
+		code = mfaCode(t, secret, time.Now().Add(60*time.Second))
+	}
+	for _, tc := range []struct{ method, code string }{{"totp", code}, {"recovery", codes[0]}} {
+		const n = 6
+		browsers := make([]*acctClient, n)
+		forms := make([]url.Values, n)
+		for i := range browsers {
+			browsers[i] = e.acctClient("10.30.5." + strconv.Itoa(i+1))
+			if st, next := mfaPassword(browsers[i], "/account", "raced@example.com"); st != http.StatusSeeOther || next != "/login/mfa" {
+				t.Fatalf("password: %d %q", st, next)
+			}
+			_, page := browsers[i].do(http.MethodGet, "/login/mfa", nil)
+			forms[i] = secHidden(page)
+			forms[i].Set("method", tc.method)
+			forms[i].Set("code", tc.code)
+		}
+		var wg sync.WaitGroup
+		for i := range browsers {
+			wg.Add(1)
+			go func() { defer wg.Done(); browsers[i].do(http.MethodPost, "/login/mfa", forms[i]) }()
+		}
+		wg.Wait()
+		won := 0
+		for _, b := range browsers {
+			if b.hasSession() {
+				won++
+			}
+		}
+		if won != 1 {
+			t.Errorf("%s: one code logged in %d browsers", tc.method, won)
+		}
 	}
 }
