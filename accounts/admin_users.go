@@ -230,7 +230,7 @@ func (s *Service) DeleteUser(ctx context.Context, origin audit.Event, userID str
 		if err != nil {
 			return fmt.Errorf("accounts: delete user %s: %w", userID, err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM login_failures WHERE email = $1`, email); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM login_failures WHERE email IN ($1, $2)`, email, secondFactorPrefix+email); err != nil {
 			return fmt.Errorf("accounts: delete user %s: %w", userID, err)
 		}
 		// Before the rows go: the relying parties are found through them.

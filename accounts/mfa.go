@@ -125,6 +125,13 @@ func (s *Service) MFARequired(u *User) bool {
 // while wiring, before serving; Config.Factors is the way for the others.
 func (s *Service) AddFactor(f SecondFactor) { s.factors = append(s.factors, f) }
 
+// MFAOwed reports whether the role policy demands a second factor of u
+// that the login behind sess did not pass (a session from before the
+// policy or the role, or a login that recorded no second factor).
+func (s *Service) MFAOwed(u *User, sess *Session) bool {
+	return s.MFARequired(u) && !slices.Contains(sess.AMR, AMRMulti)
+}
+
 // factor returns the method named m, or nil.
 func (s *Service) factor(m string) SecondFactor {
 	for _, f := range s.factors {
@@ -273,9 +280,10 @@ func withAMR(first []string, more ...string) []string {
 	return out
 }
 
-// guardFactor runs verify under the login backoff of the user's account:
-// refused while throttled, a rejection counts as a failed login, a success
-// clears this address's failures.
+// guardFactor runs verify under the login backoff of the user's account,
+// kept apart from the password's (throttleKey.secondFactor): refused while
+// throttled, a rejection counts as a failure, a success clears this
+// address's second-factor failures.
 func (s *Service) guardFactor(ctx context.Context, userID string, verify func() error) error {
 	u, err := s.User(ctx, userID)
 	if err != nil {
@@ -284,7 +292,7 @@ func (s *Service) guardFactor(ctx context.Context, userID string, verify func() 
 	if u.Disabled {
 		return ErrNoChallenge
 	}
-	key := keyFor(ctx, u.Email)
+	key := keyFor(ctx, u.Email).secondFactor()
 	if err := s.checkThrottle(ctx, key); err != nil {
 		return err
 	}

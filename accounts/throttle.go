@@ -103,6 +103,18 @@ type throttleKey struct{ email, client string }
 // accountWide is the account's row that every address counts towards.
 func (k throttleKey) accountWide() throttleKey { return throttleKey{email: k.email} }
 
+// secondFactorPrefix marks the rows of second-factor codes: no normalized
+// address contains a space, so they never meet a password's rows.
+const secondFactorPrefix = "2fa "
+
+// secondFactor is the key of the same account and address for codes of a
+// second factor. Their failures are apart from the password's because
+// whoever guesses codes holds the password: a password success, which
+// clears its own key, must not forgive them.
+func (k throttleKey) secondFactor() throttleKey {
+	return throttleKey{email: secondFactorPrefix + k.email, client: k.client}
+}
+
 // keyFor returns the backoff key of a login for email from the client of
 // ctx (the address the HTTP middleware computed). IPv6 clients are keyed
 // by their /64, which one subscriber usually holds whole.

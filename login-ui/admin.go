@@ -129,6 +129,16 @@ func (c *Console) guard(fn consoleHandler) http.HandlerFunc {
 				Data: "The admin console is for administrators. Your account does not have the admin role."})
 			return
 		}
+		if c.Accounts.MFAOwed(u, sess) {
+			// The role policy wants a second factor this session's login
+			// did not pass: log in again (the login asks for it).
+			back := "/admin"
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				back = r.URL.RequestURI()
+			}
+			http.Redirect(w, r, "/login?"+url.Values{"return_to": {back}}.Encode(), http.StatusSeeOther)
+			return
+		}
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil || !c.UI.CheckCSRF(r) {
 				c.UI.Render(w, r, http.StatusForbidden, "message", Page{Title: "Request expired", LoggedIn: true,
