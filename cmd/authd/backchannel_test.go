@@ -88,7 +88,7 @@ func (rp *bcRP) serve(ln net.Listener) {
 		down := rp.down
 		rp.mu.Unlock()
 		if down {
-			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			http.Error(w, "down for maintenance: internal-secret-page", http.StatusServiceUnavailable)
 			return
 		}
 		if r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
@@ -361,6 +361,11 @@ func TestBackchannelLogout_RetriedUntilTheRPIsBack(t *testing.T) {
 	item := items[0].(map[string]any)
 	if !strings.Contains(item["last_error"].(string), "503") || item["sid"] != sid || item["status"] != "pending" {
 		t.Errorf("pending item %v", item)
+	}
+	// The answer's body is never kept: an admin could otherwise point a
+	// client's URI at an internal server and read its pages back here.
+	if strings.Contains(item["last_error"].(string), "internal-secret-page") {
+		t.Errorf("the relying party's answer body reached the admin API: %v", item["last_error"])
 	}
 	if _, leaked := item["logout_token"]; leaked {
 		t.Error("the admin API shows a token")
