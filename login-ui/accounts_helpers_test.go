@@ -152,11 +152,11 @@ func open(t *testing.T, ctx context.Context, u string) int64 {
 	return resp.Status
 }
 
-// fill types values into inputs by id.
+// fill sets the values of inputs by id (setValue).
 func fill(t *testing.T, ctx context.Context, fields ...string) {
 	t.Helper()
 	for i := 0; i+1 < len(fields); i += 2 {
-		if err := chromedp.Do(ctx, chromedp.Clear(chromedp.ID(fields[i])), chromedp.SendKeys(chromedp.ID(fields[i]), fields[i+1])); err != nil {
+		if err := chromedp.Do(ctx, setValue(fields[i], fields[i+1])); err != nil {
 			t.Fatalf("fill %s: %v", fields[i], err)
 		}
 	}
@@ -216,4 +216,14 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// setValue sets an input's value by id: SetValue, or Clear for "" (which
+// SetValue cannot set). Not Clear+SendKeys: SendKeys reads node attributes
+// while the DOM events of the clear write them (a data race in chromedp).
+func setValue(id, value string) chromedp.Action[chromedp.Void] {
+	if value == "" {
+		return chromedp.Clear(chromedp.ID(id))
+	}
+	return chromedp.SetValue(chromedp.ID(id), value)
 }

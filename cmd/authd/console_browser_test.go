@@ -38,11 +38,11 @@ func (b *consoleBrowser) open(u string) int64 {
 	return resp.Status
 }
 
-// fill types values into inputs by id; a select's value is set directly.
+// fill sets the values of inputs by id (setValue).
 func (b *consoleBrowser) fill(fields ...string) {
 	b.t.Helper()
 	for i := 0; i+1 < len(fields); i += 2 {
-		if err := chromedp.Do(b.ctx, chromedp.Clear(chromedp.ID(fields[i])), chromedp.SendKeys(chromedp.ID(fields[i]), fields[i+1])); err != nil {
+		if err := chromedp.Do(b.ctx, setValue(fields[i], fields[i+1])); err != nil {
 			b.t.Fatalf("fill %s: %v", fields[i], err)
 		}
 	}
@@ -465,4 +465,14 @@ func TestConsole_ClientsInTheBrowser(t *testing.T) {
 	}
 	b.open(e.URL + "/admin/audit?" + url.Values{"target": {id}}.Encode())
 	b.mustSee("client.created", "client.updated", "client.secret_rotated", "client.deleted")
+}
+
+// setValue sets an input's value by id: SetValue, or Clear for "" (which
+// SetValue cannot set). Not Clear+SendKeys: SendKeys reads node attributes
+// while the DOM events of the clear write them (a data race in chromedp).
+func setValue(id, value string) chromedp.Action[chromedp.Void] {
+	if value == "" {
+		return chromedp.Clear(chromedp.ID(id))
+	}
+	return chromedp.SetValue(chromedp.ID(id), value)
 }
