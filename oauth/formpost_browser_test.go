@@ -62,9 +62,12 @@ func TestBrowser_FormPostResponseMode(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("password"), userPassword),
 		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`button[value=allow]`)))
-	do("allow", chromedp.Click(chromedp.CSS(`button[value=allow]`)),
-		chromedp.WaitVisible(chromedp.CSS(`form[method=post] button[type=submit]`)))
-	do("continue", chromedp.Click(chromedp.CSS(`form[method=post] button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("m")))
+	// The form_post page's form is the one that posts to the client (the
+	// consent page's own POST form matched a looser selector, so the wait
+	// could end on the old page and the click go nowhere).
+	toClient := chromedp.CSS(`form[action="` + e.issuer + `/rp/cb"] button[type=submit]`)
+	do("allow", chromedp.Click(chromedp.CSS(`button[value=allow]`)), chromedp.WaitVisible(toClient))
+	do("continue", chromedp.Click(toClient), chromedp.WaitVisible(chromedp.ID("m")))
 	if m, c, i, s := text("#m"), text("#c"), text("#i"), text("#s"); m != "POST" || c != "true" || i != e.issuer || s != state {
 		t.Fatalf("the client received method=%s code=%s iss=%s state=%s", m, c, i, s)
 	}
