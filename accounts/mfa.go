@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
 
 	"github.com/authd/authd/accounts/mail"
 	"github.com/authd/authd/internal/audit"
@@ -282,7 +283,8 @@ func withAMR(first []string, more ...string) []string {
 
 // guardFactor runs verify under the login backoff of the user's account,
 // kept apart from the password's (throttleKey.secondFactor): refused while
-// throttled, a rejection counts as a failure, a success clears this
+// throttled, a rejection counts as a failure (the first that locks the
+// account's second factor mails the owner), a success clears this
 // address's second-factor failures.
 func (s *Service) guardFactor(ctx context.Context, userID string, verify func() error) error {
 	u, err := s.User(ctx, userID)
@@ -299,7 +301,12 @@ func (s *Service) guardFactor(ctx context.Context, userID string, verify func() 
 	err = verify()
 	switch {
 	case errors.Is(err, ErrFactorRejected):
-		s.recordFailure(ctx, key)
+		if n := s.recordFailure(ctx, key); n == s.cfg.Throttle.FactorAccountFree+1 {
+			// The first account-wide lock: someone holds the password.
+			if err := s.queueMail(ctx, s.pool, mail.FactorGuessed, u.Email, mail.Data{Name: greeting(u)}); err != nil {
+				s.log.Warn("mail about second-factor guessing", zap.Error(err))
+			}
+		}
 	case err == nil:
 		s.clearFailures(ctx, key)
 	}

@@ -46,14 +46,24 @@ func (e *ThrottledError) RetryAfterSeconds() int {
 //     one guess per AccountLock, and the owner, on an address of their own,
 //     never waits longer than AccountLock.
 //
+// Codes of a second factor count apart from passwords (see secondFactor)
+// and their account-wide level is stricter: whoever guesses them already
+// holds the password, and a six-digit code falls to a few guesses a minute
+// within weeks. After FactorAccountFree failures from anywhere, each further
+// one locks the account's second factor for FactorAccountLock, doubling up
+// to Max, and the owner is mailed once: the way out is a password reset,
+// which ends the attacker's password and clears every lock.
+//
 // Failures older than Window are forgotten.
 type ThrottleConfig struct {
-	Free        int           // 5
-	Base        time.Duration // 1s
-	Max         time.Duration // 15m
-	AccountFree int           // 100
-	AccountLock time.Duration // 3s
-	Window      time.Duration // 1h
+	Free              int           // 5
+	Base              time.Duration // 1s
+	Max               time.Duration // 15m
+	AccountFree       int           // 100
+	AccountLock       time.Duration // 3s
+	FactorAccountFree int           // 10
+	FactorAccountLock time.Duration // 1m
+	Window            time.Duration // 1h
 }
 
 func (c ThrottleConfig) withDefaults() ThrottleConfig {
@@ -71,6 +81,12 @@ func (c ThrottleConfig) withDefaults() ThrottleConfig {
 	}
 	if c.AccountLock <= 0 {
 		c.AccountLock = 3 * time.Second
+	}
+	if c.FactorAccountFree <= 0 {
+		c.FactorAccountFree = 10
+	}
+	if c.FactorAccountLock <= 0 {
+		c.FactorAccountLock = time.Minute
 	}
 	if c.Window <= 0 {
 		c.Window = time.Hour
@@ -95,13 +111,37 @@ func (c ThrottleConfig) accountDelay(n int) time.Duration {
 	return c.AccountLock
 }
 
+// factorAccountDelay is the account-wide lock of a second factor after its
+// n-th failure from anywhere.
+func (c ThrottleConfig) factorAccountDelay(n int) time.Duration {
+	if n <= c.FactorAccountFree {
+		return 0
+	}
+	exp := min(n-c.FactorAccountFree-1, 30)
+	return min(c.FactorAccountLock*time.Duration(1<<exp), c.Max)
+}
+
 // throttleKey names one account's backoff: the address as typed, normalised
 // (so an unknown address is throttled exactly like a real one: no
 // enumeration), and the client's address. client "" is the account-wide row.
-type throttleKey struct{ email, client string }
+// factor marks the rows of a second factor's codes.
+type throttleKey struct {
+	email, client string
+	factor        bool
+}
 
 // accountWide is the account's row that every address counts towards.
-func (k throttleKey) accountWide() throttleKey { return throttleKey{email: k.email} }
+func (k throttleKey) accountWide() throttleKey {
+	return throttleKey{email: k.email, factor: k.factor}
+}
+
+// row is the key's (email, client) in login_failures.
+func (k throttleKey) row() (email, client string) {
+	if k.factor {
+		return secondFactorPrefix + k.email, k.client
+	}
+	return k.email, k.client
+}
 
 // secondFactorPrefix marks the rows of second-factor codes: no normalized
 // address contains a space, so they never meet a password's rows.
@@ -112,7 +152,7 @@ const secondFactorPrefix = "2fa "
 // whoever guesses codes holds the password: a password success, which
 // clears its own key, must not forgive them.
 func (k throttleKey) secondFactor() throttleKey {
-	return throttleKey{email: secondFactorPrefix + k.email, client: k.client}
+	return throttleKey{email: k.email, client: k.client, factor: true}
 }
 
 // keyFor returns the backoff key of a login for email from the client of
@@ -134,8 +174,9 @@ func keyFor(ctx context.Context, email string) throttleKey {
 // account-wide lock lasts, with the longer of the two waits.
 func (s *Service) checkThrottle(ctx context.Context, k throttleKey) error {
 	var until *time.Time
+	email, client := k.row()
 	err := s.pool.QueryRow(ctx, `SELECT max(locked_until) FROM login_failures
-		WHERE email = $1 AND client IN ($2, '')`, k.email, k.client).Scan(&until)
+		WHERE email = $1 AND client IN ($2, '')`, email, client).Scan(&until)
 	if err != nil {
 		return fmt.Errorf("accounts: read login backoff: %w", err)
 	}
@@ -147,49 +188,59 @@ func (s *Service) checkThrottle(ctx context.Context, k throttleKey) error {
 	return nil
 }
 
-// recordFailure counts a failed login for the address and for the account.
+// recordFailure counts a failed login for the address and for the account
+// and returns the account-wide count (0 when it could not be counted).
 // Errors are logged, not returned: the caller's answer (invalid
 // credentials) stands either way.
-func (s *Service) recordFailure(ctx context.Context, k throttleKey) {
+func (s *Service) recordFailure(ctx context.Context, k throttleKey) int {
 	c := s.cfg.Throttle
-	if err := s.countFailure(ctx, k, c.delay); err != nil {
+	if _, err := s.countFailure(ctx, k, c.delay); err != nil {
 		s.log.Warn("record failed login", zap.Error(err))
 	}
-	if err := s.countFailure(ctx, k.accountWide(), c.accountDelay); err != nil {
+	accountDelay := c.accountDelay
+	if k.factor {
+		accountDelay = c.factorAccountDelay
+	}
+	n, err := s.countFailure(ctx, k.accountWide(), accountDelay)
+	if err != nil {
 		s.log.Warn("record failed login", zap.Error(err))
 	}
+	return n
 }
 
-func (s *Service) countFailure(ctx context.Context, k throttleKey, delay func(int) time.Duration) error {
+func (s *Service) countFailure(ctx context.Context, k throttleKey, delay func(int) time.Duration) (int, error) {
 	now := s.cfg.Now()
+	email, client := k.row()
 	var n int
 	err := s.pool.QueryRow(ctx, `INSERT INTO login_failures AS f (email, client, failures, updated_at) VALUES ($1, $2, 1, $3)
 		ON CONFLICT (email, client) DO UPDATE SET
 			failures = CASE WHEN f.updated_at < $4 THEN 1 ELSE f.failures + 1 END,
 			updated_at = $3
-		RETURNING failures`, k.email, k.client, now, now.Add(-s.cfg.Throttle.Window)).Scan(&n)
+		RETURNING failures`, email, client, now, now.Add(-s.cfg.Throttle.Window)).Scan(&n)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if d := delay(n); d > 0 {
-		_, err = s.pool.Exec(ctx, `UPDATE login_failures SET locked_until = $3 WHERE email = $1 AND client = $2`, k.email, k.client, now.Add(d))
+		_, err = s.pool.Exec(ctx, `UPDATE login_failures SET locked_until = $3 WHERE email = $1 AND client = $2`, email, client, now.Add(d))
 	}
-	return err
+	return n, err
 }
 
 // clearFailures forgets the address's failures after a success. The
 // account-wide count stays: one success of the owner must not hand an
 // attacker elsewhere a fresh allowance.
 func (s *Service) clearFailures(ctx context.Context, k throttleKey) {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE email = $1 AND client = $2`, k.email, k.client); err != nil {
+	email, client := k.row()
+	if _, err := s.pool.Exec(ctx, `DELETE FROM login_failures WHERE email = $1 AND client = $2`, email, client); err != nil {
 		s.log.Warn("clear failed logins", zap.Error(err))
 	}
 }
 
-// clearAllFailures forgets every failure of the account (password reset:
-// the mailbox owner chose a new password).
+// clearAllFailures forgets every failure of the account, second factors'
+// included (password reset: the mailbox owner chose a new password, so
+// whoever guessed codes with the old one holds nothing any more).
 func clearAllFailures(ctx context.Context, q storage.Querier, email string) error {
-	if _, err := q.Exec(ctx, `DELETE FROM login_failures WHERE email = $1`, email); err != nil {
+	if _, err := q.Exec(ctx, `DELETE FROM login_failures WHERE email IN ($1, $2)`, email, secondFactorPrefix+email); err != nil {
 		return fmt.Errorf("accounts: clear login backoff: %w", err)
 	}
 	return nil

@@ -35,6 +35,9 @@ const (
 	// Data.Factor) was added to or removed from the account.
 	PasskeyAdded   = "passkey_added"
 	PasskeyRemoved = "passkey_removed"
+	// FactorGuessed tells the user that wrong second-factor codes, each
+	// after the right password, locked the account's second factor.
+	FactorGuessed = "factor_guessed"
 )
 
 // Data is what every mail template receives.
@@ -64,7 +67,7 @@ type Templates struct {
 // (AUTHD_MAIL_TEMPLATES_DIR, may be "") replaces the embedded one.
 func LoadTemplates(dir string) (*Templates, error) {
 	t := &Templates{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
-	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested, FactorChanged, LinkIdentity, PasskeyAdded, PasskeyRemoved} {
+	for _, name := range []string{VerifyEmail, PasswordReset, PasswordChanged, EmailChangeRequested, FactorChanged, LinkIdentity, PasskeyAdded, PasskeyRemoved, FactorGuessed} {
 		src, err := read(dir, name+".txt")
 		if err != nil {
 			return nil, err

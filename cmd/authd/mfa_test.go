@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -773,4 +774,74 @@ func TestMFA_PushedACRValuesLeadToEnrolment(t *testing.T) {
 		next = html.UnescapeString(cont[1])
 	}
 	t.Fatal("login loop")
+}
+
+// TestMFA_GuessingFromManyAddressesLocksTheFactor: whoever guesses second
+// factor codes holds the password and can spread the guesses over many
+// addresses, each under the per-address backoff. From anywhere together,
+// after 10 wrong codes the account's second factor is locked (1 minute,
+// doubling): the right code from a fresh address is refused unchecked with
+// Retry-After, the owner is mailed once, and a password reset lifts the lock.
+func TestMFA_GuessingFromManyAddressesLocksTheFactor(t *testing.T) {
+	t.Parallel()
+	e := newSecEnv(t)
+	const email = "spread@example.com"
+	e.mustUser(email)
+	owner := e.acctClient("10.41.0.1")
+	owner.login(email, secUserPass)
+	secret, used, _ := mfaEnrol(t, owner)
+	owner.logout(t)
+	wrong := "000000"
+	for _, at := range []time.Time{time.Now().Add(-30 * time.Second), time.Now(), time.Now().Add(30 * time.Second)} {
+		if mfaCode(t, secret, at) == wrong || used == wrong {
+			wrong = "999999"
+		}
+	}
+	guess := func(ip, code string) (int, *acctClient) {
+		c := e.acctClient(ip)
+		if st, next := mfaPassword(c, "/account", email); st != http.StatusSeeOther || next != "/login/mfa" {
+			t.Fatalf("password from %s: %d %q", ip, st, next)
+		}
+		st, _, _ := mfaStep(c, "totp", code)
+		return st, c
+	}
+	// One wrong code from each of 11 addresses: none is throttled on its
+	// own, the 11th locks the account's second factor.
+	for i := range 11 {
+		if st, _ := guess(fmt.Sprintf("10.41.1.%d", i+1), wrong); st != http.StatusUnauthorized {
+			t.Fatalf("wrong code %d: %d, want 401", i+1, st)
+		}
+	}
+	st, c := guess("10.41.2.1", mfaCode(t, secret, time.Now()))
+	if st != http.StatusTooManyRequests || c.hasSession() {
+		t.Fatalf("the right code from a fresh address during the lock: %d, want 429", st)
+	}
+	if n := e.count(`SELECT count(*) FROM outbox WHERE type = 'factor_guessed' AND payload->>'to' = $1`, email); n != 1 {
+		t.Fatalf("want 1 factor_guessed mail to the owner, got %d", n)
+	}
+	// Refused guesses are not counted and mail nobody again.
+	if st, _ := guess("10.41.2.2", wrong); st != http.StatusTooManyRequests {
+		t.Fatalf("a guess during the lock: %d", st)
+	}
+	if n := e.count(`SELECT count(*) FROM outbox WHERE type = 'factor_guessed'`); n != 1 {
+		t.Fatalf("factor_guessed mails: %d, want 1", n)
+	}
+	// The owner resets the password: the guesser's password is dead and the
+	// lock is lifted.
+	if err := e.accts.ForgotPassword(context.Background(), email); err != nil {
+		t.Fatal(err)
+	}
+	const fresh = "a brand new password 42"
+	if st, out := e.apiCall(http.MethodPost, "/api/v1/password/reset", "", map[string]string{"token": e.outboxToken("password_reset", email), "password": fresh}); st >= 300 {
+		t.Fatalf("reset: %d %v", st, out)
+	}
+	c = e.acctClient("10.41.3.1")
+	_, page := c.do(http.MethodGet, "/login?"+url.Values{"return_to": {"/account"}}.Encode(), nil)
+	f := secHidden(page)
+	f.Set("email", email)
+	f.Set("password", fresh)
+	c.do(http.MethodPost, "/login", f)
+	if st, _, body := mfaStep(c, "totp", mfaCode(t, secret, time.Now().Add(30*time.Second))); st != http.StatusSeeOther || !c.hasSession() {
+		t.Fatalf("the right code after the password reset: %d\n%s", st, body)
+	}
 }
