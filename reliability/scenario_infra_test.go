@@ -51,3 +51,11 @@ func TestInfra_AdminShutdown(t *testing.T) {
 	rep := reliability.AdminShutdown(testContext(t, 2*time.Minute), env, cluster)
 	check(t, rep)
 }
+
+// TestInfra_DiskFull: writes failing with disk_full give 503 naming it and
+// /readyz 503, until the disk has room again.
+func TestInfra_DiskFull(t *testing.T) {
+	t.Parallel()
+	rep := reliability.DiskFull(testContext(t, 2*time.Minute), newEnv(t, false))
+	check(t, rep)
+}
