@@ -313,8 +313,10 @@ func blockedRequest(ctx context.Context, watcher *pgx.Conn, do func() (Answer, h
 // a spend and of a token request while they wait on a lock. Promises
 // checked: each answers 503 with Retry-After (problem+json, and
 // temporarily_unavailable at the token endpoint), never 500; authd serves
-// again at once; no acknowledged spend is lost and the killed one can be
-// retried exactly once.
+// again at once and /readyz stays 200 (one session ended on purpose leaves
+// a healthy database; CrashedBackend covers a backend that dies by signal,
+// which resets them all); no acknowledged spend is lost and the killed one
+// can be retried exactly once.
 func KilledBackend(ctx context.Context, env Env) *Report {
 	rep := &Report{Name: "killed database backend"}
 	start := time.Now()
