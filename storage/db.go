@@ -87,8 +87,9 @@ func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error
 		tracers = append(tracers, pc.ConnConfig.Tracer)
 	}
 	if cfg.AcquireTimeout > 0 {
-		// The only AcquireTracer: it returns a context of its own type that
-		// its TraceAcquireEnd looks for, which a later one would wrap.
+		// Last: its TraceAcquireEnd looks for the context of its own type
+		// that its TraceAcquireStart returned, which a later tracer's
+		// TraceAcquireStart would wrap.
 		tracers = append(tracers, &acquireLimiter{timeout: cfg.AcquireTimeout})
 	}
 	pc.ConnConfig.Tracer = multitracer.New(tracers...)
