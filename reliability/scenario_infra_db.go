@@ -313,8 +313,10 @@ func blockedRequest(ctx context.Context, watcher *pgx.Conn, do func() (Answer, h
 // a spend and of a token request while they wait on a lock. Promises
 // checked: each answers 503 with Retry-After (problem+json, and
 // temporarily_unavailable at the token endpoint), never 500; authd serves
-// again at once; no acknowledged spend is lost and the killed one can be
-// retried exactly once.
+// again at once and /readyz stays 200 (one session ended on purpose leaves
+// a healthy database; CrashedBackend covers a backend that dies by signal,
+// which resets them all); no acknowledged spend is lost and the killed one
+// can be retried exactly once.
 func KilledBackend(ctx context.Context, env Env) *Report {
 	rep := &Report{Name: "killed database backend"}
 	start := time.Now()
@@ -533,6 +535,91 @@ func AdminShutdown(ctx context.Context, env Env, cluster *storage.Cluster) *Repo
 	if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
 		rep.Problem("spend after the restart: %s", a)
 	}
+	g.checkLedger(ctx, rep, nil)
+	return rep
+}
+
+// DiskFull makes every INSERT into the ledger's transactions and the
+// access-token table fail with SQLSTATE 53100 disk_full, from a trigger.
+// That is the faithful injection: when Postgres cannot extend a table or
+// index file for want of space it reports "could not extend file … No
+// space left on device" as 53100 and rolls the transaction back, which is
+// all authd sees; the trigger raises the same error at the same point (the
+// INSERT, before commit) without filling the test machine's disk. (A WAL
+// write that finds no space is different: Postgres PANICs and restarts,
+// the crashed-backend case.)
+// Promises checked: spends and tokens answer 503 with Retry-After naming
+// it (problem+json, and temporarily_unavailable at the token endpoint),
+// never 500; /readyz turns 503 naming it although its own probe, which
+// writes nothing, succeeds; once space is back (the triggers dropped),
+// authd serves at once and /readyz returns to 200 within the hold, without
+// a restart; no acknowledged spend is lost and every refused one can be
+// retried.
+func DiskFull(ctx context.Context, env Env) *Report {
+	rep := &Report{Name: "full database disk"}
+	start := time.Now()
+	defer func() { rep.Duration = time.Since(start) }()
+	g := newInfraRig(ctx, env, rep, infraServerEnv(4))
+	if g == nil {
+		return rep
+	}
+	defer g.srv.Kill()
+	for range 3 {
+		if a, _ := g.spend(ctx, "before-"+RandomID()); !a.OK() {
+			rep.Problem("spend before: %s", a)
+		}
+	}
+	admin, err := pgx.Connect(ctx, env.DatabaseURL)
+	if err != nil {
+		rep.Problem("%v", err)
+		return rep
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	if _, err := admin.Exec(ctx, `
+		CREATE FUNCTION reliability_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			RAISE EXCEPTION 'could not extend file "base/%": No space left on device', TG_TABLE_NAME
+				USING ERRCODE = 'disk_full', HINT = 'Check free disk space.';
+		END $$;
+		CREATE TRIGGER reliability_disk_full BEFORE INSERT ON ledger_transactions
+			FOR EACH ROW EXECUTE FUNCTION reliability_disk_full();
+		CREATE TRIGGER reliability_disk_full BEFORE INSERT ON oauth2_access
+			FOR EACH ROW EXECUTE FUNCTION reliability_disk_full()`); err != nil {
+		rep.Problem("fill the disk: %v", err)
+		return rep
+	}
+	rep.Faults++
+	const reason = "the database disk is full"
+	for i := range 3 {
+		a, h := g.spend(ctx, "full-"+RandomID())
+		mustUnavailable(rep, fmt.Sprintf("spend %d on a full disk", i), a, h, false, reason)
+		a, h = g.token(ctx)
+		mustUnavailable(rep, fmt.Sprintf("token %d on a full disk", i), a, h, true, reason)
+	}
+	// The failures above are well within the hold: no waiting, /readyz
+	// must say so at once.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.srv.URL+"/readyz", nil)
+	a, h := doWithHeaders(g.c, req)
+	var body struct{ Reason string }
+	_ = json.Unmarshal(a.Body, &body)
+	if a.Status != http.StatusServiceUnavailable || body.Reason != reason || h.Get("Retry-After") == "" {
+		rep.Problem("/readyz after writes failed on a full disk: %s (Retry-After %q), want 503 %q with Retry-After", a, h.Get("Retry-After"), reason)
+	}
+
+	if _, err := admin.Exec(ctx, `DROP TRIGGER reliability_disk_full ON ledger_transactions;
+		DROP TRIGGER reliability_disk_full ON oauth2_access; DROP FUNCTION reliability_disk_full()`); err != nil {
+		rep.Problem("free the disk: %v", err)
+		return rep
+	}
+	// Requests do not wait for /readyz: the balancer may still send some.
+	if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
+		rep.Problem("spend once the disk has room: %s", a)
+	}
+	if a, _ := g.token(ctx); !a.OK() {
+		rep.Problem("token once the disk has room: %s", a)
+	}
+	g.waitReadyz(ctx, rep, http.StatusOK, "", storage.DefaultWriteHold+5*time.Second)
+	// The failed spends rolled back whole: nothing is ambiguous.
 	g.checkLedger(ctx, rep, nil)
 	return rep
 }

@@ -51,3 +51,22 @@ func TestInfra_AdminShutdown(t *testing.T) {
 	rep := reliability.AdminShutdown(testContext(t, 2*time.Minute), env, cluster)
 	check(t, rep)
 }
+
+// TestInfra_DiskFull: writes failing with disk_full give 503 naming it and
+// /readyz 503, until the disk has room again.
+func TestInfra_DiskFull(t *testing.T) {
+	t.Parallel()
+	rep := reliability.DiskFull(testContext(t, 2*time.Minute), newEnv(t, false))
+	check(t, rep)
+}
+
+// TestInfra_CrashedBackend: a Postgres backend killed by a signal makes
+// Postgres reset every session and recover; the request in flight gets 503,
+// /readyz is 503 during the reset, and authd recovers by itself.
+func TestInfra_CrashedBackend(t *testing.T) {
+	t.Parallel()
+	cluster := storagetest.NewDurableCluster(t)
+	env := reliability.Env{Bin: authdBin, Dir: scratch(t), Logf: t.Logf, DatabaseURL: cluster.URL("authd")}
+	rep := reliability.CrashedBackend(testContext(t, 3*time.Minute), env)
+	check(t, rep)
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -49,6 +50,10 @@ type PoolConfig struct {
 	// the caller's context bounds it), so a saturated pool sheds load with
 	// fast errors instead of queueing requests for seconds.
 	AcquireTimeout time.Duration
+	// WriteHealth records the pool's statements that fail because the
+	// database cannot take writes; nil: Open makes one. PoolWriteHealth
+	// returns it, for /readyz.
+	WriteHealth *WriteHealth
 }
 
 // Open parses url and returns a connected pool. It does not wait for the
@@ -73,12 +78,21 @@ func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error
 			pc.ConnConfig.RuntimeParams[name] = strconv.FormatInt(max(1, d.Milliseconds()), 10) + "ms"
 		}
 	}
-	if cfg.AcquireTimeout > 0 {
-		if pc.ConnConfig.Tracer != nil {
-			return nil, errors.New("storage: database url sets a tracer; AcquireTimeout needs its own")
-		}
-		pc.ConnConfig.Tracer = &acquireLimiter{timeout: cfg.AcquireTimeout}
+	if cfg.WriteHealth == nil {
+		cfg.WriteHealth = &WriteHealth{}
 	}
+	// Tracers compose: a tracer already configured keeps running.
+	tracers := []pgx.QueryTracer{cfg.WriteHealth}
+	if pc.ConnConfig.Tracer != nil {
+		tracers = append(tracers, pc.ConnConfig.Tracer)
+	}
+	if cfg.AcquireTimeout > 0 {
+		// Last: its TraceAcquireEnd looks for the context of its own type
+		// that its TraceAcquireStart returned, which a later tracer's
+		// TraceAcquireStart would wrap.
+		tracers = append(tracers, &acquireLimiter{timeout: cfg.AcquireTimeout})
+	}
+	pc.ConnConfig.Tracer = multitracer.New(tracers...)
 	pc.MaxConnIdleTime = 5 * time.Minute
 	pc.HealthCheckPeriod = 10 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
@@ -91,7 +105,7 @@ func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error
 // AcquireTimeouts returns how many pool acquisitions gave up after
 // PoolConfig.AcquireTimeout (0 for a pool without one).
 func AcquireTimeouts(pool *pgxpool.Pool) uint64 {
-	if l, ok := pool.Config().ConnConfig.Tracer.(*acquireLimiter); ok {
+	if l := poolTracer[*acquireLimiter](pool); l != nil {
 		return l.timeouts.Load()
 	}
 	return 0

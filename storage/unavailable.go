@@ -63,6 +63,14 @@ var pgOutages = map[string]Outage{
 	"53300": outageTooMany,   // too_many_connections
 }
 
+// blocksWrites reports whether o means the database cannot store what
+// clients write, which /readyz must report even though its own probe,
+// writing nothing, succeeds (see WriteHealth). Read-only is not here: the
+// probe sees it directly and also sees it end.
+func blocksWrites(o Outage) bool {
+	return o == outageDiskFull
+}
+
 // Classify reports whether err is a database failure rather than a fault of
 // the request, and which. Errors are matched by value and SQLSTATE, never
 // by message. A context deadline counts (the database, a lock or the pool

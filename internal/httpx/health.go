@@ -25,10 +25,11 @@ func Healthz(w http.ResponseWriter, _ *http.Request) {
 
 // Readyz answers 200 when the database can serve requests, else 503 with
 // the reason and a Retry-After: the pool has no connection free within
-// acquireTimeout (saturated), the database is unreachable or not migrated
-// to the binary's version, or it cannot take writes (read-only, shutting
-// down). Every call asks afresh, bounded by a short timeout, so it recovers
-// by itself when the database does.
+// acquireTimeout (saturated), the database is unreachable, starting or
+// shutting down, not migrated to the binary's version, read-only, or it
+// failed a statement of this process for want of disk space within the last
+// few seconds (storage.WriteHealth). Every call asks afresh, bounded by a
+// short timeout, so it recovers by itself when the database does.
 func Readyz(pool *pgxpool.Pool, acquireTimeout time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -70,6 +71,12 @@ func notReady(ctx context.Context, pool *pgxpool.Pool, acquireTimeout time.Durat
 	// or a standby, and costs no WAL.
 	if _, err := pool.Exec(ctx, `UPDATE schema_migrations SET dirty = dirty WHERE false`); err != nil {
 		return reason(err)
+	}
+	// A full disk fails only writes that need a new page, which the probe
+	// above does not; the pool's own statements tell.
+	if o, left, ok := storage.PoolWriteHealth(pool).Unwritable(); ok {
+		// Retry-After: when this answer may change, not the requests' own.
+		return o.Reason, max(1, int((left+time.Second-1)/time.Second))
 	}
 	return "", 0
 }

@@ -83,6 +83,32 @@ func TestReadyz_ReadOnlyDatabase(t *testing.T) {
 	}
 }
 
+// A write that fails for want of disk space turns /readyz 503 naming it,
+// although the probe itself (writing nothing) succeeds, until the hold ends.
+func TestReadyz_DiskFull(t *testing.T) {
+	ctx := context.Background()
+	db := storagetest.NewDB(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	wh := &storage.WriteHealth{Hold: 3 * time.Second, Now: func() time.Time { return now }}
+	pool := openPool(t, db.URL, storage.PoolConfig{MaxConns: 2, WriteHealth: wh})
+	h := httpx.Readyz(pool, time.Second)
+	if code, why, _ := readyz(t, h); code != http.StatusOK {
+		t.Fatalf("before: %d %q", code, why)
+	}
+	// Postgres reports a file it cannot extend on a full disk as 53100.
+	if _, err := pool.Exec(ctx, `DO $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$`); err == nil {
+		t.Fatal("no error")
+	}
+	code, why, retry := readyz(t, h)
+	if code != http.StatusServiceUnavailable || why != "the database disk is full" || retry != "3" {
+		t.Fatalf("after a disk-full failure: %d %q Retry-After %q", code, why, retry)
+	}
+	now = now.Add(3 * time.Second)
+	if code, why, _ := readyz(t, h); code != http.StatusOK {
+		t.Fatalf("after the hold: %d %q", code, why)
+	}
+}
+
 // The access log, clientip.Of and the limiters' key see the address the
 // trusted proxy reports, and the peer when the proxy is not trusted.
 func TestObserveBehind_OneClientAddressForLogsAndLimits(t *testing.T) {

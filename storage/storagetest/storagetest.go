@@ -229,6 +229,20 @@ func sanitize(s string) string {
 // is stopped and removed when tb ends.
 func NewCluster(tb testing.TB) *storage.Cluster {
 	tb.Helper()
+	return newCluster(tb, false)
+}
+
+// NewDurableCluster is NewCluster with fsync and synchronous commit on, for
+// tests that crash a Postgres process: with asynchronous commit the last
+// acknowledged commits may still be in shared memory, which crash recovery
+// discards, as the Postgres documentation warns.
+func NewDurableCluster(tb testing.TB) *storage.Cluster {
+	tb.Helper()
+	return newCluster(tb, true)
+}
+
+func newCluster(tb testing.TB, durable bool) *storage.Cluster {
+	tb.Helper()
 	base, err := os.MkdirTemp("", "authd-pg-")
 	if err != nil {
 		tb.Fatal(err)
@@ -236,7 +250,7 @@ func NewCluster(tb testing.TB) *storage.Cluster {
 	if err := os.Chmod(base, 0o711); err != nil {
 		tb.Fatal(err)
 	}
-	c := &storage.Cluster{Dir: filepath.Join(base, "data")}
+	c := &storage.Cluster{Dir: filepath.Join(base, "data"), Durable: durable}
 	if err := c.Start(context.Background()); err != nil {
 		os.RemoveAll(base)
 		tb.Fatalf("storagetest: start cluster: %v", err)
