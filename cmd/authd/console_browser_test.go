@@ -384,7 +384,8 @@ func (b *consoleBrowser) textOf(sel string) string {
 
 // TestConsole_ClientsInTheBrowser registers, edits, re-keys and deletes an
 // OAuth client in the console, checking each step through the token
-// endpoint and the admin API; the secret is shown once.
+// endpoint and the admin API; the secret is shown once, and the flags
+// (second factor, pushed authorization requests) are set there.
 func TestConsole_ClientsInTheBrowser(t *testing.T) {
 	e := newSecEnv(t)
 	e.mustUser("admin@example.com", "admin")
@@ -414,6 +415,7 @@ func TestConsole_ClientsInTheBrowser(t *testing.T) {
 	b.click(`input[name=grant_types][value=authorization_code]`)
 	b.click(`input[name=grant_types][value=refresh_token]`)
 	b.click(`input[name=grant_types][value=client_credentials]`)
+	b.click("#require_mfa")
 	if st := b.submit("/admin/clients"); st != http.StatusCreated {
 		t.Fatalf("create client: %d", st)
 	}
@@ -433,12 +435,13 @@ func TestConsole_ClientsInTheBrowser(t *testing.T) {
 	b.choose("redirect_uris", "https://billing.example/callback") // SetValue: an empty textarea cannot be cleared
 	b.fill("backchannel_logout_uri", "https://billing.example/backchannel-logout")
 	b.click("#backchannel_logout_session_required")
+	b.click("#require_pushed_authorization_requests")
 	b.submit("/admin/clients/" + id)
 	b.mustSee("The client was saved.")
 	st, out := e.apiCall(http.MethodGet, "/admin/v1/clients/"+id, adminToken, nil)
 	if st != http.StatusOK || len(out["redirect_uris"].([]any)) != 1 || out["redirect_uris"].([]any)[0] != "https://billing.example/callback" ||
 		len(out["grant_types"].([]any)) != 2 || out["backchannel_logout_uri"] != "https://billing.example/backchannel-logout" ||
-		out["backchannel_logout_session_required"] != true {
+		out["backchannel_logout_session_required"] != true || out["require_mfa"] != true || out["require_pushed_authorization_requests"] != true {
 		t.Fatalf("client through the admin API: %d %v", st, out)
 	}
 	b.shot("console-client")
@@ -475,4 +478,68 @@ func setValue(id, value string) chromedp.Action[chromedp.Void] {
 		return chromedp.Clear(chromedp.ID(id))
 	}
 	return chromedp.SetValue(chromedp.ID(id), value)
+}
+
+// TestConsole_ResetSecondFactorsInTheBrowser: the user page names the
+// user's second factors and which sessions passed one; "reset second
+// factors" (the admin API's DELETE /admin/v1/users/{id}/mfa) asks for the
+// administrator's password once the login is not recent, then removes every
+// factor, ends the user's sessions and is audited as the administrator's.
+func TestConsole_ResetSecondFactorsInTheBrowser(t *testing.T) {
+	e := newSecEnv(t)
+	admin := e.mustUser("admin@example.com", "admin")
+	lost := e.mustUser("lost@example.com", "user")
+	plain := e.mustUser("plain@example.com", "user")
+	c := e.acctClient("10.9.20.1")
+	if rec := c.login(lost.Email, secUserPass); rec.Code != http.StatusSeeOther {
+		t.Fatalf("login: %d", rec.Code)
+	}
+	secret, _, _ := mfaEnrol(t, c)
+	c.logout(t)
+	mfaPassword(c, "/account", lost.Email)
+	if st, loc, body := mfaStep(c, "totp", mfaCode(t, secret, time.Now().Add(30*time.Second))); st != http.StatusSeeOther || loc != "/account" {
+		t.Fatalf("two-step login: %d %q\n%s", st, loc, body)
+	}
+	factors := func() int {
+		return e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, lost.ID) +
+			e.count(`SELECT count(*) FROM user_recovery_codes WHERE user_id = $1`, lost.ID)
+	}
+
+	b := newConsoleBrowser(t)
+	userPage := "/admin/users/" + lost.ID
+	b.open(e.URL + userPage)
+	b.fill("email", admin.Email, "password", secUserPass)
+	b.submit("/login")
+	b.mustSee("Second factors", "authenticator app", "recovery codes", "two-step login")
+	b.shot("console-user-mfa")
+
+	// A user without a factor has nothing to reset.
+	b.open(e.URL + "/admin/users/" + plain.ID)
+	b.mustSee("Second factors", "None: the password alone opens this account.")
+	if strings.Contains(b.text(), "Reset second factors") {
+		t.Fatal("a reset is offered for a user without second factors")
+	}
+
+	// Once the login is not recent, the reset asks for the password.
+	e.ageLogin(admin.ID, time.Hour)
+	b.open(e.URL + userPage)
+	if st := b.submit(userPage + "/mfa/reset"); st != http.StatusForbidden {
+		t.Fatalf("reset without password: %d", st)
+	}
+	b.mustSee("needs your password")
+	if n := factors(); n == 0 {
+		t.Fatal("the reset went through without the password")
+	}
+	b.fill("mfa_password", secUserPass)
+	b.submit(userPage + "/mfa/reset")
+	b.mustSee("The user's second factors were removed", "None: the password alone opens this account.")
+	if n := factors(); n != 0 {
+		t.Fatalf("%d factors left after the reset", n)
+	}
+	if rec, _ := c.do(http.MethodGet, "/account", nil); rec.Code != http.StatusSeeOther {
+		t.Fatalf("the user's session survived the reset: %d", rec.Code)
+	}
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE type = 'user.mfa_reset' AND target_id = $1 AND actor_id = $2`, lost.ID, admin.ID); n != 1 {
+		t.Fatalf("audit events of the reset: %d", n)
+	}
 }
