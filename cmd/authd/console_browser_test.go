@@ -124,6 +124,9 @@ func (b *consoleBrowser) shot(name string) {
 		if err != nil {
 			b.t.Fatalf("screenshot %s: %v", name, err)
 		}
+		if over := b.overflowing(); len(over) > 0 {
+			b.t.Errorf("%s at %d px: content wider than its box: %v", name, v.width, over)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name+v.suffix+".png"), png, 0o644); err != nil {
 			b.t.Fatal(err)
 		}
@@ -364,6 +367,31 @@ func TestConsole_AdminTasksInTheBrowser(t *testing.T) {
 		!strings.HasPrefix(out["email"].(string), "deleted-") || out["disabled"] != true {
 		t.Fatalf("deleted user through the admin API: %d %v", st, out)
 	}
+}
+
+// overflowIn lists what sticks out at the current width: the page wider
+// than the window, or a table cell or fact whose content is wider than the
+// cell (cut off or drawn under its neighbour).
+const overflowIn = `(() => {
+	const out = [];
+	if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+		out.push("page " + document.documentElement.scrollWidth + "px");
+	}
+	for (const el of document.querySelectorAll("td, th, dd")) {
+		if (el.scrollWidth > el.clientWidth + 1) {
+			out.push(el.tagName.toLowerCase() + " " + JSON.stringify(el.textContent.trim().slice(0, 40)));
+		}
+	}
+	return out;
+})()`
+
+func (b *consoleBrowser) overflowing() []string {
+	b.t.Helper()
+	over, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](overflowIn))
+	if err != nil {
+		b.t.Fatalf("measure overflow: %v", err)
+	}
+	return over
 }
 
 func (b *consoleBrowser) click(sel string) {
