@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -142,7 +143,8 @@ func (b *consoleBrowser) shot(name string) {
 // refreshed token, a grant moves the balance, ending a session, disabling
 // and removing a role kill what they should, a role in use is not deleted,
 // sensitive actions ask for the password once the login is not recent, the
-// audit log shows what happened, keys rotate and a user is deleted.
+// audit log shows what happened, keys rotate, an unused role is deleted,
+// and users are anonymised (with credit history) or deleted.
 func TestConsole_AdminTasksInTheBrowser(t *testing.T) {
 	e := newSecEnv(t)
 	ctx := context.Background()
@@ -307,6 +309,14 @@ func TestConsole_AdminTasksInTheBrowser(t *testing.T) {
 		t.Fatalf("user through the admin API: %d %v", st, out)
 	}
 
+	// Once no one holds it, the role is deleted.
+	b.open(e.URL + "/admin/roles")
+	b.submit("/admin/roles/editor/delete")
+	b.mustSee("The role was deleted.")
+	if st, out := e.apiCall(http.MethodGet, "/admin/v1/roles", adminToken, nil); st != http.StatusOK || strings.Contains(fmt.Sprint(out), "editor") {
+		t.Fatalf("roles through the admin API after the delete: %d %v", st, out)
+	}
+
 	// The audit log shows the console's changes, by target and by action.
 	b.open(e.URL + "/admin/audit?" + url.Values{"target": {alice.ID}}.Encode())
 	b.mustSee("user.role_added", "user.role_removed", "user.disabled", "user.enabled", "user.session_ended", "credits.granted", "credits.refunded")
@@ -366,6 +376,15 @@ func TestConsole_AdminTasksInTheBrowser(t *testing.T) {
 	if st, out := e.apiCall(http.MethodGet, "/admin/v1/users/"+alice.ID, adminToken, nil); st != http.StatusOK ||
 		!strings.HasPrefix(out["email"].(string), "deleted-") || out["disabled"] != true {
 		t.Fatalf("deleted user through the admin API: %d %v", st, out)
+	}
+	// A user without credit history is deleted outright.
+	bob := e.userID("bob@example.com")
+	b.open(e.URL + "/admin/users/" + bob)
+	b.fill("delete_password", secUserPass)
+	b.submit("/admin/users/" + bob + "/delete")
+	b.mustSee("The user was deleted.")
+	if st, _ := e.apiCall(http.MethodGet, "/admin/v1/users/"+bob, adminToken, nil); st != http.StatusNotFound {
+		t.Fatalf("deleted user through the admin API: %d", st)
 	}
 }
 
