@@ -492,6 +492,9 @@ func TestConsole_ClientsInTheBrowser(t *testing.T) {
 		t.Fatalf("client through the admin API: %d %v", st, out)
 	}
 	b.shot("console-client")
+	b.open(e.URL + "/admin/clients")
+	b.mustSee("confidential, second factor required, PAR required")
+	b.open(e.URL + "/admin/clients/" + id)
 
 	// Rotate the secret: the old one dies, the new one works.
 	b.submit("/admin/clients/" + id + "/secret")
