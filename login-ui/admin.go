@@ -86,6 +86,7 @@ func (c *Console) Mount(r *mux.Router) {
 	post("/admin/users/{id}/disable", c.setDisabled(true))
 	post("/admin/users/{id}/enable", c.setDisabled(false))
 	post("/admin/users/{id}/delete", c.deleteUser)
+	post("/admin/users/{id}/mfa/reset", c.resetFactors)
 	get("/admin/roles", c.roles)
 	post("/admin/roles", c.createRole)
 	post("/admin/roles/{name}/delete", c.deleteRole)

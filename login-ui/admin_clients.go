@@ -24,6 +24,9 @@ type ClientForm struct {
 	Scopes                  []string
 	Public, FirstParty      bool
 	TokenEndpointAuthMethod string
+	// RequireMFA and RequirePAR are the client's policy flags: its users
+	// pass a second factor; it starts every authorization at /oauth2/par.
+	RequireMFA, RequirePAR bool
 	// BackchannelLogoutURI and BackchannelLogoutSessionRequired are the
 	// client's OIDC Back-Channel Logout registration.
 	BackchannelLogoutURI             string
@@ -95,7 +98,8 @@ func formOf(cl *fositestore.Client) ClientForm {
 	return ClientForm{Name: cl.Name, RedirectURIs: cl.RedirectURIs, PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs,
 		GrantTypes: cl.GrantTypes, Scopes: cl.Scopes, Public: cl.Public, FirstParty: cl.FirstParty,
 		TokenEndpointAuthMethod: cl.TokenEndpointAuthMethod,
-		BackchannelLogoutURI:    cl.BackchannelLogoutURI, BackchannelLogoutSessionRequired: cl.BackchannelLogoutSessionRequired}
+		RequireMFA:              cl.RequireMFA, RequirePAR: cl.RequirePushedAuthorizationRequests,
+		BackchannelLogoutURI: cl.BackchannelLogoutURI, BackchannelLogoutSessionRequired: cl.BackchannelLogoutSessionRequired}
 }
 
 // readClientForm reads the POSTed client form.
@@ -119,6 +123,8 @@ func readClientForm(r *http.Request) ClientForm {
 		PostLogoutRedirectURIs: lines(r.PostFormValue("post_logout_redirect_uris")), GrantTypes: grants,
 		Scopes: strings.Fields(r.PostFormValue("scopes")), Public: r.PostFormValue("public") == "on",
 		FirstParty: r.PostFormValue("first_party") == "on", TokenEndpointAuthMethod: r.PostFormValue("token_endpoint_auth_method"),
+		RequireMFA:                       r.PostFormValue("require_mfa") == "on",
+		RequirePAR:                       r.PostFormValue("require_pushed_authorization_requests") == "on",
 		BackchannelLogoutURI:             strings.TrimSpace(r.PostFormValue("backchannel_logout_uri")),
 		BackchannelLogoutSessionRequired: r.PostFormValue("backchannel_logout_session_required") == "on"}
 }

@@ -92,6 +92,7 @@ type AdminUserData struct {
 	Threshold int64                // grants above it need a password or recent login
 	Spends    []ledger.Transaction // the spends of this history page, for refunds
 	Apps      []ConsentedApp       // the apps the user allowed
+	Factors   []string             // the second-factor methods the user holds
 }
 
 // userNotices are the fixed messages after a change (?done=…); the query
@@ -106,6 +107,7 @@ func userNotice(done string) string {
 		"replayed":     "A grant with this reference already existed; nothing new was posted.",
 		"disabled":     "The user is disabled; their sessions and tokens were revoked.",
 		"enabled":      "The user is enabled.",
+		"mfa_reset":    "The user's second factors were removed; their sessions and tokens were revoked. They log in with the password alone until they set one up again.",
 	}[done]
 }
 
@@ -144,6 +146,10 @@ func (c *Console) renderUser(w http.ResponseWriter, r *http.Request, a consoleRe
 		if !slices.Contains(u.Roles, role.Name) {
 			d.Addable = append(d.Addable, role.Name)
 		}
+	}
+	if d.Factors, err = c.Accounts.Factors(ctx, u.ID); err != nil {
+		c.fail(w, r, "admin console: factors", err)
+		return
 	}
 	if c.Apps != nil {
 		if d.Apps, err = c.Apps.ConsentedApps(ctx, u.ID); err != nil {
@@ -389,4 +395,27 @@ func (c *Console) deleteUser(w http.ResponseWriter, r *http.Request, a consoleRe
 		return
 	}
 	http.Redirect(w, r, "/admin/users?"+url.Values{"deleted": {res.Outcome}}.Encode(), http.StatusSeeOther)
+}
+
+// resetFactors removes every second factor of a user who lost theirs, as
+// the admin API's DELETE /admin/v1/users/{id}/mfa does: whoever holds the
+// user's password then logs in with it alone, so the admin must be present.
+func (c *Console) resetFactors(w http.ResponseWriter, r *http.Request, a consoleReq) {
+	id := mux.Vars(r)["id"]
+	msg, status, err := c.confirm(r.Context(), r, a)
+	if err != nil {
+		c.fail(w, r, "admin console: confirm", err)
+		return
+	}
+	if msg != "" {
+		c.renderUser(w, r, a, status, "", "Resetting second factors: "+msg)
+		return
+	}
+	if err := c.Accounts.ResetFactors(r.Context(), a.origin(r), id); err != nil {
+		if !c.userError(w, r, a, err) {
+			c.fail(w, r, "admin console: reset factors", err)
+		}
+		return
+	}
+	done(w, r, id, "mfa_reset")
 }

@@ -137,13 +137,22 @@ func TestAccountPage_AppsInTheBrowser(t *testing.T) {
 		VALUES ($1, $2, '{openid,profile}', ARRAY[$3])`, u.ID, web, e.URL); err != nil {
 		t.Fatal(err)
 	}
+	ops, opsSecret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"admin"}})
+	st, _, out := e.postForm("/oauth2/token", ops, opsSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}})
+	if st != http.StatusOK {
+		t.Fatalf("admin token: %d %v", st, out)
+	}
+	if rec := e.callAPI("POST", "/admin/v1/users/"+u.ID+"/credits/grant", out["access_token"].(string),
+		`{"amount":25,"reference":"welcome","description":"Welcome credits"}`); rec.Code != http.StatusCreated {
+		t.Fatalf("grant: %d %s", rec.Code, rec.Body)
+	}
 	b := newConsoleBrowser(t)
 	b.open(e.URL + "/account")
 	b.fill("email", u.Email, "password", secUserPass)
 	if st := b.submit("/login"); st != http.StatusOK {
 		t.Fatalf("login: %d", st)
 	}
-	b.mustSee("Roles and credits", "Credit balance", "Apps you allowed", "Photo Printer", "openid profile")
+	b.mustSee("Roles and credits", "Credit balance: 25", "grant: Welcome credits", "Apps you allowed", "Photo Printer", "openid profile")
 	b.shot("account-apps")
 	b.submit("/account/apps/revoke", web)
 	b.mustSee("The app's access was revoked.", "You have not allowed any app yet.")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -124,6 +125,9 @@ func (b *consoleBrowser) shot(name string) {
 		if err != nil {
 			b.t.Fatalf("screenshot %s: %v", name, err)
 		}
+		if over := b.overflowing(); len(over) > 0 {
+			b.t.Errorf("%s at %d px: content wider than its box: %v", name, v.width, over)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name+v.suffix+".png"), png, 0o644); err != nil {
 			b.t.Fatal(err)
 		}
@@ -139,7 +143,8 @@ func (b *consoleBrowser) shot(name string) {
 // refreshed token, a grant moves the balance, ending a session, disabling
 // and removing a role kill what they should, a role in use is not deleted,
 // sensitive actions ask for the password once the login is not recent, the
-// audit log shows what happened, keys rotate and a user is deleted.
+// audit log shows what happened, keys rotate, an unused role is deleted,
+// and users are anonymised (with credit history) or deleted.
 func TestConsole_AdminTasksInTheBrowser(t *testing.T) {
 	e := newSecEnv(t)
 	ctx := context.Background()
@@ -304,6 +309,14 @@ func TestConsole_AdminTasksInTheBrowser(t *testing.T) {
 		t.Fatalf("user through the admin API: %d %v", st, out)
 	}
 
+	// Once no one holds it, the role is deleted.
+	b.open(e.URL + "/admin/roles")
+	b.submit("/admin/roles/editor/delete")
+	b.mustSee("The role was deleted.")
+	if st, out := e.apiCall(http.MethodGet, "/admin/v1/roles", adminToken, nil); st != http.StatusOK || strings.Contains(fmt.Sprint(out), "editor") {
+		t.Fatalf("roles through the admin API after the delete: %d %v", st, out)
+	}
+
 	// The audit log shows the console's changes, by target and by action.
 	b.open(e.URL + "/admin/audit?" + url.Values{"target": {alice.ID}}.Encode())
 	b.mustSee("user.role_added", "user.role_removed", "user.disabled", "user.enabled", "user.session_ended", "credits.granted", "credits.refunded")
@@ -364,6 +377,40 @@ func TestConsole_AdminTasksInTheBrowser(t *testing.T) {
 		!strings.HasPrefix(out["email"].(string), "deleted-") || out["disabled"] != true {
 		t.Fatalf("deleted user through the admin API: %d %v", st, out)
 	}
+	// A user without credit history is deleted outright.
+	bob := e.userID("bob@example.com")
+	b.open(e.URL + "/admin/users/" + bob)
+	b.fill("delete_password", secUserPass)
+	b.submit("/admin/users/" + bob + "/delete")
+	b.mustSee("The user was deleted.")
+	if st, _ := e.apiCall(http.MethodGet, "/admin/v1/users/"+bob, adminToken, nil); st != http.StatusNotFound {
+		t.Fatalf("deleted user through the admin API: %d", st)
+	}
+}
+
+// overflowIn lists what sticks out at the current width: the page wider
+// than the window, or a table cell or fact whose content is wider than the
+// cell (cut off or drawn under its neighbour).
+const overflowIn = `(() => {
+	const out = [];
+	if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+		out.push("page " + document.documentElement.scrollWidth + "px");
+	}
+	for (const el of document.querySelectorAll("td, th, dd")) {
+		if (el.scrollWidth > el.clientWidth + 1) {
+			out.push(el.tagName.toLowerCase() + " " + JSON.stringify(el.textContent.trim().slice(0, 40)));
+		}
+	}
+	return out;
+})()`
+
+func (b *consoleBrowser) overflowing() []string {
+	b.t.Helper()
+	over, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](overflowIn))
+	if err != nil {
+		b.t.Fatalf("measure overflow: %v", err)
+	}
+	return over
 }
 
 func (b *consoleBrowser) click(sel string) {
@@ -384,7 +431,8 @@ func (b *consoleBrowser) textOf(sel string) string {
 
 // TestConsole_ClientsInTheBrowser registers, edits, re-keys and deletes an
 // OAuth client in the console, checking each step through the token
-// endpoint and the admin API; the secret is shown once.
+// endpoint and the admin API; the secret is shown once, and the flags
+// (second factor, pushed authorization requests) are set there.
 func TestConsole_ClientsInTheBrowser(t *testing.T) {
 	e := newSecEnv(t)
 	e.mustUser("admin@example.com", "admin")
@@ -414,6 +462,7 @@ func TestConsole_ClientsInTheBrowser(t *testing.T) {
 	b.click(`input[name=grant_types][value=authorization_code]`)
 	b.click(`input[name=grant_types][value=refresh_token]`)
 	b.click(`input[name=grant_types][value=client_credentials]`)
+	b.click("#require_mfa")
 	if st := b.submit("/admin/clients"); st != http.StatusCreated {
 		t.Fatalf("create client: %d", st)
 	}
@@ -433,15 +482,19 @@ func TestConsole_ClientsInTheBrowser(t *testing.T) {
 	b.choose("redirect_uris", "https://billing.example/callback") // SetValue: an empty textarea cannot be cleared
 	b.fill("backchannel_logout_uri", "https://billing.example/backchannel-logout")
 	b.click("#backchannel_logout_session_required")
+	b.click("#require_pushed_authorization_requests")
 	b.submit("/admin/clients/" + id)
 	b.mustSee("The client was saved.")
 	st, out := e.apiCall(http.MethodGet, "/admin/v1/clients/"+id, adminToken, nil)
 	if st != http.StatusOK || len(out["redirect_uris"].([]any)) != 1 || out["redirect_uris"].([]any)[0] != "https://billing.example/callback" ||
 		len(out["grant_types"].([]any)) != 2 || out["backchannel_logout_uri"] != "https://billing.example/backchannel-logout" ||
-		out["backchannel_logout_session_required"] != true {
+		out["backchannel_logout_session_required"] != true || out["require_mfa"] != true || out["require_pushed_authorization_requests"] != true {
 		t.Fatalf("client through the admin API: %d %v", st, out)
 	}
 	b.shot("console-client")
+	b.open(e.URL + "/admin/clients")
+	b.mustSee("confidential, second factor required, PAR required")
+	b.open(e.URL + "/admin/clients/" + id)
 
 	// Rotate the secret: the old one dies, the new one works.
 	b.submit("/admin/clients/" + id + "/secret")
@@ -475,4 +528,68 @@ func setValue(id, value string) chromedp.Action[chromedp.Void] {
 		return chromedp.Clear(chromedp.ID(id))
 	}
 	return chromedp.SetValue(chromedp.ID(id), value)
+}
+
+// TestConsole_ResetSecondFactorsInTheBrowser: the user page names the
+// user's second factors and which sessions passed one; "reset second
+// factors" (the admin API's DELETE /admin/v1/users/{id}/mfa) asks for the
+// administrator's password once the login is not recent, then removes every
+// factor, ends the user's sessions and is audited as the administrator's.
+func TestConsole_ResetSecondFactorsInTheBrowser(t *testing.T) {
+	e := newSecEnv(t)
+	admin := e.mustUser("admin@example.com", "admin")
+	lost := e.mustUser("lost@example.com", "user")
+	plain := e.mustUser("plain@example.com", "user")
+	c := e.acctClient("10.9.20.1")
+	if rec := c.login(lost.Email, secUserPass); rec.Code != http.StatusSeeOther {
+		t.Fatalf("login: %d", rec.Code)
+	}
+	secret, _, _ := mfaEnrol(t, c)
+	c.logout(t)
+	mfaPassword(c, "/account", lost.Email)
+	if st, loc, body := mfaStep(c, "totp", mfaCode(t, secret, time.Now().Add(30*time.Second))); st != http.StatusSeeOther || loc != "/account" {
+		t.Fatalf("two-step login: %d %q\n%s", st, loc, body)
+	}
+	factors := func() int {
+		return e.count(`SELECT count(*) FROM user_totp WHERE user_id = $1`, lost.ID) +
+			e.count(`SELECT count(*) FROM user_recovery_codes WHERE user_id = $1`, lost.ID)
+	}
+
+	b := newConsoleBrowser(t)
+	userPage := "/admin/users/" + lost.ID
+	b.open(e.URL + userPage)
+	b.fill("email", admin.Email, "password", secUserPass)
+	b.submit("/login")
+	b.mustSee("Second factors", "authenticator app", "recovery codes", "two-step login")
+	b.shot("console-user-mfa")
+
+	// A user without a factor has nothing to reset.
+	b.open(e.URL + "/admin/users/" + plain.ID)
+	b.mustSee("Second factors", "None: the password alone opens this account.")
+	if strings.Contains(b.text(), "Reset second factors") {
+		t.Fatal("a reset is offered for a user without second factors")
+	}
+
+	// Once the login is not recent, the reset asks for the password.
+	e.ageLogin(admin.ID, time.Hour)
+	b.open(e.URL + userPage)
+	if st := b.submit(userPage + "/mfa/reset"); st != http.StatusForbidden {
+		t.Fatalf("reset without password: %d", st)
+	}
+	b.mustSee("needs your password")
+	if n := factors(); n == 0 {
+		t.Fatal("the reset went through without the password")
+	}
+	b.fill("mfa_password", secUserPass)
+	b.submit(userPage + "/mfa/reset")
+	b.mustSee("The user's second factors were removed", "None: the password alone opens this account.")
+	if n := factors(); n != 0 {
+		t.Fatalf("%d factors left after the reset", n)
+	}
+	if rec, _ := c.do(http.MethodGet, "/account", nil); rec.Code != http.StatusSeeOther {
+		t.Fatalf("the user's session survived the reset: %d", rec.Code)
+	}
+	if n := e.count(`SELECT count(*) FROM audit_events WHERE type = 'user.mfa_reset' AND target_id = $1 AND actor_id = $2`, lost.ID, admin.ID); n != 1 {
+		t.Fatalf("audit events of the reset: %d", n)
+	}
 }

@@ -83,6 +83,8 @@ func applyForm(spec *clients.Spec, f loginui.ClientForm) []string {
 	flag("public", &spec.Public, f.Public)
 	flag("first_party", &spec.FirstParty, f.FirstParty)
 	str("token_endpoint_auth_method", &spec.TokenEndpointAuthMethod, f.TokenEndpointAuthMethod)
+	flag("require_mfa", &spec.RequireMFA, f.RequireMFA)
+	flag("require_pushed_authorization_requests", &spec.RequirePushedAuthorizationRequests, f.RequirePAR)
 	str("backchannel_logout_uri", &spec.BackchannelLogoutURI, f.BackchannelLogoutURI)
 	flag("backchannel_logout_session_required", &spec.BackchannelLogoutSessionRequired, f.BackchannelLogoutSessionRequired)
 	return changed
