@@ -43,11 +43,14 @@ func (e *secEnv) apiRoutes() []policedRoute {
 		if err != nil || !isAPIPath(tpl) {
 			return nil
 		}
+		pol, ok := e.app.policies.Lookup(route)
 		methods, err := route.GetMethods()
 		if err != nil {
+			// Every method, so not registered through authn.Router, which
+			// names one: a bare Handle or PathPrefix under the APIs.
+			out = append(out, policedRoute{Method: "", Path: tpl, Policy: pol, HasPolicy: ok})
 			return nil
 		}
-		pol, ok := e.app.policies.Lookup(route)
 		for _, m := range methods {
 			out = append(out, policedRoute{Method: m, Path: tpl, Policy: pol, HasPolicy: ok})
 		}
@@ -86,6 +89,10 @@ func (e *secEnv) callAPI(method, path, token string, body string) *httptest.Resp
 func TestPolicy_EveryAPIRouteDeclaresOne(t *testing.T) {
 	e := newSecEnv(t)
 	for _, r := range e.apiRoutes() {
+		if r.Method == "" {
+			t.Errorf("%s is served for every method: register it through authn.Router, with its method and policy", r.Path)
+			continue
+		}
 		if !r.HasPolicy {
 			t.Errorf("%s %s has no declared policy: register it through authn.Router", r.Method, r.Path)
 		}
@@ -228,16 +235,7 @@ func TestPolicy_ThirdPartyTokenCannotTouchTheAccount(t *testing.T) {
 	withProfile := out["access_token"].(string)
 
 	before := e.snapshot()
-	for _, c := range []struct {
-		method, path, body string
-	}{
-		{"PATCH", "/api/v1/me", `{"email":"attacker@evil.example"}`},
-		{"PATCH", "/api/v1/me", `{"name":"pwned"}`},
-		{"POST", "/api/v1/me/password", `{"current_password":"` + secUserPass + `","new_password":"attacker-chosen-pass-1"}`},
-		{"POST", "/api/v1/me/email/verify", `{}`},
-		{"GET", "/api/v1/me/sessions", ""},
-		{"DELETE", "/api/v1/me/sessions/00000000-0000-4000-8000-000000000000", ""},
-	} {
+	for _, c := range accountChanges() {
 		for name, tok := range map[string]string{"openid": openidOnly, "profile": withProfile} {
 			if rec := e.callAPI(c.method, c.path, tok, c.body); rec.Code != http.StatusForbidden ||
 				!strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_scope"`) {
@@ -263,6 +261,54 @@ func TestPolicy_ThirdPartyTokenCannotTouchTheAccount(t *testing.T) {
 		RedirectURIs: []string{secRedirect}, Scopes: []string{"openid", "account"}})
 	if err == nil || !strings.Contains(err.Error(), "first-party") {
 		t.Errorf("registering a third-party client with scope account: %v", err)
+	}
+}
+
+// accountChanges are the requests the account scope guards: each would
+// change the account or read or end its sessions.
+func accountChanges() []struct{ method, path, body string } {
+	return []struct{ method, path, body string }{
+		{"PATCH", "/api/v1/me", `{"email":"attacker@evil.example"}`},
+		{"PATCH", "/api/v1/me", `{"name":"pwned"}`},
+		{"POST", "/api/v1/me/password", `{"current_password":"` + secUserPass + `","new_password":"attacker-chosen-pass-1"}`},
+		{"POST", "/api/v1/me/email/verify", `{}`},
+		{"GET", "/api/v1/me/sessions", ""},
+		{"DELETE", "/api/v1/me/sessions/00000000-0000-4000-8000-000000000000", ""},
+	}
+}
+
+// TestPolicy_FirstPartyTokenNeedsTheAccountScope: being first party is not
+// enough. A first-party app's token from a login just now (so auth_time
+// would pass the recent-login check) but without scope account cannot
+// change the account, list or end sessions, and with openid alone cannot
+// read the profile. (The third-party test cannot show this: its client is
+// refused by the first-party check as well.)
+func TestPolicy_FirstPartyTokenNeedsTheAccountScope(t *testing.T) {
+	e := newSecEnv(t)
+	u := e.mustUser("fp-scopes@example.com")
+	id, secret := e.firstParty()
+	if tok := e.passwordToken(id, secret, u.Email, "openid account")["access_token"].(string); e.callAPI("GET", "/api/v1/me/sessions", tok, "").Code != http.StatusOK {
+		t.Fatal("control: a first-party token with scope account cannot list sessions")
+	}
+	tokens := map[string]string{
+		"openid":                           e.passwordToken(id, secret, u.Email, "openid")["access_token"].(string),
+		"openid profile email":             e.passwordToken(id, secret, u.Email, "openid profile email")["access_token"].(string),
+		"credits:read credits:spend roles": e.passwordToken(id, secret, u.Email, "credits:read credits:spend roles")["access_token"].(string),
+	}
+	before := e.snapshot()
+	for _, c := range accountChanges() {
+		for scope, tok := range tokens {
+			if rec := e.callAPI(c.method, c.path, tok, c.body); rec.Code != http.StatusForbidden ||
+				!strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+				t.Errorf("%s %s with a first-party token of scope %q: %d %s", c.method, c.path, scope, rec.Code, rec.Body)
+			}
+		}
+	}
+	if rec := e.callAPI("GET", "/api/v1/me", tokens["openid"], ""); rec.Code != http.StatusForbidden {
+		t.Errorf("GET /me with a first-party openid-only token: %d %s", rec.Code, rec.Body)
+	}
+	if after := e.snapshot(); after != before {
+		t.Errorf("requests without scope account changed state:\n%s\n%s", before, after)
 	}
 }
 
@@ -338,14 +384,43 @@ func TestCORS_OnlyOnJSONEndpoints(t *testing.T) {
 			t.Errorf("%s %s: Access-Control-Allow-Credentials %q", method, path, c)
 		}
 	}
-	for _, p := range []string{"/login", "/register", "/account", "/consent", "/oauth2/auth", "/password/forgot", "/verify-email", "/"} {
+	hosted := []string{"/login", "/register", "/account", "/consent", "/oauth2/auth", "/password/forgot", "/verify-email", "/",
+		"/static/webauthn.js", "/nowhere"}
+	// Every other route the router serves, found by walking it, so a new
+	// page is covered without being listed here.
+	seen := map[string]bool{}
+	for _, r := range e.routes() {
+		if !jsonEndpoint(r.Path) && !seen[r.Path] {
+			seen[r.Path] = true
+			hosted = append(hosted, fillVars(r.Path, "x"))
+		}
+	}
+	for _, p := range []string{"/admin", "/device", "/account/mfa", "/oauth2/logout"} {
+		if !seen[p] {
+			t.Errorf("the router walk did not find the page %s", p)
+		}
+	}
+	for _, p := range hosted {
 		check(http.MethodGet, p, false)
 		check(http.MethodOptions, p, false)
 	}
-	for _, p := range []string{"/api/v1/me", "/api/v1/credits", "/.well-known/openid-configuration", "/.well-known/jwks.json", "/userinfo", "/oauth2/token"} {
+	for _, p := range []string{"/api/v1/me", "/api/v1/credits", "/admin/v1/users", "/.well-known/openid-configuration",
+		"/.well-known/jwks.json", "/userinfo", "/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"} {
 		check(http.MethodGet, p, true)
 		check(http.MethodOptions, p, true)
 	}
+}
+
+// jsonEndpoint reports whether a route template is one of the JSON
+// endpoints a browser app on another origin may call (the test's own list,
+// not the middleware's).
+func jsonEndpoint(tpl string) bool {
+	for _, p := range []string{"/api/v1/", "/admin/v1/", "/.well-known/"} {
+		if strings.HasPrefix(tpl, p) {
+			return true
+		}
+	}
+	return slices.Contains([]string{"/oauth2/token", "/oauth2/revoke", "/oauth2/introspect", "/userinfo"}, tpl)
 }
 
 // TestAuthorize_LoopbackAnyPortOnlyForPublicClients: RFC 8252 §7.3's "any
