@@ -312,6 +312,38 @@ func TestPolicy_FirstPartyTokenNeedsTheAccountScope(t *testing.T) {
 	}
 }
 
+// TestPolicy_UserinfoNeedsAnOpenIDUserToken: /userinfo answers an access
+// token carrying openid (OIDC Core §5.3) issued for a user. The same user's
+// token without openid, whatever else it holds, and a service's token are
+// refused with an RFC 6750 challenge; no token at all gets the bare one.
+func TestPolicy_UserinfoNeedsAnOpenIDUserToken(t *testing.T) {
+	e := newSecEnv(t)
+	u := e.mustUser("userinfo@example.com")
+	id, secret := e.allScopesClient()
+	withOpenID := e.passwordToken(id, secret, u.Email, "openid")["access_token"].(string)
+	without := e.passwordToken(id, secret, u.Email, "profile email roles account admin")["access_token"].(string)
+	st, _, out := e.postForm("/oauth2/token", id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"openid admin"}})
+	if st != http.StatusOK {
+		t.Fatalf("client credentials: %d %v", st, out)
+	}
+	service := out["access_token"].(string)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		if rec := e.callAPI(method, "/userinfo", withOpenID, ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), u.ID) {
+			t.Errorf("%s /userinfo with openid: %d %s", method, rec.Code, rec.Body)
+		}
+		for name, tok := range map[string]string{"a user token without openid": without, "a service token": service} {
+			rec := e.callAPI(method, "/userinfo", tok, "")
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_scope"`) ||
+				strings.Contains(rec.Body.String(), u.Email) {
+				t.Errorf("%s /userinfo with %s: %d %q %s", method, name, rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body)
+			}
+		}
+		if rec := e.callAPI(method, "/userinfo", "", ""); rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != `Bearer realm="authd"` {
+			t.Errorf("%s /userinfo without a token: %d %q", method, rec.Code, rec.Header().Get("WWW-Authenticate"))
+		}
+	}
+}
+
 // TestPolicy_FirstPartyCheckedAtEveryCall: the account routes ask the
 // client registry at each call, so a client that loses its first-party
 // flag loses the account API at once, even with tokens it already holds.
