@@ -528,3 +528,27 @@ func TestConsent_PublicClientsAskEveryTimeAndAudiencesAreCovered(t *testing.T) {
 		t.Error("consent for the audience was not remembered")
 	}
 }
+
+// TestConsent_AccountScopeSaidPlainly: the account scope is shown on a
+// consent page only to first-party public apps (a confidential first-party
+// app is not asked); the page says in words what it allows.
+func TestConsent_AccountScopeSaidPlainly(t *testing.T) {
+	e := newSecEnv(t)
+	u := e.mustUser("plain-words@example.com")
+	native, _ := e.mustClient(clients.Spec{Name: "authd desktop", Public: true, FirstParty: true,
+		RedirectURIs: []string{secRedirect}, GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "account"}})
+	b := e.browser()
+	_, challenge := secPKCE()
+	resp, page := b.get(secAuthURL(e.URL, native, challenge, url.Values{"scope": {"openid account"}}))
+	if resp.StatusCode == http.StatusOK && strings.Contains(page, `action="/login"`) {
+		resp, page = b.login(e.URL, page, u.Email)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `action="/consent"`) {
+		t.Fatalf("no consent page: %d\n%s", resp.StatusCode, page)
+	}
+	for _, words := range []string{"email address", "password", "end your signed-in sessions"} {
+		if !strings.Contains(page, words) {
+			t.Errorf("the consent page for scope account does not say %q:\n%s", words, page)
+		}
+	}
+}
