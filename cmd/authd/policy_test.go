@@ -390,6 +390,16 @@ func TestPolicy_ChargingServiceCannotMint(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM ledger_transactions`); n != 0 {
 		t.Errorf("%d ledger transactions written", n)
 	}
+	// Nor does a user's own token holding credits:grant (granted by a
+	// client that may ask for it), not even into the user's own account.
+	id, secret := e.allScopesClient()
+	userTok := e.passwordToken(id, secret, u.Email, "openid credits:grant credits:spend")["access_token"].(string)
+	if rec := e.callAPI("POST", "/api/v1/users/"+u.ID+"/credits/grant", userTok, body); rec.Code != http.StatusForbidden {
+		t.Errorf("a user's token with credits:grant minting into its own account: %d %s", rec.Code, rec.Body)
+	}
+	if n := e.count(`SELECT count(*) FROM ledger_transactions`); n != 0 {
+		t.Errorf("%d ledger transactions written", n)
+	}
 	// It may charge (here: 409, the user has nothing), which proves the token works.
 	if rec := e.callAPI("POST", "/api/v1/users/"+u.ID+"/credits/spend", tok, `{"amount":1,"reference":"r1","description":"x"}`); rec.Code != http.StatusConflict {
 		t.Errorf("charge: %d %s", rec.Code, rec.Body)
