@@ -249,6 +249,18 @@ func TestPolicy_ThirdPartyTokenCannotTouchTheAccount(t *testing.T) {
 	if rec := e.callAPI("GET", "/api/v1/me", withProfile, ""); rec.Code != http.StatusOK {
 		t.Errorf("GET /me with profile: %d %s", rec.Code, rec.Body)
 	}
+	// Nor the account's credits: those need the credits scopes.
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/api/v1/credits", ""},
+		{"GET", "/api/v1/credits/transactions", ""},
+		{"POST", "/api/v1/credits/spend", `{"amount":1,"reference":"r","description":"x"}`},
+	} {
+		for name, tok := range map[string]string{"openid": openidOnly, "profile": withProfile} {
+			if rec := e.callAPI(c.method, c.path, tok, c.body); rec.Code != http.StatusForbidden {
+				t.Errorf("%s %s with a third-party %s token: %d %s", c.method, c.path, name, rec.Code, rec.Body)
+			}
+		}
+	}
 	// The admin API needs scope admin, whatever the user's roles.
 	if rec := e.callAPI("GET", "/admin/v1/users", withProfile, ""); rec.Code != http.StatusForbidden {
 		t.Errorf("admin API with a third-party token of an admin: %d", rec.Code)
