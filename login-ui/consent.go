@@ -33,7 +33,7 @@ var scopeDescriptions = map[string]string{
 	"credits:spend":  "Spend your credits",
 	"credits:charge": "Spend your credits on your behalf",
 	"credits:grant":  "Add credits to accounts",
-	"account":        "Change your email, password and sessions, and end your sessions",
+	"account":        "Change your name, email address and password, and see and end your signed-in sessions",
 }
 
 // ScopeDescription returns the human description of scope.

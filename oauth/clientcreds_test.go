@@ -114,19 +114,29 @@ func TestIntrospection_Callers(t *testing.T) {
 	rs, rsSecret := e.mustClient(serviceSpec("client_secret_basic"))
 	other, otherSecret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"credits:read"}})
 	web, webSecret := e.webClient()
-	tok := e.codeFlow(web.ID, webSecret, "openid")
-	at := tok["access_token"].(string)
+	tok := e.codeFlow(web.ID, webSecret, "openid offline_access")
+	at, rt := tok["access_token"].(string), tok["refresh_token"].(string)
 
+	// An unrelated client learns nothing: the answer for a live token it may
+	// not see is the answer for a token that does not exist, for an access
+	// token (before and after the answer is cached) and a refresh token.
+	unrelated := func(name, token string) {
+		t.Helper()
+		st, out := e.postJSON("/oauth2/introspect", other.ID, otherSecret, url.Values{"token": {token}})
+		stUnknown, outUnknown := e.postJSON("/oauth2/introspect", other.ID, otherSecret, url.Values{"token": {token + "x"}})
+		if st != 200 || len(out) != 1 || out["active"] != false || stUnknown != st || !reflect.DeepEqual(out, outUnknown) {
+			t.Errorf("unrelated client, %s: %d %v; unknown token: %d %v", name, st, out, stUnknown, outUnknown)
+		}
+	}
+	unrelated("access token", at)
+	unrelated("refresh token", rt)
 	if in := e.introspect(rs.ID, rsSecret, at); in["active"] != true || in["client_id"] != web.ID {
 		t.Errorf("resource server: %v", in)
 	}
-	// An unrelated client learns nothing: the answer for a live token it may
-	// not see is the answer for a token that does not exist.
-	st, out := e.postJSON("/oauth2/introspect", other.ID, otherSecret, url.Values{"token": {at}})
-	stUnknown, outUnknown := e.postJSON("/oauth2/introspect", other.ID, otherSecret, url.Values{"token": {at + "x"}})
-	if st != 200 || len(out) != 1 || out["active"] != false || stUnknown != st || !reflect.DeepEqual(out, outUnknown) {
-		t.Errorf("unrelated client: %d %v; unknown token: %d %v", st, out, stUnknown, outUnknown)
+	if in := e.introspect(rs.ID, rsSecret, rt); in["active"] != true || in["client_id"] != web.ID {
+		t.Errorf("resource server, refresh token: %v", in)
 	}
+	unrelated("access token, answer cached", at)
 	if st, out := e.postJSON("/oauth2/introspect", "", "", url.Values{"token": {at}}); st != 401 {
 		t.Errorf("anonymous: %d %v", st, out)
 	}

@@ -153,3 +153,42 @@ func TestAdminAPI_Keys(t *testing.T) {
 func containsAny(s string, subs ...string) bool {
 	return slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(s, sub) })
 }
+
+// TestAdminAPI_ChargeCapsShownAndAudited: a charging client's caps are in
+// its admin view and in the audit events of its registration and of every
+// change to them, so an administrator can see what a service may take and
+// who allowed it.
+func TestAdminAPI_ChargeCapsShownAndAudited(t *testing.T) {
+	e := newAdminEnv(t)
+	tok := e.adminToken
+	type capsView struct {
+		PerSpend   int64 `json:"charge_max_per_spend"`
+		PerUserDay int64 `json:"charge_max_per_user_day"`
+	}
+	before := e.lastAuditID()
+	var c capsView
+	e.must(201, "POST", "/admin/v1/clients", tok, map[string]any{"client_id": "shop", "name": "Shop",
+		"grant_types": []string{"client_credentials"}, "scopes": []string{"credits:charge"},
+		"charge_max_per_spend": 25, "charge_max_per_user_day": 100}, &c)
+	if c != (capsView{25, 100}) {
+		t.Errorf("create answer: caps %+v", c)
+	}
+	c = capsView{}
+	e.must(200, "GET", "/admin/v1/clients/shop", tok, nil, &c)
+	if c != (capsView{25, 100}) {
+		t.Errorf("admin view: caps %+v", c)
+	}
+	e.must(200, "PATCH", "/admin/v1/clients/shop", tok, map[string]any{"charge_max_per_user_day": 500}, &c)
+	if c != (capsView{25, 500}) {
+		t.Errorf("after PATCH: caps %+v", c)
+	}
+	got := e.auditSince(before)
+	if len(got) != 2 || got[0].Type != "client.created" || got[1].Type != "client.updated" {
+		t.Fatalf("audit events %+v", got)
+	}
+	for i, want := range []string{`"charge_max_per_spend": 25, "charge_max_per_user_day": 100`, `"charge_max_per_spend": 25, "charge_max_per_user_day": 500`} {
+		if !strings.Contains(got[i].Details, want) {
+			t.Errorf("%s: details %s, want the caps (%s)", got[i].Type, got[i].Details, want)
+		}
+	}
+}

@@ -43,11 +43,14 @@ func (e *secEnv) apiRoutes() []policedRoute {
 		if err != nil || !isAPIPath(tpl) {
 			return nil
 		}
+		pol, ok := e.app.policies.Lookup(route)
 		methods, err := route.GetMethods()
 		if err != nil {
+			// Every method, so not registered through authn.Router, which
+			// names one: a bare Handle or PathPrefix under the APIs.
+			out = append(out, policedRoute{Method: "", Path: tpl, Policy: pol, HasPolicy: ok})
 			return nil
 		}
-		pol, ok := e.app.policies.Lookup(route)
 		for _, m := range methods {
 			out = append(out, policedRoute{Method: m, Path: tpl, Policy: pol, HasPolicy: ok})
 		}
@@ -86,6 +89,10 @@ func (e *secEnv) callAPI(method, path, token string, body string) *httptest.Resp
 func TestPolicy_EveryAPIRouteDeclaresOne(t *testing.T) {
 	e := newSecEnv(t)
 	for _, r := range e.apiRoutes() {
+		if r.Method == "" {
+			t.Errorf("%s is served for every method: register it through authn.Router, with its method and policy", r.Path)
+			continue
+		}
 		if !r.HasPolicy {
 			t.Errorf("%s %s has no declared policy: register it through authn.Router", r.Method, r.Path)
 		}
@@ -228,16 +235,7 @@ func TestPolicy_ThirdPartyTokenCannotTouchTheAccount(t *testing.T) {
 	withProfile := out["access_token"].(string)
 
 	before := e.snapshot()
-	for _, c := range []struct {
-		method, path, body string
-	}{
-		{"PATCH", "/api/v1/me", `{"email":"attacker@evil.example"}`},
-		{"PATCH", "/api/v1/me", `{"name":"pwned"}`},
-		{"POST", "/api/v1/me/password", `{"current_password":"` + secUserPass + `","new_password":"attacker-chosen-pass-1"}`},
-		{"POST", "/api/v1/me/email/verify", `{}`},
-		{"GET", "/api/v1/me/sessions", ""},
-		{"DELETE", "/api/v1/me/sessions/00000000-0000-4000-8000-000000000000", ""},
-	} {
+	for _, c := range accountChanges() {
 		for name, tok := range map[string]string{"openid": openidOnly, "profile": withProfile} {
 			if rec := e.callAPI(c.method, c.path, tok, c.body); rec.Code != http.StatusForbidden ||
 				!strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_scope"`) {
@@ -251,6 +249,18 @@ func TestPolicy_ThirdPartyTokenCannotTouchTheAccount(t *testing.T) {
 	if rec := e.callAPI("GET", "/api/v1/me", withProfile, ""); rec.Code != http.StatusOK {
 		t.Errorf("GET /me with profile: %d %s", rec.Code, rec.Body)
 	}
+	// Nor the account's credits: those need the credits scopes.
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/api/v1/credits", ""},
+		{"GET", "/api/v1/credits/transactions", ""},
+		{"POST", "/api/v1/credits/spend", `{"amount":1,"reference":"r","description":"x"}`},
+	} {
+		for name, tok := range map[string]string{"openid": openidOnly, "profile": withProfile} {
+			if rec := e.callAPI(c.method, c.path, tok, c.body); rec.Code != http.StatusForbidden {
+				t.Errorf("%s %s with a third-party %s token: %d %s", c.method, c.path, name, rec.Code, rec.Body)
+			}
+		}
+	}
 	// The admin API needs scope admin, whatever the user's roles.
 	if rec := e.callAPI("GET", "/admin/v1/users", withProfile, ""); rec.Code != http.StatusForbidden {
 		t.Errorf("admin API with a third-party token of an admin: %d", rec.Code)
@@ -263,6 +273,86 @@ func TestPolicy_ThirdPartyTokenCannotTouchTheAccount(t *testing.T) {
 		RedirectURIs: []string{secRedirect}, Scopes: []string{"openid", "account"}})
 	if err == nil || !strings.Contains(err.Error(), "first-party") {
 		t.Errorf("registering a third-party client with scope account: %v", err)
+	}
+}
+
+// accountChanges are the requests the account scope guards: each would
+// change the account or read or end its sessions.
+func accountChanges() []struct{ method, path, body string } {
+	return []struct{ method, path, body string }{
+		{"PATCH", "/api/v1/me", `{"email":"attacker@evil.example"}`},
+		{"PATCH", "/api/v1/me", `{"name":"pwned"}`},
+		{"POST", "/api/v1/me/password", `{"current_password":"` + secUserPass + `","new_password":"attacker-chosen-pass-1"}`},
+		{"POST", "/api/v1/me/email/verify", `{}`},
+		{"GET", "/api/v1/me/sessions", ""},
+		{"DELETE", "/api/v1/me/sessions/00000000-0000-4000-8000-000000000000", ""},
+	}
+}
+
+// TestPolicy_FirstPartyTokenNeedsTheAccountScope: being first party is not
+// enough. A first-party app's token from a login just now (so auth_time
+// would pass the recent-login check) but without scope account cannot
+// change the account, list or end sessions, and with openid alone cannot
+// read the profile. (The third-party test cannot show this: its client is
+// refused by the first-party check as well.)
+func TestPolicy_FirstPartyTokenNeedsTheAccountScope(t *testing.T) {
+	e := newSecEnv(t)
+	u := e.mustUser("fp-scopes@example.com")
+	id, secret := e.firstParty()
+	if tok := e.passwordToken(id, secret, u.Email, "openid account")["access_token"].(string); e.callAPI("GET", "/api/v1/me/sessions", tok, "").Code != http.StatusOK {
+		t.Fatal("control: a first-party token with scope account cannot list sessions")
+	}
+	tokens := map[string]string{
+		"openid":                           e.passwordToken(id, secret, u.Email, "openid")["access_token"].(string),
+		"openid profile email":             e.passwordToken(id, secret, u.Email, "openid profile email")["access_token"].(string),
+		"credits:read credits:spend roles": e.passwordToken(id, secret, u.Email, "credits:read credits:spend roles")["access_token"].(string),
+	}
+	before := e.snapshot()
+	for _, c := range accountChanges() {
+		for scope, tok := range tokens {
+			if rec := e.callAPI(c.method, c.path, tok, c.body); rec.Code != http.StatusForbidden ||
+				!strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+				t.Errorf("%s %s with a first-party token of scope %q: %d %s", c.method, c.path, scope, rec.Code, rec.Body)
+			}
+		}
+	}
+	if rec := e.callAPI("GET", "/api/v1/me", tokens["openid"], ""); rec.Code != http.StatusForbidden {
+		t.Errorf("GET /me with a first-party openid-only token: %d %s", rec.Code, rec.Body)
+	}
+	if after := e.snapshot(); after != before {
+		t.Errorf("requests without scope account changed state:\n%s\n%s", before, after)
+	}
+}
+
+// TestPolicy_UserinfoNeedsAnOpenIDUserToken: /userinfo answers an access
+// token carrying openid (OIDC Core §5.3) issued for a user. The same user's
+// token without openid, whatever else it holds, and a service's token are
+// refused with an RFC 6750 challenge; no token at all gets the bare one.
+func TestPolicy_UserinfoNeedsAnOpenIDUserToken(t *testing.T) {
+	e := newSecEnv(t)
+	u := e.mustUser("userinfo@example.com")
+	id, secret := e.allScopesClient()
+	withOpenID := e.passwordToken(id, secret, u.Email, "openid")["access_token"].(string)
+	without := e.passwordToken(id, secret, u.Email, "profile email roles account admin")["access_token"].(string)
+	st, _, out := e.postForm("/oauth2/token", id, secret, url.Values{"grant_type": {"client_credentials"}, "scope": {"openid admin"}})
+	if st != http.StatusOK {
+		t.Fatalf("client credentials: %d %v", st, out)
+	}
+	service := out["access_token"].(string)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		if rec := e.callAPI(method, "/userinfo", withOpenID, ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), u.ID) {
+			t.Errorf("%s /userinfo with openid: %d %s", method, rec.Code, rec.Body)
+		}
+		for name, tok := range map[string]string{"a user token without openid": without, "a service token": service} {
+			rec := e.callAPI(method, "/userinfo", tok, "")
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_scope"`) ||
+				strings.Contains(rec.Body.String(), u.Email) {
+				t.Errorf("%s /userinfo with %s: %d %q %s", method, name, rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body)
+			}
+		}
+		if rec := e.callAPI(method, "/userinfo", "", ""); rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != `Bearer realm="authd"` {
+			t.Errorf("%s /userinfo without a token: %d %q", method, rec.Code, rec.Header().Get("WWW-Authenticate"))
+		}
 	}
 }
 
@@ -312,6 +402,16 @@ func TestPolicy_ChargingServiceCannotMint(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM ledger_transactions`); n != 0 {
 		t.Errorf("%d ledger transactions written", n)
 	}
+	// Nor does a user's own token holding credits:grant (granted by a
+	// client that may ask for it), not even into the user's own account.
+	id, secret := e.allScopesClient()
+	userTok := e.passwordToken(id, secret, u.Email, "openid credits:grant credits:spend")["access_token"].(string)
+	if rec := e.callAPI("POST", "/api/v1/users/"+u.ID+"/credits/grant", userTok, body); rec.Code != http.StatusForbidden {
+		t.Errorf("a user's token with credits:grant minting into its own account: %d %s", rec.Code, rec.Body)
+	}
+	if n := e.count(`SELECT count(*) FROM ledger_transactions`); n != 0 {
+		t.Errorf("%d ledger transactions written", n)
+	}
 	// It may charge (here: 409, the user has nothing), which proves the token works.
 	if rec := e.callAPI("POST", "/api/v1/users/"+u.ID+"/credits/spend", tok, `{"amount":1,"reference":"r1","description":"x"}`); rec.Code != http.StatusConflict {
 		t.Errorf("charge: %d %s", rec.Code, rec.Body)
@@ -338,14 +438,43 @@ func TestCORS_OnlyOnJSONEndpoints(t *testing.T) {
 			t.Errorf("%s %s: Access-Control-Allow-Credentials %q", method, path, c)
 		}
 	}
-	for _, p := range []string{"/login", "/register", "/account", "/consent", "/oauth2/auth", "/password/forgot", "/verify-email", "/"} {
+	hosted := []string{"/login", "/register", "/account", "/consent", "/oauth2/auth", "/password/forgot", "/verify-email", "/",
+		"/static/webauthn.js", "/nowhere"}
+	// Every other route the router serves, found by walking it, so a new
+	// page is covered without being listed here.
+	seen := map[string]bool{}
+	for _, r := range e.routes() {
+		if !jsonEndpoint(r.Path) && !seen[r.Path] {
+			seen[r.Path] = true
+			hosted = append(hosted, fillVars(r.Path, "x"))
+		}
+	}
+	for _, p := range []string{"/admin", "/device", "/account/mfa", "/oauth2/logout"} {
+		if !seen[p] {
+			t.Errorf("the router walk did not find the page %s", p)
+		}
+	}
+	for _, p := range hosted {
 		check(http.MethodGet, p, false)
 		check(http.MethodOptions, p, false)
 	}
-	for _, p := range []string{"/api/v1/me", "/api/v1/credits", "/.well-known/openid-configuration", "/.well-known/jwks.json", "/userinfo", "/oauth2/token"} {
+	for _, p := range []string{"/api/v1/me", "/api/v1/credits", "/admin/v1/users", "/.well-known/openid-configuration",
+		"/.well-known/jwks.json", "/userinfo", "/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"} {
 		check(http.MethodGet, p, true)
 		check(http.MethodOptions, p, true)
 	}
+}
+
+// jsonEndpoint reports whether a route template is one of the JSON
+// endpoints a browser app on another origin may call (the test's own list,
+// not the middleware's).
+func jsonEndpoint(tpl string) bool {
+	for _, p := range []string{"/api/v1/", "/admin/v1/", "/.well-known/"} {
+		if strings.HasPrefix(tpl, p) {
+			return true
+		}
+	}
+	return slices.Contains([]string{"/oauth2/token", "/oauth2/revoke", "/oauth2/introspect", "/userinfo"}, tpl)
 }
 
 // TestAuthorize_LoopbackAnyPortOnlyForPublicClients: RFC 8252 §7.3's "any
@@ -419,5 +548,29 @@ func TestConsent_PublicClientsAskEveryTimeAndAudiencesAreCovered(t *testing.T) {
 	e.authorize(b, secAuthURL(e.URL, conf, challenge, withAud), u.Email)
 	if shown, _ := consentShown(t, b, secAuthURL(e.URL, conf, challenge, withAud)); shown {
 		t.Error("consent for the audience was not remembered")
+	}
+}
+
+// TestConsent_AccountScopeSaidPlainly: the account scope is shown on a
+// consent page only to first-party public apps (a confidential first-party
+// app is not asked); the page says in words what it allows.
+func TestConsent_AccountScopeSaidPlainly(t *testing.T) {
+	e := newSecEnv(t)
+	u := e.mustUser("plain-words@example.com")
+	native, _ := e.mustClient(clients.Spec{Name: "authd desktop", Public: true, FirstParty: true,
+		RedirectURIs: []string{secRedirect}, GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "account"}})
+	b := e.browser()
+	_, challenge := secPKCE()
+	resp, page := b.get(secAuthURL(e.URL, native, challenge, url.Values{"scope": {"openid account"}}))
+	if resp.StatusCode == http.StatusOK && strings.Contains(page, `action="/login"`) {
+		resp, page = b.login(e.URL, page, u.Email)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `action="/consent"`) {
+		t.Fatalf("no consent page: %d\n%s", resp.StatusCode, page)
+	}
+	for _, words := range []string{"email address", "password", "end your signed-in sessions"} {
+		if !strings.Contains(page, words) {
+			t.Errorf("the consent page for scope account does not say %q:\n%s", words, page)
+		}
 	}
 }

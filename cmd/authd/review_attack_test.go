@@ -378,6 +378,26 @@ func TestAttack_APIAudienceSettingLocksOutEveryToken(t *testing.T) {
 	if rec := e.callAPI("GET", "/api/v1/me", tok, ""); rec.Code != http.StatusOK {
 		t.Errorf("GET /me with a default token and AUTHD_API_AUDIENCE set: %d (aud %s)", rec.Code, toJSON(jwtClaims(t, tok)["aud"]))
 	}
+	if aud := toJSON(jwtClaims(t, tok)["aud"]); aud != `["https://api.authd.example"]` {
+		t.Errorf("a default token's aud is %s, want the API audience", aud)
+	}
+	// The setting replaces the issuer: a token for the issuer alone (a
+	// client registered with it as an audience) is now a token for someone
+	// else, refused like any other at every authd API.
+	cid, csecret := e.mustClient(clients.Spec{Name: "issuer-aud", FirstParty: true, GrantTypes: []string{"password"},
+		Audience: []string{e.URL}, Scopes: []string{"openid", "profile"}})
+	st, _, out := e.postForm("/oauth2/token", cid, csecret, url.Values{"grant_type": {"password"}, "username": {u.Email},
+		"password": {secUserPass}, "scope": {"openid profile"}, "audience": {e.URL}})
+	if st != http.StatusOK {
+		t.Fatalf("token for the issuer's audience: %d %v", st, out)
+	}
+	issuerTok := out["access_token"].(string)
+	for _, path := range []string{"/api/v1/me", "/userinfo"} {
+		if rec := e.callAPI("GET", path, issuerTok, ""); rec.Code != http.StatusUnauthorized ||
+			!strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("GET %s with aud %s and AUTHD_API_AUDIENCE set: %d", path, toJSON(jwtClaims(t, issuerTok)["aud"]), rec.Code)
+		}
+	}
 }
 
 // TestAttack_ProfileScopeReadsTheEmail: the consent page says profile is

@@ -106,7 +106,6 @@ func newSecEnvAt(tb testing.TB, host string, env ...string) *secEnv {
 	// The issuer is a host name by default (localhost): WebAuthn refuses an
 	// IP address as relying party, and passkeys follow the issuer.
 	cfg.Issuer = "http://" + host + ":" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	cfg.APIAudience = cfg.Issuer // the default audience follows the issuer, known only now
 	cfg.DatabaseURL = db.URL
 	logs := &secLogBuffer{}
 	log, err := logging.New(logging.Options{Format: "json", Level: "debug", Output: logs})

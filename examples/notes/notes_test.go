@@ -35,13 +35,14 @@ func TestNotes_AgainstRealAuthd(t *testing.T) {
 	if app["backchannel_logout_uri"] != notes.URL+"/backchannel-logout" {
 		t.Fatalf("client create: %v", app)
 	}
-	svc := a.CLI("", "client", "create", "--name", "Notes service", "--grant-type", "client_credentials", "--scope", "credits:charge credits:grant")
+	svc := a.CLI("", "client", "create", "--name", "Notes service", "--grant-type", "client_credentials", "--scope", "credits:charge")
 	svcID, svcSecret := svc["client_id"].(string), svc["client_secret"].(string)
 
-	// The operator's billing side mints the editor one credit (credits:grant);
-	// the notes service itself only ever asks for credits:charge.
-	svcTok := a.Token(svcID, svcSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:grant"}})
-	if st, _, out := do(t, "POST", a.URL+"/api/v1/users/"+editor+"/credits/grant", svcTok,
+	// The operator's billing side (its own client, scope credits:grant)
+	// mints the editor one credit; the notes service can only charge.
+	billing := a.CLI("", "client", "create", "--name", "Billing", "--grant-type", "client_credentials", "--scope", "credits:grant")
+	billTok := a.Token(billing["client_id"].(string), billing["client_secret"].(string), url.Values{"grant_type": {"client_credentials"}, "scope": {"credits:grant"}})
+	if st, _, out := do(t, "POST", a.URL+"/api/v1/users/"+editor+"/credits/grant", billTok,
 		map[string]any{"amount": 1, "reference": "welcome", "description": "welcome credit"}); st != 201 {
 		t.Fatalf("grant: %d %v", st, out)
 	}

@@ -31,9 +31,11 @@ func (a Admin) Create(ctx context.Context, origin audit.Event, spec Spec) (c *fo
 		if c, secret, err = a.Registry.CreateClient(ctx, spec); err != nil {
 			return err
 		}
+		// The caps are recorded: what a charging service may take, and who allowed it.
 		return a.record(ctx, origin, "client.created", c.ID, map[string]any{
 			"name": c.Name, "grant_types": c.GrantTypes, "scopes": c.Scopes, "redirect_uris": c.RedirectURIs,
 			"token_endpoint_auth_method": c.TokenEndpointAuthMethod,
+			"charge_max_per_spend":       c.ChargeMaxPerSpend, "charge_max_per_user_day": c.ChargeMaxPerUserDay,
 		})
 	})
 	return c, secret, err
@@ -54,7 +56,8 @@ func (a Admin) Update(ctx context.Context, origin audit.Event, id string, apply 
 		}
 		return a.record(ctx, origin, "client.updated", id, map[string]any{
 			"changed": changed, "grant_types": c.GrantTypes, "scopes": c.Scopes, "redirect_uris": c.RedirectURIs,
-			"secret_generated": secret != "",
+			"secret_generated":     secret != "",
+			"charge_max_per_spend": c.ChargeMaxPerSpend, "charge_max_per_user_day": c.ChargeMaxPerUserDay,
 		})
 	})
 	return c, secret, err
