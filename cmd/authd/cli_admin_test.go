@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	josev4 "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
@@ -399,5 +401,93 @@ func TestCLI_DisableRevokesTokens(t *testing.T) {
 	}
 	if _, err := cfg.PasswordCredentialsToken(ctx, "dis@example.com", pw); err != nil {
 		t.Fatalf("enabled user cannot log in: %v", err)
+	}
+}
+
+// The CLI's other client-key flags, end to end: --jwks-uri registers a
+// private_key_jwt client whose keys authd fetches (ES256 given with
+// --token-auth-signing-alg, RS256 by default), and
+// --id-token-signed-response-alg decides the alg of the client's ID tokens,
+// which go-oidc verifies from discovery.
+func TestCLI_JWKSURIAndIDTokenAlg(t *testing.T) {
+	ctx := context.Background()
+	e := newSecEnv(t)
+	env := map[string]string{"AUTHD_DATABASE_URL": e.db.URL}
+	tokenURL := e.URL + "/oauth2/token"
+	type created struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+		Method       string `json:"token_endpoint_auth_method"`
+		Alg          string `json:"token_endpoint_auth_signing_alg"`
+		JWKSURI      string `json:"jwks_uri"`
+		IDTokenAlg   string `json:"id_token_signed_response_alg"`
+	}
+
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for _, tc := range []struct {
+		name, flagAlg string
+		key           crypto.Signer
+		alg           josev4.SignatureAlgorithm
+	}{{"ES256", "ES256", ec, josev4.ES256}, {"RS256Default", "", rk, josev4.RS256}} {
+		t.Run("JWKSURI/"+tc.name, func(t *testing.T) {
+			keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(josev4.JSONWebKeySet{Keys: []josev4.JSONWebKey{{Key: tc.key.Public(), KeyID: "k1", Use: "sig"}}})
+			}))
+			t.Cleanup(keys.Close)
+			args := []string{"client", "create", "--name", "fetched " + tc.name, "--grant-type", "client_credentials",
+				"--scope", "introspect", "--jwks-uri", keys.URL}
+			if tc.flagAlg != "" {
+				args = append(args, "--token-auth-signing-alg", tc.flagAlg)
+			}
+			var cl created
+			runJSON(t, env, &cl, args...)
+			if cl.Method != "private_key_jwt" || cl.Alg != string(tc.alg) || cl.JWKSURI != keys.URL || cl.ClientSecret != "" {
+				t.Fatalf("client create: %+v", cl)
+			}
+			cc := clientcredentials.Config{ClientID: cl.ClientID, TokenURL: tokenURL, AuthStyle: oauth2.AuthStyleInParams,
+				Scopes: []string{"introspect"}, EndpointParams: url.Values{
+					"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+					"client_assertion":      {signedAssertion(t, cl.ClientID, tokenURL, tc.key, tc.alg)},
+				}}
+			if tok, err := cc.Token(ctx); err != nil || tok.AccessToken == "" {
+				t.Fatalf("private_key_jwt with keys from jwks_uri: %v", err)
+			}
+		})
+	}
+
+	e.mustUser("idtok@example.com")
+	provider, err := oidc.NewProvider(ctx, e.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, flag, want string }{{"ES256", "ES256", "ES256"}, {"Default", "", "RS256"}} {
+		t.Run("IDTokenAlg/"+tc.name, func(t *testing.T) {
+			args := []string{"client", "create", "--name", "id token " + tc.name, "--redirect-uri", secRedirect,
+				"--grant-type", "authorization_code", "--grant-type", "refresh_token", "--scope", "openid profile offline_access"}
+			if tc.flag != "" {
+				args = append(args, "--id-token-signed-response-alg", tc.flag)
+			}
+			var cl created
+			runJSON(t, env, &cl, args...)
+			if cl.IDTokenAlg != tc.flag {
+				t.Fatalf("client create: %+v", cl)
+			}
+			raw, _ := e.tokens(e.browser(), cl.ClientID, cl.ClientSecret, "idtok@example.com")["id_token"].(string)
+			idt, err := provider.Verifier(&oidc.Config{ClientID: cl.ClientID, SupportedSigningAlgs: []string{tc.want}}).Verify(ctx, raw)
+			if err != nil || idt.Subject == "" {
+				t.Fatalf("ID token signed with %s: %v", tc.want, err)
+			}
+			jws, err := josev4.ParseSigned(raw, []josev4.SignatureAlgorithm{josev4.ES256, josev4.RS256})
+			if err != nil || jws.Signatures[0].Header.Algorithm != tc.want {
+				t.Fatalf("ID token header: %v", err)
+			}
+		})
+	}
+	if _, err := runCLI(t, env, "", "client", "create", "--name", "bad alg", "--redirect-uri", secRedirect,
+		"--grant-type", "authorization_code", "--scope", "openid", "--id-token-signed-response-alg", "HS256"); err == nil ||
+		!strings.Contains(err.Error(), "id_token_signed_response_alg") {
+		t.Fatalf("--id-token-signed-response-alg HS256: %v", err)
 	}
 }
