@@ -206,6 +206,18 @@ func TestCLI_EveryCommandFindsDevDatabase(t *testing.T) {
 	runJSON(t, env, &roles, "role", "list")
 	var clients []any
 	runJSON(t, env, &clients, "client", "list")
+	// Every other command family that reads the database, the same way.
+	if _, err := runCLI(t, env, "a long enough passphrase\n", "user", "create", "--email", "dev@example.com", "--password-stdin"); err != nil {
+		t.Fatalf("user create: %v", err)
+	}
+	for _, args := range [][]string{
+		{"user", "list"}, {"user", "get", "dev@example.com"}, {"credits", "balance", "dev@example.com"},
+		{"credits", "history", "dev@example.com"}, {"keys", "list"}, {"ledger", "verify"}, {"provider", "list"},
+	} {
+		if _, err := runCLI(t, env, "", args...); err != nil {
+			t.Errorf("authd %s: %v", strings.Join(args, " "), err)
+		}
+	}
 
 	if err := os.Remove(filepath.Join(devDir, "database_url")); err != nil {
 		t.Fatal(err)
