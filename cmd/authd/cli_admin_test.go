@@ -25,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/storagetest"
 )
 
@@ -333,11 +334,13 @@ func TestServer_BrowserErrorPages(t *testing.T) {
 		return resp, string(b)
 	}
 	const html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+	app, _ := mustClient(t, db.URL, clients.Spec{Name: "app", RedirectURIs: []string{"https://app.example/cb"}, Scopes: []string{"openid"}})
 	for _, tc := range []struct {
 		name, path string
 		status     int
 	}{
 		{"UnknownClient", "/oauth2/auth?response_type=code&client_id=nope&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid&state=abcdefgh", 400},
+		{"UnregisteredRedirect", "/oauth2/auth?response_type=code&client_id=" + app + "&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&scope=openid&state=abcdefgh", 400},
 		{"UnknownPath", "/", 404},
 		{"UnknownDeepPath", "/no/such/page", 404},
 	} {
