@@ -72,6 +72,23 @@ func TestToken_BasicClient401CarriesWWWAuthenticate(t *testing.T) {
 			t.Fatalf("registered method: %v", err)
 		}
 	})
+	// The other endpoints that authenticate clients answer a failed Basic
+	// authentication the same way.
+	for _, path := range []string{"/oauth2/introspect", "/oauth2/revoke", "/oauth2/par", "/oauth2/device/auth"} {
+		t.Run("Basic"+path, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, e.issuer+path, strings.NewReader("token=x&scope=openid"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(c.ID, "wrong")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(got, `Basic realm="`+e.issuer+`"`) {
+				t.Fatalf("%d WWW-Authenticate %q", resp.StatusCode, got)
+			}
+		})
+	}
 	t.Run("PostNoChallenge", func(t *testing.T) {
 		cc := cc
 		cc.AuthStyle = oauth2.AuthStyleInParams

@@ -131,8 +131,19 @@ func TestCLI_RolesAndUsers(t *testing.T) {
 	if _, err := runCLI(t, env, "", "user", "get", u.ID); err == nil {
 		t.Fatal("deleted user still found")
 	}
-	if _, err := runCLI(t, env, "", "role", "delete", "editor"); err != nil {
-		t.Fatalf("role delete: %v", err)
+	var deleted struct {
+		Name    string `json:"name"`
+		Deleted bool   `json:"deleted"`
+	}
+	runJSON(t, env, &deleted, "role", "delete", "editor")
+	if deleted.Name != "editor" || !deleted.Deleted {
+		t.Fatalf("role delete: %+v", deleted)
+	}
+	runJSON(t, env, &roles, "role", "list")
+	for _, r := range roles.Items {
+		if r.Name == "editor" {
+			t.Fatalf("role list after delete: %+v", roles)
+		}
 	}
 }
 
