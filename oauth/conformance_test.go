@@ -336,6 +336,18 @@ func TestPAR_RequestObjectsNotSupported(t *testing.T) {
 			}
 		})
 	}
+	t.Run("UnauthenticatedClientFirst", func(t *testing.T) {
+		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		bad := assertionClient{id: c.ID, tokenURL: a.tokenURL, key: other, alg: josev4.ES256, kid: "k1"}
+		f := url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion": {bad.assertion(t)}, "request": {unsigned}}
+		for k, v := range params {
+			f[k] = v
+		}
+		if st, out := e.postJSON("/oauth2/par", "", "", f); st != http.StatusUnauthorized || out["error"] != "invalid_client" {
+			t.Fatalf("%d %v", st, out)
+		}
+	})
 }
 
 func TestAuthorize_UnredirectableErrorIsHTMLPage(t *testing.T) {
