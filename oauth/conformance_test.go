@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -71,6 +72,23 @@ func TestToken_BasicClient401CarriesWWWAuthenticate(t *testing.T) {
 			t.Fatalf("registered method: %v", err)
 		}
 	})
+	// The other endpoints that authenticate clients answer a failed Basic
+	// authentication the same way.
+	for _, path := range []string{"/oauth2/introspect", "/oauth2/revoke", "/oauth2/par", "/oauth2/device/auth"} {
+		t.Run("Basic"+path, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, e.issuer+path, strings.NewReader("token=x&scope=openid"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(c.ID, "wrong")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(got, `Basic realm="`+e.issuer+`"`) {
+				t.Fatalf("%d WWW-Authenticate %q", resp.StatusCode, got)
+			}
+		})
+	}
 	t.Run("PostNoChallenge", func(t *testing.T) {
 		cc := cc
 		cc.AuthStyle = oauth2.AuthStyleInParams
@@ -113,6 +131,38 @@ func TestToken_GrantTypeErrors(t *testing.T) {
 			t.Fatalf("%d %s %s", re.Response.StatusCode, re.ErrorCode, re.ErrorDescription)
 		}
 	})
+	// Every other grant the server supports, asked for by a client that is
+	// registered for client_credentials only: unauthorized_client before
+	// anything the grant carries (code, refresh token, password) is looked at.
+	svc, svcSecret := e.mustClient(clients.Spec{GrantTypes: []string{"client_credentials"}, Scopes: []string{"introspect"}})
+	svcCfg := oauth2.Config{ClientID: svc.ID, ClientSecret: svcSecret, RedirectURL: redirectURI,
+		Endpoint: oauth2.Endpoint{TokenURL: e.issuer + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	for name, call := range map[string]func() error{
+		"authorization_code": func() error {
+			_, err := svcCfg.Exchange(ctx, "some-code", oauth2.VerifierOption(oauth2.GenerateVerifier()))
+			return err
+		},
+		"refresh_token": func() error {
+			_, err := svcCfg.TokenSource(ctx, &oauth2.Token{RefreshToken: "some-refresh-token"}).Token()
+			return err
+		},
+		"password": func() error {
+			_, err := svcCfg.PasswordCredentialsToken(ctx, userEmail, userPassword)
+			return err
+		},
+		"device_code": func() error {
+			_, err := svcCfg.Exchange(ctx, "", oauth2.SetAuthURLParam("grant_type", oauth.DeviceGrantType),
+				oauth2.SetAuthURLParam("device_code", "some-device-code"))
+			return err
+		},
+	} {
+		t.Run("UnauthorizedClient/"+name, func(t *testing.T) {
+			re := retrieveError(t, call())
+			if re.Response.StatusCode != http.StatusBadRequest || re.ErrorCode != "unauthorized_client" {
+				t.Fatalf("%d %s %s", re.Response.StatusCode, re.ErrorCode, re.ErrorDescription)
+			}
+		})
+	}
 }
 
 // authCodeURL is a PKCE authorization request for the web client.
@@ -237,6 +287,67 @@ func TestAuthorize_RequestObjectsNotSupported(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The pushed authorization request endpoint refuses request objects too,
+// even from a client whose registered keys fosite could check one with
+// (unsigned ones included): discovery says request_parameter_supported
+// false.
+func TestPAR_RequestObjectsNotSupported(t *testing.T) {
+	e := newEnv(t)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, _ := e.mustClient(clients.Spec{RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"},
+		Scopes: []string{"openid"}, TokenEndpointAuthMethod: "private_key_jwt",
+		JWKS: publicJWKS(t, josev4.JSONWebKey{Key: ec.Public(), KeyID: "k1"})})
+	a := assertionClient{id: c.ID, tokenURL: e.issuer + "/oauth2/token", key: ec, alg: josev4.ES256, kid: "k1"}
+	_, challenge := pkce()
+	params := url.Values{"client_id": {c.ID}, "response_type": {"code"}, "redirect_uri": {redirectURI},
+		"scope": {"openid"}, "state": {randString()}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	claims := map[string]any{"iss": c.ID, "aud": e.issuer}
+	for k := range params {
+		claims[k] = params.Get(k)
+	}
+	body, _ := json.Marshal(claims)
+	unsigned := "eyJhbGciOiJub25lIn0." + base64.RawURLEncoding.EncodeToString(body) + "."
+	push := func(t *testing.T, extra url.Values) (int, map[string]any) {
+		t.Helper()
+		f := url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion": {a.assertion(t)}}
+		for k, v := range params {
+			f[k] = v
+		}
+		for k, v := range extra {
+			f[k] = v
+		}
+		return e.postJSON("/oauth2/par", "", "", f)
+	}
+	if st, out := push(t, nil); st != http.StatusCreated {
+		t.Fatalf("plain push: %d %v", st, out)
+	}
+	for param, want := range map[string]string{"request": "request_not_supported", "request_uri": "request_uri_not_supported"} {
+		t.Run(want, func(t *testing.T) {
+			value := unsigned
+			if param == "request_uri" {
+				value = "https://app.example/request.jwt"
+			}
+			st, out := push(t, url.Values{param: {value}})
+			if st != http.StatusBadRequest || out["error"] != want || out["request_uri"] != nil {
+				t.Fatalf("%d %v", st, out)
+			}
+		})
+	}
+	t.Run("UnauthenticatedClientFirst", func(t *testing.T) {
+		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		bad := assertionClient{id: c.ID, tokenURL: a.tokenURL, key: other, alg: josev4.ES256, kid: "k1"}
+		f := url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion": {bad.assertion(t)}, "request": {unsigned}}
+		for k, v := range params {
+			f[k] = v
+		}
+		if st, out := e.postJSON("/oauth2/par", "", "", f); st != http.StatusUnauthorized || out["error"] != "invalid_client" {
+			t.Fatalf("%d %v", st, out)
+		}
+	})
 }
 
 func TestAuthorize_UnredirectableErrorIsHTMLPage(t *testing.T) {
@@ -391,6 +502,28 @@ func TestClientRegistry_RefusesKeysThatCannotVerify(t *testing.T) {
 			var pe *problem.Error
 			if !errors.As(err, &pe) || pe.Field != tc.field {
 				t.Fatalf("err %v, want a 400 naming %s", err, tc.field)
+			}
+		})
+	}
+	// A malformed key set is refused in authd's words: the JSON decoder's
+	// and go-jose's messages name Go packages and types.
+	for name, raw := range map[string]string{
+		"UnknownKeyType": `{"keys":[{"kty":"XX"}]}`,
+		"NotAnObject":    `[1]`,
+		"BadBase64":      `{"keys":[{"kty":"RSA","n":"!","e":"AQAB"}]}`,
+		"NotJSON":        `{"keys":`,
+	} {
+		t.Run("Malformed/"+name, func(t *testing.T) {
+			_, _, err := e.clients.CreateClient(context.Background(), clients.Spec{Name: "k", GrantTypes: []string{"client_credentials"},
+				TokenEndpointAuthMethod: "private_key_jwt", JWKS: json.RawMessage(raw)})
+			var pe *problem.Error
+			if !errors.As(err, &pe) || pe.Field != "jwks" || pe.Status != http.StatusBadRequest {
+				t.Fatalf("err %v, want a 400 naming jwks", err)
+			}
+			for _, internal := range []string{"go-jose", "jose.", "json:", "Go value", "illegal base64"} {
+				if strings.Contains(pe.Detail, internal) {
+					t.Fatalf("detail %q names %q", pe.Detail, internal)
+				}
 			}
 		})
 	}

@@ -24,7 +24,15 @@ const parURIPrefix = "urn:ietf:params:oauth:request_uri:"
 // the user.
 func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	// Request objects are refused here as at /oauth2/auth (discovery:
+	// request_parameter_supported false): fosite would otherwise verify one
+	// with the client's registered keys, or take an unsigned one. Only a
+	// failed client authentication is reported before it.
+	reqObjErr := requestObjectError(r)
 	ar, err := p.op.NewPushedAuthorizeRequest(ctx, r)
+	if reqObjErr != nil && (err == nil || !errors.Is(err, fosite.ErrInvalidClient)) {
+		err = reqObjErr
+	}
 	if err != nil {
 		p.parError(ctx, w, ar, err)
 		return

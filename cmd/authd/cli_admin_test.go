@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,11 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	josev4 "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/authd/authd/oauth/clients"
 	"github.com/authd/authd/storage/storagetest"
 )
 
@@ -128,8 +131,19 @@ func TestCLI_RolesAndUsers(t *testing.T) {
 	if _, err := runCLI(t, env, "", "user", "get", u.ID); err == nil {
 		t.Fatal("deleted user still found")
 	}
-	if _, err := runCLI(t, env, "", "role", "delete", "editor"); err != nil {
-		t.Fatalf("role delete: %v", err)
+	var deleted struct {
+		Name    string `json:"name"`
+		Deleted bool   `json:"deleted"`
+	}
+	runJSON(t, env, &deleted, "role", "delete", "editor")
+	if deleted.Name != "editor" || !deleted.Deleted {
+		t.Fatalf("role delete: %+v", deleted)
+	}
+	runJSON(t, env, &roles, "role", "list")
+	for _, r := range roles.Items {
+		if r.Name == "editor" {
+			t.Fatalf("role list after delete: %+v", roles)
+		}
 	}
 }
 
@@ -204,6 +218,18 @@ func TestCLI_EveryCommandFindsDevDatabase(t *testing.T) {
 	runJSON(t, env, &roles, "role", "list")
 	var clients []any
 	runJSON(t, env, &clients, "client", "list")
+	// Every other command family that reads the database, the same way.
+	if _, err := runCLI(t, env, "a long enough passphrase\n", "user", "create", "--email", "dev@example.com", "--password-stdin"); err != nil {
+		t.Fatalf("user create: %v", err)
+	}
+	for _, args := range [][]string{
+		{"user", "list"}, {"user", "get", "dev@example.com"}, {"credits", "balance", "dev@example.com"},
+		{"credits", "history", "dev@example.com"}, {"keys", "list"}, {"ledger", "verify"}, {"provider", "list"},
+	} {
+		if _, err := runCLI(t, env, "", args...); err != nil {
+			t.Errorf("authd %s: %v", strings.Join(args, " "), err)
+		}
+	}
 
 	if err := os.Remove(filepath.Join(devDir, "database_url")); err != nil {
 		t.Fatal(err)
@@ -319,11 +345,13 @@ func TestServer_BrowserErrorPages(t *testing.T) {
 		return resp, string(b)
 	}
 	const html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+	app, _ := mustClient(t, db.URL, clients.Spec{Name: "app", RedirectURIs: []string{"https://app.example/cb"}, Scopes: []string{"openid"}})
 	for _, tc := range []struct {
 		name, path string
 		status     int
 	}{
 		{"UnknownClient", "/oauth2/auth?response_type=code&client_id=nope&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid&state=abcdefgh", 400},
+		{"UnregisteredRedirect", "/oauth2/auth?response_type=code&client_id=" + app + "&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&scope=openid&state=abcdefgh", 400},
 		{"UnknownPath", "/", 404},
 		{"UnknownDeepPath", "/no/such/page", 404},
 	} {
@@ -399,5 +427,93 @@ func TestCLI_DisableRevokesTokens(t *testing.T) {
 	}
 	if _, err := cfg.PasswordCredentialsToken(ctx, "dis@example.com", pw); err != nil {
 		t.Fatalf("enabled user cannot log in: %v", err)
+	}
+}
+
+// The CLI's other client-key flags, end to end: --jwks-uri registers a
+// private_key_jwt client whose keys authd fetches (ES256 given with
+// --token-auth-signing-alg, RS256 by default), and
+// --id-token-signed-response-alg decides the alg of the client's ID tokens,
+// which go-oidc verifies from discovery.
+func TestCLI_JWKSURIAndIDTokenAlg(t *testing.T) {
+	ctx := context.Background()
+	e := newSecEnv(t)
+	env := map[string]string{"AUTHD_DATABASE_URL": e.db.URL}
+	tokenURL := e.URL + "/oauth2/token"
+	type created struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+		Method       string `json:"token_endpoint_auth_method"`
+		Alg          string `json:"token_endpoint_auth_signing_alg"`
+		JWKSURI      string `json:"jwks_uri"`
+		IDTokenAlg   string `json:"id_token_signed_response_alg"`
+	}
+
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for _, tc := range []struct {
+		name, flagAlg string
+		key           crypto.Signer
+		alg           josev4.SignatureAlgorithm
+	}{{"ES256", "ES256", ec, josev4.ES256}, {"RS256Default", "", rk, josev4.RS256}} {
+		t.Run("JWKSURI/"+tc.name, func(t *testing.T) {
+			keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(josev4.JSONWebKeySet{Keys: []josev4.JSONWebKey{{Key: tc.key.Public(), KeyID: "k1", Use: "sig"}}})
+			}))
+			t.Cleanup(keys.Close)
+			args := []string{"client", "create", "--name", "fetched " + tc.name, "--grant-type", "client_credentials",
+				"--scope", "introspect", "--jwks-uri", keys.URL}
+			if tc.flagAlg != "" {
+				args = append(args, "--token-auth-signing-alg", tc.flagAlg)
+			}
+			var cl created
+			runJSON(t, env, &cl, args...)
+			if cl.Method != "private_key_jwt" || cl.Alg != string(tc.alg) || cl.JWKSURI != keys.URL || cl.ClientSecret != "" {
+				t.Fatalf("client create: %+v", cl)
+			}
+			cc := clientcredentials.Config{ClientID: cl.ClientID, TokenURL: tokenURL, AuthStyle: oauth2.AuthStyleInParams,
+				Scopes: []string{"introspect"}, EndpointParams: url.Values{
+					"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+					"client_assertion":      {signedAssertion(t, cl.ClientID, tokenURL, tc.key, tc.alg)},
+				}}
+			if tok, err := cc.Token(ctx); err != nil || tok.AccessToken == "" {
+				t.Fatalf("private_key_jwt with keys from jwks_uri: %v", err)
+			}
+		})
+	}
+
+	e.mustUser("idtok@example.com")
+	provider, err := oidc.NewProvider(ctx, e.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, flag, want string }{{"ES256", "ES256", "ES256"}, {"Default", "", "RS256"}} {
+		t.Run("IDTokenAlg/"+tc.name, func(t *testing.T) {
+			args := []string{"client", "create", "--name", "id token " + tc.name, "--redirect-uri", secRedirect,
+				"--grant-type", "authorization_code", "--grant-type", "refresh_token", "--scope", "openid profile offline_access"}
+			if tc.flag != "" {
+				args = append(args, "--id-token-signed-response-alg", tc.flag)
+			}
+			var cl created
+			runJSON(t, env, &cl, args...)
+			if cl.IDTokenAlg != tc.flag {
+				t.Fatalf("client create: %+v", cl)
+			}
+			raw, _ := e.tokens(e.browser(), cl.ClientID, cl.ClientSecret, "idtok@example.com")["id_token"].(string)
+			idt, err := provider.Verifier(&oidc.Config{ClientID: cl.ClientID, SupportedSigningAlgs: []string{tc.want}}).Verify(ctx, raw)
+			if err != nil || idt.Subject == "" {
+				t.Fatalf("ID token signed with %s: %v", tc.want, err)
+			}
+			jws, err := josev4.ParseSigned(raw, []josev4.SignatureAlgorithm{josev4.ES256, josev4.RS256})
+			if err != nil || jws.Signatures[0].Header.Algorithm != tc.want {
+				t.Fatalf("ID token header: %v", err)
+			}
+		})
+	}
+	if _, err := runCLI(t, env, "", "client", "create", "--name", "bad alg", "--redirect-uri", secRedirect,
+		"--grant-type", "authorization_code", "--scope", "openid", "--id-token-signed-response-alg", "HS256"); err == nil ||
+		!strings.Contains(err.Error(), "id_token_signed_response_alg") {
+		t.Fatalf("--id-token-signed-response-alg HS256: %v", err)
 	}
 }

@@ -78,7 +78,8 @@ func clientKeys(method string, s Spec) (registeredKeys, error) {
 func parseClientJWKS(raw json.RawMessage) (*josev4.JSONWebKeySet, error) {
 	var set josev4.JSONWebKeySet
 	if err := json.Unmarshal(raw, &set); err != nil {
-		return nil, fmt.Errorf("not a JSON Web Key Set: %v", err)
+		// Not the decoder's text: it names Go packages and types.
+		return nil, errors.New(`not a JSON Web Key Set: {"keys": [...]} whose keys are RSA or EC public keys with their parameters base64url-encoded (RFC 7517, RFC 7518 §6)`)
 	}
 	if len(set.Keys) == 0 {
 		return nil, errors.New("the key set is empty")
