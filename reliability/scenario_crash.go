@@ -37,30 +37,14 @@ func Crash(ctx context.Context, env Env, o CrashOptions) *Report {
 	o.Kills, o.Between, o.Workers = max(o.Kills, 1), cmp0(o.Between, 1500*time.Millisecond), max(o.Workers, 1)
 	o.Redelivery = cmp0(o.Redelivery, 100*time.Second)
 
-	peers, err := NewPeers()
+	st, err := StartStage(ctx, env, StageOptions{Peers: true, Fixture: true, Users: 4, Credits: 1_000_000, Spender: true})
+	defer st.Close()
 	if err != nil {
 		rep.Problem("%v", err)
 		return rep
 	}
-	defer peers.Close()
-	key := NewSecretsKey()
-	srv, err := StartServer(ctx, env, ServerConfig{Name: "A", Key: key, Extra: peers.Env()})
-	if err != nil {
-		rep.Problem("%v", err)
-		return rep
-	}
-	defer srv.Kill()
-	fix, err := NewFixture(ctx, env, key, srv.URL, 4, 1_000_000)
-	if err != nil {
-		rep.Problem("fixture: %v", err)
-		return rep
-	}
+	srv, fix, spender, peers, key := st.Servers[0], st.Fix, st.Spender, st.Peers, st.Key
 	mc := &http.Client{Timeout: 5 * time.Second}
-	spender, err := fix.ServiceToken(ctx, mc, srv.URL)
-	if err != nil {
-		rep.Problem("%v", err)
-		return rep
-	}
 
 	rec := &Recorder{}
 	mix := &Mix{Fix: fix, Rec: rec, Base: SingleServer(srv), Spender: func() string { return spender }, Workers: o.Workers, NoLogins: true}

@@ -38,24 +38,14 @@ func DBOutage(ctx context.Context, env Env, o DBOutageOptions) *Report {
 	defer func() { rep.Duration = time.Since(start) }()
 	o.Outages, o.Down, o.Between, o.Workers = max(o.Outages, 1), cmp0(o.Down, 3*time.Second), cmp0(o.Between, 1500*time.Millisecond), max(o.Workers, 1)
 
-	key := NewSecretsKey()
-	srv, err := StartServer(ctx, env, ServerConfig{Name: "A", Key: key})
+	st, err := StartStage(ctx, env, StageOptions{Fixture: true, Users: 4, Credits: 1_000_000, Spender: true})
+	defer st.Close()
 	if err != nil {
 		rep.Problem("%v", err)
 		return rep
 	}
-	defer srv.Kill()
-	fix, err := NewFixture(ctx, env, key, srv.URL, 4, 1_000_000)
-	if err != nil {
-		rep.Problem("fixture: %v", err)
-		return rep
-	}
+	srv, fix, spender, key := st.Servers[0], st.Fix, st.Spender, st.Key
 	mc := &http.Client{Timeout: 2 * time.Second}
-	spender, err := fix.ServiceToken(ctx, mc, srv.URL)
-	if err != nil {
-		rep.Problem("%v", err)
-		return rep
-	}
 
 	rec := &Recorder{}
 	mix := &Mix{Fix: fix, Rec: rec, Base: SingleServer(srv), Spender: func() string { return spender }, Workers: o.Workers}
