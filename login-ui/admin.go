@@ -129,7 +129,7 @@ func (c *Console) guard(fn consoleHandler) http.HandlerFunc {
 				Data: "The admin console is for administrators. Your account does not have the admin role."})
 			return
 		}
-		if c.Accounts.MFAOwed(u, sess) {
+		if c.Accounts.MFAOwed(u, sess, false) {
 			// The role policy wants a second factor this session's login
 			// did not pass: log in again (the login asks for it).
 			back := "/admin"

@@ -123,7 +123,7 @@ func (l *Login) FinishFirstFactor(w http.ResponseWriter, r *http.Request, u *acc
 		// its user): it meets every second-factor requirement.
 	case accounts.HasSecondFactor(methods):
 		purpose = accounts.ChallengeVerify
-	case l.Accounts.MFARequired(u):
+	case l.Accounts.MFARequired(u, false):
 		purpose = accounts.ChallengeEnrol
 	case l.Requirements != nil:
 		need, err := l.Requirements.NeedsMFA(ctx, returnTo)

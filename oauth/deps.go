@@ -23,7 +23,8 @@ type Accounts interface {
 	// CachedAccessVia reads through q (a rotation's locked transaction).
 	CachedAccessVia(ctx context.Context, q accounts.RowQuerier, userID string) (*accounts.Access, error)
 	Factors(ctx context.Context, userID string) ([]string, error)
-	MFARequired(u *accounts.User) bool
+	MFARequired(u *accounts.User, demanded bool) bool
+	MFAOwed(u *accounts.User, sess *accounts.Session, demanded bool) bool
 	SessionByToken(ctx context.Context, token string) (*accounts.Session, *accounts.User, error)
 	RevokeSessionByToken(ctx context.Context, token string) error
 	// Metrics counts password-grant attempts refused before Authenticate.
