@@ -128,6 +128,12 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 // MaxJSONBody bounds API request bodies.
 const MaxJSONBody = 64 << 10
 
+// bodyTooLarge is DecodeJSON's answer to a body over MaxJSONBody.
+func bodyTooLarge() *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large",
+		Detail: fmt.Sprintf("the request body exceeds %d bytes", MaxJSONBody)}
+}
+
 // DecodeJSON reads a JSON object from r into dst. It requires a JSON content
 // type, rejects unknown fields, trailing data and oversized bodies, and
 // returns an *Error naming the problem.
@@ -144,7 +150,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large", Detail: fmt.Sprintf("the request body exceeds %d bytes", MaxJSONBody)}
+		return bodyTooLarge()
 	case err != nil:
 		return Invalid("", "the request body could not be read")
 	case !utf8.Valid(body):
@@ -161,7 +167,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &mbe):
-			return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large", Detail: fmt.Sprintf("the request body exceeds %d bytes", MaxJSONBody)}
+			return bodyTooLarge()
 		case errors.Is(err, io.EOF):
 			return Invalid("", "the request body is empty; a JSON object is required")
 		case errors.As(err, &se):
