@@ -220,13 +220,8 @@ func notice(done string) string {
 }
 
 func (p *AccountPages) account(w http.ResponseWriter, r *http.Request) {
-	sess, u, err := p.current(r)
-	if err != nil {
-		p.internalError(w, r, "account: session", err)
-		return
-	}
-	if u == nil {
-		http.Redirect(w, r, "/login?"+url.Values{"return_to": {"/account"}}.Encode(), http.StatusSeeOther)
+	sess, u, ok := p.loggedIn(w, r)
+	if !ok {
 		return
 	}
 	p.renderAccount(w, r, http.StatusOK, sess, u, notice(r.URL.Query().Get("done")), "")
@@ -325,15 +320,21 @@ func browserName(ua string) string {
 }
 
 // loggedIn resolves the session for a POST to /account/…; it redirects to
-// the login page when there is none.
+// the login page, and back to /account, when there is none.
 func (p *AccountPages) loggedIn(w http.ResponseWriter, r *http.Request) (*accounts.Session, *accounts.User, bool) {
+	return p.loggedInFor(w, r, "/account")
+}
+
+// loggedInFor resolves the session; without one it redirects to the login
+// page, which returns to back. It returns false once it has answered.
+func (p *AccountPages) loggedInFor(w http.ResponseWriter, r *http.Request, back string) (*accounts.Session, *accounts.User, bool) {
 	sess, u, err := p.current(r)
 	if err != nil {
 		p.internalError(w, r, "account: session", err)
 		return nil, nil, false
 	}
 	if u == nil {
-		http.Redirect(w, r, "/login?"+url.Values{"return_to": {"/account"}}.Encode(), http.StatusSeeOther)
+		http.Redirect(w, r, "/login?"+url.Values{"return_to": {back}}.Encode(), http.StatusSeeOther)
 		return nil, nil, false
 	}
 	return sess, u, true

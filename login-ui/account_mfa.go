@@ -41,13 +41,8 @@ func mfaNotice(done string) string {
 }
 
 func (p *AccountPages) mfaPage(w http.ResponseWriter, r *http.Request) {
-	_, u, err := p.current(r)
-	if err != nil {
-		p.internalError(w, r, "account mfa: session", err)
-		return
-	}
-	if u == nil {
-		http.Redirect(w, r, "/login?return_to=%2Faccount%2Fmfa", http.StatusSeeOther)
+	_, u, ok := p.loggedInFor(w, r, "/account/mfa")
+	if !ok {
 		return
 	}
 	p.renderMFA(w, r, http.StatusOK, u, mfaNotice(r.URL.Query().Get("done")), "")

@@ -128,6 +128,25 @@ func (p *PasskeyPages) checkedForm(w http.ResponseWriter, r *http.Request) bool 
 	return true
 }
 
+// jsonForm reads the form of an options request (a script's POST, bounded
+// and CSRF-checked like a page's form); it returns false once it has answered.
+func (p *PasskeyPages) jsonForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil || !p.UI.CheckCSRF(r) {
+		jsonError(w, http.StatusForbidden, "This form has expired. Reload the page and try again.")
+		return false
+	}
+	return true
+}
+
+// jsonFail logs an options request's failure and answers it as Failure
+// says (a 503 for an outage, else a 500).
+func jsonFail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
+	status, msg := Failure(w, err)
+	jsonError(w, status, msg)
+}
+
 // jsonError answers an options request that cannot start a ceremony; the
 // script shows msg.
 func jsonError(w http.ResponseWriter, status int, msg string) {
@@ -173,9 +192,7 @@ func (ui *UI) ceremonyCookieName() string {
 // sensitive change: like an email change it needs the current password or
 // a recent login, checked here before the authenticator is asked.
 func (p *PasskeyPages) registerOptions(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil || !p.UI.CheckCSRF(r) {
-		jsonError(w, http.StatusForbidden, "This form has expired. Reload the page and try again.")
+	if !p.jsonForm(w, r) {
 		return
 	}
 	sess, u, err := p.Accounts.SessionByToken(r.Context(), p.UI.SessionToken(r))
@@ -183,9 +200,7 @@ func (p *PasskeyPages) registerOptions(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusUnauthorized, "Your session has ended. Log in again.")
 		return
 	} else if err != nil {
-		reqctx.Logger(r.Context()).Error("passkeys: session", zap.Error(err))
-		status, msg := Failure(w, err)
-		jsonError(w, status, msg)
+		jsonFail(w, r, "passkeys: session", err)
 		return
 	}
 	if _, err := accounts.CheckPasskeyName(r.PostFormValue("name")); err != nil {
@@ -199,9 +214,7 @@ func (p *PasskeyPages) registerOptions(w http.ResponseWriter, r *http.Request) {
 			jsonError(w, status, msg)
 			return
 		}
-		reqctx.Logger(r.Context()).Error("passkeys: confirm presence", zap.Error(err))
-		status, msg := Failure(w, err)
-		jsonError(w, status, msg)
+		jsonFail(w, r, "passkeys: confirm presence", err)
 		return
 	}
 	o, err := p.Passkeys.BeginRegistration(r.Context(), u, sess.ID)
@@ -209,9 +222,7 @@ func (p *PasskeyPages) registerOptions(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusConflict, "You have reached the limit of passkeys. Remove one first.")
 		return
 	} else if err != nil {
-		reqctx.Logger(r.Context()).Error("passkeys: begin registration", zap.Error(err))
-		status, msg := Failure(w, err)
-		jsonError(w, status, msg)
+		jsonFail(w, r, "passkeys: begin registration", err)
 		return
 	}
 	p.options(w, o)
@@ -316,9 +327,7 @@ func (p *PasskeyPages) allow(w http.ResponseWriter, r *http.Request) bool {
 
 // loginOptions begins a passwordless login.
 func (p *PasskeyPages) loginOptions(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil || !p.UI.CheckCSRF(r) {
-		jsonError(w, http.StatusForbidden, "This form has expired. Reload the page and try again.")
+	if !p.jsonForm(w, r) {
 		return
 	}
 	if !p.allow(w, r) {
@@ -327,9 +336,7 @@ func (p *PasskeyPages) loginOptions(w http.ResponseWriter, r *http.Request) {
 	}
 	o, err := p.Passkeys.BeginLogin(r.Context())
 	if err != nil {
-		reqctx.Logger(r.Context()).Error("passkeys: begin login", zap.Error(err))
-		status, msg := Failure(w, err)
-		jsonError(w, status, msg)
+		jsonFail(w, r, "passkeys: begin login", err)
 		return
 	}
 	p.options(w, o)
