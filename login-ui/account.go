@@ -15,7 +15,6 @@ import (
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/ratelimit"
-	"github.com/authd/authd/internal/reqctx"
 	"github.com/authd/authd/ledger"
 )
 
@@ -89,9 +88,7 @@ func (p *AccountPages) allow(w http.ResponseWriter, r *http.Request, l *ratelimi
 
 // internalError renders a generic failure and logs the cause.
 func (p *AccountPages) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
-	status, msg := Failure(w, err)
-	p.UI.Render(w, r, status, "message", Page{Title: "Something went wrong", Error: msg})
+	p.UI.RenderFailure(w, r, false, what, err)
 }
 
 // startSession logs the user in on this browser (a fresh cookie value, so a

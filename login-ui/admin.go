@@ -13,7 +13,6 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
-	"github.com/authd/authd/internal/reqctx"
 	"github.com/authd/authd/ledger"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage"
@@ -152,9 +151,7 @@ func (c *Console) guard(fn consoleHandler) http.HandlerFunc {
 
 // fail renders a generic failure and logs the cause.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
-	status, msg := Failure(w, err)
-	c.UI.Render(w, r, status, "message", Page{Title: "Something went wrong", Error: msg, LoggedIn: true})
+	c.UI.RenderFailure(w, r, true, what, err)
 }
 
 func (c *Console) home(w http.ResponseWriter, r *http.Request, _ consoleReq) {

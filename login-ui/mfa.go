@@ -8,12 +8,9 @@ import (
 	"slices"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/ratelimit"
-	"github.com/authd/authd/internal/reqctx"
 )
 
 // The login's second step, /login/mfa. After the password, Login.post asks
@@ -183,9 +180,7 @@ func (l *Login) createSession(w http.ResponseWriter, r *http.Request, u *account
 }
 
 func (l *Login) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
-	status, msg := Failure(w, err)
-	l.UI.Render(w, r, status, "message", Page{Title: "Something went wrong", Error: msg})
+	l.UI.RenderFailure(w, r, false, what, err)
 }
 
 // SecondStep serves GET|POST /login/mfa.

@@ -94,9 +94,7 @@ func (p *PasskeyPages) session(w http.ResponseWriter, r *http.Request) (*account
 }
 
 func (p *PasskeyPages) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
-	status, msg := Failure(w, err)
-	p.UI.Render(w, r, status, "message", Page{Title: "Something went wrong", Error: msg})
+	p.UI.RenderFailure(w, r, false, what, err)
 }
 
 func (p *PasskeyPages) list(w http.ResponseWriter, r *http.Request) {

@@ -39,6 +39,7 @@ type Pages interface {
 	ClearSessionCookie(w http.ResponseWriter)
 	CheckCSRF(r *http.Request) bool
 	Render(w http.ResponseWriter, r *http.Request, status int, name string, p loginui.Page)
+	RenderFailure(w http.ResponseWriter, r *http.Request, loggedIn bool, what string, err error)
 	RenderError(ctx context.Context, w http.ResponseWriter, status int, title string, e loginui.ErrorData)
 	RenderFormPost(ctx context.Context, w http.ResponseWriter, action string, params url.Values)
 }

@@ -295,8 +295,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		st, msg := loginui.Failure(w, err)
-		p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+		p.ui.RenderFailure(w, r, false, "device: approval", err)
 		return
 	}
 	page := loginui.Page{Title: "Connect a device", LoggedIn: true}
@@ -325,8 +324,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		st, msg := loginui.Failure(w, err)
-		p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+		p.ui.RenderFailure(w, r, false, "device: approval", err)
 		return
 	}
 	shown := code[:4] + "-" + code[4:]
@@ -338,8 +336,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 		allow := r.PostFormValue("decision") == "allow"
 		if allow {
 			if err := p.linkSession(ctx, bsess.ID, d.ClientID); err != nil {
-				st, msg := loginui.Failure(w, err)
-				p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+				p.ui.RenderFailure(w, r, false, "device: approval", err)
 				return
 			}
 		}
@@ -350,8 +347,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err != nil {
-			st, msg := loginui.Failure(w, err)
-			p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+			p.ui.RenderFailure(w, r, false, "device: approval", err)
 			return
 		}
 		reqctx.Logger(ctx).Info("device authorization decided", zap.String("client_id", d.ClientID),
@@ -364,8 +360,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 	default:
 		c, err := p.store.Client(ctx, d.ClientID)
 		if err != nil {
-			st, msg := loginui.Failure(w, err)
-			p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+			p.ui.RenderFailure(w, r, false, "device: approval", err)
 			return
 		}
 		consent := loginui.NewConsentData(c.Name, c.ID, user.Email, d.Scopes, orAPIAudience(d.Audience, p.cfg.APIAudience), "")
@@ -400,14 +395,12 @@ func (p *Provider) deviceAuthenticationOK(w http.ResponseWriter, r *http.Request
 		return true
 	}
 	if !errors.Is(err, errStepUp) {
-		st, msg := loginui.Failure(w, err)
-		p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+		p.ui.RenderFailure(w, r, false, "device: approval", err)
 		return false
 	}
 	methods, err := p.accts.Factors(ctx, user.ID)
 	if err != nil {
-		st, msg := loginui.Failure(w, err)
-		p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+		p.ui.RenderFailure(w, r, false, "device: approval", err)
 		return false
 	}
 	if !accounts.HasSecondFactor(methods) {
