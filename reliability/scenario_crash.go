@@ -43,7 +43,7 @@ func Crash(ctx context.Context, env Env, o CrashOptions) *Report {
 		rep.Problem("%v", err)
 		return rep
 	}
-	srv, fix, spender, peers, key := st.Servers[0], st.Fix, st.Spender, st.Peers, st.Key
+	srv, fix, spender, peers := st.Servers[0], st.Fix, st.Spender, st.Peers
 	mc := &http.Client{Timeout: 5 * time.Second}
 
 	rec := &Recorder{}
@@ -105,14 +105,7 @@ func Crash(ctx context.Context, env Env, o CrashOptions) *Report {
 	}
 	rep.Note("%d requests refused while authd was down, %d cut off in flight by kill -9", refused, cut)
 
-	VerifyLedger(ctx, env, key, rep)
-	SpendCheck{
-		Ambiguous: atKill,
-		Retry: func(ctx context.Context, x Outcome) Answer {
-			return Spend(ctx, mc, srv.URL, spender, x.User, x.Ref, 1)
-		},
-	}.Run(ctx, env.DatabaseURL, outs, rep)
-	VerifyLedger(ctx, env, key, rep)
+	st.CheckSpends(ctx, env, mc, outs, atKill, rep)
 
 	// Every 201 exists, and every user (whatever its answer) is whole.
 	if conn, err := pgx.Connect(ctx, env.DatabaseURL); err == nil {

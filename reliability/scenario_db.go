@@ -44,7 +44,7 @@ func DBOutage(ctx context.Context, env Env, o DBOutageOptions) *Report {
 		rep.Problem("%v", err)
 		return rep
 	}
-	srv, fix, spender, key := st.Servers[0], st.Fix, st.Spender, st.Key
+	srv, fix, spender := st.Servers[0], st.Fix, st.Spender
 	mc := &http.Client{Timeout: 2 * time.Second}
 
 	rec := &Recorder{}
@@ -170,14 +170,7 @@ func DBOutage(ctx context.Context, env Env, o DBOutageOptions) *Report {
 		rep.Problem("goroutines did not settle: %.0f under load before, %.0f idle after", baseline, v)
 	}
 
-	VerifyLedger(ctx, env, key, rep)
-	SpendCheck{
-		Ambiguous: overlapsStop,
-		Retry: func(ctx context.Context, x Outcome) Answer {
-			return Spend(ctx, mc, srv.URL, spender, x.User, x.Ref, 1)
-		},
-	}.Run(ctx, env.DatabaseURL, outs, rep)
-	VerifyLedger(ctx, env, key, rep)
+	st.CheckSpends(ctx, env, mc, outs, overlapsStop, rep)
 	return rep
 }
 

@@ -71,6 +71,21 @@ func StartStage(ctx context.Context, env Env, o StageOptions) (*Stage, error) {
 	return st, nil
 }
 
+// CheckSpends verifies the ledger, checks every spend in outs against it
+// (one that ambiguous says may have gone either way is resent with its
+// reference to server A through c, with the spender's token) and verifies
+// the ledger again.
+func (st *Stage) CheckSpends(ctx context.Context, env Env, c *http.Client, outs []Outcome, ambiguous func(Outcome) bool, rep *Report) {
+	VerifyLedger(ctx, env, st.Key, rep)
+	SpendCheck{
+		Ambiguous: ambiguous,
+		Retry: func(ctx context.Context, x Outcome) Answer {
+			return Spend(ctx, c, st.Servers[0].URL, st.Spender, x.User, x.Ref, 1)
+		},
+	}.Run(ctx, env.DatabaseURL, outs, rep)
+	VerifyLedger(ctx, env, st.Key, rep)
+}
+
 // Close kills the servers, then stops the peers.
 func (st *Stage) Close() {
 	for _, s := range st.Servers {
