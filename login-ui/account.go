@@ -316,6 +316,15 @@ func browserName(ua string) string {
 	return ua
 }
 
+// accountForm reads the form of a POST to /account/… (p.form: CSRF) and
+// resolves its session (loggedIn); it returns false once it has answered.
+func (p *AccountPages) accountForm(w http.ResponseWriter, r *http.Request) (*accounts.Session, *accounts.User, bool) {
+	if !p.form(w, r, "message", "Request expired", nil) {
+		return nil, nil, false
+	}
+	return p.loggedIn(w, r)
+}
+
 // loggedIn resolves the session for a POST to /account/…; it redirects to
 // the login page, and back to /account, when there is none.
 func (p *AccountPages) loggedIn(w http.ResponseWriter, r *http.Request) (*accounts.Session, *accounts.User, bool) {
@@ -338,10 +347,7 @@ func (p *AccountPages) loggedInFor(w http.ResponseWriter, r *http.Request, back 
 }
 
 func (p *AccountPages) profile(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -371,10 +377,7 @@ func (p *AccountPages) profile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *AccountPages) password(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -396,10 +399,7 @@ func (p *AccountPages) password(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *AccountPages) endSession(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -424,10 +424,7 @@ func (p *AccountPages) endSession(w http.ResponseWriter, r *http.Request) {
 // revokeApp withdraws the consent and every token of one app the user
 // allowed; only the logged-in user's own grants are touched.
 func (p *AccountPages) revokeApp(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	_, u, ok := p.loggedIn(w, r)
+	_, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}

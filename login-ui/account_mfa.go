@@ -79,10 +79,7 @@ func (p *AccountPages) renderMFA(w http.ResponseWriter, r *http.Request, status 
 
 // mfaStart begins (or restarts) setting up an authenticator app.
 func (p *AccountPages) mfaStart(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	_, u, ok := p.loggedIn(w, r)
+	_, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -101,10 +98,7 @@ func (p *AccountPages) mfaStart(w http.ResponseWriter, r *http.Request) {
 // mfaConfirm completes the set-up with one code and shows the recovery
 // codes, once (this response only; nothing shows them again).
 func (p *AccountPages) mfaConfirm(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	_, u, ok := p.loggedIn(w, r)
+	_, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -125,10 +119,7 @@ func (p *AccountPages) mfaConfirm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *AccountPages) mfaRegenerate(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -146,10 +137,7 @@ func (p *AccountPages) mfaRegenerate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *AccountPages) mfaRemove(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}

@@ -203,9 +203,7 @@ func (l *Login) SecondStep(w http.ResponseWriter, r *http.Request) {
 	}
 	ch, err := l.Accounts.ChallengeByToken(ctx, l.UI.challengeToken(r))
 	if errors.Is(err, accounts.ErrNoChallenge) {
-		l.UI.clearChallengeCookie(w)
-		l.UI.Render(w, r, http.StatusBadRequest, "message", Page{Title: "Sign-in expired",
-			Error: "This sign-in has expired or was already completed. Please log in again.", Data: ""})
+		l.challengeExpired(w, r)
 		return
 	}
 	if err != nil {
@@ -238,9 +236,7 @@ func (l *Login) SecondStep(w http.ResponseWriter, r *http.Request) {
 		l.renderStepFor(w, r, http.StatusUnauthorized, l.UI.challengeToken(r), method, msg)
 		return
 	case errors.Is(err, accounts.ErrNoChallenge):
-		l.UI.clearChallengeCookie(w)
-		l.UI.Render(w, r, http.StatusBadRequest, "message", Page{Title: "Sign-in expired",
-			Error: "This sign-in has expired or was already completed. Please log in again.", Data: ""})
+		l.challengeExpired(w, r)
 		return
 	case err != nil:
 		l.fail(w, r, "login mfa: pass", err)
@@ -264,12 +260,19 @@ func safeMethod(m string) string {
 	return "other"
 }
 
+// challengeExpired answers a second step whose pending login is gone
+// (expired, used, or never there): its cookie goes, and the browser is told
+// to log in again.
+func (l *Login) challengeExpired(w http.ResponseWriter, r *http.Request) {
+	l.UI.clearChallengeCookie(w)
+	l.UI.Render(w, r, http.StatusBadRequest, "message", Page{Title: "Sign-in expired",
+		Error: "This sign-in has expired or was already completed. Please log in again.", Data: ""})
+}
+
 func (l *Login) renderStepFor(w http.ResponseWriter, r *http.Request, status int, token, method, errMsg string) {
 	ch, err := l.Accounts.ChallengeByToken(r.Context(), token)
 	if err != nil {
-		l.UI.clearChallengeCookie(w)
-		l.UI.Render(w, r, http.StatusBadRequest, "message", Page{Title: "Sign-in expired",
-			Error: "This sign-in has expired or was already completed. Please log in again.", Data: ""})
+		l.challengeExpired(w, r)
 		return
 	}
 	l.renderStep(w, r, status, ch, safeMethod(method), errMsg)
@@ -324,9 +327,7 @@ func (l *Login) enrolStep(w http.ResponseWriter, r *http.Request, ch *accounts.C
 		l.renderEnrol(w, r, http.StatusUnauthorized, u, "/login/mfa", "", "That code is not valid. Check the time on your device and try again.")
 		return
 	case errors.Is(err, accounts.ErrNoChallenge), errors.Is(err, accounts.ErrNotEnrolling):
-		l.UI.clearChallengeCookie(w)
-		l.UI.Render(w, r, http.StatusBadRequest, "message", Page{Title: "Sign-in expired",
-			Error: "This sign-in has expired or was already completed. Please log in again.", Data: ""})
+		l.challengeExpired(w, r)
 		return
 	case err != nil:
 		l.fail(w, r, "login enrol: confirm", err)

@@ -117,6 +117,15 @@ func (p *PasskeyPages) render(w http.ResponseWriter, r *http.Request, status int
 
 // checkedForm parses the POSTed form and checks its CSRF token; on failure
 // it answers 403 and returns false.
+// signedInForm reads a passkey page's form (checkedForm) and resolves its
+// session (session); it returns false once it has answered.
+func (p *PasskeyPages) signedInForm(w http.ResponseWriter, r *http.Request) (*accounts.Session, *accounts.User, bool) {
+	if !p.checkedForm(w, r) {
+		return nil, nil, false
+	}
+	return p.session(w, r)
+}
+
 func (p *PasskeyPages) checkedForm(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, 128<<10)
 	if err := r.ParseForm(); err != nil || !p.UI.CheckCSRF(r) {
@@ -227,10 +236,7 @@ func (p *PasskeyPages) registerOptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *PasskeyPages) add(w http.ResponseWriter, r *http.Request) {
-	if !p.checkedForm(w, r) {
-		return
-	}
-	sess, u, ok := p.session(w, r)
+	sess, u, ok := p.signedInForm(w, r)
 	if !ok {
 		return
 	}
@@ -262,10 +268,7 @@ func (p *PasskeyPages) add(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *PasskeyPages) rename(w http.ResponseWriter, r *http.Request) {
-	if !p.checkedForm(w, r) {
-		return
-	}
-	_, u, ok := p.session(w, r)
+	_, u, ok := p.signedInForm(w, r)
 	if !ok {
 		return
 	}
@@ -273,10 +276,7 @@ func (p *PasskeyPages) rename(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *PasskeyPages) passwordless(w http.ResponseWriter, r *http.Request) {
-	if !p.checkedForm(w, r) {
-		return
-	}
-	_, u, ok := p.session(w, r)
+	_, u, ok := p.signedInForm(w, r)
 	if !ok {
 		return
 	}
@@ -284,10 +284,7 @@ func (p *PasskeyPages) passwordless(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *PasskeyPages) remove(w http.ResponseWriter, r *http.Request) {
-	if !p.checkedForm(w, r) {
-		return
-	}
-	_, u, ok := p.session(w, r)
+	_, u, ok := p.signedInForm(w, r)
 	if !ok {
 		return
 	}

@@ -109,10 +109,7 @@ func (p *AccountPages) cancel(w http.ResponseWriter, r *http.Request) {
 
 // resend mails a fresh verification link to the logged-in user.
 func (p *AccountPages) resend(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
