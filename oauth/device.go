@@ -312,6 +312,11 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 		p.ui.Render(w, r, http.StatusTooManyRequests, "device", page)
 		return
 	}
+	// badCode answers a code that is unknown, expired or already decided.
+	badCode := func() {
+		page.Error, page.Data = "That code is not valid or has expired. Check the code on your device.", data
+		p.ui.Render(w, r, http.StatusBadRequest, "device", page)
+	}
 	code, ok := normalizeUserCode(typed)
 	var d *fositestore.DeviceAuth
 	if ok {
@@ -319,8 +324,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok || errors.Is(err, fositestore.ErrNotFound) {
 		p.cfg.DeviceCodeLimit.Allow(ip)
-		page.Error, page.Data = "That code is not valid or has expired. Check the code on your device.", data
-		p.ui.Render(w, r, http.StatusBadRequest, "device", page)
+		badCode()
 		return
 	}
 	if err != nil {
@@ -342,8 +346,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 		}
 		err := p.store.DecideDevice(ctx, code, allow, user.ID, bsess.ID, bsess.AuthTime, sessionAMR(bsess))
 		if errors.Is(err, fositestore.ErrDeviceNotPending) {
-			page.Error, page.Data = "That code is not valid or has expired. Check the code on your device.", data
-			p.ui.Render(w, r, http.StatusBadRequest, "device", page)
+			badCode()
 			return
 		}
 		if err != nil {
