@@ -68,7 +68,10 @@ var (
 	ErrUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Title: "Unauthorized", Detail: "a valid bearer access token is required"}
 	ErrForbidden    = &Error{Status: http.StatusForbidden, Code: "forbidden", Title: "Forbidden", Detail: "the token does not grant access to this resource"}
 	ErrNotFound     = &Error{Status: http.StatusNotFound, Code: "not_found", Title: "Not Found", Detail: "no such resource"}
-	ErrUnavailable  = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Service Unavailable", Detail: "the service is temporarily unavailable; retry later"}
+	// ErrMethodNotAllowed answers a method a route does not serve.
+	ErrMethodNotAllowed = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Method Not Allowed",
+		Detail: "this method is not allowed on this resource"}
+	ErrUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Service Unavailable", Detail: "the service is temporarily unavailable; retry later"}
 )
 
 type document struct {
