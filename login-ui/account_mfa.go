@@ -118,18 +118,29 @@ func (p *AccountPages) mfaConfirm(w http.ResponseWriter, r *http.Request) {
 		Notice: "Your authenticator app is set up: you will need it at every login.", Data: RecoveryCodesData{Codes: codes, Continue: "/account/mfa"}})
 }
 
+// mfaFailed answers a change on the MFA page that err refused: the page
+// with the form's error (and Retry-After when throttled), or a failure. It
+// returns false, answering nothing, when err is nil.
+func (p *AccountPages) mfaFailed(w http.ResponseWriter, r *http.Request, u *accounts.User, what string, err error) bool {
+	if err == nil {
+		return false
+	}
+	if msg, status := mfaFormError(err); msg != "" {
+		setRetryAfter(w, err)
+		p.renderMFA(w, r, status, u, "", msg)
+	} else {
+		p.internalError(w, r, what, err)
+	}
+	return true
+}
+
 func (p *AccountPages) mfaRegenerate(w http.ResponseWriter, r *http.Request) {
 	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
 	codes, err := p.Accounts.RegenerateRecoveryCodes(r.Context(), u, accounts.Proof{Password: r.PostFormValue("current_password"), Session: sess})
-	if msg, status := mfaFormError(err); msg != "" {
-		setRetryAfter(w, err)
-		p.renderMFA(w, r, status, u, "", msg)
-		return
-	} else if err != nil {
-		p.internalError(w, r, "account mfa: regenerate", err)
+	if p.mfaFailed(w, r, u, "account mfa: regenerate", err) {
 		return
 	}
 	p.UI.Render(w, r, http.StatusOK, "recovery_codes", Page{Title: "Save your recovery codes", LoggedIn: true,
@@ -142,12 +153,7 @@ func (p *AccountPages) mfaRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := p.Accounts.RemoveTOTP(r.Context(), u, accounts.Proof{Password: r.PostFormValue("current_password"), Session: sess})
-	if msg, status := mfaFormError(err); msg != "" {
-		setRetryAfter(w, err)
-		p.renderMFA(w, r, status, u, "", msg)
-		return
-	} else if err != nil {
-		p.internalError(w, r, "account mfa: remove", err)
+	if p.mfaFailed(w, r, u, "account mfa: remove", err) {
 		return
 	}
 	http.Redirect(w, r, "/account/mfa?done=removed", http.StatusSeeOther)
