@@ -1,7 +1,6 @@
 package accounts
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -44,32 +43,24 @@ func NewAdminHandler(svc *Service, log *zap.Logger) *AdminHandler {
 //	GET    /audit                    ?actor=&target=&type=&cursor=&limit=
 //	GET    /backchannel-logouts      ?status=pending|failed|delivered&client_id=&limit=
 func (h *AdminHandler) Mount(admin *authn.Router) {
-	route := func(method, path string, fn http.HandlerFunc) {
-		admin.HandleFunc(method, path, authn.Policy{Callers: authn.Admin}, fn)
-	}
-	route(http.MethodGet, "/users", h.listUsers)
-	route(http.MethodGet, "/users/{id}", h.getUser)
-	route(http.MethodDelete, "/users/{id}", h.deleteUser)
-	route(http.MethodPost, "/users/{id}/disable", h.setDisabled(true))
-	route(http.MethodPost, "/users/{id}/enable", h.setDisabled(false))
-	route(http.MethodDelete, "/users/{id}/mfa", h.resetFactors)
-	route(http.MethodPut, "/users/{id}/roles/{role}", h.assignRole)
-	route(http.MethodDelete, "/users/{id}/roles/{role}", h.unassignRole)
-	route(http.MethodGet, "/roles", h.listRoles)
-	route(http.MethodPost, "/roles", h.createRole)
-	route(http.MethodDelete, "/roles/{name}", h.deleteRole)
-	route(http.MethodGet, "/audit", h.listAudit)
-	route(http.MethodGet, "/backchannel-logouts", h.listLogoutDeliveries)
+	admin.AdminFunc(http.MethodGet, "/users", h.listUsers)
+	admin.AdminFunc(http.MethodGet, "/users/{id}", h.getUser)
+	admin.AdminFunc(http.MethodDelete, "/users/{id}", h.deleteUser)
+	admin.AdminFunc(http.MethodPost, "/users/{id}/disable", h.setDisabled(true))
+	admin.AdminFunc(http.MethodPost, "/users/{id}/enable", h.setDisabled(false))
+	admin.AdminFunc(http.MethodDelete, "/users/{id}/mfa", h.resetFactors)
+	admin.AdminFunc(http.MethodPut, "/users/{id}/roles/{role}", h.assignRole)
+	admin.AdminFunc(http.MethodDelete, "/users/{id}/roles/{role}", h.unassignRole)
+	admin.AdminFunc(http.MethodGet, "/roles", h.listRoles)
+	admin.AdminFunc(http.MethodPost, "/roles", h.createRole)
+	admin.AdminFunc(http.MethodDelete, "/roles/{name}", h.deleteRole)
+	admin.AdminFunc(http.MethodGet, "/audit", h.listAudit)
+	admin.AdminFunc(http.MethodGet, "/backchannel-logouts", h.listLogoutDeliveries)
 }
 
 // adminProblem translates the admin operations' errors: an unknown user is
 // named as such; the others are the package's wire errors.
-func adminProblem(err error) error {
-	if errors.Is(err, ErrNotFound) {
-		return &problem.Error{Status: http.StatusNotFound, Code: "user_not_found", Title: "Not Found", Detail: "no such user", Err: err}
-	}
-	return wireErrors.Map(err)
-}
+func adminProblem(err error) error { return adminWireErrors.Map(err) }
 
 func (h *AdminHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	problem.Write(w, r, adminProblem(err))

@@ -2,7 +2,6 @@ package accounts
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,12 +26,7 @@ func (s *Service) EndUserSession(ctx context.Context, origin audit.Event, userID
 	if err != nil {
 		return err
 	}
-	if r, ok := s.cfg.Revoker.(SessionTokenRevoker); ok {
-		if err := r.RevokeSessionTokens(ctx, userID, sessionID); err != nil {
-			return fmt.Errorf("accounts: revoke tokens of session %s: %w", sessionID, err)
-		}
-	}
-	return nil
+	return s.revokeSessionTokens(ctx, userID, sessionID)
 }
 
 // ConfirmPresence checks that the holder of session is its user now, before

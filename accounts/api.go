@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -142,9 +143,9 @@ func ProblemFor(err error) error {
 }
 
 func tooMany(detail string, wait time.Duration, err error) *problem.Error {
-	return &problem.Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Title: "Too Many Requests",
-		Detail: detail + "; retry after " + ratelimit.RetryAfter(wait) + " seconds", Err: err,
-		Extra: map[string]any{"retry_after": ratelimit.RetryAfter(wait)}}
+	pe := ratelimit.Problem(detail, wait, err)
+	pe.Extra = map[string]any{"retry_after": ratelimit.RetryAfter(wait)}
+	return pe
 }
 
 // writeErr renders err, adding Retry-After to 429s.
@@ -177,13 +178,12 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 	clientID, secret, hasClient := clientCredentials(r, req)
 	if hasClient {
 		if h.cfg.PasswordGrant == nil {
-			problem.Write(w, r, problem.New(http.StatusBadRequest, "unsupported", "registration with client credentials is not enabled"))
+			problem.Write(w, r, wireErrors.Map(errClientRegistrationOff))
 			return
 		}
 		if err := h.cfg.PasswordGrant.AuthenticateFirstPartyClient(r.Context(), clientID, secret); err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="authd"`)
-			problem.Write(w, r, &problem.Error{Status: http.StatusUnauthorized, Code: "invalid_client", Title: "Unauthorized",
-				Detail: "client authentication failed or the client is not first-party", Err: err})
+			problem.Write(w, r, wireErrors.Map(fmt.Errorf("%w: %w", errClientAuthentication, err)))
 			return
 		}
 	}

@@ -29,7 +29,7 @@ func userID(w http.ResponseWriter, r *http.Request) string {
 		return ""
 	}
 	if !p.IsUser() {
-		problem.Write(w, r, &problem.Error{Status: http.StatusForbidden, Code: "forbidden", Title: "Forbidden", Detail: "this endpoint needs a token issued for a user"})
+		problem.Write(w, r, wireErrors.Map(errNotUserToken))
 		return ""
 	}
 	return p.UserID

@@ -1,9 +1,22 @@
 package accounts
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/authd/authd/internal/problem"
+)
+
+// Errors of the API handlers themselves (not of the Service).
+var (
+	// errClientRegistrationOff: registration named a client, and
+	// registration through a client (the password grant) is not wired.
+	errClientRegistrationOff = errors.New("accounts: registration with client credentials is not enabled")
+	// errClientAuthentication: the client registering the user did not
+	// authenticate as a first-party client.
+	errClientAuthentication = errors.New("accounts: client authentication failed")
+	// errNotUserToken: a user's endpoint called with a token of no user.
+	errNotUserToken = errors.New("accounts: the token is not a user's")
 )
 
 // wireErrors are the package's sentinel errors as its JSON APIs answer
@@ -31,4 +44,16 @@ var wireErrors = problem.Table{
 	{Err: ErrRoleBuiltin, Status: http.StatusConflict, Code: "role_builtin", Title: "Conflict", Detail: "built-in roles cannot be deleted"},
 	{Err: ErrBadCursor, Status: http.StatusBadRequest, Code: "invalid_request", Title: "Invalid request", Field: "cursor",
 		Detail: "the cursor is not one this listing returned"},
+	{Err: errClientRegistrationOff, Status: http.StatusBadRequest, Code: "unsupported", Title: "Bad Request",
+		Detail: "registration with client credentials is not enabled"},
+	{Err: errClientAuthentication, Status: http.StatusUnauthorized, Code: "invalid_client", Title: "Unauthorized",
+		Detail: "client authentication failed or the client is not first-party"},
+	{Err: errNotUserToken, Status: http.StatusForbidden, Code: "forbidden", Title: "Forbidden",
+		Detail: "this endpoint needs a token issued for a user"},
 }
+
+// adminWireErrors are the admin API's: it names an unknown user, where the
+// user's own API answers a plain not_found (ProblemFor).
+var adminWireErrors = append(problem.Table{
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "user_not_found", Title: "Not Found", Detail: "no such user"},
+}, wireErrors...)

@@ -115,10 +115,14 @@ func HasSecondFactor(methods []string) bool {
 	return slices.ContainsFunc(methods, func(m string) bool { return m != MethodRecovery })
 }
 
-// MFARequired reports whether the role policy (AUTHD_MFA_REQUIRED_ROLES)
-// demands a second factor of u.
-func (s *Service) MFARequired(u *User) bool {
-	return slices.ContainsFunc(u.Roles, func(r string) bool { return slices.Contains(s.cfg.MFARequiredRoles, r) })
+// MFARequired reports whether a login of u must pass a second factor: the
+// role policy (AUTHD_MFA_REQUIRED_ROLES) demands one of u, or demanded is
+// set (the client's require_mfa or the request's acr_values, which oauth
+// reads). It is the one home of the policy decision: the authorization
+// endpoint, the device approval, the password grant, the login and the
+// admin console ask it (or MFAOwed).
+func (s *Service) MFARequired(u *User, demanded bool) bool {
+	return demanded || slices.ContainsFunc(u.Roles, func(r string) bool { return slices.Contains(s.cfg.MFARequiredRoles, r) })
 }
 
 // AddFactor adds a second-factor method built after the Service (the
@@ -126,11 +130,11 @@ func (s *Service) MFARequired(u *User) bool {
 // while wiring, before serving; Config.Factors is the way for the others.
 func (s *Service) AddFactor(f SecondFactor) { s.factors = append(s.factors, f) }
 
-// MFAOwed reports whether the role policy demands a second factor of u
-// that the login behind sess did not pass (a session from before the
+// MFAOwed reports whether MFARequired(u, demanded) asks for a second
+// factor that the login behind sess did not pass (a session from before the
 // policy or the role, or a login that recorded no second factor).
-func (s *Service) MFAOwed(u *User, sess *Session) bool {
-	return s.MFARequired(u) && !slices.Contains(sess.AMR, AMRMulti)
+func (s *Service) MFAOwed(u *User, sess *Session, demanded bool) bool {
+	return s.MFARequired(u, demanded) && !slices.Contains(sess.AMR, AMRMulti)
 }
 
 // factor returns the method named m, or nil.

@@ -283,6 +283,12 @@ func (s *Service) EndSession(ctx context.Context, userID, sessionID string) erro
 	if err != nil {
 		return err
 	}
+	return s.revokeSessionTokens(ctx, userID, sessionID)
+}
+
+// revokeSessionTokens revokes the tokens issued through an ended session,
+// when the revoker supports it.
+func (s *Service) revokeSessionTokens(ctx context.Context, userID, sessionID string) error {
 	if r, ok := s.cfg.Revoker.(SessionTokenRevoker); ok {
 		if err := r.RevokeSessionTokens(ctx, userID, sessionID); err != nil {
 			return fmt.Errorf("accounts: revoke tokens of session %s: %w", sessionID, err)

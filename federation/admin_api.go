@@ -32,14 +32,11 @@ func NewAdminHandler(reg *Registry, baseURL string) *AdminHandler {
 //	PATCH  /identity-providers/{id}   fields given replace the stored ones
 //	DELETE /identity-providers/{id}   → 204; identities linked through it go too
 func (h *AdminHandler) Mount(admin *authn.Router) {
-	route := func(method, path string, fn http.HandlerFunc) {
-		admin.HandleFunc(method, path, authn.Policy{Callers: authn.Admin}, fn)
-	}
-	route(http.MethodGet, "/identity-providers", h.list)
-	route(http.MethodPost, "/identity-providers", h.create)
-	route(http.MethodGet, "/identity-providers/{id}", h.get)
-	route(http.MethodPatch, "/identity-providers/{id}", h.update)
-	route(http.MethodDelete, "/identity-providers/{id}", h.delete)
+	admin.AdminFunc(http.MethodGet, "/identity-providers", h.list)
+	admin.AdminFunc(http.MethodPost, "/identity-providers", h.create)
+	admin.AdminFunc(http.MethodGet, "/identity-providers/{id}", h.get)
+	admin.AdminFunc(http.MethodPatch, "/identity-providers/{id}", h.update)
+	admin.AdminFunc(http.MethodDelete, "/identity-providers/{id}", h.delete)
 }
 
 // providerJSON is a provider as the API shows it, with the redirect URI to
@@ -94,12 +91,15 @@ func toProblem(err error) error {
 	switch {
 	case errors.As(err, &se):
 		return problem.Invalid(se.Field, se.Field+" "+se.Reason)
-	case errors.Is(err, ErrNotFound):
-		return &problem.Error{Status: http.StatusNotFound, Code: "provider_not_found", Title: "Not Found", Detail: "no such identity provider", Err: err}
-	case errors.Is(err, ErrSlugTaken):
-		return &problem.Error{Status: http.StatusConflict, Code: "provider_exists", Title: "Conflict", Detail: "an identity provider with this slug exists", Err: err}
 	}
-	return err
+	return wireErrors.Map(err)
+}
+
+// wireErrors are the registry's sentinel errors as the admin API answers
+// them; a SpecError (naming its field) is translated beside them.
+var wireErrors = problem.Table{
+	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "provider_not_found", Title: "Not Found", Detail: "no such identity provider"},
+	{Err: ErrSlugTaken, Status: http.StatusConflict, Code: "provider_exists", Title: "Conflict", Detail: "an identity provider with this slug exists"},
 }
 
 func (h *AdminHandler) list(w http.ResponseWriter, r *http.Request) {

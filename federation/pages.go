@@ -68,6 +68,22 @@ func (s *Service) expired(w http.ResponseWriter, r *http.Request) {
 		errorData{Code: "login_expired"})
 }
 
+// accountUser is the signed-in user linking or unlinking a login from the
+// account page; without a session it sends the browser to log in and back
+// to /account. It returns false once it has answered.
+func (s *Service) accountUser(w http.ResponseWriter, r *http.Request) (*accounts.User, bool) {
+	_, u, err := s.accts.SessionByToken(r.Context(), s.ui.SessionToken(r))
+	if errors.Is(err, accounts.ErrNoSession) {
+		http.Redirect(w, r, "/login?"+url.Values{"return_to": {"/account"}}.Encode(), http.StatusSeeOther)
+		return nil, false
+	}
+	if err != nil {
+		s.internal(w, r, "federation: session", err)
+		return nil, false
+	}
+	return u, true
+}
+
 // internal answers a failure of authd's own (the database): 503 while it is
 // unreachable, and the cause in the log.
 func (s *Service) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
@@ -135,13 +151,8 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	st := &flowState{Provider: p.ID, State: random(), Nonce: random(), Verifier: random(), ReturnTo: returnTo,
 		Expires: s.cfg.Now().Add(s.cfg.FlowTTL).Unix()}
 	if r.PostFormValue("intent") == "link" {
-		_, u, err := s.accts.SessionByToken(ctx, s.ui.SessionToken(r))
-		if errors.Is(err, accounts.ErrNoSession) {
-			http.Redirect(w, r, "/login?"+url.Values{"return_to": {"/account"}}.Encode(), http.StatusSeeOther)
-			return
-		}
-		if err != nil {
-			s.internal(w, r, "federation: session", err)
+		u, ok := s.accountUser(w, r)
+		if !ok {
 			return
 		}
 		st.LinkUser, st.ReturnTo = u.ID, "/account"
@@ -429,16 +440,11 @@ func (s *Service) unlink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	_, u, err := s.accts.SessionByToken(ctx, s.ui.SessionToken(r))
-	if errors.Is(err, accounts.ErrNoSession) {
-		http.Redirect(w, r, "/login?"+url.Values{"return_to": {"/account"}}.Encode(), http.StatusSeeOther)
+	u, ok := s.accountUser(w, r)
+	if !ok {
 		return
 	}
-	if err != nil {
-		s.internal(w, r, "federation: session", err)
-		return
-	}
-	err = s.Unlink(ctx, audit.Event{}.FromRequest(r), u.ID, r.PostFormValue("provider_id"), r.PostFormValue("subject"))
+	err := s.Unlink(ctx, audit.Event{}.FromRequest(r), u.ID, r.PostFormValue("provider_id"), r.PostFormValue("subject"))
 	switch {
 	case errors.Is(err, ErrLastLogin):
 		s.fail(w, r, http.StatusConflict, "Cannot unlink", "This is the only way to log in to your account. Set a password (or link another login) first.",

@@ -15,7 +15,6 @@ import (
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/ratelimit"
-	"github.com/authd/authd/internal/reqctx"
 	"github.com/authd/authd/ledger"
 )
 
@@ -89,9 +88,7 @@ func (p *AccountPages) allow(w http.ResponseWriter, r *http.Request, l *ratelimi
 
 // internalError renders a generic failure and logs the cause.
 func (p *AccountPages) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
-	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
-	status, msg := Failure(w, err)
-	p.UI.Render(w, r, status, "message", Page{Title: "Something went wrong", Error: msg})
+	p.UI.RenderFailure(w, r, false, what, err)
 }
 
 // startSession logs the user in on this browser (a fresh cookie value, so a
@@ -220,13 +217,8 @@ func notice(done string) string {
 }
 
 func (p *AccountPages) account(w http.ResponseWriter, r *http.Request) {
-	sess, u, err := p.current(r)
-	if err != nil {
-		p.internalError(w, r, "account: session", err)
-		return
-	}
-	if u == nil {
-		http.Redirect(w, r, "/login?"+url.Values{"return_to": {"/account"}}.Encode(), http.StatusSeeOther)
+	sess, u, ok := p.loggedIn(w, r)
+	if !ok {
 		return
 	}
 	p.renderAccount(w, r, http.StatusOK, sess, u, notice(r.URL.Query().Get("done")), "")
@@ -324,26 +316,38 @@ func browserName(ua string) string {
 	return ua
 }
 
+// accountForm reads the form of a POST to /account/… (p.form: CSRF) and
+// resolves its session (loggedIn); it returns false once it has answered.
+func (p *AccountPages) accountForm(w http.ResponseWriter, r *http.Request) (*accounts.Session, *accounts.User, bool) {
+	if !p.form(w, r, "message", "Request expired", nil) {
+		return nil, nil, false
+	}
+	return p.loggedIn(w, r)
+}
+
 // loggedIn resolves the session for a POST to /account/…; it redirects to
-// the login page when there is none.
+// the login page, and back to /account, when there is none.
 func (p *AccountPages) loggedIn(w http.ResponseWriter, r *http.Request) (*accounts.Session, *accounts.User, bool) {
+	return p.loggedInFor(w, r, "/account")
+}
+
+// loggedInFor resolves the session; without one it redirects to the login
+// page, which returns to back. It returns false once it has answered.
+func (p *AccountPages) loggedInFor(w http.ResponseWriter, r *http.Request, back string) (*accounts.Session, *accounts.User, bool) {
 	sess, u, err := p.current(r)
 	if err != nil {
 		p.internalError(w, r, "account: session", err)
 		return nil, nil, false
 	}
 	if u == nil {
-		http.Redirect(w, r, "/login?"+url.Values{"return_to": {"/account"}}.Encode(), http.StatusSeeOther)
+		http.Redirect(w, r, "/login?"+url.Values{"return_to": {back}}.Encode(), http.StatusSeeOther)
 		return nil, nil, false
 	}
 	return sess, u, true
 }
 
 func (p *AccountPages) profile(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -373,10 +377,7 @@ func (p *AccountPages) profile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *AccountPages) password(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -398,10 +399,7 @@ func (p *AccountPages) password(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *AccountPages) endSession(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -426,10 +424,7 @@ func (p *AccountPages) endSession(w http.ResponseWriter, r *http.Request) {
 // revokeApp withdraws the consent and every token of one app the user
 // allowed; only the logged-in user's own grants are touched.
 func (p *AccountPages) revokeApp(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	_, u, ok := p.loggedIn(w, r)
+	_, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}

@@ -41,13 +41,8 @@ func mfaNotice(done string) string {
 }
 
 func (p *AccountPages) mfaPage(w http.ResponseWriter, r *http.Request) {
-	_, u, err := p.current(r)
-	if err != nil {
-		p.internalError(w, r, "account mfa: session", err)
-		return
-	}
-	if u == nil {
-		http.Redirect(w, r, "/login?return_to=%2Faccount%2Fmfa", http.StatusSeeOther)
+	_, u, ok := p.loggedInFor(w, r, "/account/mfa")
+	if !ok {
 		return
 	}
 	p.renderMFA(w, r, http.StatusOK, u, mfaNotice(r.URL.Query().Get("done")), "")
@@ -84,10 +79,7 @@ func (p *AccountPages) renderMFA(w http.ResponseWriter, r *http.Request, status 
 
 // mfaStart begins (or restarts) setting up an authenticator app.
 func (p *AccountPages) mfaStart(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	_, u, ok := p.loggedIn(w, r)
+	_, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -106,10 +98,7 @@ func (p *AccountPages) mfaStart(w http.ResponseWriter, r *http.Request) {
 // mfaConfirm completes the set-up with one code and shows the recovery
 // codes, once (this response only; nothing shows them again).
 func (p *AccountPages) mfaConfirm(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	_, u, ok := p.loggedIn(w, r)
+	_, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
@@ -129,21 +118,29 @@ func (p *AccountPages) mfaConfirm(w http.ResponseWriter, r *http.Request) {
 		Notice: "Your authenticator app is set up: you will need it at every login.", Data: RecoveryCodesData{Codes: codes, Continue: "/account/mfa"}})
 }
 
-func (p *AccountPages) mfaRegenerate(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
+// mfaFailed answers a change on the MFA page that err refused: the page
+// with the form's error (and Retry-After when throttled), or a failure. It
+// returns false, answering nothing, when err is nil.
+func (p *AccountPages) mfaFailed(w http.ResponseWriter, r *http.Request, u *accounts.User, what string, err error) bool {
+	if err == nil {
+		return false
 	}
-	sess, u, ok := p.loggedIn(w, r)
+	if msg, status := mfaFormError(err); msg != "" {
+		setRetryAfter(w, err)
+		p.renderMFA(w, r, status, u, "", msg)
+	} else {
+		p.internalError(w, r, what, err)
+	}
+	return true
+}
+
+func (p *AccountPages) mfaRegenerate(w http.ResponseWriter, r *http.Request) {
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
 	codes, err := p.Accounts.RegenerateRecoveryCodes(r.Context(), u, accounts.Proof{Password: r.PostFormValue("current_password"), Session: sess})
-	if msg, status := mfaFormError(err); msg != "" {
-		setRetryAfter(w, err)
-		p.renderMFA(w, r, status, u, "", msg)
-		return
-	} else if err != nil {
-		p.internalError(w, r, "account mfa: regenerate", err)
+	if p.mfaFailed(w, r, u, "account mfa: regenerate", err) {
 		return
 	}
 	p.UI.Render(w, r, http.StatusOK, "recovery_codes", Page{Title: "Save your recovery codes", LoggedIn: true,
@@ -151,20 +148,12 @@ func (p *AccountPages) mfaRegenerate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *AccountPages) mfaRemove(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}
 	err := p.Accounts.RemoveTOTP(r.Context(), u, accounts.Proof{Password: r.PostFormValue("current_password"), Session: sess})
-	if msg, status := mfaFormError(err); msg != "" {
-		setRetryAfter(w, err)
-		p.renderMFA(w, r, status, u, "", msg)
-		return
-	} else if err != nil {
-		p.internalError(w, r, "account mfa: remove", err)
+	if p.mfaFailed(w, r, u, "account mfa: remove", err) {
 		return
 	}
 	http.Redirect(w, r, "/account/mfa?done=removed", http.StatusSeeOther)

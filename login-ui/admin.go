@@ -13,7 +13,6 @@ import (
 
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
-	"github.com/authd/authd/internal/reqctx"
 	"github.com/authd/authd/ledger"
 	"github.com/authd/authd/oauth/keys"
 	"github.com/authd/authd/storage"
@@ -130,7 +129,7 @@ func (c *Console) guard(fn consoleHandler) http.HandlerFunc {
 				Data: "The admin console is for administrators. Your account does not have the admin role."})
 			return
 		}
-		if c.Accounts.MFAOwed(u, sess) {
+		if c.Accounts.MFAOwed(u, sess, false) {
 			// The role policy wants a second factor this session's login
 			// did not pass: log in again (the login asks for it).
 			back := "/admin"
@@ -153,9 +152,7 @@ func (c *Console) guard(fn consoleHandler) http.HandlerFunc {
 
 // fail renders a generic failure and logs the cause.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
-	status, msg := Failure(w, err)
-	c.UI.Render(w, r, status, "message", Page{Title: "Something went wrong", Error: msg, LoggedIn: true})
+	c.UI.RenderFailure(w, r, true, what, err)
 }
 
 func (c *Console) home(w http.ResponseWriter, r *http.Request, _ consoleReq) {

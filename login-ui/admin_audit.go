@@ -26,6 +26,26 @@ type AuditRow struct {
 	DetailsText string
 }
 
+// pageLinks are a console listing's links to its first page (when this one,
+// at cursor, is not it) and to its next page (when next is set), keeping the
+// filters that are not empty.
+func pageLinks(path string, filters map[string]string, cursor string, next *string) (first, nextURL string) {
+	base := url.Values{}
+	for k, v := range filters {
+		if v != "" {
+			base.Set(k, v)
+		}
+	}
+	if cursor != "" {
+		first = path + "?" + base.Encode()
+	}
+	if next != nil {
+		base.Set("cursor", *next)
+		nextURL = path + "?" + base.Encode()
+	}
+	return first, nextURL
+}
+
 func (c *Console) audit(w http.ResponseWriter, r *http.Request, _ consoleReq) {
 	q := r.URL.Query()
 	d := AdminAuditData{ConsoleNav: ConsoleNav{"audit"}, Actor: q.Get("actor"), Type: q.Get("type"), Target: q.Get("target"),
@@ -63,18 +83,7 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request, _ consoleReq) {
 		}
 		d.Events = append(d.Events, row)
 	}
-	base := url.Values{}
-	for k, v := range map[string]string{"actor": d.Actor, "type": d.Type, "target": d.Target, "from": d.From, "to": d.To} {
-		if v != "" {
-			base.Set(k, v)
-		}
-	}
-	if f.Cursor != "" {
-		d.First = "/admin/audit?" + base.Encode()
-	}
-	if page.NextCursor != nil {
-		base.Set("cursor", *page.NextCursor)
-		d.Next = "/admin/audit?" + base.Encode()
-	}
+	d.First, d.Next = pageLinks("/admin/audit", map[string]string{"actor": d.Actor, "type": d.Type, "target": d.Target, "from": d.From, "to": d.To},
+		f.Cursor, page.NextCursor)
 	c.UI.Render(w, r, status, "admin_audit", Page{Title: "Audit log", LoggedIn: true, Error: msg, Data: d})
 }

@@ -58,19 +58,7 @@ func (c *Console) users(w http.ResponseWriter, r *http.Request, _ consoleReq) {
 		return
 	}
 	d.Users = page.Items
-	base := url.Values{}
-	for k, v := range map[string]string{"q": d.Query, "role": d.Role, "status": d.Status} {
-		if v != "" {
-			base.Set(k, v)
-		}
-	}
-	if f.Cursor != "" {
-		d.First = "/admin/users?" + base.Encode()
-	}
-	if page.NextCursor != nil {
-		base.Set("cursor", *page.NextCursor)
-		d.Next = "/admin/users?" + base.Encode()
-	}
+	d.First, d.Next = pageLinks("/admin/users", map[string]string{"q": d.Query, "role": d.Role, "status": d.Status}, f.Cursor, page.NextCursor)
 	note := map[string]string{
 		accounts.OutcomeDeleted:    "The user was deleted.",
 		accounts.OutcomeAnonymised: "The user had credit history, so they were anonymised and disabled instead of deleted.",

@@ -8,12 +8,9 @@ import (
 	"slices"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/authd/authd/accounts"
 	"github.com/authd/authd/internal/audit"
 	"github.com/authd/authd/internal/ratelimit"
-	"github.com/authd/authd/internal/reqctx"
 )
 
 // The login's second step, /login/mfa. After the password, Login.post asks
@@ -123,7 +120,7 @@ func (l *Login) FinishFirstFactor(w http.ResponseWriter, r *http.Request, u *acc
 		// its user): it meets every second-factor requirement.
 	case accounts.HasSecondFactor(methods):
 		purpose = accounts.ChallengeVerify
-	case l.Accounts.MFARequired(u):
+	case l.Accounts.MFARequired(u, false):
 		purpose = accounts.ChallengeEnrol
 	case l.Requirements != nil:
 		need, err := l.Requirements.NeedsMFA(ctx, returnTo)
@@ -183,9 +180,7 @@ func (l *Login) createSession(w http.ResponseWriter, r *http.Request, u *account
 }
 
 func (l *Login) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
-	status, msg := Failure(w, err)
-	l.UI.Render(w, r, status, "message", Page{Title: "Something went wrong", Error: msg})
+	l.UI.RenderFailure(w, r, false, what, err)
 }
 
 // SecondStep serves GET|POST /login/mfa.
@@ -208,9 +203,7 @@ func (l *Login) SecondStep(w http.ResponseWriter, r *http.Request) {
 	}
 	ch, err := l.Accounts.ChallengeByToken(ctx, l.UI.challengeToken(r))
 	if errors.Is(err, accounts.ErrNoChallenge) {
-		l.UI.clearChallengeCookie(w)
-		l.UI.Render(w, r, http.StatusBadRequest, "message", Page{Title: "Sign-in expired",
-			Error: "This sign-in has expired or was already completed. Please log in again.", Data: ""})
+		l.challengeExpired(w, r)
 		return
 	}
 	if err != nil {
@@ -243,9 +236,7 @@ func (l *Login) SecondStep(w http.ResponseWriter, r *http.Request) {
 		l.renderStepFor(w, r, http.StatusUnauthorized, l.UI.challengeToken(r), method, msg)
 		return
 	case errors.Is(err, accounts.ErrNoChallenge):
-		l.UI.clearChallengeCookie(w)
-		l.UI.Render(w, r, http.StatusBadRequest, "message", Page{Title: "Sign-in expired",
-			Error: "This sign-in has expired or was already completed. Please log in again.", Data: ""})
+		l.challengeExpired(w, r)
 		return
 	case err != nil:
 		l.fail(w, r, "login mfa: pass", err)
@@ -269,12 +260,19 @@ func safeMethod(m string) string {
 	return "other"
 }
 
+// challengeExpired answers a second step whose pending login is gone
+// (expired, used, or never there): its cookie goes, and the browser is told
+// to log in again.
+func (l *Login) challengeExpired(w http.ResponseWriter, r *http.Request) {
+	l.UI.clearChallengeCookie(w)
+	l.UI.Render(w, r, http.StatusBadRequest, "message", Page{Title: "Sign-in expired",
+		Error: "This sign-in has expired or was already completed. Please log in again.", Data: ""})
+}
+
 func (l *Login) renderStepFor(w http.ResponseWriter, r *http.Request, status int, token, method, errMsg string) {
 	ch, err := l.Accounts.ChallengeByToken(r.Context(), token)
 	if err != nil {
-		l.UI.clearChallengeCookie(w)
-		l.UI.Render(w, r, http.StatusBadRequest, "message", Page{Title: "Sign-in expired",
-			Error: "This sign-in has expired or was already completed. Please log in again.", Data: ""})
+		l.challengeExpired(w, r)
 		return
 	}
 	l.renderStep(w, r, status, ch, safeMethod(method), errMsg)
@@ -329,9 +327,7 @@ func (l *Login) enrolStep(w http.ResponseWriter, r *http.Request, ch *accounts.C
 		l.renderEnrol(w, r, http.StatusUnauthorized, u, "/login/mfa", "", "That code is not valid. Check the time on your device and try again.")
 		return
 	case errors.Is(err, accounts.ErrNoChallenge), errors.Is(err, accounts.ErrNotEnrolling):
-		l.UI.clearChallengeCookie(w)
-		l.UI.Render(w, r, http.StatusBadRequest, "message", Page{Title: "Sign-in expired",
-			Error: "This sign-in has expired or was already completed. Please log in again.", Data: ""})
+		l.challengeExpired(w, r)
 		return
 	case err != nil:
 		l.fail(w, r, "login enrol: confirm", err)

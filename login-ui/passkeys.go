@@ -94,9 +94,7 @@ func (p *PasskeyPages) session(w http.ResponseWriter, r *http.Request) (*account
 }
 
 func (p *PasskeyPages) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
-	status, msg := Failure(w, err)
-	p.UI.Render(w, r, status, "message", Page{Title: "Something went wrong", Error: msg})
+	p.UI.RenderFailure(w, r, false, what, err)
 }
 
 func (p *PasskeyPages) list(w http.ResponseWriter, r *http.Request) {
@@ -119,6 +117,15 @@ func (p *PasskeyPages) render(w http.ResponseWriter, r *http.Request, status int
 
 // checkedForm parses the POSTed form and checks its CSRF token; on failure
 // it answers 403 and returns false.
+// signedInForm reads a passkey page's form (checkedForm) and resolves its
+// session (session); it returns false once it has answered.
+func (p *PasskeyPages) signedInForm(w http.ResponseWriter, r *http.Request) (*accounts.Session, *accounts.User, bool) {
+	if !p.checkedForm(w, r) {
+		return nil, nil, false
+	}
+	return p.session(w, r)
+}
+
 func (p *PasskeyPages) checkedForm(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, 128<<10)
 	if err := r.ParseForm(); err != nil || !p.UI.CheckCSRF(r) {
@@ -126,6 +133,25 @@ func (p *PasskeyPages) checkedForm(w http.ResponseWriter, r *http.Request) bool 
 		return false
 	}
 	return true
+}
+
+// jsonForm reads the form of an options request (a script's POST, bounded
+// and CSRF-checked like a page's form); it returns false once it has answered.
+func (p *PasskeyPages) jsonForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil || !p.UI.CheckCSRF(r) {
+		jsonError(w, http.StatusForbidden, "This form has expired. Reload the page and try again.")
+		return false
+	}
+	return true
+}
+
+// jsonFail logs an options request's failure and answers it as Failure
+// says (a 503 for an outage, else a 500).
+func jsonFail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
+	status, msg := Failure(w, err)
+	jsonError(w, status, msg)
 }
 
 // jsonError answers an options request that cannot start a ceremony; the
@@ -173,9 +199,7 @@ func (ui *UI) ceremonyCookieName() string {
 // sensitive change: like an email change it needs the current password or
 // a recent login, checked here before the authenticator is asked.
 func (p *PasskeyPages) registerOptions(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil || !p.UI.CheckCSRF(r) {
-		jsonError(w, http.StatusForbidden, "This form has expired. Reload the page and try again.")
+	if !p.jsonForm(w, r) {
 		return
 	}
 	sess, u, err := p.Accounts.SessionByToken(r.Context(), p.UI.SessionToken(r))
@@ -183,9 +207,7 @@ func (p *PasskeyPages) registerOptions(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusUnauthorized, "Your session has ended. Log in again.")
 		return
 	} else if err != nil {
-		reqctx.Logger(r.Context()).Error("passkeys: session", zap.Error(err))
-		status, msg := Failure(w, err)
-		jsonError(w, status, msg)
+		jsonFail(w, r, "passkeys: session", err)
 		return
 	}
 	if _, err := accounts.CheckPasskeyName(r.PostFormValue("name")); err != nil {
@@ -199,9 +221,7 @@ func (p *PasskeyPages) registerOptions(w http.ResponseWriter, r *http.Request) {
 			jsonError(w, status, msg)
 			return
 		}
-		reqctx.Logger(r.Context()).Error("passkeys: confirm presence", zap.Error(err))
-		status, msg := Failure(w, err)
-		jsonError(w, status, msg)
+		jsonFail(w, r, "passkeys: confirm presence", err)
 		return
 	}
 	o, err := p.Passkeys.BeginRegistration(r.Context(), u, sess.ID)
@@ -209,19 +229,14 @@ func (p *PasskeyPages) registerOptions(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusConflict, "You have reached the limit of passkeys. Remove one first.")
 		return
 	} else if err != nil {
-		reqctx.Logger(r.Context()).Error("passkeys: begin registration", zap.Error(err))
-		status, msg := Failure(w, err)
-		jsonError(w, status, msg)
+		jsonFail(w, r, "passkeys: begin registration", err)
 		return
 	}
 	p.options(w, o)
 }
 
 func (p *PasskeyPages) add(w http.ResponseWriter, r *http.Request) {
-	if !p.checkedForm(w, r) {
-		return
-	}
-	sess, u, ok := p.session(w, r)
+	sess, u, ok := p.signedInForm(w, r)
 	if !ok {
 		return
 	}
@@ -253,10 +268,7 @@ func (p *PasskeyPages) add(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *PasskeyPages) rename(w http.ResponseWriter, r *http.Request) {
-	if !p.checkedForm(w, r) {
-		return
-	}
-	_, u, ok := p.session(w, r)
+	_, u, ok := p.signedInForm(w, r)
 	if !ok {
 		return
 	}
@@ -264,10 +276,7 @@ func (p *PasskeyPages) rename(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *PasskeyPages) passwordless(w http.ResponseWriter, r *http.Request) {
-	if !p.checkedForm(w, r) {
-		return
-	}
-	_, u, ok := p.session(w, r)
+	_, u, ok := p.signedInForm(w, r)
 	if !ok {
 		return
 	}
@@ -275,10 +284,7 @@ func (p *PasskeyPages) passwordless(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *PasskeyPages) remove(w http.ResponseWriter, r *http.Request) {
-	if !p.checkedForm(w, r) {
-		return
-	}
-	_, u, ok := p.session(w, r)
+	_, u, ok := p.signedInForm(w, r)
 	if !ok {
 		return
 	}
@@ -316,9 +322,7 @@ func (p *PasskeyPages) allow(w http.ResponseWriter, r *http.Request) bool {
 
 // loginOptions begins a passwordless login.
 func (p *PasskeyPages) loginOptions(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil || !p.UI.CheckCSRF(r) {
-		jsonError(w, http.StatusForbidden, "This form has expired. Reload the page and try again.")
+	if !p.jsonForm(w, r) {
 		return
 	}
 	if !p.allow(w, r) {
@@ -327,9 +331,7 @@ func (p *PasskeyPages) loginOptions(w http.ResponseWriter, r *http.Request) {
 	}
 	o, err := p.Passkeys.BeginLogin(r.Context())
 	if err != nil {
-		reqctx.Logger(r.Context()).Error("passkeys: begin login", zap.Error(err))
-		status, msg := Failure(w, err)
-		jsonError(w, status, msg)
+		jsonFail(w, r, "passkeys: begin login", err)
 		return
 	}
 	p.options(w, o)

@@ -1,6 +1,7 @@
 package loginui
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -14,11 +15,34 @@ type ForgotData struct {
 	Sent  bool
 }
 
-// ResetData is the data of templates/reset.html.
-type ResetData struct {
+// LinkData is the data of the form behind a mailed link: the link's token,
+// whether it is live, and whether its change is done.
+type LinkData struct {
 	Token string
 	Valid bool
 	Done  bool
+}
+
+// ResetData is the data of templates/reset.html.
+type ResetData = LinkData
+
+// linkForm answers the GET of a mailed link's form (?token=…): the form
+// when valid says the link is live, else the page saying it is not. It
+// changes nothing; the form's POST spends the link.
+func (p *AccountPages) linkForm(w http.ResponseWriter, r *http.Request, page, title string,
+	valid func(ctx context.Context, token string) (bool, error)) {
+	tok := r.URL.Query().Get("token")
+	ok, err := valid(r.Context(), tok)
+	if err != nil {
+		p.internalError(w, r, page+": check link", err)
+		return
+	}
+	if !ok {
+		p.UI.Render(w, r, http.StatusBadRequest, page, Page{Title: title,
+			Error: "This link is invalid, has expired or was already used.", Data: LinkData{}})
+		return
+	}
+	p.UI.Render(w, r, http.StatusOK, page, Page{Title: title, Data: LinkData{Token: tok, Valid: true}})
 }
 
 func (p *AccountPages) forgotForm(w http.ResponseWriter, r *http.Request) {
@@ -49,18 +73,7 @@ func (p *AccountPages) forgot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *AccountPages) resetForm(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	ok, err := p.Accounts.ResetTokenValid(r.Context(), tok)
-	if err != nil {
-		p.internalError(w, r, "reset: check token", err)
-		return
-	}
-	if !ok {
-		p.UI.Render(w, r, http.StatusBadRequest, "reset", Page{Title: "Choose a new password",
-			Error: "This link is invalid, has expired or was already used.", Data: ResetData{}})
-		return
-	}
-	p.UI.Render(w, r, http.StatusOK, "reset", Page{Title: "Choose a new password", Data: ResetData{Token: tok, Valid: true}})
+	p.linkForm(w, r, "reset", "Choose a new password", p.Accounts.ResetTokenValid)
 }
 
 // reset sets the new password; every session and token of the user ends, so

@@ -162,6 +162,15 @@ func Failure(w http.ResponseWriter, err error) (int, string) {
 	return http.StatusInternalServerError, "Something went wrong on our side. Please try again in a moment."
 }
 
+// RenderFailure logs err under what and renders the page of a request that
+// could not do its work (Failure: 503 while the database is unreachable,
+// else 500); loggedIn keeps the signed-in navigation.
+func (ui *UI) RenderFailure(w http.ResponseWriter, r *http.Request, loggedIn bool, what string, err error) {
+	reqctx.Logger(r.Context()).Error(what, zap.Error(err))
+	status, msg := Failure(w, err)
+	ui.Render(w, r, status, "message", Page{Title: "Something went wrong", Error: msg, LoggedIn: loggedIn})
+}
+
 // PageHeaders sets the security headers of a hosted page: a strict CSP with no
 // scripts at all, no framing (clickjacking), no referrer leaking query
 // strings, and no caching of pages that may show personal data.

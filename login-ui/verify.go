@@ -82,27 +82,12 @@ func (p *AccountPages) verify(w http.ResponseWriter, r *http.Request) {
 }
 
 // CancelData is the data of templates/email_cancel.html.
-type CancelData struct {
-	Token string
-	Valid bool
-	Done  bool
-}
+type CancelData = LinkData
 
 // cancelForm is GET|HEAD /email/cancel?token=…, the link mailed to the old
 // address of an email change: it asks to confirm, changing nothing.
 func (p *AccountPages) cancelForm(w http.ResponseWriter, r *http.Request) {
-	tok := r.URL.Query().Get("token")
-	ok, err := p.Accounts.CancelLinkValid(r.Context(), tok)
-	if err != nil {
-		p.internalError(w, r, "cancel email change: check link", err)
-		return
-	}
-	if !ok {
-		p.UI.Render(w, r, http.StatusBadRequest, "email_cancel", Page{Title: "Cancel the email change",
-			Error: "This link is invalid, has expired or was already used.", Data: CancelData{}})
-		return
-	}
-	p.UI.Render(w, r, http.StatusOK, "email_cancel", Page{Title: "Cancel the email change", Data: CancelData{Token: tok, Valid: true}})
+	p.linkForm(w, r, "email_cancel", "Cancel the email change", p.Accounts.CancelLinkValid)
 }
 
 // cancel is POST /email/cancel: the pending address is dropped.
@@ -124,10 +109,7 @@ func (p *AccountPages) cancel(w http.ResponseWriter, r *http.Request) {
 
 // resend mails a fresh verification link to the logged-in user.
 func (p *AccountPages) resend(w http.ResponseWriter, r *http.Request) {
-	if !p.form(w, r, "message", "Request expired", nil) {
-		return
-	}
-	sess, u, ok := p.loggedIn(w, r)
+	sess, u, ok := p.accountForm(w, r)
 	if !ok {
 		return
 	}

@@ -131,18 +131,24 @@ func afterLoginURL(form url.Values) string {
 	for k, v := range form {
 		f[k] = slices.Clone(v)
 	}
-	if ps := strings.Fields(f.Get("prompt")); len(ps) > 0 {
+	dropLoginDemand(f)
+	return authorizeURL(f)
+}
+
+// dropLoginDemand removes from an authorization request what demands a new
+// login (prompt=login, max_age=0), once that login has happened.
+func dropLoginDemand(form url.Values) {
+	if ps := strings.Fields(form.Get("prompt")); len(ps) > 0 {
 		ps = slices.DeleteFunc(ps, func(s string) bool { return s == "login" })
 		if len(ps) == 0 {
-			f.Del("prompt")
+			form.Del("prompt")
 		} else {
-			f.Set("prompt", strings.Join(ps, " "))
+			form.Set("prompt", strings.Join(ps, " "))
 		}
 	}
-	if f.Get("max_age") == "0" {
-		f.Del("max_age")
+	if form.Get("max_age") == "0" {
+		form.Del("max_age")
 	}
-	return authorizeURL(f)
 }
 
 // issueCode builds the session (subject, auth_time, live roles, ID-token

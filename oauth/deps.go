@@ -23,7 +23,8 @@ type Accounts interface {
 	// CachedAccessVia reads through q (a rotation's locked transaction).
 	CachedAccessVia(ctx context.Context, q accounts.RowQuerier, userID string) (*accounts.Access, error)
 	Factors(ctx context.Context, userID string) ([]string, error)
-	MFARequired(u *accounts.User) bool
+	MFARequired(u *accounts.User, demanded bool) bool
+	MFAOwed(u *accounts.User, sess *accounts.Session, demanded bool) bool
 	SessionByToken(ctx context.Context, token string) (*accounts.Session, *accounts.User, error)
 	RevokeSessionByToken(ctx context.Context, token string) error
 	// Metrics counts password-grant attempts refused before Authenticate.
@@ -38,6 +39,7 @@ type Pages interface {
 	ClearSessionCookie(w http.ResponseWriter)
 	CheckCSRF(r *http.Request) bool
 	Render(w http.ResponseWriter, r *http.Request, status int, name string, p loginui.Page)
+	RenderFailure(w http.ResponseWriter, r *http.Request, loggedIn bool, what string, err error)
 	RenderError(ctx context.Context, w http.ResponseWriter, status int, title string, e loginui.ErrorData)
 	RenderFormPost(ctx context.Context, w http.ResponseWriter, action string, params url.Values)
 }

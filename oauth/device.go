@@ -295,8 +295,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		st, msg := loginui.Failure(w, err)
-		p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+		p.ui.RenderFailure(w, r, false, "device: approval", err)
 		return
 	}
 	page := loginui.Page{Title: "Connect a device", LoggedIn: true}
@@ -313,6 +312,11 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 		p.ui.Render(w, r, http.StatusTooManyRequests, "device", page)
 		return
 	}
+	// badCode answers a code that is unknown, expired or already decided.
+	badCode := func() {
+		page.Error, page.Data = "That code is not valid or has expired. Check the code on your device.", data
+		p.ui.Render(w, r, http.StatusBadRequest, "device", page)
+	}
 	code, ok := normalizeUserCode(typed)
 	var d *fositestore.DeviceAuth
 	if ok {
@@ -320,13 +324,11 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok || errors.Is(err, fositestore.ErrNotFound) {
 		p.cfg.DeviceCodeLimit.Allow(ip)
-		page.Error, page.Data = "That code is not valid or has expired. Check the code on your device.", data
-		p.ui.Render(w, r, http.StatusBadRequest, "device", page)
+		badCode()
 		return
 	}
 	if err != nil {
-		st, msg := loginui.Failure(w, err)
-		p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+		p.ui.RenderFailure(w, r, false, "device: approval", err)
 		return
 	}
 	shown := code[:4] + "-" + code[4:]
@@ -338,20 +340,17 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 		allow := r.PostFormValue("decision") == "allow"
 		if allow {
 			if err := p.linkSession(ctx, bsess.ID, d.ClientID); err != nil {
-				st, msg := loginui.Failure(w, err)
-				p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+				p.ui.RenderFailure(w, r, false, "device: approval", err)
 				return
 			}
 		}
 		err := p.store.DecideDevice(ctx, code, allow, user.ID, bsess.ID, bsess.AuthTime, sessionAMR(bsess))
 		if errors.Is(err, fositestore.ErrDeviceNotPending) {
-			page.Error, page.Data = "That code is not valid or has expired. Check the code on your device.", data
-			p.ui.Render(w, r, http.StatusBadRequest, "device", page)
+			badCode()
 			return
 		}
 		if err != nil {
-			st, msg := loginui.Failure(w, err)
-			p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+			p.ui.RenderFailure(w, r, false, "device: approval", err)
 			return
 		}
 		reqctx.Logger(ctx).Info("device authorization decided", zap.String("client_id", d.ClientID),
@@ -364,8 +363,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 	default:
 		c, err := p.store.Client(ctx, d.ClientID)
 		if err != nil {
-			st, msg := loginui.Failure(w, err)
-			p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+			p.ui.RenderFailure(w, r, false, "device: approval", err)
 			return
 		}
 		consent := loginui.NewConsentData(c.Name, c.ID, user.Email, d.Scopes, orAPIAudience(d.Audience, p.cfg.APIAudience), "")
@@ -400,14 +398,12 @@ func (p *Provider) deviceAuthenticationOK(w http.ResponseWriter, r *http.Request
 		return true
 	}
 	if !errors.Is(err, errStepUp) {
-		st, msg := loginui.Failure(w, err)
-		p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+		p.ui.RenderFailure(w, r, false, "device: approval", err)
 		return false
 	}
 	methods, err := p.accts.Factors(ctx, user.ID)
 	if err != nil {
-		st, msg := loginui.Failure(w, err)
-		p.ui.Render(w, r, st, "message", loginui.Page{Title: "Something went wrong", Error: msg})
+		p.ui.RenderFailure(w, r, false, "device: approval", err)
 		return false
 	}
 	if !accounts.HasSecondFactor(methods) {

@@ -69,9 +69,10 @@ func requestedACR(acrValues string) (acr string, ok bool) {
 
 // mfaDemanded reports whether a login for this authorization request must
 // pass a second factor: the client's flag or acr_values asking for it. The
-// role policy (accounts.Service.MFARequired) adds to it per user. It is the
-// one home of this decision for the authorization endpoint and the login
-// page (NeedsMFA).
+// role policy is added per user where the decision is made
+// (accounts.Service.MFARequired, MFAOwed); this reads the request for it
+// at the authorization endpoint, the device approval and the login page
+// (NeedsMFA).
 func mfaDemanded(client *fositestore.Client, form url.Values) bool {
 	if client != nil && client.RequireMFA {
 		return true
@@ -117,10 +118,7 @@ func (p *Provider) checkAuthentication(ctx context.Context, client *fositestore.
 	if _, ok := requestedACR(form.Get("acr_values")); !ok {
 		return errUnmetAuthentication.WithHint("None of the requested acr_values is supported; see acr_values_supported in discovery.")
 	}
-	if !mfaDemanded(client, form) && !p.accts.MFARequired(user) {
-		return nil
-	}
-	if slices.Contains(bsess.AMR, accounts.AMRMulti) {
+	if !p.accts.MFAOwed(user, bsess, mfaDemanded(client, form)) {
 		return nil
 	}
 	return errStepUp
@@ -184,7 +182,7 @@ func (p *Provider) passwordGrantAllowed(ctx context.Context, client *fositestore
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
-	if accounts.HasSecondFactor(methods) || p.accts.MFARequired(u) || client.RequireMFA {
+	if accounts.HasSecondFactor(methods) || p.accts.MFARequired(u, client.RequireMFA) {
 		return fosite.ErrInvalidGrant.WithHint("This account must sign in with a second factor (MFA), which the password grant cannot carry; " +
 			"use the browser sign-in (authorization code flow) instead.")
 	}

@@ -132,15 +132,7 @@ func (w *parProvider) loginSincePush(ctx context.Context, r *http.Request, ar fo
 	if err != nil || bsess.AuthTime.Before(ar.GetRequestedAt()) {
 		return
 	}
-	prompt = slices.DeleteFunc(prompt, func(s string) bool { return s == "login" })
-	if len(prompt) == 0 {
-		form.Del("prompt")
-	} else {
-		form.Set("prompt", strings.Join(prompt, " "))
-	}
-	if form.Get("max_age") == "0" {
-		form.Del("max_age")
-	}
+	dropLoginDemand(form)
 }
 
 func (w *parProvider) NewAuthorizeResponse(ctx context.Context, ar fosite.AuthorizeRequester, sess fosite.Session) (fosite.AuthorizeResponder, error) {

@@ -37,30 +37,14 @@ func Crash(ctx context.Context, env Env, o CrashOptions) *Report {
 	o.Kills, o.Between, o.Workers = max(o.Kills, 1), cmp0(o.Between, 1500*time.Millisecond), max(o.Workers, 1)
 	o.Redelivery = cmp0(o.Redelivery, 100*time.Second)
 
-	peers, err := NewPeers()
+	st, err := StartStage(ctx, env, StageOptions{Peers: true, Fixture: true, Users: 4, Credits: 1_000_000, Spender: true})
+	defer st.Close()
 	if err != nil {
 		rep.Problem("%v", err)
 		return rep
 	}
-	defer peers.Close()
-	key := NewSecretsKey()
-	srv, err := StartServer(ctx, env, ServerConfig{Name: "A", Key: key, Extra: peers.Env()})
-	if err != nil {
-		rep.Problem("%v", err)
-		return rep
-	}
-	defer srv.Kill()
-	fix, err := NewFixture(ctx, env, key, srv.URL, 4, 1_000_000)
-	if err != nil {
-		rep.Problem("fixture: %v", err)
-		return rep
-	}
+	srv, fix, spender, peers := st.Servers[0], st.Fix, st.Spender, st.Peers
 	mc := &http.Client{Timeout: 5 * time.Second}
-	spender, err := fix.ServiceToken(ctx, mc, srv.URL)
-	if err != nil {
-		rep.Problem("%v", err)
-		return rep
-	}
 
 	rec := &Recorder{}
 	mix := &Mix{Fix: fix, Rec: rec, Base: SingleServer(srv), Spender: func() string { return spender }, Workers: o.Workers, NoLogins: true}
@@ -121,14 +105,7 @@ func Crash(ctx context.Context, env Env, o CrashOptions) *Report {
 	}
 	rep.Note("%d requests refused while authd was down, %d cut off in flight by kill -9", refused, cut)
 
-	VerifyLedger(ctx, env, key, rep)
-	SpendCheck{
-		Ambiguous: atKill,
-		Retry: func(ctx context.Context, x Outcome) Answer {
-			return Spend(ctx, mc, srv.URL, spender, x.User, x.Ref, 1)
-		},
-	}.Run(ctx, env.DatabaseURL, outs, rep)
-	VerifyLedger(ctx, env, key, rep)
+	st.CheckSpends(ctx, env, mc, outs, atKill, rep)
 
 	// Every 201 exists, and every user (whatever its answer) is whole.
 	if conn, err := pgx.Connect(ctx, env.DatabaseURL); err == nil {

@@ -38,24 +38,14 @@ func DBOutage(ctx context.Context, env Env, o DBOutageOptions) *Report {
 	defer func() { rep.Duration = time.Since(start) }()
 	o.Outages, o.Down, o.Between, o.Workers = max(o.Outages, 1), cmp0(o.Down, 3*time.Second), cmp0(o.Between, 1500*time.Millisecond), max(o.Workers, 1)
 
-	key := NewSecretsKey()
-	srv, err := StartServer(ctx, env, ServerConfig{Name: "A", Key: key})
+	st, err := StartStage(ctx, env, StageOptions{Fixture: true, Users: 4, Credits: 1_000_000, Spender: true})
+	defer st.Close()
 	if err != nil {
 		rep.Problem("%v", err)
 		return rep
 	}
-	defer srv.Kill()
-	fix, err := NewFixture(ctx, env, key, srv.URL, 4, 1_000_000)
-	if err != nil {
-		rep.Problem("fixture: %v", err)
-		return rep
-	}
+	srv, fix, spender := st.Servers[0], st.Fix, st.Spender
 	mc := &http.Client{Timeout: 2 * time.Second}
-	spender, err := fix.ServiceToken(ctx, mc, srv.URL)
-	if err != nil {
-		rep.Problem("%v", err)
-		return rep
-	}
 
 	rec := &Recorder{}
 	mix := &Mix{Fix: fix, Rec: rec, Base: SingleServer(srv), Spender: func() string { return spender }, Workers: o.Workers}
@@ -180,14 +170,7 @@ func DBOutage(ctx context.Context, env Env, o DBOutageOptions) *Report {
 		rep.Problem("goroutines did not settle: %.0f under load before, %.0f idle after", baseline, v)
 	}
 
-	VerifyLedger(ctx, env, key, rep)
-	SpendCheck{
-		Ambiguous: overlapsStop,
-		Retry: func(ctx context.Context, x Outcome) Answer {
-			return Spend(ctx, mc, srv.URL, spender, x.User, x.Ref, 1)
-		},
-	}.Run(ctx, env.DatabaseURL, outs, rep)
-	VerifyLedger(ctx, env, key, rep)
+	st.CheckSpends(ctx, env, mc, outs, overlapsStop, rep)
 	return rep
 }
 

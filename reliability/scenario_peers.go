@@ -34,19 +34,13 @@ func PeerFaults(ctx context.Context, env Env, o PeerOptions) *Report {
 	defer func() { rep.Duration = time.Since(start) }()
 	o.Registrations, o.Fault, o.Recovery = max(o.Registrations, 8), cmp0(o.Fault, 3*time.Second), cmp0(o.Recovery, 45*time.Second)
 
-	peers, err := NewPeers()
+	st, err := StartStage(ctx, env, StageOptions{Peers: true})
+	defer st.Close()
 	if err != nil {
 		rep.Problem("%v", err)
 		return rep
 	}
-	defer peers.Close()
-	key := NewSecretsKey()
-	srv, err := StartServer(ctx, env, ServerConfig{Name: "A", Key: key, Extra: peers.Env()})
-	if err != nil {
-		rep.Problem("%v", err)
-		return rep
-	}
-	defer srv.Kill()
+	srv, peers := st.Servers[0], st.Peers
 
 	rec := &Recorder{}
 	c := NewClient(30*time.Second, true)

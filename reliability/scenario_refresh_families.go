@@ -32,20 +32,13 @@ func RefreshFamilies(ctx context.Context, env Env, o RefreshFamilyOptions) *Repo
 	defer func() { rep.Duration = time.Since(start) }()
 	o.Replicas, o.Parallel, o.Rounds = max(o.Replicas, 3), max(o.Parallel, 1), max(o.Rounds, 1)
 
-	key := NewSecretsKey()
-	srvs, err := startReplicas(ctx, env, o.Replicas, key, nil)
-	for _, s := range srvs {
-		defer s.Kill()
-	}
+	st, err := StartStage(ctx, env, StageOptions{Replicas: o.Replicas, Fixture: true, Users: o.Parallel})
+	defer st.Close()
 	if err != nil {
 		rep.Problem("%v", err)
 		return rep
 	}
-	fix, err := NewFixture(ctx, env, key, srvs[0].URL, o.Parallel, 0)
-	if err != nil {
-		rep.Problem("fixture: %v", err)
-		return rep
-	}
+	srvs, fix, key := st.Servers, st.Fix, st.Key
 	db, err := pgx.Connect(ctx, env.DatabaseURL)
 	if err != nil {
 		rep.Problem("connect: %v", err)

@@ -39,27 +39,15 @@ func Replicas(ctx context.Context, env Env, o ReplicaOptions) *Report {
 	defer func() { rep.Duration = time.Since(start) }()
 	o.Replicas, o.Spends, o.Registrations = max(o.Replicas, 3), max(o.Spends, 150), max(o.Registrations, 30)
 
-	peers, err := NewPeers()
+	st, err := StartStage(ctx, env, StageOptions{Replicas: o.Replicas, Peers: true, Extra: []string{"AUTHD_REFRESH_REUSE_WINDOW=2s"},
+		Fixture: true, Users: 2})
+	defer st.Close()
 	if err != nil {
 		rep.Problem("%v", err)
 		return rep
 	}
-	defer peers.Close()
-	key := NewSecretsKey()
-	srvs, err := startReplicas(ctx, env, o.Replicas, key, append(peers.Env(), "AUTHD_REFRESH_REUSE_WINDOW=2s"))
-	for _, s := range srvs {
-		defer s.Kill()
-	}
-	if err != nil {
-		rep.Problem("%v", err)
-		return rep
-	}
+	srvs, fix, peers, key := st.Servers, st.Fix, st.Peers, st.Key
 	A := srvs[0]
-	fix, err := NewFixture(ctx, env, key, A.URL, 2, 0)
-	if err != nil {
-		rep.Problem("fixture: %v", err)
-		return rep
-	}
 	rec := &Recorder{}
 	c := NewClient(10*time.Second, false)
 	call := func(op string, s *Server, fn func() Answer) Answer {
@@ -115,24 +103,6 @@ func Replicas(ctx context.Context, env Env, o ReplicaOptions) *Report {
 	CheckUsers(ctx, env.DatabaseURL, "replica-%", rep)
 	rep.Count(rec.All())
 	return rep
-}
-
-// startReplicas starts n servers sharing one issuer and key.
-func startReplicas(ctx context.Context, env Env, n int, key string, extra []string) ([]*Server, error) {
-	var srvs []*Server
-	issuer := ""
-	for i := range n {
-		name := string(rune('A' + i))
-		s, err := StartServer(ctx, env, ServerConfig{Name: name, Key: key, Issuer: issuer, Extra: extra})
-		if err != nil {
-			return srvs, err
-		}
-		if issuer == "" {
-			issuer = s.URL // A's URL is everyone's issuer
-		}
-		srvs = append(srvs, s)
-	}
-	return srvs, nil
 }
 
 func replicaRefresh(ctx context.Context, rep *Report, rec *Recorder, c *http.Client, fix *Fixture, srvs []*Server) {

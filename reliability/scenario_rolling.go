@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -28,26 +27,13 @@ func Rolling(ctx context.Context, env Env, o RollingOptions) *Report {
 	defer func() { rep.Duration = time.Since(start) }()
 	o.Replicas, o.Rounds, o.Between, o.Workers = max(o.Replicas, 2), max(o.Rounds, 1), cmp0(o.Between, time.Second), max(o.Workers, 2)
 
-	key := NewSecretsKey()
-	srvs, err := startReplicas(ctx, env, o.Replicas, key, nil)
-	for _, s := range srvs {
-		defer s.Kill()
-	}
+	st, err := StartStage(ctx, env, StageOptions{Replicas: o.Replicas, Fixture: true, Users: 4, Credits: 1_000_000, Spender: true})
+	defer st.Close()
 	if err != nil {
 		rep.Problem("%v", err)
 		return rep
 	}
-	fix, err := NewFixture(ctx, env, key, srvs[0].URL, 4, 1_000_000)
-	if err != nil {
-		rep.Problem("fixture: %v", err)
-		return rep
-	}
-	mc := &http.Client{Timeout: 5 * time.Second}
-	spender, err := fix.ServiceToken(ctx, mc, srvs[0].URL)
-	if err != nil {
-		rep.Problem("%v", err)
-		return rep
-	}
+	srvs, fix, spender, key := st.Servers, st.Fix, st.Spender, st.Key
 
 	rec := &Recorder{}
 	var moved atomic.Int64

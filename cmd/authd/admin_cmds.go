@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -140,15 +140,13 @@ follows the keys (ES256 for P-256 keys, RS256 for RSA keys; RS256 with
 					return err
 				}
 				out := make([]clientJSON, 0, len(cls))
-				var b strings.Builder
-				tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "CLIENT_ID\tNAME\tGRANTS\tSCOPE")
-				for _, cl := range cls {
-					out = append(out, toClientJSON(cl, ""))
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cl.ID, cl.Name, strings.Join(cl.GrantTypes, ","), strings.Join(cl.Scopes, " "))
-				}
-				tw.Flush()
-				return c.print(out, strings.TrimRight(b.String(), "\n"))
+				text := textTable("CLIENT_ID\tNAME\tGRANTS\tSCOPE", func(tw io.Writer) {
+					for _, cl := range cls {
+						out = append(out, toClientJSON(cl, ""))
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cl.ID, cl.Name, strings.Join(cl.GrantTypes, ","), strings.Join(cl.Scopes, " "))
+					}
+				})
+				return c.print(out, text)
 			})
 		}}
 	get := &cobra.Command{Use: "get ID", Short: "Show a client", Args: cobra.ExactArgs(1),
@@ -216,14 +214,12 @@ func (c *cli) keysCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
-		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KID\tALG\tSTATE\tACTIVATES\tRETIRES")
-		for _, k := range ks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.State, k.ActivatesAt.Format(time.RFC3339), k.RetiresAt.Format(time.RFC3339))
-		}
-		tw.Flush()
-		return c.print(ks, strings.TrimRight(b.String(), "\n"))
+		text := textTable("KID\tALG\tSTATE\tACTIVATES\tRETIRES", func(tw io.Writer) {
+			for _, k := range ks {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.State, k.ActivatesAt.Format(time.RFC3339), k.RetiresAt.Format(time.RFC3339))
+			}
+		})
+		return c.print(ks, text)
 	}
 	cmd.AddCommand(
 		&cobra.Command{Use: "list", Short: "List signing keys and their schedule", Args: cobra.NoArgs,

@@ -321,7 +321,7 @@ func notFound(ui *loginui.UI) http.Handler {
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed on this resource"))
+	problem.Write(w, r, problem.ErrMethodNotAllowed)
 }
 
 // chargeCaps gives the ledger the charge caps registered on each client.

@@ -5,9 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -93,17 +92,15 @@ func (c *cli) creditsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				var b strings.Builder
-				tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tKIND\tAMOUNT\tBALANCE_AFTER\tREFERENCE\tCREATED")
-				for _, t := range h.Items {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.Kind, signed(t), t.BalanceAfter, t.Reference, t.CreatedAt.UTC().Format(time.RFC3339))
-				}
-				tw.Flush()
+				text := textTable("ID\tKIND\tAMOUNT\tBALANCE_AFTER\tREFERENCE\tCREATED", func(tw io.Writer) {
+					for _, t := range h.Items {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, t.Kind, signed(t), t.BalanceAfter, t.Reference, t.CreatedAt.UTC().Format(time.RFC3339))
+					}
+				})
 				if h.NextCursor != nil {
-					fmt.Fprintf(&b, "more: --cursor %s\n", *h.NextCursor)
+					text += fmt.Sprintf("\nmore: --cursor %s", *h.NextCursor)
 				}
-				return c.print(h, strings.TrimRight(b.String(), "\n"))
+				return c.print(h, text)
 			})
 		}}
 	history.Flags().IntVar(&page.Limit, "limit", 0, "page size")

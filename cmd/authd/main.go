@@ -10,7 +10,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -80,4 +82,15 @@ func (c *cli) print(v any, text string) error {
 	}
 	_, err := fmt.Fprintln(c.stdout, text)
 	return err
+}
+
+// textTable is the text form of a listing: the tab-separated header and the
+// lines rows writes, in aligned columns, without the final newline.
+func textTable(header string, rows func(tw io.Writer)) string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	rows(tw)
+	tw.Flush()
+	return strings.TrimRight(b.String(), "\n")
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -116,15 +115,13 @@ at the provider.`,
 					return err
 				}
 				items := make([]providerView, len(ps))
-				var b strings.Builder
-				tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "SLUG\tNAME\tKIND\tENABLED\tSIGNUP\tCALLBACK")
-				for i, p := range ps {
-					items[i] = viewProvider(p, cfg)
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%s\n", p.Slug, p.DisplayName, p.Kind, p.Enabled, p.AllowSignup, items[i].CallbackURL)
-				}
-				tw.Flush()
-				return c.print(map[string]any{"items": items}, strings.TrimRight(b.String(), "\n"))
+				text := textTable("SLUG\tNAME\tKIND\tENABLED\tSIGNUP\tCALLBACK", func(tw io.Writer) {
+					for i, p := range ps {
+						items[i] = viewProvider(p, cfg)
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%s\n", p.Slug, p.DisplayName, p.Kind, p.Enabled, p.AllowSignup, items[i].CallbackURL)
+					}
+				})
+				return c.print(map[string]any{"items": items}, text)
 			})
 		}}
 	get := &cobra.Command{Use: "get SLUG_OR_ID", Short: "Show an upstream identity provider", Args: cobra.ExactArgs(1),

@@ -2,8 +2,7 @@ package main
 
 import (
 	"fmt"
-	"strings"
-	"text/tabwriter"
+	"io"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -34,14 +33,12 @@ func (c *cli) roleCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				var b strings.Builder
-				tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tUSERS\tBUILTIN\tDESCRIPTION")
-				for _, r := range roles {
-					fmt.Fprintf(tw, "%s\t%d\t%t\t%s\n", r.Name, r.Users, r.Builtin, r.Description)
-				}
-				tw.Flush()
-				return c.print(map[string]any{"items": roles}, strings.TrimRight(b.String(), "\n"))
+				text := textTable("NAME\tUSERS\tBUILTIN\tDESCRIPTION", func(tw io.Writer) {
+					for _, r := range roles {
+						fmt.Fprintf(tw, "%s\t%d\t%t\t%s\n", r.Name, r.Users, r.Builtin, r.Description)
+					}
+				})
+				return c.print(map[string]any{"items": roles}, text)
 			})
 		}}
 	del := &cobra.Command{Use: "delete NAME", Short: "Delete a role nobody holds (built-in roles stay)", Args: cobra.ExactArgs(1),

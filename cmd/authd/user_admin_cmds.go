@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -62,21 +62,19 @@ func (c *cli) userAdminCmds() []*cobra.Command {
 				if err != nil {
 					return err
 				}
-				var b strings.Builder
-				tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tEMAIL\tROLES\tSTATE\tCREATED")
-				for _, u := range page.Items {
-					state := "enabled"
-					if u.Disabled {
-						state = "disabled"
+				text := textTable("ID\tEMAIL\tROLES\tSTATE\tCREATED", func(tw io.Writer) {
+					for _, u := range page.Items {
+						state := "enabled"
+						if u.Disabled {
+							state = "disabled"
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.ID, u.Email, strings.Join(u.Roles, ","), state, u.CreatedAt.UTC().Format(time.RFC3339))
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.ID, u.Email, strings.Join(u.Roles, ","), state, u.CreatedAt.UTC().Format(time.RFC3339))
-				}
-				tw.Flush()
+				})
 				if page.NextCursor != nil {
-					fmt.Fprintf(&b, "more: --cursor %s\n", *page.NextCursor)
+					text += fmt.Sprintf("\nmore: --cursor %s", *page.NextCursor)
 				}
-				return c.print(page, strings.TrimRight(b.String(), "\n"))
+				return c.print(page, text)
 			})
 		}}
 	lf := list.Flags()

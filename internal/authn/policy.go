@@ -139,6 +139,12 @@ func (rt *Router) HandleFunc(method, path string, pol Policy, h http.HandlerFunc
 	rt.Handle(method, path, pol, h)
 }
 
+// AdminFunc registers h for method and path for admins only (Callers:
+// Admin), the policy of every admin API route.
+func (rt *Router) AdminFunc(method, path string, h http.HandlerFunc) {
+	rt.Handle(method, path, Policy{Callers: Admin}, h)
+}
+
 // enforce wraps h with pol's checks. The order matters to what a refused
 // caller learns: authentication (401), then audience (401: the token is
 // not for us), then class and scope (403).

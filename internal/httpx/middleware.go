@@ -279,7 +279,7 @@ func LimitBody(max int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > max {
-				problem.Write(w, r, &problem.Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large", Detail: "the request body is too large"})
+				problem.Write(w, r, wireErrors.Map(errBodyTooLarge))
 				return
 			}
 			if r.Body != nil && r.Body != http.NoBody {

@@ -68,7 +68,10 @@ var (
 	ErrUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Title: "Unauthorized", Detail: "a valid bearer access token is required"}
 	ErrForbidden    = &Error{Status: http.StatusForbidden, Code: "forbidden", Title: "Forbidden", Detail: "the token does not grant access to this resource"}
 	ErrNotFound     = &Error{Status: http.StatusNotFound, Code: "not_found", Title: "Not Found", Detail: "no such resource"}
-	ErrUnavailable  = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Service Unavailable", Detail: "the service is temporarily unavailable; retry later"}
+	// ErrMethodNotAllowed answers a method a route does not serve.
+	ErrMethodNotAllowed = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Method Not Allowed",
+		Detail: "this method is not allowed on this resource"}
+	ErrUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: "Service Unavailable", Detail: "the service is temporarily unavailable; retry later"}
 )
 
 type document struct {
@@ -128,6 +131,12 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 // MaxJSONBody bounds API request bodies.
 const MaxJSONBody = 64 << 10
 
+// bodyTooLarge is DecodeJSON's answer to a body over MaxJSONBody.
+func bodyTooLarge() *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large",
+		Detail: fmt.Sprintf("the request body exceeds %d bytes", MaxJSONBody)}
+}
+
 // DecodeJSON reads a JSON object from r into dst. It requires a JSON content
 // type, rejects unknown fields, trailing data and oversized bodies, and
 // returns an *Error naming the problem.
@@ -144,7 +153,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large", Detail: fmt.Sprintf("the request body exceeds %d bytes", MaxJSONBody)}
+		return bodyTooLarge()
 	case err != nil:
 		return Invalid("", "the request body could not be read")
 	case !utf8.Valid(body):
@@ -161,7 +170,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &mbe):
-			return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request Entity Too Large", Detail: fmt.Sprintf("the request body exceeds %d bytes", MaxJSONBody)}
+			return bodyTooLarge()
 		case errors.Is(err, io.EOF):
 			return Invalid("", "the request body is empty; a JSON object is required")
 		case errors.As(err, &se):

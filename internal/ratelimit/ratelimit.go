@@ -5,6 +5,8 @@ package ratelimit
 
 import (
 	"container/list"
+	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -139,9 +141,29 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	})
 }
 
+// ErrLimited is a request refused for its rate (by the Limiter, or by a
+// throttle of another package that answers through Problem).
+var ErrLimited = errors.New("ratelimit: too many requests")
+
+// wireErrors is the package's wire error; the detail names the wait.
+var wireErrors = problem.Table{
+	{Err: ErrLimited, Status: http.StatusTooManyRequests, Code: "rate_limited", Title: "Too Many Requests"},
+}
+
+// Problem is the 429 for a request refused for wait: detail says what was
+// limited, cause (may be nil) is kept for logs and errors.Is.
+func Problem(detail string, wait time.Duration, cause error) *problem.Error {
+	err := ErrLimited
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", ErrLimited, cause)
+	}
+	pe, _ := wireErrors.Find(err)
+	pe.Detail = detail + "; retry after " + RetryAfter(wait) + " seconds"
+	return pe
+}
+
 // TooMany writes a 429 problem with Retry-After.
 func TooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 	w.Header().Set("Retry-After", RetryAfter(wait))
-	problem.Write(w, r, &problem.Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Title: "Too Many Requests",
-		Detail: "too many requests from this address; retry after " + RetryAfter(wait) + " seconds"})
+	problem.Write(w, r, Problem("too many requests from this address", wait, nil))
 }

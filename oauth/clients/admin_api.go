@@ -39,15 +39,12 @@ func NewAdminHandler(clients *Registry, log *zap.Logger) *AdminHandler {
 //	DELETE /clients/{id}          → 204; its tokens go with it
 //	POST   /clients/{id}/secret   → {"client_id","client_secret"}; the old one dies
 func (h *AdminHandler) Mount(admin *authn.Router) {
-	route := func(method, path string, fn http.HandlerFunc) {
-		admin.HandleFunc(method, path, authn.Policy{Callers: authn.Admin}, fn)
-	}
-	route(http.MethodGet, "/clients", h.listClients)
-	route(http.MethodPost, "/clients", h.createClient)
-	route(http.MethodGet, "/clients/{id}", h.getClient)
-	route(http.MethodPatch, "/clients/{id}", h.updateClient)
-	route(http.MethodDelete, "/clients/{id}", h.deleteClient)
-	route(http.MethodPost, "/clients/{id}/secret", h.rotateSecret)
+	admin.AdminFunc(http.MethodGet, "/clients", h.listClients)
+	admin.AdminFunc(http.MethodPost, "/clients", h.createClient)
+	admin.AdminFunc(http.MethodGet, "/clients/{id}", h.getClient)
+	admin.AdminFunc(http.MethodPatch, "/clients/{id}", h.updateClient)
+	admin.AdminFunc(http.MethodDelete, "/clients/{id}", h.deleteClient)
+	admin.AdminFunc(http.MethodPost, "/clients/{id}/secret", h.rotateSecret)
 }
 
 // admin is the registry's audited changes, shared with the admin console.

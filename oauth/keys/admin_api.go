@@ -31,11 +31,8 @@ func NewAdminHandler(keys *Manager, log *zap.Logger) *AdminHandler {
 //	GET    /keys
 //	POST   /keys/rotate           → the keys after rotation
 func (h *AdminHandler) Mount(admin *authn.Router) {
-	route := func(method, path string, fn http.HandlerFunc) {
-		admin.HandleFunc(method, path, authn.Policy{Callers: authn.Admin}, fn)
-	}
-	route(http.MethodGet, "/keys", h.listKeys)
-	route(http.MethodPost, "/keys/rotate", h.rotateKeys)
+	admin.AdminFunc(http.MethodGet, "/keys", h.listKeys)
+	admin.AdminFunc(http.MethodPost, "/keys/rotate", h.rotateKeys)
 }
 
 func (h *AdminHandler) listKeys(w http.ResponseWriter, r *http.Request) {
