@@ -215,6 +215,21 @@ func TestAccountAPI_EmailChangeIsConfirmedByTheOwner(t *testing.T) {
 	if st, out := e.apiCall(http.MethodPost, "/api/v1/email/verify", "", map[string]string{"token": verify}); st != http.StatusForbidden {
 		t.Fatalf("link alone: %d %v", st, out)
 	}
+	// Another account's browser session is not the owner's.
+	mallory := e.mustUser("em-mallory@example.com")
+	other := e.acctClient("192.0.2.21")
+	if rec := other.login(mallory.Email, secUserPass); rec.Code != http.StatusSeeOther {
+		t.Fatalf("mallory's login: %d", rec.Code)
+	}
+	_, page := other.do(http.MethodGet, "/verify-email?token="+verify, nil)
+	f := secHidden(page)
+	f.Set("token", verify)
+	if rec, _ := other.do(http.MethodPost, "/verify-email", f); rec.Code == http.StatusOK {
+		t.Fatalf("another account's session confirmed the change: %d", rec.Code)
+	}
+	if got, _ := e.accts.User(context.Background(), u.ID); got.Email != u.Email {
+		t.Fatalf("another account's session changed the address to %s", got.Email)
+	}
 	if st, out := e.apiCall(http.MethodPost, "/api/v1/email/verify", "", map[string]string{"token": verify, "password": secUserPass}); st != http.StatusOK || out["email"] != newAddr {
 		t.Fatalf("with the password: %d %v", st, out)
 	}
