@@ -274,11 +274,17 @@ func TestAccountPage_ChangesEndWhatTheOldCredentialOpened(t *testing.T) {
 		t.Fatalf("notices to the old address: %d", n)
 	}
 	verify := e.URL + "/verify-email?token=" + e.outboxToken(mail.VerifyEmail, newAddr)
+	cancel := "/email/cancel?token=" + e.outboxToken(mail.EmailChangeRequested, u.Email)
 	scanner := e.acctClient("192.0.2.92")
-	for _, m := range []string{http.MethodHead, http.MethodGet} {
-		if rec, _ := scanner.do(m, strings.TrimPrefix(verify, e.URL), nil); rec.Code != http.StatusOK {
-			t.Fatalf("%s of the link: %d", m, rec.Code)
+	for _, link := range []string{strings.TrimPrefix(verify, e.URL), cancel} {
+		for _, m := range []string{http.MethodHead, http.MethodGet} {
+			if rec, _ := scanner.do(m, link, nil); rec.Code != http.StatusOK {
+				t.Fatalf("%s %s: %d", m, link, rec.Code)
+			}
 		}
+	}
+	if got, _ := e.accts.User(ctx, u.ID); got.PendingEmail != newAddr {
+		t.Fatalf("fetching the links changed the pending address to %q", got.PendingEmail)
 	}
 	if st := b.open(verify); st != http.StatusOK {
 		t.Fatalf("open the link: %d", st)
