@@ -407,3 +407,33 @@ func TestHostedPages_HostPrefixCookiesInChromium(t *testing.T) {
 		t.Fatalf("cookies in the browser: %v", seen)
 	}
 }
+
+// Reset links mailed to the old address die with an email change, even
+// when the account later changes back to that address (the reset's own
+// check that the link's address is the account's would pass again then).
+func TestAccountAPI_EmailChangeRetiresOldResetLinks(t *testing.T) {
+	e := newSecEnv(t)
+	ctx := context.Background()
+	u := e.mustUser("comes-back@example.com")
+	id, secret := e.accountClient()
+	if err := e.accts.ForgotPassword(ctx, u.Email); err != nil {
+		t.Fatal(err)
+	}
+	reset := e.outboxToken(mail.PasswordReset, u.Email)
+	change := func(from, to string) {
+		t.Helper()
+		tok := e.passwordToken(id, secret, from, "openid account")["access_token"].(string)
+		if st, out := e.apiCall(http.MethodPatch, "/api/v1/me", tok, map[string]string{"email": to, "current_password": secUserPass}); st != http.StatusOK {
+			t.Fatalf("change to %s: %d %v", to, st, out)
+		}
+		verify := e.outboxToken(mail.VerifyEmail, to)
+		if st, out := e.apiCall(http.MethodPost, "/api/v1/email/verify", "", map[string]string{"token": verify, "password": secUserPass}); st != http.StatusOK {
+			t.Fatalf("confirm %s: %d %v", to, st, out)
+		}
+	}
+	change(u.Email, "away-for-now@example.com")
+	change("away-for-now@example.com", u.Email)
+	if _, err := e.accts.ResetPassword(ctx, reset, "another-pass-999"); err == nil {
+		t.Fatal("a reset link mailed before the address changed away works again now it is back")
+	}
+}
