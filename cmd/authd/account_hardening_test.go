@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
@@ -435,5 +436,29 @@ func TestAccountAPI_EmailChangeRetiresOldResetLinks(t *testing.T) {
 	change("away-for-now@example.com", u.Email)
 	if _, err := e.accts.ResetPassword(ctx, reset, "another-pass-999"); err == nil {
 		t.Fatal("a reset link mailed before the address changed away works again now it is back")
+	}
+}
+
+// The account page shares the API's per-address bound on email changes:
+// from one client address, accounts of different users start at most a
+// burst of them, then the page answers 429 with Retry-After.
+func TestAccountPage_EmailChangesRateLimitedPerAddress(t *testing.T) {
+	e := newSecEnv(t)
+	var rec *httptest.ResponseRecorder
+	for i := 0; i < 7; i++ {
+		u := e.mustUser(fmt.Sprintf("page-rl-%d@example.com", i))
+		c := e.acctClient("192.0.2.110") // one address, a browser per user
+		if r := c.login(u.Email, secUserPass); r.Code != http.StatusSeeOther {
+			t.Fatalf("login %d: %d", i, r.Code)
+		}
+		_, page := c.do(http.MethodGet, "/account", nil)
+		f := url.Values{"csrf_token": {secHidden(page).Get("csrf_token")}, "name": {""}, "email": {fmt.Sprintf("page-rl-new-%d@example.com", i)}}
+		rec, _ = c.do(http.MethodPost, "/account/profile", f)
+		if i < 5 && rec.Code != http.StatusSeeOther {
+			t.Fatalf("change %d: %d", i+1, rec.Code)
+		}
+	}
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("7th change from one address: %d (Retry-After %q), want 429 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
