@@ -462,3 +462,34 @@ func TestAccountPage_EmailChangesRateLimitedPerAddress(t *testing.T) {
 		t.Fatalf("7th change from one address: %d (Retry-After %q), want 429 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
+
+// A restart while the admin's logins are paused (failed attempts from
+// anywhere) neither shows the password it could not check nor forgets it:
+// once the pause is over, the banner shows it again.
+func TestDev_BannerKeepsAPasswordItCouldNotCheck(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.MkdirAll(devDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db := storagetest.NewDB(t)
+	boot := func() string { b, _ := devBanner(t, db); return b }
+	boot()
+	creds, err := loadDevCredentials()
+	if err != nil || creds.AdminPassword == "" {
+		t.Fatalf("credentials: %+v %v", creds, err)
+	}
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO login_failures (email, client, failures, updated_at, locked_until)
+		VALUES ('admin@localhost', '', 150, now(), now() + interval '1 hour')`); err != nil {
+		t.Fatal(err)
+	}
+	if paused := boot(); strings.Contains(paused, creds.AdminPassword) || !strings.Contains(paused, "could not be checked") {
+		t.Fatalf("banner while the admin's logins are paused:\n%s", paused)
+	}
+	if _, err := db.Pool.Exec(ctx, `DELETE FROM login_failures`); err != nil {
+		t.Fatal(err)
+	}
+	if after := boot(); !strings.Contains(after, "admin@localhost / "+creds.AdminPassword) {
+		t.Fatalf("the password was forgotten after a paused restart:\n%s", after)
+	}
+}
