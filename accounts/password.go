@@ -158,9 +158,9 @@ func (h *PasswordHasher) dummyCompare(ctx context.Context, password string) {
 	h.spendBcrypt(password)
 }
 
-// spendBcrypt runs one full bcrypt check that cannot succeed. bcrypt
-// refuses inputs over 72 bytes at once, so those are cut to 72 first: the
-// check must cost the same whatever the length.
+// spendBcrypt runs one full bcrypt check that cannot succeed. bcrypt reads
+// at most 72 bytes (GenerateFromPassword refuses more); longer inputs are
+// cut to 72 so the check is exactly the one a stored hash would get.
 func (h *PasswordHasher) spendBcrypt(password string) {
 	if len(password) > MaxPasswordBytes {
 		password = password[:MaxPasswordBytes]

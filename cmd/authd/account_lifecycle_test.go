@@ -177,11 +177,13 @@ func TestAccountAPI_PasswordChangeEndsWhatTheOldPasswordOpened(t *testing.T) {
 	if rec, _ := b.do(http.MethodGet, "/account", nil); rec.Code != http.StatusSeeOther || !strings.HasPrefix(rec.Header().Get("Location"), "/login") {
 		t.Errorf("browser session survived: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
-	if _, err := e.accts.ResetPassword(context.Background(), reset, "another-pass-999"); err == nil {
-		t.Error("a reset link mailed before the change still works")
-	}
+	// Counted before trying the old reset link: a reset that wrongly works
+	// mails a notice of its own.
 	if n := e.count(`SELECT count(*) FROM outbox WHERE type = $1 AND payload->>'to' = $2`, mail.PasswordChanged, u.Email); n != 1 {
 		t.Errorf("password-changed notices = %d, want 1", n)
+	}
+	if _, err := e.accts.ResetPassword(context.Background(), reset, "another-pass-999"); err == nil {
+		t.Error("a reset link mailed before the change still works")
 	}
 }
 
@@ -212,6 +214,21 @@ func TestAccountAPI_EmailChangeIsConfirmedByTheOwner(t *testing.T) {
 	}
 	if st, out := e.apiCall(http.MethodPost, "/api/v1/email/verify", "", map[string]string{"token": verify}); st != http.StatusForbidden {
 		t.Fatalf("link alone: %d %v", st, out)
+	}
+	// Another account's browser session is not the owner's.
+	mallory := e.mustUser("em-mallory@example.com")
+	other := e.acctClient("192.0.2.21")
+	if rec := other.login(mallory.Email, secUserPass); rec.Code != http.StatusSeeOther {
+		t.Fatalf("mallory's login: %d", rec.Code)
+	}
+	_, page := other.do(http.MethodGet, "/verify-email?token="+verify, nil)
+	f := secHidden(page)
+	f.Set("token", verify)
+	if rec, _ := other.do(http.MethodPost, "/verify-email", f); rec.Code == http.StatusOK {
+		t.Fatalf("another account's session confirmed the change: %d", rec.Code)
+	}
+	if got, _ := e.accts.User(context.Background(), u.ID); got.Email != u.Email {
+		t.Fatalf("another account's session changed the address to %s", got.Email)
 	}
 	if st, out := e.apiCall(http.MethodPost, "/api/v1/email/verify", "", map[string]string{"token": verify, "password": secUserPass}); st != http.StatusOK || out["email"] != newAddr {
 		t.Fatalf("with the password: %d %v", st, out)
@@ -352,6 +369,7 @@ func TestLogin_NoTimingOracle(t *testing.T) {
 	}
 	// The fixed oracle was 10× and more; a generous bound keeps a noisy
 	// shared machine from failing an equal-cost path.
+	t.Logf("login medians per class: %v", medians)
 	if hi > 4*lo {
 		t.Fatalf("login medians differ by more than 4×: %v (classes %v)", medians, classes)
 	}

@@ -158,6 +158,7 @@ func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
 		creds = &devCredentials{AdminEmail: "admin@localhost"}
 	}
 	adminPassword := "" // what the banner shows: only a password that works
+	unchecked := false  // the kept password could not be checked this time
 	if _, err := a.accounts.UserByEmail(ctx, creds.AdminEmail); errors.Is(err, accounts.ErrNotFound) {
 		creds.AdminPassword = rand.Text()[:16]
 		if _, err := a.accounts.CreateUser(ctx, accounts.NewUser{Email: creds.AdminEmail, Password: creds.AdminPassword,
@@ -168,10 +169,16 @@ func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
 	} else if err != nil {
 		return err
 	} else if creds.AdminPassword != "" {
-		if _, err := a.accounts.Authenticate(ctx, creds.AdminEmail, creds.AdminPassword); err == nil {
+		_, err := a.accounts.Authenticate(ctx, creds.AdminEmail, creds.AdminPassword)
+		switch {
+		case err == nil:
 			adminPassword = creds.AdminPassword
-		} else {
+		case errors.Is(err, accounts.ErrInvalidCredentials):
 			creds.AdminPassword = "" // changed since: forget it rather than keep a dead one
+		default:
+			// Not checked (the login is paused after failed attempts, or the
+			// account is disabled): keep it, but do not show what may not work.
+			unchecked = true
 		}
 	}
 	reg := a.provider.Clients()
@@ -205,9 +212,12 @@ func mountDev(ctx context.Context, r *mux.Router, rt *runtime, a *app) error {
 	fmt.Fprintf(d.out, "  demo app      %s/demo\n", rt.cfg.Issuer)
 	fmt.Fprintf(d.out, "  admin console %s/admin (log in as the admin below)\n", rt.cfg.Issuer)
 	fmt.Fprintf(d.out, "  caught mail   %s/dev/mail\n", rt.cfg.Issuer)
-	if adminPassword != "" {
+	switch {
+	case adminPassword != "":
 		fmt.Fprintf(d.out, "  admin         %s / %s\n", creds.AdminEmail, adminPassword)
-	} else {
+	case unchecked:
+		fmt.Fprintf(d.out, "  admin         %s (password not shown: it could not be checked now, e.g. logins are paused after failed attempts)\n", creds.AdminEmail)
+	default:
 		fmt.Fprintf(d.out, "  admin         %s (password changed since it was generated; not shown)\n", creds.AdminEmail)
 	}
 	fmt.Fprintf(d.out, "  demo client   %s / %s\n", creds.DemoClientID, creds.DemoClientSecret)

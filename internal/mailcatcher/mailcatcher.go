@@ -116,9 +116,12 @@ func (discardLogger) Println(...any)        {}
 // Addr returns the host:port the catcher listens on.
 func (c *Catcher) Addr() string { return c.ln.Addr().String() }
 
-// Close stops the server.
+// Close stops the server. It closes the listener itself too: the server
+// closes only listeners its Serve has registered, and Close may come
+// before that goroutine ran, which would leave it accepting for ever.
 func (c *Catcher) Close() error {
 	err := c.srv.Close()
+	_ = c.ln.Close()
 	<-c.done
 	return err
 }
