@@ -81,7 +81,7 @@ func (p *AccountPages) allow(w http.ResponseWriter, r *http.Request, l *ratelimi
 	if !ok {
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 		p.UI.Render(w, r, http.StatusTooManyRequests, page, Page{Title: title, Data: data,
-			Error: "Too many attempts from your network. Please wait " + ratelimit.RetryAfter(wait) + " seconds and try again."})
+			Error: networkLimited(wait)})
 	}
 	return ok
 }
@@ -355,7 +355,7 @@ func (p *AccountPages) profile(w http.ResponseWriter, r *http.Request) {
 	if norm, err := accounts.NormalizeEmail(email); err == nil && norm != u.Email && norm != u.PendingEmail && p.Limits.EmailChange != nil {
 		if ok, wait := p.Limits.EmailChange.Allow(ratelimit.ClientIP(r)); !ok {
 			w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
-			p.renderAccount(w, r, http.StatusTooManyRequests, sess, u, "", "Too many email changes from your network. Please wait "+ratelimit.RetryAfter(wait)+" seconds and try again.")
+			p.renderAccount(w, r, http.StatusTooManyRequests, sess, u, "", "Too many email changes from your network. Please wait "+ratelimit.WaitText(wait)+" and try again.")
 			return
 		}
 	}
@@ -457,9 +457,9 @@ func formError(err error) (string, int) {
 	case errors.Is(err, accounts.ErrReauthRequired):
 		return "Please enter your current password to confirm this change.", http.StatusForbidden
 	case errors.As(err, &te):
-		return "Too many wrong passwords. Please wait " + ratelimit.RetryAfter(te.RetryAfter) + " seconds and try again.", http.StatusTooManyRequests
+		return "Too many wrong passwords. Please wait " + ratelimit.WaitText(te.RetryAfter) + " and try again.", http.StatusTooManyRequests
 	case errors.As(err, &soon):
-		return "Too many requests like this one. Please wait " + ratelimit.RetryAfter(soon.RetryAfter) + " seconds before trying again.", http.StatusTooManyRequests
+		return "Too many requests like this one. Please wait " + ratelimit.WaitText(soon.RetryAfter) + " before trying again.", http.StatusTooManyRequests
 	case errors.Is(err, accounts.ErrInvalidToken):
 		return "This link is invalid, has expired or was already used.", http.StatusBadRequest
 	case errors.Is(err, accounts.ErrAlreadyVerified):

@@ -105,7 +105,7 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if ok, wait := l.Limit.Allow(ratelimit.ClientIP(r)); !ok {
 				l.Accounts.Metrics().Login(accounts.LoginRateLimited)
 				w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
-				l.render(w, r, http.StatusTooManyRequests, SafeReturnTo(r.PostFormValue("return_to")), "", "Too many attempts from your network. Please wait a moment and try again.")
+				l.render(w, r, http.StatusTooManyRequests, SafeReturnTo(r.PostFormValue("return_to")), "", networkLimited(wait))
 				return
 			}
 		}
@@ -159,8 +159,7 @@ func (l *Login) post(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &throttled):
 		l.Accounts.RecordLogin(ctx, origin, nil, err)
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(throttled.RetryAfter))
-		l.render(w, r, http.StatusTooManyRequests, returnTo, email, "Too many failed attempts. Please wait "+
-			ratelimit.RetryAfter(throttled.RetryAfter)+" seconds and try again.")
+		l.render(w, r, http.StatusTooManyRequests, returnTo, email, failuresLimited(throttled.RetryAfter))
 		return
 	case errors.Is(err, accounts.ErrInvalidCredentials), errors.Is(err, accounts.ErrUserDisabled), errors.Is(err, accounts.ErrInvalidEmail):
 		l.Accounts.RecordLogin(ctx, origin, nil, err)

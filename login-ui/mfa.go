@@ -196,7 +196,7 @@ func (l *Login) SecondStep(w http.ResponseWriter, r *http.Request) {
 			if ok, wait := l.Limit.Allow(ratelimit.ClientIP(r)); !ok {
 				w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 				l.UI.Render(w, r, http.StatusTooManyRequests, "message", Page{Title: "Too many attempts",
-					Error: "Too many attempts from your network. Please wait a moment and try again."})
+					Error: networkLimited(wait)})
 				return
 			}
 		}
@@ -225,7 +225,7 @@ func (l *Login) SecondStep(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &throttled):
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(throttled.RetryAfter))
 		l.renderStepFor(w, r, http.StatusTooManyRequests, l.UI.challengeToken(r), method,
-			"Too many failed attempts. Please wait "+ratelimit.RetryAfter(throttled.RetryAfter)+" seconds and try again.")
+			failuresLimited(throttled.RetryAfter))
 		return
 	case errors.Is(err, accounts.ErrFactorRejected), errors.Is(err, accounts.ErrUnknownMethod):
 		l.audit(r, audit.Event{Type: "user.login", ActorType: audit.ActorAnonymous, Failed: true, Details: map[string]any{"reason": "second_factor", "method": safeMethod(method)}})
@@ -321,7 +321,7 @@ func (l *Login) enrolStep(w http.ResponseWriter, r *http.Request, ch *accounts.C
 	switch {
 	case errors.As(err, &throttled):
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(throttled.RetryAfter))
-		l.renderEnrol(w, r, http.StatusTooManyRequests, u, "/login/mfa", "", "Too many failed attempts. Please wait "+ratelimit.RetryAfter(throttled.RetryAfter)+" seconds and try again.")
+		l.renderEnrol(w, r, http.StatusTooManyRequests, u, "/login/mfa", "", failuresLimited(throttled.RetryAfter))
 		return
 	case errors.Is(err, accounts.ErrFactorRejected):
 		l.renderEnrol(w, r, http.StatusUnauthorized, u, "/login/mfa", "", "That code is not valid. Check the time on your device and try again.")

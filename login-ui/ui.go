@@ -23,6 +23,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/reqctx"
 	"github.com/authd/authd/storage"
 )
@@ -310,4 +311,14 @@ func (ui *UI) SessionToken(r *http.Request) string {
 		return c.Value
 	}
 	return ""
+}
+
+// networkLimited and failuresLimited tell a person refused by a limiter how
+// long to wait (the Retry-After header tells programs).
+func networkLimited(wait time.Duration) string {
+	return "Too many attempts from your network. Please wait " + ratelimit.WaitText(wait) + " and try again."
+}
+
+func failuresLimited(wait time.Duration) string {
+	return "Too many failed attempts. Please wait " + ratelimit.WaitText(wait) + " and try again."
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/authd/authd/accounts/mail"
+	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/storage/storagetest"
 )
 
@@ -61,7 +62,7 @@ func TestLogin_ManyAddressesHoldTheOwnerSecondsAtMost(t *testing.T) {
 	rec := owner.login(u.Email, secUserPass)
 	if rec.Code == http.StatusTooManyRequests {
 		ra, _ := strconv.Atoi(rec.Header().Get("Retry-After"))
-		if ra < 1 || ra > 3 || !strings.Contains(rec.Body.String(), "Please wait "+strconv.Itoa(ra)+" seconds") {
+		if ra < 1 || ra > 3 || !strings.Contains(rec.Body.String(), "Please wait "+waitText(strconv.Itoa(ra))) {
 			t.Fatalf("owner told Retry-After %q:\n%s", rec.Header().Get("Retry-After"), rec.Body.String())
 		}
 		// The owner waits what they were told: the locks move that far
@@ -368,7 +369,7 @@ func TestLoginPage_LockoutSaysHowLongInChromium(t *testing.T) {
 	if retryAfter == "" {
 		t.Fatal("no Retry-After on the locked page")
 	}
-	b.mustSee("Please wait " + retryAfter + " seconds")
+	b.mustSee("Please wait " + waitText(retryAfter))
 	if rec := e.acctClient("203.0.113.61").login(u.Email, secUserPass); rec.Code != http.StatusSeeOther {
 		t.Fatalf("owner on another address: %d", rec.Code)
 	}
@@ -492,4 +493,13 @@ func TestDev_BannerKeepsAPasswordItCouldNotCheck(t *testing.T) {
 	if after := boot(); !strings.Contains(after, "admin@localhost / "+creds.AdminPassword) {
 		t.Fatalf("the password was forgotten after a paused restart:\n%s", after)
 	}
+}
+
+// waitText is what the pages say for a Retry-After of ra seconds.
+func waitText(ra string) string {
+	n, err := strconv.Atoi(ra)
+	if err != nil {
+		return "(Retry-After " + ra + " is not whole seconds)"
+	}
+	return ratelimit.WaitText(time.Duration(n) * time.Second)
 }

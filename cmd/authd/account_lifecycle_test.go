@@ -312,7 +312,7 @@ func TestLogin_LockoutCannotBeAimed(t *testing.T) {
 		t.Fatalf("repeated failures from one address: %d, want 429", rec.Code)
 	}
 	ra := rec.Header().Get("Retry-After")
-	if ra == "" || !strings.Contains(rec.Body.String(), "Please wait "+ra+" seconds") {
+	if ra == "" || !strings.Contains(rec.Body.String(), "Please wait "+waitText(ra)) {
 		t.Fatalf("Retry-After %q and message disagree:\n%s", ra, rec.Body.String())
 	}
 	owner := e.acctClient("203.0.113.50")

@@ -123,6 +123,20 @@ func RetryAfter(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
+// WaitText says d to a person, rounded up as Retry-After is: "1 second",
+// "45 seconds", "15 minutes" (whole minutes from two minutes on).
+func WaitText(d time.Duration) string {
+	n := max(1, int(math.Ceil(d.Seconds())))
+	switch {
+	case n == 1:
+		return "1 second"
+	case n < 120:
+		return strconv.Itoa(n) + " seconds"
+	default:
+		return strconv.Itoa((n+59)/60) + " minutes"
+	}
+}
+
 // Middleware limits requests other than GET, HEAD and OPTIONS per client IP
 // (reading a form is free, submitting it is not) and answers 429 with
 // Retry-After and a problem document.

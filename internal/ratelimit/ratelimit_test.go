@@ -84,3 +84,18 @@ func TestLimiter_Middleware(t *testing.T) {
 		t.Fatalf("GET limited: %d", rec.Code)
 	}
 }
+
+func TestWaitText(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "1 second", 300 * time.Millisecond: "1 second", time.Second: "1 second",
+		1500 * time.Millisecond: "2 seconds", 45 * time.Second: "45 seconds", 119 * time.Second: "119 seconds",
+		2 * time.Minute: "2 minutes", 121 * time.Second: "3 minutes", 15 * time.Minute: "15 minutes",
+	} {
+		if got := ratelimit.WaitText(d); got != want {
+			t.Errorf("WaitText(%s) = %q, want %q", d, got, want)
+		}
+		if got, ra := ratelimit.WaitText(d), ratelimit.RetryAfter(d); d < 2*time.Minute && got != ra+" seconds" && got != "1 second" {
+			t.Errorf("WaitText(%s) = %q disagrees with Retry-After %s", d, got, ra)
+		}
+	}
+}
