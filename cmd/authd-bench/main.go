@@ -50,6 +50,7 @@ type options struct {
 	scale        float64
 	scaleDir     string
 	loadOnly     bool
+	profileDir   string
 	soak         soakConfig
 }
 
@@ -97,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.soak.Workers, "soak-workers", 16, "with -soak: workers (half of them rotate a refresh chain each)")
 	fs.DurationVar(&o.soak.Every, "soak-every", time.Minute, "with -soak: report interval")
 	fs.BoolVar(&o.loadOnly, "load-only", false, "with -scale: load (or find) the production-size world, then exit")
+	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of authd per scenario and level here (<world>-<scenario>-c<n>.pprof; authd runs with AUTHD_PPROF_LISTEN on loopback)")
 	fs.StringVar(&o.scaleDir, "scale-dir", "", "with -scale: where loaded worlds are cached (default cmd/authd-bench/.scale)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -243,7 +245,8 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, load
 	var w *world
 	var f *fixture
 	if o.url == "" {
-		w, err = startWorld(ctx, worldConfig{DataDir: dataDir, BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns, Log: stderr})
+		w, err = startWorld(ctx, worldConfig{DataDir: dataDir, BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns,
+			Pprof: o.profileDir != "", Log: stderr})
 		if err != nil {
 			return err
 		}
@@ -270,6 +273,18 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, load
 	}
 	if w.pgData != "" {
 		meters["postgres"] = treeCPU{pidFile: postmasterPidFile(w.pgData), hz: hz}
+	}
+	if w.dbURL != "" {
+		wal, err := newWALMeter(ctx, w.dbURL)
+		if err != nil {
+			return err
+		}
+		defer wal.close()
+		meters[walMeterName] = wal
+	}
+	w.label = "empty"
+	if dataDir != "" {
+		w.label = "prod"
 	}
 	env := &scenarioEnv{f: f, ips: &sourceIPs{}, seq: &atomic.Uint64{}}
 	for _, sc := range scenarios() {
@@ -394,7 +409,16 @@ func runScenario(ctx context.Context, sc scenario, c int, o *options, w *world, 
 	if w.authdPID > 0 {
 		_ = resetPeakRSS(w.authdPID)
 	}
+	var profiled func() error
+	if o.profileDir != "" && w.pprofURL != "" {
+		profiled = profileAuthd(ctx, w.pprofURL, filepath.Join(o.profileDir, fmt.Sprintf("%s-%s-c%d.pprof", w.label, sc.name, c)), o.warmup, o.duration)
+	}
 	res, err := RunLoad(ctx, LoadConfig{Concurrency: c, Duration: o.duration, Warmup: o.warmup, Meters: meters}, sc.worker(env))
+	if profiled != nil {
+		if perr := profiled(); perr != nil {
+			fmt.Fprintf(log, " (%v)", perr)
+		}
+	}
 	if err != nil {
 		out.NA = err.Error()
 		fmt.Fprintln(log, " n/a:", err)
@@ -409,6 +433,9 @@ func runScenario(ctx context.Context, sc scenario, c int, o *options, w *world, 
 		if d, ok := res.CPUPerOp(name); ok {
 			*dst = msOf(d)
 		}
+	}
+	if d, ok := res.CPUPerOp(walMeterName); ok {
+		out.WALBytesPerOp = float64(d.Nanoseconds()) // the WAL meter counts bytes as nanoseconds
 	}
 	if out.AuthdCPUms > 0 && out.PostgresCPUms >= 0 && out.GenCPUms >= 0 {
 		out.CPURate = float64(runtime.NumCPU()) * 1000 / (out.AuthdCPUms + out.PostgresCPUms + out.GenCPUms)

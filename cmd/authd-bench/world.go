@@ -31,6 +31,8 @@ type world struct {
 	bin      string
 	logPath  string
 	startup  time.Duration // exec to first /readyz 200
+	pprofURL string        // authd's AUTHD_PPROF_LISTEN, "" when off
+	label    string        // "empty" or "prod", in profile file names
 	cmd      *exec.Cmd
 	cluster  *storage.Cluster
 	tmp      string
@@ -50,6 +52,7 @@ type worldConfig struct {
 	AuthdBin   string   // prebuilt authd; built from ./cmd/authd when empty
 	MaxConns   int      // AUTHD_DB_MAX_CONNS; 0 = authd's default
 	ExtraEnv   []string // more settings for authd (the soak's short TTLs)
+	Pprof      bool     // serve authd's profiles on a loopback port (-cpuprofile-dir)
 	Log        io.Writer
 }
 
@@ -111,6 +114,15 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	)
 	if cfg.MaxConns > 0 {
 		w.env = append(w.env, "AUTHD_DB_MAX_CONNS="+strconv.Itoa(cfg.MaxConns))
+	}
+	if cfg.Pprof {
+		pport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(pport)
+		w.pprofURL = "http://" + addr
+		w.env = append(w.env, "AUTHD_PPROF_LISTEN="+addr)
 	}
 	w.env = append(w.env, cfg.ExtraEnv...)
 	w.logPath = filepath.Join(tmp, "authd.log")
