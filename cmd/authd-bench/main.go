@@ -51,6 +51,7 @@ type options struct {
 	scaleDir     string
 	loadOnly     bool
 	profileDir   string
+	startups     int
 	soak         soakConfig
 }
 
@@ -99,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.soak.Every, "soak-every", time.Minute, "with -soak: report interval")
 	fs.BoolVar(&o.loadOnly, "load-only", false, "with -scale: load (or find) the production-size world, then exit")
 	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of authd per scenario and level here (<world>-<scenario>-c<n>.pprof; authd runs with AUTHD_PPROF_LISTEN on loopback)")
+	fs.IntVar(&o.startups, "startups", 0, "instead of the scenarios: start authd this many times and print start-up to ready (on the empty world, and with -scale on the production-size one too)")
 	fs.StringVar(&o.scaleDir, "scale-dir", "", "with -scale: where loaded worlds are cached (default cmd/authd-bench/.scale)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -171,6 +173,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "production-size world %s: %s\n", sw.Key, strings.Join(sw.Counts, ", "))
 			return nil
 		}
+	}
+	if o.startups > 0 {
+		if err := measureStartups(ctx, o, "empty database", "", o.startups, stdout, stderr); err != nil {
+			return err
+		}
+		if sw != nil {
+			return measureStartups(ctx, o, "production size "+sw.Key, sw.dir, o.startups, stdout, stderr)
+		}
+		return nil
 	}
 	if o.soak.Duration > 0 {
 		if o.soak.Rate <= 0 || o.soak.Workers < 2 || o.soak.Every <= 0 {
