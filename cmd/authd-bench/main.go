@@ -52,6 +52,7 @@ type options struct {
 	loadOnly     bool
 	profileDir   string
 	startups     int
+	noVerify     bool
 	soak         soakConfig
 }
 
@@ -99,7 +100,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.soak.Workers, "soak-workers", 16, "with -soak: workers (half of them rotate a refresh chain each)")
 	fs.DurationVar(&o.soak.Every, "soak-every", time.Minute, "with -soak: report interval")
 	fs.BoolVar(&o.loadOnly, "load-only", false, "with -scale: load (or find) the production-size world, then exit")
-	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of authd per scenario and level here (<world>-<scenario>-c<n>.pprof; authd runs with AUTHD_PPROF_LISTEN on loopback)")
+	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of authd (<world>-<scenario>-c<n>.pprof, through AUTHD_PPROF_LISTEN on loopback) and Postgres' statements (.statements.txt, pg_stat_statements loaded for the run) per scenario and level here")
+	fs.BoolVar(&o.noVerify, "no-verify", false, "skip authd ledger verify after the scenarios (it reads the whole ledger: over an hour at -scale 1 on a loaded 2-core machine); the report says it was skipped")
 	fs.IntVar(&o.startups, "startups", 0, "instead of the scenarios: start authd this many times and print start-up to ready (on the empty world, and with -scale on the production-size one too)")
 	fs.StringVar(&o.scaleDir, "scale-dir", "", "with -scale: where loaded worlds are cached (default cmd/authd-bench/.scale)")
 	if err := fs.Parse(args); err != nil {
@@ -320,7 +322,10 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, load
 	if err := settleAfter(ctx, w, meters, rep.Scenarios); err != nil {
 		return err
 	}
-	if w.dbURL != "" && f.missing(needSpend) == "" {
+	if o.noVerify && w.dbURL != "" {
+		rep.Setup = append(rep.Setup, "ledger verify after the run: SKIPPED (-no-verify)")
+	}
+	if !o.noVerify && w.dbURL != "" && f.missing(needSpend) == "" {
 		fmt.Fprintln(stderr, "ledger verify …")
 		t0 := time.Now()
 		out, err := w.cli(ctx, "", "ledger", "verify")
@@ -421,13 +426,25 @@ func runScenario(ctx context.Context, sc scenario, c int, o *options, w *world, 
 		_ = resetPeakRSS(w.authdPID)
 	}
 	var profiled func() error
+	profileBase := filepath.Join(o.profileDir, fmt.Sprintf("%s-%s-c%d", w.label, sc.name, c))
 	if o.profileDir != "" && w.pprofURL != "" {
-		profiled = profileAuthd(ctx, w.pprofURL, filepath.Join(o.profileDir, fmt.Sprintf("%s-%s-c%d.pprof", w.label, sc.name, c)), o.warmup, o.duration)
+		profiled = profileAuthd(ctx, w.pprofURL, profileBase+".pprof", o.warmup, o.duration)
+	}
+	wal, _ := meters[walMeterName].(*walMeter)
+	if w.statements && wal != nil {
+		// Counted from the measured part's start, as the meters are.
+		t := time.AfterFunc(o.warmup, func() { _ = wal.resetStatements(ctx) })
+		defer t.Stop()
 	}
 	res, err := RunLoad(ctx, LoadConfig{Concurrency: c, Duration: o.duration, Warmup: o.warmup, Meters: meters}, sc.worker(env))
 	if profiled != nil {
 		if perr := profiled(); perr != nil {
 			fmt.Fprintf(log, " (%v)", perr)
+		}
+	}
+	if err == nil && w.statements && wal != nil {
+		if serr := wal.writeStatements(ctx, profileBase+".statements.txt", res.Ops); serr != nil {
+			fmt.Fprintf(log, " (pg_stat_statements: %v)", serr)
 		}
 	}
 	if err != nil {

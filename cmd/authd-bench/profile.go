@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,4 +90,67 @@ func fetchProfile(ctx context.Context, url, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// pgStatementsSettings load pg_stat_statements into the bench's Postgres
+// for a profiling run (-cpuprofile-dir) only: it costs a little on every
+// statement.
+var pgStatementsSettings = []string{"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=top"}
+
+// resetStatements starts pg_stat_statements' counts afresh.
+func (m *walMeter) resetStatements(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, err := m.conn.Exec(ctx, `SELECT pg_stat_statements_reset()`)
+	return err
+}
+
+// writeStatements writes the statements Postgres ran since the last reset,
+// by total execution time, with their counts per operation of the scenario
+// (ops of them) and per call: what each costs in time, buffers and WAL.
+func (m *walMeter) writeStatements(ctx context.Context, path string, ops uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rows, err := m.conn.Query(ctx, `SELECT calls, total_exec_time, rows, shared_blks_hit, shared_blks_read, shared_blks_dirtied,
+			wal_records, wal_fpi, wal_bytes::bigint, regexp_replace(query, '\s+', ' ', 'g')
+		FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%pg_current_wal_lsn%'
+		ORDER BY total_exec_time DESC LIMIT 15`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var b strings.Builder
+	fmt.Fprintf(&b, "pg_stat_statements over the measured part: %d operations; per op: calls, execution ms, WAL bytes; per call: ms, rows, buffers hit/read/dirtied, WAL records/full-page images/bytes\n", ops)
+	var totalMS, totalWAL float64
+	type line struct {
+		calls                               int64
+		ms, rows, hit, read, dirt, rec, fpi float64
+		wal                                 int64
+		query                               string
+	}
+	var lines []line
+	for rows.Next() {
+		var l line
+		var r, h, rd, d, rec, fpi int64
+		if err := rows.Scan(&l.calls, &l.ms, &r, &h, &rd, &d, &rec, &fpi, &l.wal, &l.query); err != nil {
+			return err
+		}
+		c := float64(max(l.calls, 1))
+		l.rows, l.hit, l.read, l.dirt, l.rec, l.fpi = float64(r)/c, float64(h)/c, float64(rd)/c, float64(d)/c, float64(rec)/c, float64(fpi)/c
+		totalMS += l.ms
+		totalWAL += float64(l.wal)
+		lines = append(lines, l)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	perOp := func(x float64) float64 { return x / float64(max(ops, 1)) }
+	fmt.Fprintf(&b, "top statements: %.3f ms of execution and %.0f WAL bytes per op\n\n", perOp(totalMS), perOp(totalWAL))
+	for _, l := range lines {
+		c := float64(max(l.calls, 1))
+		fmt.Fprintf(&b, "%5.1f%% of exec | per op: %.2f calls, %.3f ms, %.0f WAL B | per call: %.3f ms, %.1f rows, buffers %.1f/%.1f/%.1f, WAL %.1f rec/%.2f fpi/%.0f B\n  %.300s\n",
+			100*l.ms/max(totalMS, 1e-9), perOp(float64(l.calls)), perOp(l.ms), perOp(float64(l.wal)),
+			l.ms/c, l.rows, l.hit, l.read, l.dirt, l.rec, l.fpi, float64(l.wal)/c, l.query)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -33,6 +33,9 @@ type world struct {
 	startup  time.Duration // exec to first /readyz 200
 	pprofURL string        // authd's AUTHD_PPROF_LISTEN, "" when off
 	label    string        // "empty" or "prod", in profile file names
+	// statements: pg_stat_statements is loaded (-cpuprofile-dir) and
+	// dropped again when the world stops.
+	statements bool
 	cmd      *exec.Cmd
 	cluster  *storage.Cluster
 	tmp      string
@@ -52,7 +55,7 @@ type worldConfig struct {
 	AuthdBin   string   // prebuilt authd; built from ./cmd/authd when empty
 	MaxConns   int      // AUTHD_DB_MAX_CONNS; 0 = authd's default
 	ExtraEnv   []string // more settings for authd (the soak's short TTLs)
-	Pprof      bool     // serve authd's profiles on a loopback port (-cpuprofile-dir)
+	Pprof      bool     // serve authd's profiles on a loopback port, load pg_stat_statements (-cpuprofile-dir)
 	Log        io.Writer
 }
 
@@ -79,6 +82,9 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	if cfg.DataDir != "" {
 		w.cluster.Dir = cfg.DataDir
 	}
+	if cfg.Pprof {
+		w.cluster.Settings = pgStatementsSettings
+	}
 	if err := w.cluster.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -86,6 +92,13 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	w.dbURL = w.cluster.URL("authd")
 	if err := storage.Migrate(w.dbURL); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if cfg.Pprof {
+		// Dropped again by stop: a cached world is left as it was.
+		if err := execAll(ctx, w.dbURL, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+			return nil, err
+		}
+		w.statements = true
 	}
 	w.bin = cfg.AuthdBin
 	if w.bin == "" {
@@ -230,6 +243,9 @@ func (w *world) alive() error {
 
 func (w *world) stop() {
 	w.stopAuthd()
+	if w.statements {
+		_ = execAll(context.Background(), w.dbURL, "DROP EXTENSION IF EXISTS pg_stat_statements")
+	}
 	if w.cluster != nil {
 		_ = w.cluster.Stop(context.Background())
 	}
