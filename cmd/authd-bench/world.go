@@ -36,10 +36,10 @@ type world struct {
 	// statements: pg_stat_statements is loaded (-cpuprofile-dir) and
 	// dropped again when the world stops.
 	statements bool
-	cmd      *exec.Cmd
-	cluster  *storage.Cluster
-	tmp      string
-	exited   chan error
+	cmd        *exec.Cmd
+	cluster    *storage.Cluster
+	tmp        string
+	exited     chan error
 	// loadedUsers is how many users a production-size world was loaded
 	// with (scale.go's userID(1..n)); 0 for an empty world.
 	loadedUsers int
