@@ -113,8 +113,17 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 		return nil, err
 	}
 	w.URL = "http://127.0.0.1:" + strconv.Itoa(port)
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
+	key, fresh, err := secretsKey(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if fresh && cfg.DataDir != "" {
+		// Keys a run before this one sealed under a key nobody kept
+		// cannot be opened: authd creates new ones.
+		if err := execAll(ctx, w.dbURL, "DELETE FROM signing_keys"); err != nil {
+			return nil, err
+		}
+	}
 	w.env = append(os.Environ(),
 		"AUTHD_ENV=production",
 		"AUTHD_ISSUER="+w.URL,
@@ -308,3 +317,32 @@ func tailFile(path string, n int) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// secretsKey is the AUTHD_SECRETS_KEY of a world: random for a fresh empty
+// one; for a cached production-size world (dataDir set) the one kept beside
+// its data directory, created on its first run (fresh), since the signing
+// keys authd creates on that run are sealed under it and every later run
+// must open them, as a production deployment keeps its key.
+func secretsKey(dataDir string) (key []byte, fresh bool, err error) {
+	key = make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, false, err
+	}
+	if dataDir == "" {
+		return key, true, nil
+	}
+	path := filepath.Join(filepath.Dir(dataDir), "secrets-key")
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) != 32 {
+			return nil, false, fmt.Errorf("%s: not a base64 32-byte key", path)
+		}
+		return k, false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, false, err
+	}
+	return key, true, nil
+}
