@@ -40,7 +40,7 @@ bench-quick:
 	$(GO) run ./cmd/authd-bench -quick
 
 ## bench-scale: every scenario on an empty and on a production-size database
-# (1M users, 50M ledger entries, 10M token rows; loaded once, ~30 GB, cached
+# (1M users, 50M ledger entries, 10M token rows; loaded once, ~37 GB, cached
 # in cmd/authd-bench/.scale). SCALE=0.01 for a small world; BENCH_ARGS for
 # more flags (e.g. -load-only, -startups 5, -only refresh -cpuprofile-dir prof).
 SCALE ?= 1
