@@ -40,12 +40,14 @@ bench-quick:
 	$(GO) run ./cmd/authd-bench -quick
 
 ## bench-scale: every scenario on an empty and on a production-size database
-# (1M users, 50M ledger entries, 10M token rows; loaded once, ~30 GB, cached
-# in cmd/authd-bench/.scale). SCALE=0.01 for a small world.
+# (1M users, 50M ledger entries, 10M token rows; loaded once, ~37 GB, cached
+# in cmd/authd-bench/.scale). SCALE=0.01 for a small world; BENCH_ARGS for
+# more flags (e.g. -load-only, -startups 5, -only refresh -cpuprofile-dir prof).
 SCALE ?= 1
+BENCH_ARGS ?=
 bench-scale:
 	@scripts/ensure-deps.sh
-	$(GO) run ./cmd/authd-bench -scale $(SCALE) -json bench-scale-results.json
+	$(GO) run ./cmd/authd-bench -scale $(SCALE) -json bench-scale-results.json $(BENCH_ARGS)
 
 ## soak-tokens: steady token issuance and refresh for SOAK_DURATION (default
 # 20m) with table sizes and p99 every minute: the purge and autovacuum must

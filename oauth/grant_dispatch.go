@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
 )
 
 // ownGrantOnly lets a token endpoint handler populate only the responses of
@@ -23,9 +24,40 @@ func (h ownGrantOnly) PopulateTokenEndpointResponse(ctx context.Context, r fosit
 	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, r, resp)
 }
 
-// dispatchByGrant wraps every token endpoint handler of cfg in ownGrantOnly.
+// openIDRefreshOnly lets fosite's OpenID Connect refresh handler see only
+// refreshes granted "openid". It handles every refresh_token grant and
+// refuses those without openid with errorsx.WithStack(ErrUnknownRequest),
+// twice per rotation (request and response): ~3% of a plain refresh's CPU
+// went into those stack captures. The handler's own first two checks are
+// CanHandleTokenEndpointRequest and the granted openid scope, in both
+// methods; they are asked here first, the same way, so only the cost changes.
+type openIDRefreshOnly struct{ fosite.TokenEndpointHandler }
+
+func (h openIDRefreshOnly) notOpenID(ctx context.Context, r fosite.AccessRequester) bool {
+	return h.CanHandleTokenEndpointRequest(ctx, r) && !r.GetGrantedScopes().Has("openid")
+}
+
+func (h openIDRefreshOnly) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	if h.notOpenID(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.TokenEndpointHandler.HandleTokenEndpointRequest(ctx, r)
+}
+
+func (h openIDRefreshOnly) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if h.notOpenID(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, r, resp)
+}
+
+// dispatchByGrant wraps every token endpoint handler of cfg in ownGrantOnly,
+// and the OpenID Connect refresh handler in openIDRefreshOnly too.
 func dispatchByGrant(cfg *fosite.Config) {
 	for i, h := range cfg.TokenEndpointHandlers {
+		if _, ok := h.(*openid.OpenIDConnectRefreshHandler); ok {
+			h = openIDRefreshOnly{h}
+		}
 		cfg.TokenEndpointHandlers[i] = ownGrantOnly{h}
 	}
 }

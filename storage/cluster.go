@@ -26,6 +26,9 @@ type Cluster struct {
 	Port int
 	// Durable keeps fsync on. Tests turn it off: their databases are throwaway.
 	Durable bool
+	// Settings are more server settings ("name=value", passed as -c), for
+	// this run only (the bench's pg_stat_statements).
+	Settings []string
 
 	bin  string
 	cred *syscall.Credential // non-nil when we run as root and drop to an unprivileged user
@@ -112,6 +115,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 	if !c.Durable {
 		opts = append(opts, "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
+	}
+	for _, kv := range c.Settings {
+		opts = append(opts, "-c "+kv)
 	}
 	logFile := filepath.Join(c.Dir, "server.log")
 	if out, err := c.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", c.Dir, "-l", logFile, "-o", strings.Join(opts, " ")); err != nil {

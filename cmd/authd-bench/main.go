@@ -50,6 +50,9 @@ type options struct {
 	scale        float64
 	scaleDir     string
 	loadOnly     bool
+	profileDir   string
+	startups     int
+	noVerify     bool
 	soak         soakConfig
 }
 
@@ -97,6 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.soak.Workers, "soak-workers", 16, "with -soak: workers (half of them rotate a refresh chain each)")
 	fs.DurationVar(&o.soak.Every, "soak-every", time.Minute, "with -soak: report interval")
 	fs.BoolVar(&o.loadOnly, "load-only", false, "with -scale: load (or find) the production-size world, then exit")
+	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of authd (<world>-<scenario>-c<n>.pprof, through AUTHD_PPROF_LISTEN on loopback) and Postgres' statements (.statements.txt, pg_stat_statements loaded for the run) per scenario and level here")
+	fs.BoolVar(&o.noVerify, "no-verify", false, "skip authd ledger verify after the scenarios (it reads the whole ledger: over an hour at -scale 1 on a loaded 2-core machine); the report says it was skipped")
+	fs.IntVar(&o.startups, "startups", 0, "instead of the scenarios: start authd this many times and print start-up to ready (on the empty world, and with -scale on the production-size one too)")
 	fs.StringVar(&o.scaleDir, "scale-dir", "", "with -scale: where loaded worlds are cached (default cmd/authd-bench/.scale)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -169,6 +175,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "production-size world %s: %s\n", sw.Key, strings.Join(sw.Counts, ", "))
 			return nil
 		}
+	}
+	if o.startups > 0 {
+		if err := measureStartups(ctx, o, "empty database", "", o.startups, stdout, stderr); err != nil {
+			return err
+		}
+		if sw != nil {
+			return measureStartups(ctx, o, "production size "+sw.Key, sw.dir, o.startups, stdout, stderr)
+		}
+		return nil
 	}
 	if o.soak.Duration > 0 {
 		if o.soak.Rate <= 0 || o.soak.Workers < 2 || o.soak.Every <= 0 {
@@ -243,7 +258,8 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, load
 	var w *world
 	var f *fixture
 	if o.url == "" {
-		w, err = startWorld(ctx, worldConfig{DataDir: dataDir, BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns, Log: stderr})
+		w, err = startWorld(ctx, worldConfig{DataDir: dataDir, BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns,
+			Pprof: o.profileDir != "", Log: stderr})
 		if err != nil {
 			return err
 		}
@@ -271,6 +287,18 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, load
 	if w.pgData != "" {
 		meters["postgres"] = treeCPU{pidFile: postmasterPidFile(w.pgData), hz: hz}
 	}
+	if w.dbURL != "" {
+		wal, err := newWALMeter(ctx, w.dbURL)
+		if err != nil {
+			return err
+		}
+		defer wal.close()
+		meters[walMeterName] = wal
+	}
+	w.label = "empty"
+	if dataDir != "" {
+		w.label = "prod"
+	}
 	env := &scenarioEnv{f: f, ips: &sourceIPs{}, seq: &atomic.Uint64{}}
 	for _, sc := range scenarios() {
 		if o.only != nil && !o.only[sc.name] {
@@ -294,7 +322,10 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, load
 	if err := settleAfter(ctx, w, meters, rep.Scenarios); err != nil {
 		return err
 	}
-	if w.dbURL != "" && f.missing(needSpend) == "" {
+	if o.noVerify && w.dbURL != "" {
+		rep.Setup = append(rep.Setup, "ledger verify after the run: SKIPPED (-no-verify)")
+	}
+	if !o.noVerify && w.dbURL != "" && f.missing(needSpend) == "" {
 		fmt.Fprintln(stderr, "ledger verify …")
 		t0 := time.Now()
 		out, err := w.cli(ctx, "", "ledger", "verify")
@@ -394,7 +425,28 @@ func runScenario(ctx context.Context, sc scenario, c int, o *options, w *world, 
 	if w.authdPID > 0 {
 		_ = resetPeakRSS(w.authdPID)
 	}
+	var profiled func() error
+	profileBase := filepath.Join(o.profileDir, fmt.Sprintf("%s-%s-c%d", w.label, sc.name, c))
+	if o.profileDir != "" && w.pprofURL != "" {
+		profiled = profileAuthd(ctx, w.pprofURL, profileBase+".pprof", o.warmup, o.duration)
+	}
+	wal, _ := meters[walMeterName].(*walMeter)
+	if w.statements && wal != nil {
+		// Counted from the measured part's start, as the meters are.
+		t := time.AfterFunc(o.warmup, func() { _ = wal.resetStatements(ctx) })
+		defer t.Stop()
+	}
 	res, err := RunLoad(ctx, LoadConfig{Concurrency: c, Duration: o.duration, Warmup: o.warmup, Meters: meters}, sc.worker(env))
+	if profiled != nil {
+		if perr := profiled(); perr != nil {
+			fmt.Fprintf(log, " (%v)", perr)
+		}
+	}
+	if err == nil && w.statements && wal != nil {
+		if serr := wal.writeStatements(ctx, profileBase+".statements.txt", res.Ops); serr != nil {
+			fmt.Fprintf(log, " (pg_stat_statements: %v)", serr)
+		}
+	}
 	if err != nil {
 		out.NA = err.Error()
 		fmt.Fprintln(log, " n/a:", err)
@@ -409,6 +461,9 @@ func runScenario(ctx context.Context, sc scenario, c int, o *options, w *world, 
 		if d, ok := res.CPUPerOp(name); ok {
 			*dst = msOf(d)
 		}
+	}
+	if d, ok := res.CPUPerOp(walMeterName); ok {
+		out.WALBytesPerOp = float64(d.Nanoseconds()) // the WAL meter counts bytes as nanoseconds
 	}
 	if out.AuthdCPUms > 0 && out.PostgresCPUms >= 0 && out.GenCPUms >= 0 {
 		out.CPURate = float64(runtime.NumCPU()) * 1000 / (out.AuthdCPUms + out.PostgresCPUms + out.GenCPUms)

@@ -38,10 +38,13 @@ type ScenarioResult struct {
 	// load on the machine lowers Rate but not this.
 	CPURate float64 `json:"ops_per_all_cores_cpu_second,omitempty"`
 	// AuthdPeakRSS is authd's VmHWM during the scenario, bytes; 0 unknown.
-	AuthdPeakRSS int64   `json:"authd_peak_rss_bytes"`
-	MeterErr     string  `json:"meter_error,omitempty"`
-	LimitKey     string  `json:"limit,omitempty"`
-	LimitRatio   float64 `json:"limit_ratio,omitempty"`
+	AuthdPeakRSS int64 `json:"authd_peak_rss_bytes"`
+	// WALBytesPerOp is the WAL Postgres wrote per operation during the
+	// measured part (the purge and autovacuum included when they ran).
+	WALBytesPerOp float64 `json:"wal_bytes_per_op,omitempty"`
+	MeterErr      string  `json:"meter_error,omitempty"`
+	LimitKey      string  `json:"limit,omitempty"`
+	LimitRatio    float64 `json:"limit_ratio,omitempty"`
 	// Target is issue 7's rate target (ops/s), 0 when it has none.
 	Target float64 `json:"target_ops_per_second,omitempty"`
 }
@@ -190,6 +193,23 @@ func (r *Report) WriteTable(w io.Writer) {
 	if len(hk) > 0 {
 		fmt.Fprintln(w, "Postgres settled (VACUUM (ANALYZE) + CHECKPOINT) after each scenario; its CPU, ms per op of the scenario, not in pg CPU:")
 		fmt.Fprintln(w, "  "+strings.Join(hk, ", "))
+	}
+	writeWAL := func(title string, scenarios []ScenarioResult) {
+		var wal []string
+		for _, s := range scenarios {
+			if s.WALBytesPerOp > 0 {
+				wal = append(wal, fmt.Sprintf("%s c=%d %.0f", s.Name, s.Concurrency, s.WALBytesPerOp))
+			}
+		}
+		if len(wal) > 0 {
+			fmt.Fprintf(w, "%sWAL written, bytes per op:\n  %s\n", title, strings.Join(wal, ", "))
+		}
+	}
+	if r.Empty != nil {
+		writeWAL("empty database: ", r.Empty.Scenarios)
+		writeWAL("production size: ", r.Scenarios)
+	} else {
+		writeWAL("", r.Scenarios)
 	}
 	for _, s := range r.Scenarios {
 		switch {

@@ -58,7 +58,7 @@ func TestReport_TableAndJSON(t *testing.T) {
 		Machine: Machine{Cores: 2, CPUModel: "Test CPU"},
 		Limits:  []Limit{{Key: limitBcrypt, Name: "bcrypt cost 10", Rate: 20}},
 		Scenarios: []ScenarioResult{
-			{Name: "login", Concurrency: 4, Rate: 19, LimitKey: limitBcrypt, P50ms: 1, P90ms: 2, P99ms: 3, AuthdCPUms: 100, PostgresCPUms: 0.5, GenCPUms: -1},
+			{Name: "login", Concurrency: 4, Rate: 19, LimitKey: limitBcrypt, P50ms: 1, P90ms: 2, P99ms: 3, AuthdCPUms: 100, PostgresCPUms: 0.5, GenCPUms: -1, WALBytesPerOp: 1234.4},
 			{Name: "registration", Concurrency: 4, NA: "not wired yet", AuthdCPUms: -1},
 			{Name: "jwks", Concurrency: 8, Rate: 10, Errors: 2, FirstError: "jwks: HTTP 500: boom"},
 		},
@@ -68,7 +68,8 @@ func TestReport_TableAndJSON(t *testing.T) {
 	r.WriteTable(&buf)
 	out := buf.String()
 	for _, want := range []string{"login (c=4) = 95% of bcrypt cost 10 limit", "registration (c=4): n/a (not wired yet)",
-		"jwks (c=8): 2 errors; first: jwks: HTTP 500: boom", "18.0 ok", "2 cores, Test CPU"} {
+		"jwks (c=8): 2 errors; first: jwks: HTTP 500: boom", "18.0 ok", "2 cores, Test CPU",
+		"WAL written, bytes per op:\n  login c=4 1234\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

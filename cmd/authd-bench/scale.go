@@ -170,7 +170,7 @@ func lockScale(root string) (release func(), err error) {
 // is used, so the bench runs on the same settings as the empty world (and
 // durable: the bench starts it with fsync and synchronous_commit on).
 var loadSettings = []string{
-	"wal_level = minimal", "max_wal_senders = 0", "max_wal_size = '16GB'", "checkpoint_timeout = '1h'",
+	"wal_level = minimal", "max_wal_senders = 0", "max_wal_size = '2GB'", "checkpoint_timeout = '1h'",
 	"maintenance_work_mem = '512MB'", "autovacuum = off", "work_mem = '256MB'",
 }
 

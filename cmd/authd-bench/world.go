@@ -31,10 +31,15 @@ type world struct {
 	bin      string
 	logPath  string
 	startup  time.Duration // exec to first /readyz 200
-	cmd      *exec.Cmd
-	cluster  *storage.Cluster
-	tmp      string
-	exited   chan error
+	pprofURL string        // authd's AUTHD_PPROF_LISTEN, "" when off
+	label    string        // "empty" or "prod", in profile file names
+	// statements: pg_stat_statements is loaded (-cpuprofile-dir) and
+	// dropped again when the world stops.
+	statements bool
+	cmd        *exec.Cmd
+	cluster    *storage.Cluster
+	tmp        string
+	exited     chan error
 	// loadedUsers is how many users a production-size world was loaded
 	// with (scale.go's userID(1..n)); 0 for an empty world.
 	loadedUsers int
@@ -50,6 +55,7 @@ type worldConfig struct {
 	AuthdBin   string   // prebuilt authd; built from ./cmd/authd when empty
 	MaxConns   int      // AUTHD_DB_MAX_CONNS; 0 = authd's default
 	ExtraEnv   []string // more settings for authd (the soak's short TTLs)
+	Pprof      bool     // serve authd's profiles on a loopback port, load pg_stat_statements (-cpuprofile-dir)
 	Log        io.Writer
 }
 
@@ -76,6 +82,9 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	if cfg.DataDir != "" {
 		w.cluster.Dir = cfg.DataDir
 	}
+	if cfg.Pprof {
+		w.cluster.Settings = pgStatementsSettings
+	}
 	if err := w.cluster.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -83,6 +92,13 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	w.dbURL = w.cluster.URL("authd")
 	if err := storage.Migrate(w.dbURL); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if cfg.Pprof {
+		// Dropped again by stop: a cached world is left as it was.
+		if err := execAll(ctx, w.dbURL, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+			return nil, err
+		}
+		w.statements = true
 	}
 	w.bin = cfg.AuthdBin
 	if w.bin == "" {
@@ -97,8 +113,17 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 		return nil, err
 	}
 	w.URL = "http://127.0.0.1:" + strconv.Itoa(port)
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
+	key, fresh, err := secretsKey(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if fresh && cfg.DataDir != "" {
+		// Keys a run before this one sealed under a key nobody kept
+		// cannot be opened: authd creates new ones.
+		if err := execAll(ctx, w.dbURL, "DELETE FROM signing_keys"); err != nil {
+			return nil, err
+		}
+	}
 	w.env = append(os.Environ(),
 		"AUTHD_ENV=production",
 		"AUTHD_ISSUER="+w.URL,
@@ -111,6 +136,15 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 	)
 	if cfg.MaxConns > 0 {
 		w.env = append(w.env, "AUTHD_DB_MAX_CONNS="+strconv.Itoa(cfg.MaxConns))
+	}
+	if cfg.Pprof {
+		pport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(pport)
+		w.pprofURL = "http://" + addr
+		w.env = append(w.env, "AUTHD_PPROF_LISTEN="+addr)
 	}
 	w.env = append(w.env, cfg.ExtraEnv...)
 	w.logPath = filepath.Join(tmp, "authd.log")
@@ -218,6 +252,9 @@ func (w *world) alive() error {
 
 func (w *world) stop() {
 	w.stopAuthd()
+	if w.statements {
+		_ = execAll(context.Background(), w.dbURL, "DROP EXTENSION IF EXISTS pg_stat_statements")
+	}
 	if w.cluster != nil {
 		_ = w.cluster.Stop(context.Background())
 	}
@@ -280,3 +317,32 @@ func tailFile(path string, n int) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// secretsKey is the AUTHD_SECRETS_KEY of a world: random for a fresh empty
+// one; for a cached production-size world (dataDir set) the one kept beside
+// its data directory, created on its first run (fresh), since the signing
+// keys authd creates on that run are sealed under it and every later run
+// must open them, as a production deployment keeps its key.
+func secretsKey(dataDir string) (key []byte, fresh bool, err error) {
+	key = make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, false, err
+	}
+	if dataDir == "" {
+		return key, true, nil
+	}
+	path := filepath.Join(filepath.Dir(dataDir), "secrets-key")
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) != 32 {
+			return nil, false, fmt.Errorf("%s: not a base64 32-byte key", path)
+		}
+		return k, false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, false, err
+	}
+	return key, true, nil
+}

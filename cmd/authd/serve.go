@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -132,6 +133,13 @@ func serveRuntime(ctx context.Context, rt *runtime, start time.Time) error {
 		return err
 	}
 	defer func() { <-metricsDone }()
+	pprofDone, err := servePprof(ctx, rt)
+	if err != nil {
+		cancelBG()
+		a.wait()
+		return err
+	}
+	defer func() { <-pprofDone }()
 	srv := httpx.NewServer(a.handler, rt.log)
 	rt.log.Info("authd listening",
 		zap.String("addr", rt.listener.Addr().String()), zap.String("issuer", rt.cfg.Issuer),
@@ -170,6 +178,41 @@ func serveMetrics(ctx context.Context, rt *runtime) (<-chan struct{}, error) {
 		defer close(done)
 		if err := httpx.Serve(ctx, srv, ln, 5*time.Second); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			rt.log.Error("metrics listener", zap.Error(err))
+		}
+	}()
+	return done, nil
+}
+
+// servePprof serves Go's profiles under /debug/pprof/ on AUTHD_PPROF_LISTEN
+// (a loopback address, checked by config) until ctx ends; off when unset.
+// The bench profiles the server through it. The returned channel is closed
+// once that server has stopped (at once when there is none).
+func servePprof(ctx context.Context, rt *runtime) (<-chan struct{}, error) {
+	done := make(chan struct{})
+	if rt.cfg.PprofListen == "" {
+		close(done)
+		return done, nil
+	}
+	ln, err := net.Listen("tcp", rt.cfg.PprofListen)
+	if err != nil {
+		close(done)
+		return done, fmt.Errorf("AUTHD_PPROF_LISTEN: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	srv := httpx.NewServer(mux, rt.log)
+	// A CPU profile or trace answers after its ?seconds=, longer than the
+	// public listener's write timeout allows.
+	srv.WriteTimeout = 0
+	rt.log.Warn("pprof listening: profiles of this process are served to local callers", zap.String("addr", ln.Addr().String()))
+	go func() {
+		defer close(done)
+		if err := httpx.Serve(ctx, srv, ln, time.Second); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			rt.log.Error("pprof listener", zap.Error(err))
 		}
 	}()
 	return done, nil

@@ -45,6 +45,7 @@ type Config struct {
 	DBLockTimeout      time.Duration `env:"AUTHD_DB_LOCK_TIMEOUT" envDefault:"2s" doc:"Postgres lock_timeout of every connection of the server: a request behind a held lock fails fast (503)."`
 	DBAcquireTimeout   time.Duration `env:"AUTHD_DB_ACQUIRE_TIMEOUT" envDefault:"2s" doc:"Longest wait for a free pool connection; beyond it the request gets 503 and /readyz reports the pool saturated."`
 	MetricsListen      string        `env:"AUTHD_METRICS_LISTEN" doc:"host:port serving /metrics on its own (e.g. 127.0.0.1:9090), and then not on AUTHD_LISTEN. Empty: /metrics on AUTHD_LISTEN."`
+	PprofListen        string        `env:"AUTHD_PPROF_LISTEN" doc:"Loopback host:port (e.g. 127.0.0.1:6060) serving Go's /debug/pprof/ profiles, for benchmarks and diagnosis. Empty (the default): no profiling endpoint anywhere."`
 
 	AccessTokenTTL     time.Duration `env:"AUTHD_ACCESS_TOKEN_TTL" envDefault:"15m" doc:"Access token lifetime."`
 	RefreshTokenTTL    time.Duration `env:"AUTHD_REFRESH_TOKEN_TTL" envDefault:"720h" doc:"Refresh token lifetime."`
@@ -287,6 +288,20 @@ func (c *Config) validateInfra() error {
 		}
 		if c.MetricsListen == c.Listen {
 			return fmt.Errorf("AUTHD_METRICS_LISTEN: must differ from AUTHD_LISTEN (%s)", c.Listen)
+		}
+	}
+	if c.PprofListen != "" {
+		host, _, err := net.SplitHostPort(c.PprofListen)
+		if err != nil {
+			return fmt.Errorf("AUTHD_PPROF_LISTEN: must be host:port such as 127.0.0.1:6060, got %q", c.PprofListen)
+		}
+		// Profiles show the process's inner workings (and goroutine dumps,
+		// its call arguments): only this host may ever read them.
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("AUTHD_PPROF_LISTEN: must be a loopback IP and port such as 127.0.0.1:6060, got %q", c.PprofListen)
+		}
+		if c.PprofListen == c.Listen || c.PprofListen == c.MetricsListen {
+			return fmt.Errorf("AUTHD_PPROF_LISTEN: must differ from AUTHD_LISTEN and AUTHD_METRICS_LISTEN")
 		}
 	}
 	return nil

@@ -12,7 +12,8 @@ import (
 // CreateRefreshTokenSession implements oauth2.RefreshTokenStorage. The row
 // remembers the access token issued with it.
 func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
-	args, err := newRow(signature, r, fosite.RefreshToken)
+	st := txOf(ctx)
+	args, err := newRow(signature, r, fosite.RefreshToken, st.sessionMemo())
 	if err != nil {
 		return err
 	}
@@ -21,7 +22,7 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 		atSig = hashKey(accessSignature)
 	}
 	args = append(args, atSig)
-	if st := txOf(ctx); st != nil && st.refresh != nil && st.refresh.add(tableRefresh, args, r.GetID()) {
+	if st != nil && st.refresh != nil && st.refresh.add(tableRefresh, args, r.GetID()) {
 		return nil // written with the rotation by RefreshTx.Commit
 	}
 	_, err = s.q(ctx).Exec(ctx, `INSERT INTO oauth2_refresh (`+insertColumns+`, access_token_signature)

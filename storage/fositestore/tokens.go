@@ -27,18 +27,18 @@ const insertColumns = `signature, request_id, requested_at, client_id, scopes, g
 // newRow flattens r into insertColumns' values for the row keyed by key; exp picks which expiry of the
 // session the row copies (for garbage collection only: fosite reads expiry
 // from the session itself).
-func newRow(key string, r fosite.Requester, exp fosite.TokenType) ([]any, error) {
+func newRow(key string, r fosite.Requester, exp fosite.TokenType, memo *sessionMemo) ([]any, error) {
 	var (
 		session any // NULL when the requester has no session
 		subject string
 		expires *time.Time
 	)
 	if sess := r.GetSession(); sess != nil {
-		b, err := json.Marshal(sess)
+		b, err := memo.encode(sess)
 		if err != nil {
 			return nil, fmt.Errorf("fositestore: encode session: %w", err)
 		}
-		session = string(b)
+		session = b
 		subject = sess.GetSubject()
 		expires = nullTime(sess.GetExpiresAt(exp))
 	}
@@ -56,7 +56,7 @@ func newRow(key string, r fosite.Requester, exp fosite.TokenType) ([]any, error)
 
 // createRequest inserts r into table under key.
 func (s *Store) createRequest(ctx context.Context, table, key string, r fosite.Requester, exp fosite.TokenType) error {
-	args, err := newRow(key, r, exp)
+	args, err := newRow(key, r, exp, nil)
 	if err != nil {
 		return err
 	}
@@ -184,11 +184,12 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, code string)
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
-	args, err := newRow(signature, r, fosite.AccessToken)
+	st := txOf(ctx)
+	args, err := newRow(signature, r, fosite.AccessToken, st.sessionMemo())
 	if err != nil {
 		return err
 	}
-	if st := txOf(ctx); st != nil && st.refresh != nil && st.refresh.add(tableAccess, args, r.GetID()) {
+	if st != nil && st.refresh != nil && st.refresh.add(tableAccess, args, r.GetID()) {
 		return nil // written with the rotation by RefreshTx.Commit
 	}
 	if _, inTx := ctx.Value(txKey{}).(*txState); !inTx {
