@@ -5,9 +5,13 @@ package main
 // test is what an adversary would try and fails while the hole is open.
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/authd/authd/oauth/clients"
 )
@@ -61,5 +65,71 @@ func TestAttack4_ThirdPartyClientGetsAnAdminToken(t *testing.T) {
 	}
 	if rec := e.callAPI("GET", "/admin/v1/users", out["access_token"].(string), ""); rec.Code != http.StatusOK {
 		t.Errorf("admin API with a service's admin token: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestAttack4_ParallelGuessesSlipPastTheFactorLock: whoever holds the
+// password guesses second-factor codes. The backoff reads the lock, runs
+// the check and only then counts the failure, so guesses sent all at once
+// are each checked before any is counted: one burst tries dozens of codes
+// where the lock allows one, and a burst per lock period undoes the lock's
+// arithmetic. One guess per
+// account is in flight at a time; the others are answered "try again".
+func TestAttack4_ParallelGuessesSlipPastTheFactorLock(t *testing.T) {
+	e := newSecEnv(t)
+	const email = "burst@example.com"
+	e.mustUser(email)
+	owner := e.acctClient("10.44.0.1")
+	owner.login(email, secUserPass)
+	secret, used, _ := mfaEnrol(t, owner)
+	wrong := "000000"
+	for _, at := range []time.Time{time.Now().Add(-30 * time.Second), time.Now(), time.Now().Add(30 * time.Second)} {
+		if mfaCode(t, secret, at) == wrong || used == wrong {
+			wrong = "999999"
+		}
+	}
+	p := e.acctClient("10.44.0.2")
+	if st, next := mfaPassword(p, "/account", email); st != http.StatusSeeOther || next != "/login/mfa" {
+		t.Fatalf("password: %d %q", st, next)
+	}
+	// Many guesses happened already (from many addresses): the next failure
+	// locks the account's second factor for the longest time.
+	if _, err := e.db.Pool.Exec(context.Background(), `INSERT INTO login_failures (email, client, failures, updated_at)
+		VALUES ($1, '', 20, now())`, "2fa "+email); err != nil {
+		t.Fatal(err)
+	}
+	_, page := p.do(http.MethodGet, "/login/mfa", nil)
+	form := secHidden(page)
+	form.Set("method", "totp")
+	form.Set("code", wrong)
+	const n = 40
+	start := make(chan struct{})
+	results := make(chan int, n)
+	for range n {
+		go func() {
+			req := httptest.NewRequest(http.MethodPost, e.URL+"/login/mfa", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range p.cookies {
+				req.AddCookie(&http.Cookie{Name: k, Value: v})
+			}
+			<-start
+			results <- e.serve(req).Code
+		}()
+	}
+	close(start)
+	checked := 0
+	for range n {
+		switch code := <-results; code {
+		case http.StatusUnauthorized: // the code was checked and was wrong
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("a guess answered %d", code)
+		}
+	}
+	// The first failure locks the factor for minutes: no other guess of the
+	// burst may be checked.
+	if checked != 1 {
+		t.Fatalf("%d codes checked in one burst on the brink of the lock, want 1", checked)
 	}
 }
