@@ -434,4 +434,6 @@ func TestHandler_AdminGrantRefundAdjustVerify(t *testing.T) {
 // flagged first-party.
 type firstPartyClients map[string]bool
 
-func (c firstPartyClients) IsFirstParty(_ context.Context, id string) (bool, error) { return c[id], nil }
+func (c firstPartyClients) IsFirstParty(_ context.Context, id string) (bool, error) {
+	return c[id], nil
+}
