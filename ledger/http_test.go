@@ -82,7 +82,9 @@ func newEnv(t *testing.T, opts ...ledger.HandlerOption) *env {
 	}
 	e.l = h.Ledger()
 	r := mux.NewRouter()
-	g := &authn.Guard{Verifier: v, Audience: testAudience}
+	// The console is authd's own app: an admin's token is an admin's only
+	// from a first-party client.
+	g := &authn.Guard{Verifier: v, Audience: testAudience, Clients: firstPartyClients{"console": true}}
 	tbl := authn.NewTable()
 	h.Mount(authn.NewRouter(r.PathPrefix("/api/v1").Subrouter(), g, tbl),
 		authn.NewRouter(r.PathPrefix("/admin/v1").Subrouter(), g, tbl))
@@ -426,4 +428,12 @@ func TestHandler_AdminGrantRefundAdjustVerify(t *testing.T) {
 		t.Fatalf("verify = %v", rep)
 	}
 	e.expect("GET", "/admin/v1/ledger/verify", "admin-client", "", 200)
+}
+
+// firstPartyClients is the client directory of the tests: the clients
+// flagged first-party.
+type firstPartyClients map[string]bool
+
+func (c firstPartyClients) IsFirstParty(_ context.Context, id string) (bool, error) {
+	return c[id], nil
 }

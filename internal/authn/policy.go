@@ -22,9 +22,10 @@ const (
 	User Caller = 1 << iota
 	// Service is a client-credentials token: a client acting for itself.
 	Service
-	// Admin is a user token holding role admin and scope admin, or a
-	// service token holding scope admin (IsAdmin). Scopes are not asked of
-	// an admin: scope admin is the admin's scope.
+	// Admin is a user token holding role admin and scope admin issued to a
+	// first-party client, or a service token holding scope admin (IsAdmin;
+	// the guard checks the client). Scopes are not asked of an admin:
+	// scope admin is the admin's scope.
 	Admin
 )
 
@@ -185,12 +186,24 @@ func (g *Guard) Authorize(r *http.Request, pol Policy) (*Principal, *Denial) {
 	if !slices.Contains(p.Audience, g.Audience) {
 		return nil, &Denial{Status: http.StatusUnauthorized, Code: "invalid_token", Detail: "the access token was not issued for this API"}
 	}
-	if !pol.admits(p) {
+	// A user's admin token is an admin's only from a first-party client: a
+	// third-party app an admin consented to must not act as them on the
+	// admin API. A service's own admin scope is the operator's automation.
+	firstParty := func() (bool, error) { return g.Clients.IsFirstParty(ctx, p.ClientID) }
+	asAdmin := pol.Callers&Admin != 0 && IsAdmin(p)
+	if asAdmin && p.IsUser() {
+		fp, err := firstParty()
+		if err != nil {
+			return nil, &Denial{Err: err}
+		}
+		asAdmin = fp
+	}
+	if !asAdmin && !pol.admitsClass(p) {
 		return nil, &Denial{Status: http.StatusForbidden, Code: "insufficient_scope", Scopes: pol.challengeScopes(),
 			Detail: "the access token does not allow this request"}
 	}
 	if pol.FirstParty {
-		fp, err := g.Clients.IsFirstParty(ctx, p.ClientID)
+		fp, err := firstParty()
 		if err != nil {
 			return nil, &Denial{Err: err}
 		}
@@ -202,11 +215,9 @@ func (g *Guard) Authorize(r *http.Request, pol Policy) (*Principal, *Denial) {
 	return p, nil
 }
 
-// admits reports whether p's class and scopes satisfy pol.
-func (pol Policy) admits(p *Principal) bool {
-	if pol.Callers&Admin != 0 && IsAdmin(p) {
-		return true
-	}
+// admitsClass reports whether p's class (user or service) and scopes
+// satisfy pol, admins aside.
+func (pol Policy) admitsClass(p *Principal) bool {
 	class := Service
 	if p.IsUser() {
 		class = User
