@@ -301,21 +301,16 @@ func (s *Service) guardFactor(ctx context.Context, userID string, verify func() 
 	key := keyFor(ctx, u.Email).secondFactor()
 	// One guess per account at a time: guesses sent at once would each pass
 	// the check before any is counted. The others are answered "try again"
-	// rather than queued, so a burst holds no connections. The lock is the
-	// transaction's: it ends with it, whatever happens to the connection.
-	tx, err := s.pool.Begin(ctx)
+	// rather than queued, and the claim is a leased row, not a held lock, so
+	// a burst holds no connections.
+	release, mine, err := s.claimGuess(ctx, key)
 	if err != nil {
-		return fmt.Errorf("accounts: second-factor guard: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only; a failed rollback closes the connection
-	email, _ := key.accountWide().row()
-	var mine bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`, email).Scan(&mine); err != nil {
-		return fmt.Errorf("accounts: second-factor guard: %w", err)
+		return err
 	}
 	if !mine {
 		return &ThrottledError{RetryAfter: time.Second}
 	}
+	defer release()
 	if err := s.checkThrottle(ctx, key); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/authd/authd/internal/reqctx"
@@ -168,6 +169,37 @@ func keyFor(ctx context.Context, email string) throttleKey {
 		}
 	}
 	return throttleKey{email: email, client: client}
+}
+
+// guessClient is the client of an account's row that leases "a guess is
+// being checked" (claimGuess); no address is spelled like it.
+const guessClient = "~guess"
+
+// guessLease bounds a claim whose holder died: the next guess may proceed.
+const guessLease = 10 * time.Second
+
+// claimGuess claims the account of k for one guess at a time, across
+// replicas: mine is false while another guess of the account is being
+// checked. release ends the claim. A claim is a row leased for guessLease
+// (an expired one is taken over), so it holds no connection or lock.
+func (s *Service) claimGuess(ctx context.Context, k throttleKey) (release func(), mine bool, err error) {
+	email, _ := k.accountWide().row()
+	now := s.cfg.Now()
+	err = s.pool.QueryRow(ctx, `INSERT INTO login_failures AS f (email, client, failures, updated_at, locked_until)
+		VALUES ($1, $2, 0, $3, $4)
+		ON CONFLICT (email, client) DO UPDATE SET updated_at = $3, locked_until = $4 WHERE f.locked_until <= $3
+		RETURNING true`, email, guessClient, now, now.Add(guessLease)).Scan(&mine)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("accounts: claim a second-factor guess: %w", err)
+	}
+	return func() {
+		if _, err := s.pool.Exec(context.WithoutCancel(ctx), `DELETE FROM login_failures WHERE email = $1 AND client = $2`, email, guessClient); err != nil {
+			s.log.Warn("release a second-factor guess", zap.Error(err))
+		}
+	}, true, nil
 }
 
 // checkThrottle returns a *ThrottledError while either the address's or the
