@@ -53,12 +53,8 @@ func CrashedBackend(ctx context.Context, env Env) *Report {
 	if g == nil {
 		return rep
 	}
-	defer g.srv.Kill()
-	for range 3 {
-		if a, _ := g.spend(ctx, "before-"+RandomID()); !a.OK() {
-			rep.Problem("spend before: %s", a)
-		}
-	}
+	defer g.close(ctx)
+	g.spendBefore(ctx, rep, 3)
 	for _, k := range []struct {
 		table string
 		oauth bool

@@ -45,6 +45,7 @@ type infraRig struct {
 	spender string
 	c       *http.Client
 	rec     *Recorder
+	conns   []*pgx.Conn // the scenario's own database sessions, closed with the rig
 }
 
 func newInfraRig(ctx context.Context, env Env, rep *Report, extra []string) *infraRig {
@@ -68,6 +69,35 @@ func newInfraRig(ctx context.Context, env Env, rep *Report, extra []string) *inf
 		return nil
 	}
 	return &infraRig{env: env, key: key, srv: srv, fix: fix, spender: spender, c: c, rec: &Recorder{}}
+}
+
+// close stops the server and ends the scenario's database sessions.
+func (g *infraRig) close(ctx context.Context) {
+	g.srv.Kill()
+	for _, c := range g.conns {
+		_ = c.Close(context.WithoutCancel(ctx)) // a session the scenario ended is closed already
+	}
+}
+
+// connect opens a database session of the scenario's own (to lock, watch or
+// alter), closed with the rig; nil after recording why it failed.
+func (g *infraRig) connect(ctx context.Context, rep *Report) *pgx.Conn {
+	c, err := pgx.Connect(ctx, g.env.DatabaseURL)
+	if err != nil {
+		rep.Problem("connect: %v", err)
+		return nil
+	}
+	g.conns = append(g.conns, c)
+	return c
+}
+
+// spendBefore makes n spends that must succeed before the fault.
+func (g *infraRig) spendBefore(ctx context.Context, rep *Report, n int) {
+	for range n {
+		if a, _ := g.spend(ctx, "before-"+RandomID()); !a.OK() {
+			rep.Problem("spend before the fault: %s", a)
+		}
+	}
 }
 
 // spend debits 1 credit of user 0 under ref and records it.
@@ -212,16 +242,12 @@ func LockedTable(ctx context.Context, env Env) *Report {
 	if g == nil {
 		return rep
 	}
-	defer g.srv.Kill()
-	if a, _ := g.spend(ctx, "before-"+RandomID()); !a.OK() {
-		rep.Problem("spend before the lock: %s", a)
-	}
-	locker, err := pgx.Connect(ctx, env.DatabaseURL)
-	if err != nil {
-		rep.Problem("%v", err)
+	defer g.close(ctx)
+	g.spendBefore(ctx, rep, 1)
+	locker := g.connect(ctx, rep)
+	if locker == nil {
 		return rep
 	}
-	defer locker.Close(context.WithoutCancel(ctx))
 	if _, err := locker.Exec(ctx, `BEGIN; LOCK TABLE ledger_accounts, oauth2_access IN ACCESS EXCLUSIVE MODE`); err != nil {
 		rep.Problem("lock: %v", err)
 		return rep
@@ -326,22 +352,16 @@ func KilledBackend(ctx context.Context, env Env) *Report {
 	if g == nil {
 		return rep
 	}
-	defer g.srv.Kill()
-	if a, _ := g.spend(ctx, "before-"+RandomID()); !a.OK() {
-		rep.Problem("spend before the kill: %s", a)
-	}
-	locker, err := pgx.Connect(ctx, env.DatabaseURL)
-	if err != nil {
-		rep.Problem("%v", err)
+	defer g.close(ctx)
+	g.spendBefore(ctx, rep, 1)
+	locker := g.connect(ctx, rep)
+	if locker == nil {
 		return rep
 	}
-	defer locker.Close(context.WithoutCancel(ctx))
-	watcher, err := pgx.Connect(ctx, env.DatabaseURL)
-	if err != nil {
-		rep.Problem("%v", err)
+	watcher := g.connect(ctx, rep)
+	if watcher == nil {
 		return rep
 	}
-	defer watcher.Close(context.WithoutCancel(ctx))
 	for _, k := range []struct {
 		table string
 		oauth bool
@@ -403,18 +423,12 @@ func ReadOnlyDatabase(ctx context.Context, env Env) *Report {
 	if g == nil {
 		return rep
 	}
-	defer g.srv.Kill()
-	for range 3 {
-		if a, _ := g.spend(ctx, "before-"+RandomID()); !a.OK() {
-			rep.Problem("spend before: %s", a)
-		}
-	}
-	admin, err := pgx.Connect(ctx, env.DatabaseURL)
-	if err != nil {
-		rep.Problem("%v", err)
+	defer g.close(ctx)
+	g.spendBefore(ctx, rep, 3)
+	admin := g.connect(ctx, rep)
+	if admin == nil {
 		return rep
 	}
-	defer admin.Close(context.WithoutCancel(ctx))
 	db := pgx.Identifier{dbName(env.DatabaseURL)}.Sanitize()
 	setReadOnly := func(on bool) {
 		stmt := `ALTER DATABASE ` + db + ` SET default_transaction_read_only = on`
@@ -469,24 +483,18 @@ func AdminShutdown(ctx context.Context, env Env, cluster *storage.Cluster) *Repo
 	if g == nil {
 		return rep
 	}
-	defer g.srv.Kill()
-	for range 3 {
-		if a, _ := g.spend(ctx, "before-"+RandomID()); !a.OK() {
-			rep.Problem("spend before: %s", a)
-		}
-	}
-	locker, err := pgx.Connect(ctx, env.DatabaseURL)
-	if err != nil {
-		rep.Problem("%v", err)
+	defer g.close(ctx)
+	g.spendBefore(ctx, rep, 3)
+	locker := g.connect(ctx, rep)
+	if locker == nil {
 		return rep
 	}
 	if _, err := locker.Exec(ctx, `BEGIN; LOCK TABLE ledger_accounts IN ACCESS EXCLUSIVE MODE`); err != nil {
 		rep.Problem("lock: %v", err)
 		return rep
 	}
-	watcher, err := pgx.Connect(ctx, env.DatabaseURL)
-	if err != nil {
-		rep.Problem("%v", err)
+	watcher := g.connect(ctx, rep)
+	if watcher == nil {
 		return rep
 	}
 	_, answer, err := blockedRequest(ctx, watcher, func() (Answer, http.Header) { return g.spend(ctx, "inflight-"+RandomID()) })
@@ -563,18 +571,12 @@ func DiskFull(ctx context.Context, env Env) *Report {
 	if g == nil {
 		return rep
 	}
-	defer g.srv.Kill()
-	for range 3 {
-		if a, _ := g.spend(ctx, "before-"+RandomID()); !a.OK() {
-			rep.Problem("spend before: %s", a)
-		}
-	}
-	admin, err := pgx.Connect(ctx, env.DatabaseURL)
-	if err != nil {
-		rep.Problem("%v", err)
+	defer g.close(ctx)
+	g.spendBefore(ctx, rep, 3)
+	admin := g.connect(ctx, rep)
+	if admin == nil {
 		return rep
 	}
-	defer admin.Close(context.WithoutCancel(ctx))
 	if _, err := admin.Exec(ctx, `
 		CREATE FUNCTION reliability_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
