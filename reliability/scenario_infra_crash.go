@@ -45,47 +45,40 @@ import (
 // recovery /readyz returns to 200 and authd serves without a restart; no
 // acknowledged spend is lost and every refused one can be retried once.
 func CrashedBackend(ctx context.Context, env Env) *Report {
-	rep := &Report{Name: "crashed database backend"}
-	start := time.Now()
-	defer func() { rep.Duration = time.Since(start) }()
 	// Lock waits long enough to find the waiting backend and kill it.
-	g := newInfraRig(ctx, env, rep, []string{"AUTHD_DB_LOCK_TIMEOUT=8s", "AUTHD_DB_STATEMENT_TIMEOUT=8s", "AUTHD_REQUEST_TIMEOUT=10s"})
-	if g == nil {
-		return rep
-	}
-	defer g.close(ctx)
-	g.spendBefore(ctx, rep, 3)
-	for _, k := range []struct {
-		table string
-		oauth bool
-	}{{"ledger_accounts", false}, {"oauth2_access", true}} {
-		for attempt := 1; ; attempt++ {
-			done, err := crashRound(ctx, g, rep, k.table, k.oauth)
-			if err != nil {
-				rep.Problem("%s: %v", k.table, err)
-				return rep
+	return runInfra(ctx, env, "crashed database backend", []string{"AUTHD_DB_LOCK_TIMEOUT=8s", "AUTHD_DB_STATEMENT_TIMEOUT=8s", "AUTHD_REQUEST_TIMEOUT=10s"}, func(g *infraRig, rep *Report) {
+		g.spendBefore(ctx, rep, 3)
+		for _, k := range []struct {
+			table string
+			oauth bool
+		}{{"ledger_accounts", false}, {"oauth2_access", true}} {
+			for attempt := 1; ; attempt++ {
+				done, err := crashRound(ctx, g, rep, k.table, k.oauth)
+				if err != nil {
+					rep.Problem("%s: %v", k.table, err)
+					return
+				}
+				if done {
+					break
+				}
+				if attempt == 3 {
+					rep.Problem("%s: three times the postmaster ended the reset window before authd was asked (machine stalled > 5 s)", k.table)
+					break
+				}
 			}
-			if done {
-				break
+			if !g.waitReadyz(ctx, rep, http.StatusOK, "", 30*time.Second) {
+				return
 			}
-			if attempt == 3 {
-				rep.Problem("%s: three times the postmaster ended the reset window before authd was asked (machine stalled > 5 s)", k.table)
-				break
+			if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
+				rep.Problem("spend after crash recovery (%s): %s", k.table, a)
+			}
+			if a, _ := g.token(ctx); !a.OK() {
+				rep.Problem("token after crash recovery (%s): %s", k.table, a)
 			}
 		}
-		if !g.waitReadyz(ctx, rep, http.StatusOK, "", 30*time.Second) {
-			return rep
-		}
-		if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
-			rep.Problem("spend after crash recovery (%s): %s", k.table, a)
-		}
-		if a, _ := g.token(ctx); !a.OK() {
-			rep.Problem("token after crash recovery (%s): %s", k.table, a)
-		}
-	}
-	// Every killed or refused spend died before its commit: none is ambiguous.
-	g.checkLedger(ctx, rep, nil)
-	return rep
+		// Every killed or refused spend died before its commit: none is ambiguous.
+		g.checkLedger(ctx, rep, nil)
+	})
 }
 
 // crashRound locks table, starts a request that waits on the lock, holds

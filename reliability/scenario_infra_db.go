@@ -71,6 +71,21 @@ func newInfraRig(ctx context.Context, env Env, rep *Report, extra []string) *inf
 	return &infraRig{env: env, key: key, srv: srv, fix: fix, spender: spender, c: c, rec: &Recorder{}}
 }
 
+// runInfra runs one scenario, body, on a fresh rig started with extra
+// settings, and times it.
+func runInfra(ctx context.Context, env Env, name string, extra []string, body func(g *infraRig, rep *Report)) *Report {
+	rep := &Report{Name: name}
+	start := time.Now()
+	defer func() { rep.Duration = time.Since(start) }()
+	g := newInfraRig(ctx, env, rep, extra)
+	if g == nil {
+		return rep
+	}
+	defer g.close(ctx)
+	body(g, rep)
+	return rep
+}
+
 // close stops the server and ends the scenario's database sessions.
 func (g *infraRig) close(ctx context.Context) {
 	g.srv.Kill()
@@ -235,81 +250,74 @@ func terminateOthers(ctx context.Context, conn *pgx.Conn) (int, error) {
 // goes, requests succeed at once; no acknowledged spend is lost and every
 // refused one can be retried.
 func LockedTable(ctx context.Context, env Env) *Report {
-	rep := &Report{Name: "locked table"}
-	start := time.Now()
-	defer func() { rep.Duration = time.Since(start) }()
-	g := newInfraRig(ctx, env, rep, infraServerEnv(3))
-	if g == nil {
-		return rep
-	}
-	defer g.close(ctx)
-	g.spendBefore(ctx, rep, 1)
-	locker := g.connect(ctx, rep)
-	if locker == nil {
-		return rep
-	}
-	if _, err := locker.Exec(ctx, `BEGIN; LOCK TABLE ledger_accounts, oauth2_access IN ACCESS EXCLUSIVE MODE`); err != nil {
-		rep.Problem("lock: %v", err)
-		return rep
-	}
-	rep.Faults++
+	return runInfra(ctx, env, "locked table", infraServerEnv(3), func(g *infraRig, rep *Report) {
+		g.spendBefore(ctx, rep, 1)
+		locker := g.connect(ctx, rep)
+		if locker == nil {
+			return
+		}
+		if _, err := locker.Exec(ctx, `BEGIN; LOCK TABLE ledger_accounts, oauth2_access IN ACCESS EXCLUSIVE MODE`); err != nil {
+			rep.Problem("lock: %v", err)
+			return
+		}
+		rep.Faults++
 
-	// Four times as many requests as connections, at once.
-	// Slack for scheduling on a busy machine; the deadline itself is 2 s.
-	bound := InfraRequestTimeout + 1500*time.Millisecond
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for i := range 12 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t0 := time.Now()
-			var a Answer
-			var h http.Header
-			oauth := i%2 == 0
-			if oauth {
-				a, h = g.token(ctx)
-			} else {
-				a, h = g.spend(ctx, "locked-"+RandomID())
-			}
-			d := time.Since(t0)
-			mu.Lock()
-			defer mu.Unlock()
-			mustUnavailable(rep, fmt.Sprintf("request %d during the lock", i), a, h, oauth, "")
-			if d > bound {
-				rep.Problem("request %d took %s during the lock (bound %s)", i, d.Round(time.Millisecond), bound)
-			}
-		}()
-	}
-	t0 := time.Now()
-	st, why := g.readyz(ctx)
-	if d := time.Since(t0); d > bound {
-		rep.Problem("/readyz took %s during the lock (bound %s)", d.Round(time.Millisecond), bound)
-	}
-	rep.Note("/readyz during the lock: %d %s", st, why)
-	wg.Wait()
+		// Four times as many requests as connections, at once.
+		// Slack for scheduling on a busy machine; the deadline itself is 2 s.
+		bound := InfraRequestTimeout + 1500*time.Millisecond
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t0 := time.Now()
+				var a Answer
+				var h http.Header
+				oauth := i%2 == 0
+				if oauth {
+					a, h = g.token(ctx)
+				} else {
+					a, h = g.spend(ctx, "locked-"+RandomID())
+				}
+				d := time.Since(t0)
+				mu.Lock()
+				defer mu.Unlock()
+				mustUnavailable(rep, fmt.Sprintf("request %d during the lock", i), a, h, oauth, "")
+				if d > bound {
+					rep.Problem("request %d took %s during the lock (bound %s)", i, d.Round(time.Millisecond), bound)
+				}
+			}()
+		}
+		t0 := time.Now()
+		st, why := g.readyz(ctx)
+		if d := time.Since(t0); d > bound {
+			rep.Problem("/readyz took %s during the lock (bound %s)", d.Round(time.Millisecond), bound)
+		}
+		rep.Note("/readyz during the lock: %d %s", st, why)
+		wg.Wait()
 
-	if _, err := locker.Exec(ctx, `ROLLBACK`); err != nil {
-		rep.Problem("unlock: %v", err)
-		return rep
-	}
-	released := time.Now()
-	a, h := g.spend(ctx, "after-"+RandomID())
-	if !a.OK() {
-		rep.Problem("first spend after the lock went: %s (Retry-After %q)", a, h.Get("Retry-After"))
-	}
-	if a, _ := g.token(ctx); !a.OK() {
-		rep.Problem("first token after the lock went: %s", a)
-	}
-	rep.Note("recovered %s after the lock went", time.Since(released).Round(time.Millisecond))
-	// A spend whose request deadline passed while its batch was committing
-	// may commit after the 503 (the ledger finishes what it started): the
-	// answer is "unknown, retry with the same reference", and the retry
-	// below must then replay it.
-	g.checkLedger(ctx, rep, func(o Outcome) bool {
-		return o.Status == http.StatusServiceUnavailable && strings.Contains(o.Body, "did not answer in time")
+		if _, err := locker.Exec(ctx, `ROLLBACK`); err != nil {
+			rep.Problem("unlock: %v", err)
+			return
+		}
+		released := time.Now()
+		a, h := g.spend(ctx, "after-"+RandomID())
+		if !a.OK() {
+			rep.Problem("first spend after the lock went: %s (Retry-After %q)", a, h.Get("Retry-After"))
+		}
+		if a, _ := g.token(ctx); !a.OK() {
+			rep.Problem("first token after the lock went: %s", a)
+		}
+		rep.Note("recovered %s after the lock went", time.Since(released).Round(time.Millisecond))
+		// A spend whose request deadline passed while its batch was committing
+		// may commit after the 503 (the ledger finishes what it started): the
+		// answer is "unknown, retry with the same reference", and the retry
+		// below must then replay it.
+		g.checkLedger(ctx, rep, func(o Outcome) bool {
+			return o.Status == http.StatusServiceUnavailable && strings.Contains(o.Body, "did not answer in time")
+		})
 	})
-	return rep
 }
 
 // blockedRequest starts do, which must block on a lock held by another
@@ -344,68 +352,61 @@ func blockedRequest(ctx context.Context, watcher *pgx.Conn, do func() (Answer, h
 // which resets them all); no acknowledged spend is lost and the killed one
 // can be retried exactly once.
 func KilledBackend(ctx context.Context, env Env) *Report {
-	rep := &Report{Name: "killed database backend"}
-	start := time.Now()
-	defer func() { rep.Duration = time.Since(start) }()
 	// Lock waits long enough to find the waiting backend and kill it.
-	g := newInfraRig(ctx, env, rep, []string{"AUTHD_DB_LOCK_TIMEOUT=8s", "AUTHD_DB_STATEMENT_TIMEOUT=8s", "AUTHD_REQUEST_TIMEOUT=10s"})
-	if g == nil {
-		return rep
-	}
-	defer g.close(ctx)
-	g.spendBefore(ctx, rep, 1)
-	locker := g.connect(ctx, rep)
-	if locker == nil {
-		return rep
-	}
-	watcher := g.connect(ctx, rep)
-	if watcher == nil {
-		return rep
-	}
-	for _, k := range []struct {
-		table string
-		oauth bool
-	}{{"ledger_accounts", false}, {"oauth2_access", true}} {
-		if _, err := locker.Exec(ctx, `BEGIN; LOCK TABLE `+k.table+` IN ACCESS EXCLUSIVE MODE`); err != nil {
-			rep.Problem("lock: %v", err)
-			return rep
+	return runInfra(ctx, env, "killed database backend", []string{"AUTHD_DB_LOCK_TIMEOUT=8s", "AUTHD_DB_STATEMENT_TIMEOUT=8s", "AUTHD_REQUEST_TIMEOUT=10s"}, func(g *infraRig, rep *Report) {
+		g.spendBefore(ctx, rep, 1)
+		locker := g.connect(ctx, rep)
+		if locker == nil {
+			return
 		}
-		do := func() (Answer, http.Header) { return g.spend(ctx, "killed-"+RandomID()) }
-		if k.oauth {
-			do = func() (Answer, http.Header) { return g.token(ctx) }
+		watcher := g.connect(ctx, rep)
+		if watcher == nil {
+			return
 		}
-		pid, answer, err := blockedRequest(ctx, watcher, do)
-		if err != nil {
-			rep.Problem("%s: %v", k.table, err)
-			_, _ = locker.Exec(ctx, `ROLLBACK`)
-			continue
+		for _, k := range []struct {
+			table string
+			oauth bool
+		}{{"ledger_accounts", false}, {"oauth2_access", true}} {
+			if _, err := locker.Exec(ctx, `BEGIN; LOCK TABLE `+k.table+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+				rep.Problem("lock: %v", err)
+				return
+			}
+			do := func() (Answer, http.Header) { return g.spend(ctx, "killed-"+RandomID()) }
+			if k.oauth {
+				do = func() (Answer, http.Header) { return g.token(ctx) }
+			}
+			pid, answer, err := blockedRequest(ctx, watcher, do)
+			if err != nil {
+				rep.Problem("%s: %v", k.table, err)
+				_, _ = locker.Exec(ctx, `ROLLBACK`)
+				continue
+			}
+			if _, err := watcher.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+				rep.Problem("terminate: %v", err)
+			}
+			rep.Faults++
+			select {
+			case r := <-answer:
+				mustUnavailable(rep, "request whose backend was killed on "+k.table, r[0].(Answer), r[1].(http.Header), k.oauth, "")
+			case <-time.After(10 * time.Second):
+				rep.Problem("request whose backend was killed on %s did not answer within 10s", k.table)
+			}
+			if _, err := locker.Exec(ctx, `ROLLBACK`); err != nil {
+				rep.Problem("unlock: %v", err)
+			}
 		}
-		if _, err := watcher.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
-			rep.Problem("terminate: %v", err)
+		if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
+			rep.Problem("spend after the kill: %s", a)
 		}
-		rep.Faults++
-		select {
-		case r := <-answer:
-			mustUnavailable(rep, "request whose backend was killed on "+k.table, r[0].(Answer), r[1].(http.Header), k.oauth, "")
-		case <-time.After(10 * time.Second):
-			rep.Problem("request whose backend was killed on %s did not answer within 10s", k.table)
+		if a, _ := g.token(ctx); !a.OK() {
+			rep.Problem("token after the kill: %s", a)
 		}
-		if _, err := locker.Exec(ctx, `ROLLBACK`); err != nil {
-			rep.Problem("unlock: %v", err)
+		if st, why := g.readyz(ctx); st != http.StatusOK {
+			rep.Problem("/readyz after the kill: %d %s", st, why)
 		}
-	}
-	if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
-		rep.Problem("spend after the kill: %s", a)
-	}
-	if a, _ := g.token(ctx); !a.OK() {
-		rep.Problem("token after the kill: %s", a)
-	}
-	if st, why := g.readyz(ctx); st != http.StatusOK {
-		rep.Problem("/readyz after the kill: %d %s", st, why)
-	}
-	// The killed spend may have been rolled back only: it is not ambiguous.
-	g.checkLedger(ctx, rep, nil)
-	return rep
+		// The killed spend may have been rolled back only: it is not ambiguous.
+		g.checkLedger(ctx, rep, nil)
+	})
 }
 
 // ReadOnlyDatabase makes the database read-only (ALTER DATABASE … SET
@@ -416,54 +417,47 @@ func KilledBackend(ctx context.Context, env Env) *Report {
 // after the database is writable again authd serves without a restart; no
 // acknowledged spend is lost and every refused one can be retried.
 func ReadOnlyDatabase(ctx context.Context, env Env) *Report {
-	rep := &Report{Name: "read-only database"}
-	start := time.Now()
-	defer func() { rep.Duration = time.Since(start) }()
-	g := newInfraRig(ctx, env, rep, infraServerEnv(4))
-	if g == nil {
-		return rep
-	}
-	defer g.close(ctx)
-	g.spendBefore(ctx, rep, 3)
-	admin := g.connect(ctx, rep)
-	if admin == nil {
-		return rep
-	}
-	db := pgx.Identifier{dbName(env.DatabaseURL)}.Sanitize()
-	setReadOnly := func(on bool) {
-		stmt := `ALTER DATABASE ` + db + ` SET default_transaction_read_only = on`
-		if !on {
-			stmt = `ALTER DATABASE ` + db + ` RESET default_transaction_read_only`
+	return runInfra(ctx, env, "read-only database", infraServerEnv(4), func(g *infraRig, rep *Report) {
+		g.spendBefore(ctx, rep, 3)
+		admin := g.connect(ctx, rep)
+		if admin == nil {
+			return
 		}
-		if _, err := admin.Exec(ctx, stmt); err != nil {
-			rep.Problem("%s: %v", stmt, err)
+		db := pgx.Identifier{dbName(env.DatabaseURL)}.Sanitize()
+		setReadOnly := func(on bool) {
+			stmt := `ALTER DATABASE ` + db + ` SET default_transaction_read_only = on`
+			if !on {
+				stmt = `ALTER DATABASE ` + db + ` RESET default_transaction_read_only`
+			}
+			if _, err := admin.Exec(ctx, stmt); err != nil {
+				rep.Problem("%s: %v", stmt, err)
+			}
+			if _, err := terminateOthers(ctx, admin); err != nil {
+				rep.Problem("terminate sessions: %v", err)
+			}
 		}
-		if _, err := terminateOthers(ctx, admin); err != nil {
-			rep.Problem("terminate sessions: %v", err)
+		setReadOnly(true)
+		rep.Faults++
+		const reason = "the database is read-only"
+		if g.waitReadyz(ctx, rep, http.StatusServiceUnavailable, reason, 10*time.Second) {
+			for i := range 3 {
+				a, h := g.spend(ctx, "readonly-"+RandomID())
+				mustUnavailable(rep, fmt.Sprintf("spend %d on a read-only database", i), a, h, false, reason)
+				a, h = g.token(ctx)
+				mustUnavailable(rep, fmt.Sprintf("token %d on a read-only database", i), a, h, true, reason)
+			}
 		}
-	}
-	setReadOnly(true)
-	rep.Faults++
-	const reason = "the database is read-only"
-	if g.waitReadyz(ctx, rep, http.StatusServiceUnavailable, reason, 10*time.Second) {
-		for i := range 3 {
-			a, h := g.spend(ctx, "readonly-"+RandomID())
-			mustUnavailable(rep, fmt.Sprintf("spend %d on a read-only database", i), a, h, false, reason)
-			a, h = g.token(ctx)
-			mustUnavailable(rep, fmt.Sprintf("token %d on a read-only database", i), a, h, true, reason)
+		setReadOnly(false)
+		g.waitReadyz(ctx, rep, http.StatusOK, "", 10*time.Second)
+		if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
+			rep.Problem("spend after the database is writable again: %s", a)
 		}
-	}
-	setReadOnly(false)
-	g.waitReadyz(ctx, rep, http.StatusOK, "", 10*time.Second)
-	if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
-		rep.Problem("spend after the database is writable again: %s", a)
-	}
-	if a, _ := g.token(ctx); !a.OK() {
-		rep.Problem("token after the database is writable again: %s", a)
-	}
-	// No request ran while sessions were ended: nothing is ambiguous.
-	g.checkLedger(ctx, rep, nil)
-	return rep
+		if a, _ := g.token(ctx); !a.OK() {
+			rep.Problem("token after the database is writable again: %s", a)
+		}
+		// No request ran while sessions were ended: nothing is ambiguous.
+		g.checkLedger(ctx, rep, nil)
+	})
 }
 
 // AdminShutdown stops Postgres with pg_ctl stop -m fast (every session gets
@@ -476,75 +470,68 @@ func ReadOnlyDatabase(ctx context.Context, env Env) *Report {
 // authd; no acknowledged spend is lost and the interrupted one can be
 // retried exactly once.
 func AdminShutdown(ctx context.Context, env Env, cluster *storage.Cluster) *Report {
-	rep := &Report{Name: "database admin shutdown"}
-	start := time.Now()
-	defer func() { rep.Duration = time.Since(start) }()
-	g := newInfraRig(ctx, env, rep, []string{"AUTHD_DB_LOCK_TIMEOUT=8s", "AUTHD_DB_STATEMENT_TIMEOUT=8s", "AUTHD_REQUEST_TIMEOUT=10s"})
-	if g == nil {
-		return rep
-	}
-	defer g.close(ctx)
-	g.spendBefore(ctx, rep, 3)
-	locker := g.connect(ctx, rep)
-	if locker == nil {
-		return rep
-	}
-	if _, err := locker.Exec(ctx, `BEGIN; LOCK TABLE ledger_accounts IN ACCESS EXCLUSIVE MODE`); err != nil {
-		rep.Problem("lock: %v", err)
-		return rep
-	}
-	watcher := g.connect(ctx, rep)
-	if watcher == nil {
-		return rep
-	}
-	_, answer, err := blockedRequest(ctx, watcher, func() (Answer, http.Header) { return g.spend(ctx, "inflight-"+RandomID()) })
-	watcher.Close(ctx)
-	if err != nil {
-		rep.Problem("%v", err)
-		return rep
-	}
-	if err := cluster.Stop(ctx); err != nil {
-		rep.Problem("stop postgres: %v", err)
-		return rep
-	}
-	rep.Faults++
-	locker.Close(context.WithoutCancel(ctx))
-	select {
-	case r := <-answer:
-		// A fast shutdown signals every backend; when the lock holder's
-		// ends first, the waiting spend can take the lock and commit before
-		// its own signal lands. Then it is acknowledged (2xx) and the ledger
-		// check below finds it exactly once; otherwise it must be a clean 503.
-		if a := r[0].(Answer); a.OK() {
-			rep.Note("the spend in flight committed before its backend was ended (the lock holder went first): %d", a.Status)
-		} else {
-			mustUnavailable(rep, "spend in flight at the shutdown", a, r[1].(http.Header), false, "")
+	return runInfra(ctx, env, "database admin shutdown", []string{"AUTHD_DB_LOCK_TIMEOUT=8s", "AUTHD_DB_STATEMENT_TIMEOUT=8s", "AUTHD_REQUEST_TIMEOUT=10s"}, func(g *infraRig, rep *Report) {
+		g.spendBefore(ctx, rep, 3)
+		locker := g.connect(ctx, rep)
+		if locker == nil {
+			return
 		}
-	case <-time.After(10 * time.Second):
-		rep.Problem("the spend in flight did not answer within 10s of the shutdown")
-	}
-	g.waitReadyz(ctx, rep, http.StatusServiceUnavailable, "", 5*time.Second)
-	bound := ConnectTimeout + OutageSlack
-	for i := range 2 {
-		t0 := time.Now()
-		a, h := g.spend(ctx, "down-"+RandomID())
-		mustUnavailable(rep, fmt.Sprintf("spend %d while the database is down", i), a, h, false, "")
-		a, h = g.token(ctx)
-		mustUnavailable(rep, fmt.Sprintf("token %d while the database is down", i), a, h, true, "")
-		if d := time.Since(t0); d > 2*bound {
-			rep.Problem("two requests took %s while the database was down (bound %s each)", d.Round(time.Millisecond), bound)
+		if _, err := locker.Exec(ctx, `BEGIN; LOCK TABLE ledger_accounts IN ACCESS EXCLUSIVE MODE`); err != nil {
+			rep.Problem("lock: %v", err)
+			return
 		}
-	}
-	if err := cluster.Restart(ctx); err != nil {
-		rep.Problem("restart postgres: %v", err)
-		return rep
-	}
-	g.waitReadyz(ctx, rep, http.StatusOK, "", 30*time.Second)
-	if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
-		rep.Problem("spend after the restart: %s", a)
-	}
-	g.checkLedger(ctx, rep, nil)
-	return rep
+		watcher := g.connect(ctx, rep)
+		if watcher == nil {
+			return
+		}
+		_, answer, err := blockedRequest(ctx, watcher, func() (Answer, http.Header) { return g.spend(ctx, "inflight-"+RandomID()) })
+		watcher.Close(ctx)
+		if err != nil {
+			rep.Problem("%v", err)
+			return
+		}
+		if err := cluster.Stop(ctx); err != nil {
+			rep.Problem("stop postgres: %v", err)
+			return
+		}
+		rep.Faults++
+		locker.Close(context.WithoutCancel(ctx))
+		select {
+		case r := <-answer:
+			// A fast shutdown signals every backend; when the lock holder's
+			// ends first, the waiting spend can take the lock and commit before
+			// its own signal lands. Then it is acknowledged (2xx) and the ledger
+			// check below finds it exactly once; otherwise it must be a clean 503.
+			if a := r[0].(Answer); a.OK() {
+				rep.Note("the spend in flight committed before its backend was ended (the lock holder went first): %d", a.Status)
+			} else {
+				mustUnavailable(rep, "spend in flight at the shutdown", a, r[1].(http.Header), false, "")
+			}
+		case <-time.After(10 * time.Second):
+			rep.Problem("the spend in flight did not answer within 10s of the shutdown")
+		}
+		g.waitReadyz(ctx, rep, http.StatusServiceUnavailable, "", 5*time.Second)
+		bound := ConnectTimeout + OutageSlack
+		for i := range 2 {
+			t0 := time.Now()
+			a, h := g.spend(ctx, "down-"+RandomID())
+			mustUnavailable(rep, fmt.Sprintf("spend %d while the database is down", i), a, h, false, "")
+			a, h = g.token(ctx)
+			mustUnavailable(rep, fmt.Sprintf("token %d while the database is down", i), a, h, true, "")
+			if d := time.Since(t0); d > 2*bound {
+				rep.Problem("two requests took %s while the database was down (bound %s each)", d.Round(time.Millisecond), bound)
+			}
+		}
+		if err := cluster.Restart(ctx); err != nil {
+			rep.Problem("restart postgres: %v", err)
+			return
+		}
+		g.waitReadyz(ctx, rep, http.StatusOK, "", 30*time.Second)
+		if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
+			rep.Problem("spend after the restart: %s", a)
+		}
+		g.checkLedger(ctx, rep, nil)
+	})
 }
 
 // DiskFull makes every INSERT into the ledger's transactions and the
@@ -564,64 +551,57 @@ func AdminShutdown(ctx context.Context, env Env, cluster *storage.Cluster) *Repo
 // a restart; no acknowledged spend is lost and every refused one can be
 // retried.
 func DiskFull(ctx context.Context, env Env) *Report {
-	rep := &Report{Name: "full database disk"}
-	start := time.Now()
-	defer func() { rep.Duration = time.Since(start) }()
-	g := newInfraRig(ctx, env, rep, infraServerEnv(4))
-	if g == nil {
-		return rep
-	}
-	defer g.close(ctx)
-	g.spendBefore(ctx, rep, 3)
-	admin := g.connect(ctx, rep)
-	if admin == nil {
-		return rep
-	}
-	if _, err := admin.Exec(ctx, `
-		CREATE FUNCTION reliability_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN
-			RAISE EXCEPTION 'could not extend file "base/%": No space left on device', TG_TABLE_NAME
-				USING ERRCODE = 'disk_full', HINT = 'Check free disk space.';
-		END $$;
-		CREATE TRIGGER reliability_disk_full BEFORE INSERT ON ledger_transactions
-			FOR EACH ROW EXECUTE FUNCTION reliability_disk_full();
-		CREATE TRIGGER reliability_disk_full BEFORE INSERT ON oauth2_access
-			FOR EACH ROW EXECUTE FUNCTION reliability_disk_full()`); err != nil {
-		rep.Problem("fill the disk: %v", err)
-		return rep
-	}
-	rep.Faults++
-	const reason = "the database disk is full"
-	for i := range 3 {
-		a, h := g.spend(ctx, "full-"+RandomID())
-		mustUnavailable(rep, fmt.Sprintf("spend %d on a full disk", i), a, h, false, reason)
-		a, h = g.token(ctx)
-		mustUnavailable(rep, fmt.Sprintf("token %d on a full disk", i), a, h, true, reason)
-	}
-	// The failures above are well within the hold: no waiting, /readyz
-	// must say so at once.
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.srv.URL+"/readyz", nil)
-	a, h := doWithHeaders(g.c, req)
-	var body struct{ Reason string }
-	_ = json.Unmarshal(a.Body, &body)
-	if a.Status != http.StatusServiceUnavailable || body.Reason != reason || h.Get("Retry-After") == "" {
-		rep.Problem("/readyz after writes failed on a full disk: %s (Retry-After %q), want 503 %q with Retry-After", a, h.Get("Retry-After"), reason)
-	}
+	return runInfra(ctx, env, "full database disk", infraServerEnv(4), func(g *infraRig, rep *Report) {
+		g.spendBefore(ctx, rep, 3)
+		admin := g.connect(ctx, rep)
+		if admin == nil {
+			return
+		}
+		if _, err := admin.Exec(ctx, `
+			CREATE FUNCTION reliability_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				RAISE EXCEPTION 'could not extend file "base/%": No space left on device', TG_TABLE_NAME
+					USING ERRCODE = 'disk_full', HINT = 'Check free disk space.';
+			END $$;
+			CREATE TRIGGER reliability_disk_full BEFORE INSERT ON ledger_transactions
+				FOR EACH ROW EXECUTE FUNCTION reliability_disk_full();
+			CREATE TRIGGER reliability_disk_full BEFORE INSERT ON oauth2_access
+				FOR EACH ROW EXECUTE FUNCTION reliability_disk_full()`); err != nil {
+			rep.Problem("fill the disk: %v", err)
+			return
+		}
+		rep.Faults++
+		const reason = "the database disk is full"
+		for i := range 3 {
+			a, h := g.spend(ctx, "full-"+RandomID())
+			mustUnavailable(rep, fmt.Sprintf("spend %d on a full disk", i), a, h, false, reason)
+			a, h = g.token(ctx)
+			mustUnavailable(rep, fmt.Sprintf("token %d on a full disk", i), a, h, true, reason)
+		}
+		// The failures above are well within the hold: no waiting, /readyz
+		// must say so at once.
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.srv.URL+"/readyz", nil)
+		a, h := doWithHeaders(g.c, req)
+		var body struct{ Reason string }
+		_ = json.Unmarshal(a.Body, &body)
+		if a.Status != http.StatusServiceUnavailable || body.Reason != reason || h.Get("Retry-After") == "" {
+			rep.Problem("/readyz after writes failed on a full disk: %s (Retry-After %q), want 503 %q with Retry-After", a, h.Get("Retry-After"), reason)
+		}
 
-	if _, err := admin.Exec(ctx, `DROP TRIGGER reliability_disk_full ON ledger_transactions;
-		DROP TRIGGER reliability_disk_full ON oauth2_access; DROP FUNCTION reliability_disk_full()`); err != nil {
-		rep.Problem("free the disk: %v", err)
-		return rep
-	}
-	// Requests do not wait for /readyz: the balancer may still send some.
-	if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
-		rep.Problem("spend once the disk has room: %s", a)
-	}
-	if a, _ := g.token(ctx); !a.OK() {
-		rep.Problem("token once the disk has room: %s", a)
-	}
-	g.waitReadyz(ctx, rep, http.StatusOK, "", storage.DefaultWriteHold+5*time.Second)
-	// The failed spends rolled back whole: nothing is ambiguous.
-	g.checkLedger(ctx, rep, nil)
-	return rep
+		if _, err := admin.Exec(ctx, `DROP TRIGGER reliability_disk_full ON ledger_transactions;
+			DROP TRIGGER reliability_disk_full ON oauth2_access; DROP FUNCTION reliability_disk_full()`); err != nil {
+			rep.Problem("free the disk: %v", err)
+			return
+		}
+		// Requests do not wait for /readyz: the balancer may still send some.
+		if a, _ := g.spend(ctx, "after-"+RandomID()); !a.OK() {
+			rep.Problem("spend once the disk has room: %s", a)
+		}
+		if a, _ := g.token(ctx); !a.OK() {
+			rep.Problem("token once the disk has room: %s", a)
+		}
+		g.waitReadyz(ctx, rep, http.StatusOK, "", storage.DefaultWriteHold+5*time.Second)
+		// The failed spends rolled back whole: nothing is ambiguous.
+		g.checkLedger(ctx, rep, nil)
+	})
 }
