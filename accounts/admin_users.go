@@ -230,8 +230,8 @@ func (s *Service) DeleteUser(ctx context.Context, origin audit.Event, userID str
 		if err != nil {
 			return fmt.Errorf("accounts: delete user %s: %w", userID, err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM login_failures WHERE email IN ($1, $2)`, email, secondFactorPrefix+email); err != nil {
-			return fmt.Errorf("accounts: delete user %s: %w", userID, err)
+		if err := clearAllFailures(ctx, tx, email); err != nil {
+			return err
 		}
 		// Before the rows go: the relying parties are found through them.
 		if err := s.logOutEverywhere(ctx, tx, userID); err != nil {

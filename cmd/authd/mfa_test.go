@@ -86,6 +86,21 @@ func mfaPassword(c *acctClient, returnTo, email string) (int, string) {
 	return rec.Code, rec.Header().Get("Location")
 }
 
+// mfaWrongCode returns a code the authenticator of secret does not show
+// in the steps around now (the ones a server accepts), nor used.
+func mfaWrongCode(t *testing.T, secret, used string) string {
+	t.Helper()
+	now := time.Now()
+	valid := []string{used, mfaCode(t, secret, now.Add(-30*time.Second)), mfaCode(t, secret, now), mfaCode(t, secret, now.Add(30*time.Second))}
+	for _, c := range []string{"000000", "999999", "123123"} {
+		if !slices.Contains(valid, c) {
+			return c
+		}
+	}
+	t.Fatal("no wrong code left")
+	return ""
+}
+
 // mfaStep posts an answer to the second step.
 func mfaStep(c *acctClient, method, code string) (int, string, string) {
 	_, page := c.do(http.MethodGet, "/login/mfa", nil)
@@ -791,12 +806,7 @@ func TestMFA_GuessingFromManyAddressesLocksTheFactor(t *testing.T) {
 	owner.login(email, secUserPass)
 	secret, used, _ := mfaEnrol(t, owner)
 	owner.logout(t)
-	wrong := "000000"
-	for _, at := range []time.Time{time.Now().Add(-30 * time.Second), time.Now(), time.Now().Add(30 * time.Second)} {
-		if mfaCode(t, secret, at) == wrong || used == wrong {
-			wrong = "999999"
-		}
-	}
+	wrong := mfaWrongCode(t, secret, used)
 	guess := func(ip, code string) (int, *acctClient) {
 		c := e.acctClient(ip)
 		if st, next := mfaPassword(c, "/account", email); st != http.StatusSeeOther || next != "/login/mfa" {

@@ -120,13 +120,18 @@ func ClientIP(r *http.Request) string {
 
 // RetryAfter formats d as a Retry-After value: whole seconds, at least 1.
 func RetryAfter(d time.Duration) string {
-	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
+	return strconv.Itoa(seconds(d))
+}
+
+// seconds is d in whole seconds, rounded up, at least 1.
+func seconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
 }
 
 // WaitText says d to a person, rounded up as Retry-After is: "1 second",
 // "45 seconds", "15 minutes" (whole minutes from two minutes on).
 func WaitText(d time.Duration) string {
-	n := max(1, int(math.Ceil(d.Seconds())))
+	n := seconds(d)
 	switch {
 	case n == 1:
 		return "1 second"
