@@ -1,6 +1,10 @@
 package ledger
 
-import "context"
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
 
 // SetBatchLimits changes the group-commit bounds of l (tests only).
 func (l *Ledger) SetBatchLimits(maxBatch, maxInFlight int) {
@@ -71,4 +75,10 @@ func (l *Ledger) PostGroup(ctx context.Context, ops []Op) ([]Result, []error) {
 		res[at[j]], errs[at[j]] = p.res, p.err
 	}
 	return res, errs
+}
+
+// VerifyBeforeJoin is Verify calling f once the entries join's connection
+// has taken the snapshot, before it reads.
+func VerifyBeforeJoin(ctx context.Context, pool *pgxpool.Pool, f func()) (Report, error) {
+	return verify(ctx, pool, f)
 }
