@@ -142,6 +142,11 @@ func verify(ctx context.Context, pool *pgxpool.Pool, beforeJoin func()) (Report,
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	v := &verifier{r: Report{CheckedAt: time.Now().UTC(), Issued: new(big.Int), Revenue: new(big.Int), UserBalances: new(big.Int)}}
+	// Memory for the per-account hash aggregate (a million groups), or the
+	// walk's sort where the table is not in chain order.
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+		return Report{}, fmt.Errorf("ledger: verify: %w", err)
+	}
 	if err := v.loadAccounts(ctx, tx); err != nil {
 		return Report{}, fmt.Errorf("ledger: verify: %w", err)
 	}
