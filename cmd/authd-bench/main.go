@@ -53,7 +53,17 @@ type options struct {
 	profileDir   string
 	startups     int
 	noVerify     bool
+	pgDefaults   bool
+	pg           pgTuning // set by run from pgDefaults and the machine
 	soak         soakConfig
+}
+
+// worldConfig is the world every mode of the bench starts from these flags;
+// dataDir is a cached production-size world's database, or "" for an empty
+// one.
+func (o *options) worldConfig(dataDir string, log io.Writer) worldConfig {
+	return worldConfig{DataDir: dataDir, BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns,
+		PG: o.pg, Log: log}
 }
 
 func main() {
@@ -103,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of authd (<world>-<scenario>-c<n>.pprof, through AUTHD_PPROF_LISTEN on loopback) and Postgres' statements (.statements.txt, pg_stat_statements loaded for the run) per scenario and level here")
 	fs.BoolVar(&o.noVerify, "no-verify", false, "skip authd ledger verify after the scenarios (it reads the whole ledger: over an hour at -scale 1 on a loaded 2-core machine); the report says it was skipped")
 	fs.IntVar(&o.startups, "startups", 0, "instead of the scenarios: start authd this many times and print start-up to ready (on the empty world, and with -scale on the production-size one too)")
+	fs.BoolVar(&o.pgDefaults, "pg-defaults", false, "run the bench's Postgres with its stock settings (128 MB shared_buffers, no WAL compression) instead of a production server's (pgtuning.go)")
 	fs.StringVar(&o.scaleDir, "scale-dir", "", "with -scale: where loaded worlds are cached (default cmd/authd-bench/.scale)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -153,6 +164,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.render != "" {
 		return renderJSON(o.render, stdout)
+	}
+	if o.pg, err = tuningFor(o); err != nil {
+		return err
 	}
 	rep := &Report{Date: time.Now(), Machine: machine(), Command: "go run ./cmd/authd-bench " + strings.Join(args, " ")}
 	rep.Command = strings.TrimSpace(rep.Command)
@@ -258,8 +272,9 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, load
 	var w *world
 	var f *fixture
 	if o.url == "" {
-		w, err = startWorld(ctx, worldConfig{DataDir: dataDir, BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns,
-			Pprof: o.profileDir != "", Log: stderr})
+		cfg := o.worldConfig(dataDir, stderr)
+		cfg.Pprof = o.profileDir != ""
+		w, err = startWorld(ctx, cfg)
 		if err != nil {
 			return err
 		}
@@ -268,7 +283,7 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, load
 		rep.StartupMS = float64(w.startup.Microseconds()) / 1000
 		rep.Setup = append(rep.Setup,
 			"authd serve (AUTHD_ENV=production, JSON logs to a file, bcrypt cost "+itoa(o.bcryptCost)+") built from this tree as it ships (CGO_ENABLED=0, -trimpath, stripped), on 127.0.0.1",
-			"PostgreSQL: private cluster, durable (fsync on, synchronous_commit on, full_page_writes on)",
+			"PostgreSQL: private cluster, durable (fsync on, synchronous_commit on, full_page_writes on); settings: "+o.pg.String(),
 			"the load generator runs on the same cores as authd and PostgreSQL (its own CPU: gen CPU)")
 		f = prepare(ctx, w, maxLevel, stderr)
 	} else {

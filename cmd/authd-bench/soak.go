@@ -52,8 +52,9 @@ type tableSize struct {
 }
 
 func runSoak(ctx context.Context, o *options, cfg soakConfig, dataDir string, stdout, stderr io.Writer) error {
-	w, err := startWorld(ctx, worldConfig{DataDir: dataDir, BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns,
-		ExtraEnv: soakEnv, Log: stderr})
+	wc := o.worldConfig(dataDir, stderr)
+	wc.ExtraEnv = soakEnv
+	w, err := startWorld(ctx, wc)
 	if err != nil {
 		return err
 	}

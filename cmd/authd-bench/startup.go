@@ -19,7 +19,7 @@ import (
 // and max. The starts of startWorld (the first creates the signing keys on
 // a new database) are not counted.
 func measureStartups(ctx context.Context, o *options, label, dataDir string, n int, out, log io.Writer) error {
-	w, err := startWorld(ctx, worldConfig{DataDir: dataDir, BcryptCost: o.bcryptCost, AuthdBin: o.authdBin, MaxConns: o.maxConns, Log: log})
+	w, err := startWorld(ctx, o.worldConfig(dataDir, log))
 	if err != nil {
 		return err
 	}

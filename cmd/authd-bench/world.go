@@ -56,6 +56,7 @@ type worldConfig struct {
 	MaxConns   int      // AUTHD_DB_MAX_CONNS; 0 = authd's default
 	ExtraEnv   []string // more settings for authd (the soak's short TTLs)
 	Pprof      bool     // serve authd's profiles on a loopback port, load pg_stat_statements (-cpuprofile-dir)
+	PG         pgTuning // the Postgres settings (pgtuning.go)
 	Log        io.Writer
 }
 
@@ -77,13 +78,14 @@ func startWorld(ctx context.Context, cfg worldConfig) (*world, error) {
 			w.stop()
 		}
 	}()
-	fmt.Fprintln(cfg.Log, "starting private PostgreSQL (durable: fsync and synchronous_commit on) …")
+	fmt.Fprintf(cfg.Log, "starting private PostgreSQL (durable: fsync and synchronous_commit on; %s) …\n", cfg.PG)
 	w.cluster = &storage.Cluster{Dir: filepath.Join(tmp, "pg"), Durable: true}
 	if cfg.DataDir != "" {
 		w.cluster.Dir = cfg.DataDir
 	}
+	w.cluster.Settings = append([]string(nil), cfg.PG.Settings...)
 	if cfg.Pprof {
-		w.cluster.Settings = pgStatementsSettings
+		w.cluster.Settings = append(w.cluster.Settings, pgStatementsSettings...)
 	}
 	if err := w.cluster.Start(ctx); err != nil {
 		return nil, err
