@@ -32,6 +32,7 @@ type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
 	IDToken      string `json:"id_token"`
+	ExpiresIn    int64  `json:"expires_in"` // seconds; 0 when not given
 }
 
 func decodeToken(r *response, what string) (*tokenResponse, error) {

@@ -29,7 +29,11 @@ type LoadConfig struct {
 
 // LoadResult is what one run measured.
 type LoadResult struct {
-	Ops      uint64
+	Ops uint64
+	// Errors counts failed operations, the warm-up's included: a failure
+	// there is as real (the mixed scenario's expired tokens once failed
+	// mostly in its warm-up, so most of them went unreported); FirstErr is
+	// the first of them.
 	Errors   uint64
 	FirstErr string
 	Elapsed  time.Duration
@@ -77,7 +81,8 @@ func sample(meters map[string]CPUSource) (meterSample, error) {
 
 // RunLoad runs cfg.Concurrency workers in a closed loop (each sends its next
 // request when the previous answer is in) for Warmup+Duration. Only
-// operations that start inside the measured part are counted.
+// operations that start inside the measured part are timed and counted as
+// operations; a failure counts as an error whenever it happens.
 func RunLoad(ctx context.Context, cfg LoadConfig, newWorker NewWorker) (*LoadResult, error) {
 	if cfg.Concurrency <= 0 {
 		return nil, errors.New("bench: concurrency must be positive")
@@ -123,15 +128,16 @@ func RunLoad(ctx context.Context, cfg LoadConfig, newWorker NewWorker) (*LoadRes
 					return
 				}
 				err := op(runCtx)
-				if t0.Before(measureFrom) {
-					continue
-				}
-				h.Record(time.Since(t0))
+				d := time.Since(t0)
 				if err != nil {
 					errCount.Add(1)
 					msg := err.Error()
 					firstErr.CompareAndSwap(nil, &msg)
 				}
+				if t0.Before(measureFrom) {
+					continue
+				}
+				h.Record(d)
 			}
 		}(op, hists[i])
 	}

@@ -111,7 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.soak.Every, "soak-every", time.Minute, "with -soak: report interval")
 	fs.BoolVar(&o.loadOnly, "load-only", false, "with -scale: load (or find) the production-size world, then exit")
 	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of authd (<world>-<scenario>-c<n>.pprof, through AUTHD_PPROF_LISTEN on loopback) and Postgres' statements (.statements.txt, pg_stat_statements loaded for the run) per scenario and level here")
-	fs.BoolVar(&o.noVerify, "no-verify", false, "skip authd ledger verify after the scenarios (it reads the whole ledger: over an hour at -scale 1 on a loaded 2-core machine); the report says it was skipped")
+	fs.BoolVar(&o.noVerify, "no-verify", false, "skip authd ledger verify after the scenarios (it reads the whole ledger: minutes at -scale 1); the report says it was skipped")
 	fs.IntVar(&o.startups, "startups", 0, "instead of the scenarios: start authd this many times and print start-up to ready (on the empty world, and with -scale on the production-size one too)")
 	fs.BoolVar(&o.pgDefaults, "pg-defaults", false, "run the bench's Postgres with its stock settings (128 MB shared_buffers, no WAL compression) instead of a production server's (pgtuning.go)")
 	fs.StringVar(&o.scaleDir, "scale-dir", "", "with -scale: where loaded worlds are cached (default cmd/authd-bench/.scale)")

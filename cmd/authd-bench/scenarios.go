@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync/atomic"
+	"time"
 
 	loginui "github.com/authd/authd/login-ui"
 )
@@ -32,6 +33,78 @@ type scenarioEnv struct {
 	ips      *sourceIPs
 	svcToken string // credits:charge client_credentials token
 	seq      *atomic.Uint64
+	// tokenExp[i] is when f.userTokens[i] expires, by the expires_in of
+	// the answer that issued it (counted from when the request was sent);
+	// zero when unknown (the fixture's tokens). The constructors of the
+	// workers that use it allocate it; they run one after the other,
+	// before any op.
+	tokenExp []time.Time
+}
+
+// Access tokens expire (AUTHD_ACCESS_TOKEN_TTL, 15 minutes by default) and
+// introspection rightly answers {"active":false} for an expired one. The
+// fixture's tokens and those an earlier scenario left can be older than
+// that when a later scenario introspects them (on the production-size
+// world the scenarios from refresh to mixed, with a settle each, took over
+// 20 minutes), so a worker renews its token as a client would, by a
+// rotation of its chain:
+const (
+	// renewAtStart: a worker whose token expires within this long, or
+	// whose expiry is unknown, rotates its chain when it is built, before
+	// the run starts (a scenario level runs for seconds).
+	renewAtStart = 5 * time.Minute
+	// renewInRun: during a run (a long -duration) a worker rotates before
+	// introspecting a token that expires within this long.
+	renewInRun = 30 * time.Second
+)
+
+// trackExpiry allocates tokenExp; see there.
+func (e *scenarioEnv) trackExpiry() {
+	if len(e.tokenExp) != len(e.f.userTokens) {
+		e.tokenExp = make([]time.Time, len(e.f.userTokens))
+	}
+}
+
+// rotate rotates worker i's chain (f.chains[i]) and keeps the new pair and
+// the access token's expiry. After a failure the old pair is kept:
+// presenting the refresh token again within the reuse window is an
+// idempotent retry.
+func (e *scenarioEnv) rotate(ctx context.Context, i int) error {
+	sent := time.Now()
+	t, err := e.f.web.refresh(ctx, e.client, e.f.chains[i])
+	if err != nil {
+		return err
+	}
+	e.f.chains[i], e.f.userTokens[i], e.tokenExp[i] = t.RefreshToken, t.AccessToken, time.Time{}
+	if t.ExpiresIn > 0 {
+		e.tokenExp[i] = sent.Add(time.Duration(t.ExpiresIn) * time.Second)
+	}
+	return nil
+}
+
+// renewAtStartup rotates worker i's chain when its access token expires
+// within renewAtStart or its expiry is unknown.
+func (e *scenarioEnv) renewAtStartup(ctx context.Context, i int) error {
+	if exp := e.tokenExp[i]; !exp.IsZero() && time.Until(exp) > renewAtStart {
+		return nil
+	}
+	if err := e.rotate(ctx, i); err != nil {
+		return fmt.Errorf("renewing the access token: %w", err)
+	}
+	return nil
+}
+
+// expiryNote says, for an error message, where worker i's access token
+// stood against its expiry at now.
+func (e *scenarioEnv) expiryNote(i int, now time.Time) string {
+	switch exp := e.tokenExp[i]; {
+	case exp.IsZero():
+		return "its expiry is unknown"
+	case now.Before(exp):
+		return "it expires in " + exp.Sub(now).Round(time.Second).String() + " by its expires_in"
+	default:
+		return "it expired " + now.Sub(exp).Round(time.Second).String() + " before, by its expires_in"
+	}
 }
 
 func scenarios() []scenario {
@@ -69,25 +142,35 @@ func ccWorker(e *scenarioEnv) NewWorker {
 var activeTrue = []byte(`"active":true`)
 
 // introspectOp introspects worker i's user access token (a refresh in the
-// mixed scenario replaces it, revoking the old one).
+// mixed scenario replaces it, revoking the old one), first renewing it when
+// it is about to expire.
 func introspectOp(e *scenarioEnv, i int) Op {
 	return func(ctx context.Context) error {
+		if exp := e.tokenExp[i]; !exp.IsZero() && time.Until(exp) <= renewInRun {
+			if err := e.rotate(ctx, i); err != nil {
+				return fmt.Errorf("renewing the access token before introspection: %w", err)
+			}
+		}
 		tok := e.f.userTokens[i]
 		r, err := postForm(ctx, e.client, e.f.base+"/oauth2/introspect", url.Values{"token": {tok}}, e.f.svcID, e.f.svcSecret)
 		if err != nil {
 			return err
 		}
 		if r.Status != http.StatusOK || !bytes.Contains(r.Body, activeTrue) {
-			return r.unexpected("introspection of a live token")
+			return fmt.Errorf("%w (%s)", r.unexpected("introspection of a live token"), e.expiryNote(i, time.Now()))
 		}
 		return nil
 	}
 }
 
 func introspectWorker(e *scenarioEnv) NewWorker {
-	return func(_ context.Context, i int) (Op, error) {
+	return func(ctx context.Context, i int) (Op, error) {
 		if i >= len(e.f.userTokens) {
 			return nil, fmt.Errorf("only %d user tokens prepared", len(e.f.userTokens))
+		}
+		e.trackExpiry()
+		if err := e.renewAtStartup(ctx, i); err != nil {
+			return nil, err
 		}
 		return introspectOp(e, i), nil
 	}
@@ -108,22 +191,17 @@ func jwksWorker(e *scenarioEnv) NewWorker {
 	}
 }
 
-// refreshOp rotates worker i's chain. After a failure the old token is
-// kept: presenting it again within the reuse window is an idempotent retry.
+// refreshOp rotates worker i's chain (rotate).
 func refreshOp(e *scenarioEnv, i int, oidc bool) Op {
 	return func(ctx context.Context) error {
-		chain := &e.f.chains[i]
-		if oidc {
-			chain = &e.f.oidcChains[i]
+		if !oidc {
+			return e.rotate(ctx, i)
 		}
-		t, err := e.f.web.refresh(ctx, e.client, *chain)
+		t, err := e.f.web.refresh(ctx, e.client, e.f.oidcChains[i])
 		if err != nil {
 			return err
 		}
-		*chain = t.RefreshToken
-		if !oidc {
-			e.f.userTokens[i] = t.AccessToken
-		}
+		e.f.oidcChains[i] = t.RefreshToken
 		return nil
 	}
 }
@@ -134,6 +212,7 @@ func refreshWorker(oidc bool) func(e *scenarioEnv) NewWorker {
 			if i >= len(e.f.chains) || i >= len(e.f.oidcChains) {
 				return nil, fmt.Errorf("only %d refresh chains prepared", len(e.f.chains))
 			}
+			e.trackExpiry()
 			return refreshOp(e, i, oidc), nil
 		}
 	}
@@ -235,6 +314,10 @@ func mixedWorker(e *scenarioEnv) NewWorker {
 	return func(ctx context.Context, i int) (Op, error) {
 		if i >= len(e.f.chains) {
 			return nil, fmt.Errorf("only %d refresh chains prepared", len(e.f.chains))
+		}
+		e.trackExpiry()
+		if err := e.renewAtStartup(ctx, i); err != nil {
+			return nil, err
 		}
 		intro, cc, ref := introspectOp(e, i), ccOp(e), refreshOp(e, i, false)
 		return func(ctx context.Context) error {

@@ -60,6 +60,28 @@ func TestRunLoad_CountsErrorsAndKeepsTheFirst(t *testing.T) {
 	}
 }
 
+// A failure in the warm-up is reported: each worker's first op (inside
+// the warm-up) fails, every later one succeeds.
+func TestRunLoad_CountsWarmupErrors(t *testing.T) {
+	res, err := RunLoad(context.Background(), LoadConfig{Concurrency: 2, Duration: 100 * time.Millisecond, Warmup: time.Second},
+		func(context.Context, int) (Op, error) {
+			first := true
+			return func(context.Context) error {
+				if first {
+					first = false
+					return errors.New("expired token")
+				}
+				return nil
+			}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 2 || res.FirstErr != "expired token" || res.Ops == 0 {
+		t.Errorf("ops %d errors %d first %q: want both warm-up failures reported", res.Ops, res.Errors, res.FirstErr)
+	}
+}
+
 func TestRunLoad_WorkerSetupError(t *testing.T) {
 	_, err := RunLoad(context.Background(), LoadConfig{Concurrency: 2, Duration: time.Second},
 		func(_ context.Context, i int) (Op, error) {
