@@ -139,7 +139,9 @@ func hexUUID(h [16]byte) string {
 type chunkReader struct {
 	ctx     context.Context
 	chunks  <-chan []byte
+	free    chan<- []byte // optional: where sent chunks go back, for reuse
 	cur     []byte
+	last    []byte // the chunk cur is in
 	started bool
 	done    bool
 }
@@ -153,13 +155,20 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		if r.done {
 			return 0, io.EOF
 		}
+		if r.free != nil && r.last != nil {
+			select {
+			case r.free <- r.last[:0]:
+			default:
+			}
+			r.last = nil
+		}
 		select {
 		case c, ok := <-r.chunks:
 			if !ok {
 				r.done = true
 				r.cur = copyTrailer
 			} else {
-				r.cur = c
+				r.cur, r.last = c, c
 			}
 		case <-r.ctx.Done():
 			return 0, r.ctx.Err()
@@ -200,15 +209,16 @@ func copyFreeze(ctx context.Context, pool *pgxpool.Pool, table, columns string, 
 // chunker collects rows into chunks of about chunkSize bytes and sends
 // them on out.
 type chunker struct {
-	ctx context.Context
-	out chan<- []byte
-	b   rowBuf
+	ctx  context.Context
+	out  chan<- []byte
+	free chan []byte // chunks the COPY has sent, for reuse
+	b    rowBuf
 }
 
 const chunkSize = 1 << 20
 
 func newChunker(ctx context.Context, out chan<- []byte) *chunker {
-	return &chunker{ctx: ctx, out: out, b: make(rowBuf, 0, chunkSize+chunkSize/4)}
+	return &chunker{ctx: ctx, out: out, free: make(chan []byte, 8), b: make(rowBuf, 0, chunkSize+chunkSize/4)}
 }
 
 func (c *chunker) flush() error {
@@ -220,8 +230,18 @@ func (c *chunker) flush() error {
 	case <-c.ctx.Done():
 		return c.ctx.Err()
 	}
-	c.b = make(rowBuf, 0, chunkSize+chunkSize/4)
+	c.b = reuse(c.free, chunkSize+chunkSize/4)
 	return nil
+}
+
+// reuse returns a buffer from free, or a new one of capacity n.
+func reuse(free <-chan []byte, n int) rowBuf {
+	select {
+	case b := <-free:
+		return b
+	default:
+		return make(rowBuf, 0, n)
+	}
 }
 
 // full flushes once the chunk is big enough.
@@ -237,15 +257,17 @@ func (c *chunker) full() error {
 func fillTable(ctx context.Context, pool *pgxpool.Pool, table, columns string, gen func(c *chunker) error) error {
 	g, ctx := errgroup.WithContext(ctx)
 	ch := make(chan []byte, 4)
+	c := newChunker(ctx, ch)
 	g.Go(func() error {
 		defer close(ch)
-		c := newChunker(ctx, ch)
 		if err := gen(c); err != nil {
 			return err
 		}
 		return c.flush()
 	})
-	g.Go(func() error { return copyFreeze(ctx, pool, table, columns, &chunkReader{ctx: ctx, chunks: ch}) })
+	g.Go(func() error {
+		return copyFreeze(ctx, pool, table, columns, &chunkReader{ctx: ctx, chunks: ch, free: c.free})
+	})
 	return g.Wait()
 }
 

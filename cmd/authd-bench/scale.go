@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/errgroup"
@@ -212,7 +214,7 @@ func loadScale(ctx context.Context, sw *scaleWorld, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg.MaxConns = 8
+	cfg.MaxConns = 24 // every build of the two largest tables at once
 	cfg.ConnConfig.RuntimeParams["session_replication_role"] = "replica"
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -223,6 +225,24 @@ func loadScale(ctx context.Context, sw *scaleWorld, log io.Writer) error {
 
 	phase := func(name string, t0 time.Time) {
 		line := fmt.Sprintf("%s: %.1f s", name, time.Since(t0).Seconds())
+		sw.Phases = append(sw.Phases, line)
+		fmt.Fprintln(log, "  "+line)
+	}
+	// The whole phases also report the CPU they took (Postgres' processes
+	// and this one's), which a shared machine's load does not inflate as it
+	// does the wall clock.
+	pgCPU := treeCPU{pidFile: postmasterPidFile(sw.dir), hz: clockTicks()}
+	cpuAt := func() [2]time.Duration {
+		p, _ := pgCPU.CPU()
+		l, _ := selfCPU{}.CPU()
+		return [2]time.Duration{p, l}
+	}
+	c0 := cpuAt()
+	wholePhase := func(name string, t0 time.Time) {
+		c := cpuAt()
+		line := fmt.Sprintf("%s: %.1f s (CPU: Postgres %.0f s, loader %.0f s; load average %s)", name, time.Since(t0).Seconds(),
+			(c[0] - c0[0]).Seconds(), (c[1] - c0[1]).Seconds(), loadAverage())
+		c0 = c
 		sw.Phases = append(sw.Phases, line)
 		fmt.Fprintln(log, "  "+line)
 	}
@@ -271,12 +291,12 @@ func loadScale(ctx context.Context, sw *scaleWorld, log io.Writer) error {
 	}); err != nil {
 		return err
 	}
-	phase("rows written", t)
+	wholePhase("rows written", t)
 	t0 := time.Now()
-	if err := saved.restore(ctx, pool, log); err != nil {
+	if err := saved.buildIndexes(ctx, pool, log); err != nil {
 		return err
 	}
-	phase("indexes and constraints built", t0)
+	wholePhase("keys and indexes built", t0)
 	t0 = time.Now()
 	// The identities continue after the loaded ids (the entries' ids were
 	// written, not drawn from it).
@@ -290,7 +310,12 @@ func loadScale(ctx context.Context, sw *scaleWorld, log io.Writer) error {
 	if _, err := pool.Exec(ctx, `VACUUM (ANALYZE)`); err != nil {
 		return err
 	}
-	phase("VACUUM (ANALYZE)", t0)
+	wholePhase("VACUUM (ANALYZE)", t0)
+	t0 = time.Now()
+	if err := saved.validateForeignKeys(ctx, pool, log); err != nil {
+		return err
+	}
+	wholePhase("foreign keys validated", t0)
 	for _, q := range []struct{ label, sql string }{
 		{"users", `SELECT count(*) FROM users`},
 		{"ledger accounts", `SELECT count(*) FROM ledger_accounts`},
@@ -320,6 +345,15 @@ func loadScale(ctx context.Context, sw *scaleWorld, log io.Writer) error {
 		return fmt.Errorf("sync: %w: %s", err, out)
 	}
 	return nil
+}
+
+// loadAverage is the 1-minute load average, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 func prefixEach(p string, xs []string) []string {
@@ -382,22 +416,23 @@ feed:
 
 // savedIndexes is what dropIndexes removed, to be built again.
 type savedIndexes struct {
-	keys    []string // ALTER TABLE … ADD CONSTRAINT for primary keys and unique constraints
-	indexes []string // CREATE INDEX …
-	fks     []string // ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY (validated when added)
+	builds []ddl // keys, unique constraints and indexes
+	fks    []ddl // foreign keys
 }
+
+// ddl is one statement to run again on table; name is the constraint's.
+type ddl struct{ table, name, sql string }
 
 func dropIndexes(ctx context.Context, pool *pgxpool.Pool, tables []string) (*savedIndexes, error) {
 	s := &savedIndexes{}
-	type con struct{ table, name, def string }
-	read := func(sql string) ([]con, error) {
+	read := func(sql string) ([]ddl, error) {
 		rows, err := pool.Query(ctx, sql, tables)
 		if err != nil {
 			return nil, err
 		}
-		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (con, error) {
-			var c con
-			err := r.Scan(&c.table, &c.name, &c.def)
+		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ddl, error) {
+			var c ddl
+			err := r.Scan(&c.table, &c.name, &c.sql)
 			return c, err
 		})
 	}
@@ -420,15 +455,17 @@ func dropIndexes(ctx context.Context, pool *pgxpool.Pool, tables []string) (*sav
 	var drops []string
 	for _, c := range fks {
 		drops = append(drops, fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", c.table, pgx.Identifier{c.name}.Sanitize()))
-		s.fks = append(s.fks, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", c.table, pgx.Identifier{c.name}.Sanitize(), c.def))
+		c.sql = fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", c.table, pgx.Identifier{c.name}.Sanitize(), c.sql)
+		s.fks = append(s.fks, c)
 	}
 	for _, c := range keys {
 		drops = append(drops, fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", c.table, pgx.Identifier{c.name}.Sanitize()))
-		s.keys = append(s.keys, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", c.table, pgx.Identifier{c.name}.Sanitize(), c.def))
+		c.sql = fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", c.table, pgx.Identifier{c.name}.Sanitize(), c.sql)
+		s.builds = append(s.builds, c)
 	}
 	for _, c := range idx {
 		drops = append(drops, "DROP INDEX "+c.name)
-		s.indexes = append(s.indexes, c.def)
+		s.builds = append(s.builds, c)
 	}
 	for _, d := range drops {
 		if _, err := pool.Exec(ctx, d); err != nil {
@@ -438,25 +475,79 @@ func dropIndexes(ctx context.Context, pool *pgxpool.Pool, tables []string) (*sav
 	return s, nil
 }
 
-// restore builds the keys and indexes two at a time (index builds of one
-// table share its SHARE lock), then the foreign keys, each validated.
-func (s *savedIndexes) restore(ctx context.Context, pool *pgxpool.Pool, log io.Writer) error {
-	run := func(stmts []string) error {
-		return parallel(ctx, len(stmts), 2, func(ctx context.Context, i int) error {
-			t0 := time.Now()
-			if _, err := pool.Exec(ctx, stmts[i]); err != nil {
-				return fmt.Errorf("%s: %w", stmts[i], err)
-			}
-			if d := time.Since(t0); d > 5*time.Second {
-				fmt.Fprintf(log, "    %.0f s: %s\n", d.Seconds(), stmts[i])
-			}
-			return nil
+// buildIndexes builds the keys and indexes table by table, largest table
+// first, two tables at a time; all of one table's builds start together.
+// Each build reads the whole table, and builds that start together share
+// one read of it (synchronized sequential scans): on the production-size
+// world the tables are larger than what the page cache keeps.
+func (s *savedIndexes) buildIndexes(ctx context.Context, pool *pgxpool.Pool, log io.Writer) error {
+	byTable := map[string][]ddl{}
+	var tables []string
+	for _, b := range s.builds {
+		if byTable[b.table] == nil {
+			tables = append(tables, b.table)
+		}
+		byTable[b.table] = append(byTable[b.table], b)
+	}
+	size := map[string]int64{}
+	for _, t := range tables {
+		var n int64
+		if err := pool.QueryRow(ctx, `SELECT pg_relation_size($1::regclass)`, t).Scan(&n); err != nil {
+			return err
+		}
+		size[t] = n
+	}
+	sort.SliceStable(tables, func(i, j int) bool { return size[tables[i]] > size[tables[j]] })
+	return parallel(ctx, len(tables), 2, func(ctx context.Context, i int) error {
+		builds := byTable[tables[i]]
+		return parallel(ctx, len(builds), len(builds), func(ctx context.Context, j int) error {
+			return timedExec(ctx, pool, log, builds[j].sql)
 		})
+	})
+}
+
+// validateForeignKeys adds the foreign keys NOT VALID, then validates
+// them, two at a time: VALIDATE CONSTRAINT locks the referenced table
+// more weakly than ADD (ROW SHARE), so checks of different tables run side
+// by side, and every constraint ends up validated as ADD would leave it.
+// The check is an anti-join of the referencing column with the referenced
+// key; with both indexed and the tables all-visible (written frozen), a
+// merge join of two index-only scans reads the indexes once in order,
+// where the hash join the planner otherwise picks for the 50-million-entry
+// ledger spills a table of 25 million keys to disk.
+func (s *savedIndexes) validateForeignKeys(ctx context.Context, pool *pgxpool.Pool, log io.Writer) error {
+	for _, fk := range s.fks {
+		if _, err := pool.Exec(ctx, fk.sql+" NOT VALID"); err != nil {
+			return fmt.Errorf("%s NOT VALID: %w", fk.sql, err)
+		}
 	}
-	if err := run(append(append([]string(nil), s.keys...), s.indexes...)); err != nil {
-		return err
+	return parallel(ctx, len(s.fks), 2, func(ctx context.Context, i int) error {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_hashjoin = off`); err != nil {
+			return err
+		}
+		if err := timedExec(ctx, tx, log, fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", s.fks[i].table, pgx.Identifier{s.fks[i].name}.Sanitize())); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	})
+}
+
+func timedExec(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, log io.Writer, sql string) error {
+	t0 := time.Now()
+	if _, err := db.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
 	}
-	return run(s.fks)
+	if d := time.Since(t0); d > 5*time.Second {
+		fmt.Fprintf(log, "    %.0f s: %s\n", d.Seconds(), sql)
+	}
+	return nil
 }
 
 // userID is user n's id, the same in SQL (md5('scale-user-' || n)::uuid).
@@ -578,6 +669,7 @@ func (tg *tokenGen) refreshRows(c *chunker, spec scaleSpec) error {
 	scopes := textArray("offline_access", "profile", "credits:read")
 	empty := textArray()
 	expiredAt, liveUntil := tg.days(-1), tg.days(365)
+	sub := "" // the family's subject
 	// Expired rows first: in production the purge's candidates are the
 	// oldest rows, in the oldest pages, which is what the BRIN index on
 	// expires_at relies on.
@@ -587,7 +679,9 @@ func (tg *tokenGen) refreshRows(c *chunker, spec scaleSpec) error {
 			if (f%40 == 0) != expired {
 				continue
 			}
-			sub := userID(1 + f%spec.Users)
+			if gen == 0 || sub == "" {
+				sub = userID(1 + f%spec.Users)
+			}
 			var ts time.Time
 			if expired {
 				ts = tg.days(-31)
@@ -760,7 +854,9 @@ func loadLedger(ctx context.Context, pool *pgxpool.Pool, spec scaleSpec, now tim
 		{"ledger_entries", "id, transaction_id, account_id, amount", ec},
 		{"ledger_accounts", "id, kind, user_id, name, balance, head_seq, created_at", ac},
 	} {
-		g.Go(func() error { return copyFreeze(ctx, pool, t.table, t.columns, &chunkReader{ctx: ctx, chunks: t.ch}) })
+		g.Go(func() error {
+			return copyFreeze(ctx, pool, t.table, t.columns, &chunkReader{ctx: ctx, chunks: t.ch, free: lp.free[t.table]})
+		})
 	}
 	return g.Wait()
 }
@@ -772,13 +868,17 @@ type ledgerPlan struct {
 	counts []int32 // transactions of user n+1's account
 	starts []int64 // transactions before run i's first account
 	admins []string
+	free   map[string]chan []byte // each table's sent buffers, for reuse
 }
 
 // ledgerRunAccounts is how many accounts one generator call builds.
 const ledgerRunAccounts = 1000
 
 func planLedger(spec scaleSpec) *ledgerPlan {
-	lp := &ledgerPlan{spec: spec, counts: make([]int32, spec.Users)}
+	lp := &ledgerPlan{spec: spec, counts: make([]int32, spec.Users), free: map[string]chan []byte{}}
+	for _, t := range []string{"ledger_transactions", "ledger_entries", "ledger_accounts"} {
+		lp.free[t] = make(chan []byte, 8)
+	}
 	mean := max(1, spec.Transactions/spec.Users)
 	remaining := spec.Transactions
 	var total int64
@@ -820,9 +920,9 @@ func (lp *ledgerPlan) generate(i int, now time.Time) ledgerRun {
 		ntx += int64(lp.counts[n-1])
 	}
 	r := ledgerRun{
-		tx:       make(rowBuf, 0, ntx*360),
-		entries:  make(rowBuf, 0, ntx*2*64),
-		accounts: make(rowBuf, 0, (last-first+1)*96),
+		tx:       reuse(lp.free["ledger_transactions"], int(ntx)*400),
+		entries:  reuse(lp.free["ledger_entries"], int(ntx)*2*64),
+		accounts: reuse(lp.free["ledger_accounts"], (last-first+1)*96),
 	}
 	entryID := 2 * lp.starts[i]
 	var reqID [8]byte
