@@ -216,6 +216,44 @@ func TestScale_TokenRowsMatchSQL(t *testing.T) {
 	}
 }
 
+// TestScale_RefusesSeededTables: the loader empties the tables it fills,
+// so rows a migration put there would be lost without a word.
+func TestScale_RefusesSeededTables(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := &storage.Cluster{Dir: filepath.Join(dir, "pg")}
+	if err := cl.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cl.Stop(context.Background()) }()
+	if err := storage.Migrate(cl.URL("authd")); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, cl.URL("authd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := checkLoadable(ctx, pool); err != nil {
+		t.Fatalf("freshly migrated: %v", err)
+	}
+	// A seeded user (with the account its trigger opens).
+	if _, err := pool.Exec(ctx, `INSERT INTO users (email, password_hash) VALUES ('seed@example.test', '!')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkLoadable(ctx, pool); err == nil || !strings.Contains(err.Error(), "users holds 1 rows") {
+		t.Fatalf("checkLoadable with a seeded user: %v", err)
+	}
+}
+
 // BenchmarkLedgerGenerate is one run of accounts (1,000 accounts, about
 // 25,000 transactions) as the loader builds it.
 func BenchmarkLedgerGenerate(b *testing.B) {
