@@ -81,6 +81,20 @@ func TestScale_TinyWorldVerifies(t *testing.T) {
 		{`SELECT count(*) FROM pg_constraint WHERE conrelid = 'ledger_entries'::regclass AND contype IN ('p', 'f') AND convalidated`, 3},
 		{`SELECT count(*) FROM pg_indexes WHERE tablename = 'ledger_transactions'`, 6},
 		{`SELECT count(*) FROM pg_settings WHERE sourcefile LIKE '%postgresql.auto.conf'`, 0},
+		// entry ids number the entries in account and chain order from 1,
+		// two per transaction, as one COPY drawing them from the identity did
+		{`SELECT min(id) FROM ledger_entries`, 1},
+		{`SELECT max(id) - count(*) FROM ledger_entries`, 0},
+		{`SELECT count(*) FROM (SELECT e.id, lag(e.id) OVER (ORDER BY t.account_id, t.seq) AS prev
+			FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id AND e.id % 2 = 1) s
+			WHERE id <> coalesce(prev + 2, 1)`, 0},
+		{`SELECT count(*) FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+			WHERE e.account_id <> t.account_id AND e.id % 2 = 1`, 0},
+		// and the identity continues after them
+		{`SELECT count(*) FROM ledger_entries WHERE id >= (SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')))`, 0},
+		// written frozen (and vacuumed): every page all-visible
+		{`SELECT count(*) FROM pg_class WHERE oid = ANY('{users,user_roles,ledger_accounts,ledger_transactions,ledger_entries,oauth2_access,oauth2_refresh}'::regclass[])
+			AND relallvisible < relpages`, 0},
 	} {
 		var n int64
 		if err := pool.QueryRow(ctx, q.sql).Scan(&n); err != nil {
