@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,8 +23,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/authd/authd/ledger"
 	"github.com/authd/authd/migrations"
@@ -179,8 +183,31 @@ var loadSettings = []string{
 // millions of random insertions), and triggers are off for the loader's
 // sessions (session_replication_role = replica): the rows are written
 // complete, with the balances, chain heads and accounts the triggers and the
-// ledger would have written.
+// ledger would have written. Each is emptied and filled by one binary
+// COPY … FREEZE (copyFreeze); migrations leave only the ledger's two system
+// accounts in them, which the ledger's loader writes back as they were.
 var scaleTables = []string{"users", "user_roles", "ledger_accounts", "ledger_transactions", "ledger_entries", "oauth2_access", "oauth2_refresh"}
+
+// checkLoadable refuses to load over rows the loader would lose: each
+// table is emptied before it is filled, and only the ledger's system
+// accounts are written back. A migration that seeds one of these tables
+// must be handled here first.
+func checkLoadable(ctx context.Context, pool *pgxpool.Pool) error {
+	for _, t := range scaleTables {
+		q := `SELECT count(*) FROM ` + t
+		if t == "ledger_accounts" {
+			q += ` WHERE kind <> 'system'`
+		}
+		var n int64
+		if err := pool.QueryRow(ctx, q).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%s holds %d rows after the migrations; the loader empties it before filling it", t, n)
+		}
+	}
+	return nil
+}
 
 func loadScale(ctx context.Context, sw *scaleWorld, log io.Writer) error {
 	cl := &storage.Cluster{Dir: sw.dir}
@@ -210,7 +237,7 @@ func loadScale(ctx context.Context, sw *scaleWorld, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg.MaxConns = 8
+	cfg.MaxConns = 24 // every build of the two largest tables at once
 	cfg.ConnConfig.RuntimeParams["session_replication_role"] = "replica"
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -224,21 +251,61 @@ func loadScale(ctx context.Context, sw *scaleWorld, log io.Writer) error {
 		sw.Phases = append(sw.Phases, line)
 		fmt.Fprintln(log, "  "+line)
 	}
+	// The whole phases also report the CPU they took (Postgres' processes
+	// and this one's), which a shared machine's load does not inflate as it
+	// does the wall clock.
+	pgCPU := treeCPU{pidFile: postmasterPidFile(sw.dir), hz: clockTicks()}
+	cpuAt := func() [2]time.Duration {
+		p, _ := pgCPU.CPU()
+		l, _ := selfCPU{}.CPU()
+		return [2]time.Duration{p, l}
+	}
+	c0 := cpuAt()
+	wholePhase := func(name string, t0 time.Time) {
+		c := cpuAt()
+		line := fmt.Sprintf("%s: %.1f s (CPU: Postgres %.0f s, loader %.0f s; load average %s)", name, time.Since(t0).Seconds(),
+			(c[0] - c0[0]).Seconds(), (c[1] - c0[1]).Seconds(), loadAverage())
+		c0 = c
+		sw.Phases = append(sw.Phases, line)
+		fmt.Fprintln(log, "  "+line)
+	}
 	t := time.Now()
+	if err := checkLoadable(ctx, pool); err != nil {
+		return err
+	}
 	saved, err := dropIndexes(ctx, pool, scaleTables)
 	if err != nil {
 		return err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	spec := sw.Spec
+	var tz string
+	if err := pool.QueryRow(ctx, `SELECT current_setting('TimeZone')`).Scan(&tz); err != nil {
+		return err
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return fmt.Errorf("the server's time zone: %w", err)
+	}
+	tg, err := newTokenGen(now, loc)
+	if err != nil {
+		return err
+	}
+	if err := loadClients(ctx, pool); err != nil {
+		return err
+	}
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
 	}{
-		{"ledger (generated and hash-chained in Go, COPY)", func(ctx context.Context) error { return loadLedger(ctx, pool, spec, now) }},
-		{"users and roles (generate_series)", func(ctx context.Context) error { return loadUsers(ctx, pool, spec) }},
-		{"refresh tokens (generate_series)", func(ctx context.Context) error { return loadRefresh(ctx, pool, spec) }},
-		{"access tokens (generate_series)", func(ctx context.Context) error { return loadAccess(ctx, pool, spec) }},
+		{"ledger (generated and hash-chained in Go on every core, binary COPY)", func(ctx context.Context) error { return loadLedger(ctx, pool, spec, now) }},
+		{"refresh tokens (generated in Go, binary COPY)", func(ctx context.Context) error {
+			return fillTable(ctx, pool, "oauth2_refresh", refreshColumns, func(c *chunker) error { return tg.refreshRows(c, spec) })
+		}},
+		{"access tokens (generated in Go, binary COPY)", func(ctx context.Context) error {
+			return fillTable(ctx, pool, "oauth2_access", accessColumns, func(c *chunker) error { return tg.accessRows(c, spec) })
+		}},
+		{"users and roles (generate_series, binary COPY)", func(ctx context.Context) error { return loadUsers(ctx, pool, spec) }},
 	}
 	if err := parallel(ctx, len(steps), len(steps), func(ctx context.Context, i int) error {
 		t0 := time.Now()
@@ -250,22 +317,34 @@ func loadScale(ctx context.Context, sw *scaleWorld, log io.Writer) error {
 	}); err != nil {
 		return err
 	}
-	phase("rows written", t)
+	wholePhase("rows written", t)
 	t0 := time.Now()
-	if err := saved.restore(ctx, pool, log); err != nil {
+	if err := saved.buildIndexes(ctx, pool, log); err != nil {
 		return err
 	}
-	phase("indexes and constraints built", t0)
+	wholePhase("keys and indexes built", t0)
 	t0 = time.Now()
-	if _, err := pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence('ledger_accounts', 'id'), (SELECT max(id) FROM ledger_accounts))`); err != nil {
-		return err
+	// The identities continue after the loaded ids (the entries' ids were
+	// written, not drawn from it).
+	for _, t := range []string{"ledger_accounts", "ledger_entries"} {
+		if _, err := pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, 'id'), (SELECT max(id) FROM `+t+`))`, t); err != nil {
+			return err
+		}
 	}
 	// As a long-running database would be: statistics current, visibility
 	// map and hint bits set, so the first scenario does not pay for them.
+	// The loaded tables were written frozen and all-visible, so VACUUM
+	// skips their pages and this is mostly ANALYZE; it runs before the
+	// foreign keys are validated, for the planner's statistics.
 	if _, err := pool.Exec(ctx, `VACUUM (ANALYZE)`); err != nil {
 		return err
 	}
-	phase("VACUUM (ANALYZE)", t0)
+	wholePhase("VACUUM (ANALYZE)", t0)
+	t0 = time.Now()
+	if err := saved.validateForeignKeys(ctx, pool, log); err != nil {
+		return err
+	}
+	wholePhase("foreign keys validated", t0)
 	for _, q := range []struct{ label, sql string }{
 		{"users", `SELECT count(*) FROM users`},
 		{"ledger accounts", `SELECT count(*) FROM ledger_accounts`},
@@ -295,6 +374,15 @@ func loadScale(ctx context.Context, sw *scaleWorld, log io.Writer) error {
 		return fmt.Errorf("sync: %w: %s", err, out)
 	}
 	return nil
+}
+
+// loadAverage is the 1-minute load average, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 func prefixEach(p string, xs []string) []string {
@@ -357,22 +445,23 @@ feed:
 
 // savedIndexes is what dropIndexes removed, to be built again.
 type savedIndexes struct {
-	keys    []string // ALTER TABLE … ADD CONSTRAINT for primary keys and unique constraints
-	indexes []string // CREATE INDEX …
-	fks     []string // ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY (validated when added)
+	builds []ddl // keys, unique constraints and indexes
+	fks    []ddl // foreign keys
 }
+
+// ddl is one statement to run again on table; name is the constraint's.
+type ddl struct{ table, name, sql string }
 
 func dropIndexes(ctx context.Context, pool *pgxpool.Pool, tables []string) (*savedIndexes, error) {
 	s := &savedIndexes{}
-	type con struct{ table, name, def string }
-	read := func(sql string) ([]con, error) {
+	read := func(sql string) ([]ddl, error) {
 		rows, err := pool.Query(ctx, sql, tables)
 		if err != nil {
 			return nil, err
 		}
-		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (con, error) {
-			var c con
-			err := r.Scan(&c.table, &c.name, &c.def)
+		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ddl, error) {
+			var c ddl
+			err := r.Scan(&c.table, &c.name, &c.sql)
 			return c, err
 		})
 	}
@@ -395,15 +484,17 @@ func dropIndexes(ctx context.Context, pool *pgxpool.Pool, tables []string) (*sav
 	var drops []string
 	for _, c := range fks {
 		drops = append(drops, fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", c.table, pgx.Identifier{c.name}.Sanitize()))
-		s.fks = append(s.fks, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", c.table, pgx.Identifier{c.name}.Sanitize(), c.def))
+		c.sql = fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", c.table, pgx.Identifier{c.name}.Sanitize(), c.sql)
+		s.fks = append(s.fks, c)
 	}
 	for _, c := range keys {
 		drops = append(drops, fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", c.table, pgx.Identifier{c.name}.Sanitize()))
-		s.keys = append(s.keys, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", c.table, pgx.Identifier{c.name}.Sanitize(), c.def))
+		c.sql = fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", c.table, pgx.Identifier{c.name}.Sanitize(), c.sql)
+		s.builds = append(s.builds, c)
 	}
 	for _, c := range idx {
 		drops = append(drops, "DROP INDEX "+c.name)
-		s.indexes = append(s.indexes, c.def)
+		s.builds = append(s.builds, c)
 	}
 	for _, d := range drops {
 		if _, err := pool.Exec(ctx, d); err != nil {
@@ -413,25 +504,79 @@ func dropIndexes(ctx context.Context, pool *pgxpool.Pool, tables []string) (*sav
 	return s, nil
 }
 
-// restore builds the keys and indexes two at a time (index builds of one
-// table share its SHARE lock), then the foreign keys, each validated.
-func (s *savedIndexes) restore(ctx context.Context, pool *pgxpool.Pool, log io.Writer) error {
-	run := func(stmts []string) error {
-		return parallel(ctx, len(stmts), 2, func(ctx context.Context, i int) error {
-			t0 := time.Now()
-			if _, err := pool.Exec(ctx, stmts[i]); err != nil {
-				return fmt.Errorf("%s: %w", stmts[i], err)
-			}
-			if d := time.Since(t0); d > 5*time.Second {
-				fmt.Fprintf(log, "    %.0f s: %s\n", d.Seconds(), stmts[i])
-			}
-			return nil
+// buildIndexes builds the keys and indexes table by table, largest table
+// first, two tables at a time; all of one table's builds start together.
+// Each build reads the whole table, and builds that start together share
+// one read of it (synchronized sequential scans): on the production-size
+// world the tables are larger than what the page cache keeps.
+func (s *savedIndexes) buildIndexes(ctx context.Context, pool *pgxpool.Pool, log io.Writer) error {
+	byTable := map[string][]ddl{}
+	var tables []string
+	for _, b := range s.builds {
+		if byTable[b.table] == nil {
+			tables = append(tables, b.table)
+		}
+		byTable[b.table] = append(byTable[b.table], b)
+	}
+	size := map[string]int64{}
+	for _, t := range tables {
+		var n int64
+		if err := pool.QueryRow(ctx, `SELECT pg_relation_size($1::regclass)`, t).Scan(&n); err != nil {
+			return err
+		}
+		size[t] = n
+	}
+	sort.SliceStable(tables, func(i, j int) bool { return size[tables[i]] > size[tables[j]] })
+	return parallel(ctx, len(tables), 2, func(ctx context.Context, i int) error {
+		builds := byTable[tables[i]]
+		return parallel(ctx, len(builds), len(builds), func(ctx context.Context, j int) error {
+			return timedExec(ctx, pool, log, builds[j].sql)
 		})
+	})
+}
+
+// validateForeignKeys adds the foreign keys NOT VALID, then validates
+// them, two at a time: VALIDATE CONSTRAINT locks the referenced table
+// more weakly than ADD (ROW SHARE), so checks of different tables run side
+// by side, and every constraint ends up validated as ADD would leave it.
+// The check is an anti-join of the referencing column with the referenced
+// key; with both indexed and the tables all-visible (written frozen), a
+// merge join of two index-only scans reads the indexes once in order,
+// where the hash join the planner otherwise picks for the 50-million-entry
+// ledger spills a table of 25 million keys to disk.
+func (s *savedIndexes) validateForeignKeys(ctx context.Context, pool *pgxpool.Pool, log io.Writer) error {
+	for _, fk := range s.fks {
+		if _, err := pool.Exec(ctx, fk.sql+" NOT VALID"); err != nil {
+			return fmt.Errorf("%s NOT VALID: %w", fk.sql, err)
+		}
 	}
-	if err := run(append(append([]string(nil), s.keys...), s.indexes...)); err != nil {
-		return err
+	return parallel(ctx, len(s.fks), 2, func(ctx context.Context, i int) error {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_hashjoin = off`); err != nil {
+			return err
+		}
+		if err := timedExec(ctx, tx, log, fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", s.fks[i].table, pgx.Identifier{s.fks[i].name}.Sanitize())); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	})
+}
+
+func timedExec(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, log io.Writer, sql string) error {
+	t0 := time.Now()
+	if _, err := db.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
 	}
-	return run(s.fks)
+	if d := time.Since(t0); d > 5*time.Second {
+		fmt.Fprintf(log, "    %.0f s: %s\n", d.Seconds(), sql)
+	}
+	return nil
 }
 
 // userID is user n's id, the same in SQL (md5('scale-user-' || n)::uuid).
@@ -450,16 +595,15 @@ func loadUsers(ctx context.Context, pool *pgxpool.Pool, spec scaleSpec) error {
 	if err != nil {
 		return err
 	}
-	if _, err := pool.Exec(ctx, `INSERT INTO users (id, email, email_verified, name, password_hash, created_at, updated_at)
-		SELECT `+fmt.Sprintf(sqlUserID, "g")+`, 'scale-user-' || g || '@example.test', g % 10 <> 0, 'Scale User ' || g, $2, ts, ts
-		FROM generate_series(1, $1::int) g,
-		LATERAL (SELECT now() - interval '730 days' * (($1 - g)::float8 / $1)) t(ts)`, spec.Users, string(pw)); err != nil {
+	// COPY (query) takes no parameters; a bcrypt hash has no quotes.
+	if err := copySelect(ctx, pool, "users", "id, email, email_verified, name, password_hash, created_at, updated_at",
+		fmt.Sprintf(`SELECT `+fmt.Sprintf(sqlUserID, "g")+`, 'scale-user-' || g || '@example.test', g %% 10 <> 0, 'Scale User ' || g, '%[2]s'::text, ts, ts
+		FROM generate_series(1, %[1]d) g,
+		LATERAL (SELECT now() - interval '730 days' * ((%[1]d - g)::float8 / %[1]d)) t(ts)`, spec.Users, pw)); err != nil {
 		return err
 	}
-	_, err = pool.Exec(ctx, `INSERT INTO user_roles (user_id, role)
-		SELECT `+fmt.Sprintf(sqlUserID, "g")+`, 'user' FROM generate_series(1, $1::int) g
-		UNION ALL SELECT `+fmt.Sprintf(sqlUserID, "g")+`, 'admin' FROM generate_series(1, least($1::int, 20)) g`, spec.Users)
-	return err
+	return copySelect(ctx, pool, "user_roles", "user_id, role", fmt.Sprintf(`SELECT `+fmt.Sprintf(sqlUserID, "g")+`, 'user'::text FROM generate_series(1, %[1]d) g
+		UNION ALL SELECT `+fmt.Sprintf(sqlUserID, "g")+`, 'admin'::text FROM generate_series(1, least(%[1]d, 20)) g`, spec.Users))
 }
 
 // The clients the loaded tokens and charges belong to. Their secrets are
@@ -495,72 +639,150 @@ func sessionTemplate(now time.Time) (string, error) {
 	return string(b), err
 }
 
-// loadRefresh writes refresh-token families of eight generations: seven
+// tokenGen is what the token rows are built from: the load's time and the
+// server's time zone (interval arithmetic in days follows its calendar, as
+// now() - interval '1 day' does), the session template cut at its subject.
+type tokenGen struct {
+	now     time.Time
+	loc     *time.Location
+	session []string // sessionTemplate split at __SUB__
+}
+
+func newTokenGen(now time.Time, loc *time.Location) (*tokenGen, error) {
+	tmpl, err := sessionTemplate(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &tokenGen{now: now, loc: loc, session: strings.Split(tmpl, "__SUB__")}, nil
+}
+
+// days is now plus d calendar days in the server's time zone.
+func (g *tokenGen) days(d int) time.Time { return g.now.In(g.loc).AddDate(0, 0, d) }
+
+// sessionJSONB appends the session of subject sub.
+func (g *tokenGen) sessionJSONB(b rowBuf, sub string) rowBuf {
+	n := 1 + (len(g.session)-1)*len(sub)
+	for _, p := range g.session {
+		n += len(p)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	b = append(b, 1) // jsonb version
+	for i, p := range g.session {
+		if i > 0 {
+			b = append(b, sub...)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func md5UUID(s string) string { return hexUUID(md5.Sum([]byte(s))) }
+
+const refreshColumns = `signature, request_id, requested_at, client_id, scopes, granted_scopes,
+	requested_audience, granted_audience, form_data, session_data, subject, active, expires_at,
+	access_token_signature, first_used_at, rotated_response`
+
+// refreshRows writes refresh-token families of eight generations: seven
 // used (rotated: first_used_at and the saved response set, kept until they
 // expire for reuse detection) and the active one; one family in forty has
 // expired and waits for the purge. Live rows expire a year after the load,
 // so every run on a cached world sees the same table (expires_at is read by
-// the purge only; fosite reads expiry from the session).
-func loadRefresh(ctx context.Context, pool *pgxpool.Pool, spec scaleSpec) error {
-	if err := loadClients(ctx, pool); err != nil {
-		return err
-	}
-	tmpl, err := sessionTemplate(time.Now())
-	if err != nil {
-		return err
-	}
+// the purge only; fosite reads expiry from the session). Row g (from 1) is
+// generation (g-1)%8 of family (g-1)/8.
+func (tg *tokenGen) refreshRows(c *chunker, spec scaleSpec) error {
+	scopes := textArray("offline_access", "profile", "credits:read")
+	empty := textArray()
+	expiredAt, liveUntil := tg.days(-1), tg.days(365)
+	sub := "" // the family's subject
 	// Expired rows first: in production the purge's candidates are the
 	// oldest rows, in the oldest pages, which is what the BRIN index on
 	// expires_at relies on.
 	for _, expired := range []bool{true, false} {
-		if _, err = pool.Exec(ctx, `INSERT INTO oauth2_refresh (signature, request_id, requested_at, client_id, scopes, granted_scopes,
-			requested_audience, granted_audience, form_data, session_data, subject, active, expires_at,
-			access_token_signature, first_used_at, rotated_response)
-		SELECT encode(sha256(('scale-refresh-' || g)::bytea), 'hex'), md5('scale-family-' || f)::uuid::text, ts, $3,
-			'{offline_access,profile,credits:read}', '{offline_access,profile,credits:read}', '{}', '{}',
-			'grant_type=refresh_token', replace($4, '__SUB__', sub)::jsonb, sub, gen = 7,
-			CASE WHEN f % 40 = 0 THEN now() - interval '1 day' ELSE now() + interval '365 days' END,
-			encode(sha256(('scale-refresh-access-' || g)::bytea), 'hex'),
-			CASE WHEN gen < 7 THEN ts + interval '15 minutes' END,
-			CASE WHEN gen < 7 THEN decode(repeat(md5(g::text), 38), 'hex') END
-		FROM generate_series(1, $1::int) g,
-		LATERAL (SELECT (g - 1) / 8 AS f, (g - 1) % 8 AS gen) x,
-		LATERAL (SELECT (`+fmt.Sprintf(sqlUserID, "1 + f % $2")+`)::text AS sub,
-			CASE WHEN f % 40 = 0 THEN now() - interval '31 days' ELSE now() - interval '1 day' * (f % 28) END
-				+ interval '3 hours' * gen AS ts) s
-		WHERE (f % 40 = 0) = $5`, spec.Refresh, spec.Users, scaleWebClient, tmpl, expired); err != nil {
-			return err
+		for g := 1; g <= spec.Refresh; g++ {
+			f, gen := (g-1)/8, (g-1)%8
+			if (f%40 == 0) != expired {
+				continue
+			}
+			if gen == 0 || sub == "" {
+				sub = userID(1 + f%spec.Users)
+			}
+			var ts time.Time
+			if expired {
+				ts = tg.days(-31)
+			} else {
+				ts = tg.days(-(f % 28))
+			}
+			ts = ts.Add(3 * time.Hour * time.Duration(gen))
+			b := c.b.row(16).text(sha256Hex("scale-refresh-" + strconv.Itoa(g))).text(md5UUID("scale-family-" + strconv.Itoa(f))).
+				timestamptz(ts).text(scaleWebClient).raw(scopes).raw(scopes).raw(empty).raw(empty).text("grant_type=refresh_token")
+			b = tg.sessionJSONB(b, sub).text(sub).bool(gen == 7)
+			if expired {
+				b = b.timestamptz(expiredAt)
+			} else {
+				b = b.timestamptz(liveUntil)
+			}
+			b = b.text(sha256Hex("scale-refresh-access-" + strconv.Itoa(g)))
+			if gen < 7 {
+				b = b.timestamptz(ts.Add(15 * time.Minute))
+				h := md5.Sum([]byte(strconv.Itoa(g)))
+				b = binary.BigEndian.AppendUint32(b, 38*16)
+				for range 38 {
+					b = append(b, h[:]...)
+				}
+			} else {
+				b = b.null().null()
+			}
+			c.b = b
+			if err := c.full(); err != nil {
+				return err
+			}
 		}
 	}
-	return err
+	return nil
 }
 
-// loadAccess writes access-token rows: a service's client_credentials
-// tokens and users' tokens; one in five has expired and waits for the purge
-// (about one purge interval's worth at production rates).
-func loadAccess(ctx context.Context, pool *pgxpool.Pool, spec scaleSpec) error {
-	tmpl, err := sessionTemplate(time.Now())
-	if err != nil {
-		return err
-	}
-	for _, expired := range []bool{true, false} { // expired first, as in loadRefresh
-		if _, err = pool.Exec(ctx, `INSERT INTO oauth2_access (signature, request_id, requested_at, client_id, scopes, granted_scopes,
-			requested_audience, granted_audience, form_data, session_data, subject, active, expires_at)
-		SELECT encode(sha256(('scale-access-' || g)::bytea), 'hex'), md5('scale-access-req-' || g)::uuid::text,
-			now() - interval '1 second' * (g % 1500), CASE WHEN user_token THEN $3 ELSE $4 END,
-			CASE WHEN user_token THEN '{offline_access,profile,credits:read}'::text[] ELSE '{credits:charge}'::text[] END,
-			CASE WHEN user_token THEN '{offline_access,profile,credits:read}'::text[] ELSE '{credits:charge}'::text[] END,
-			'{}', '{}', '', replace($5, '__SUB__', sub)::jsonb, sub, true,
-			CASE WHEN g % 5 = 0 THEN now() - interval '1 second' * (g % 600) ELSE now() + interval '365 days' END
-		FROM generate_series(1, $1::int) g,
-		LATERAL (SELECT g % 10 < 3 AS user_token) u,
-		LATERAL (SELECT CASE WHEN user_token THEN (`+fmt.Sprintf(sqlUserID, "1 + g % $2")+`)::text ELSE '' END AS sub) s
-		WHERE (g % 5 = 0) = $6`,
-			spec.Access, spec.Users, scaleWebClient, scaleSvcClient, tmpl, expired); err != nil {
-			return err
+const accessColumns = `signature, request_id, requested_at, client_id, scopes, granted_scopes,
+	requested_audience, granted_audience, form_data, session_data, subject, active, expires_at`
+
+// accessRows writes access-token rows: a service's client_credentials
+// tokens and users' tokens (three in ten); one in five has expired and
+// waits for the purge (about one purge interval's worth at production
+// rates).
+func (tg *tokenGen) accessRows(c *chunker, spec scaleSpec) error {
+	userScopes := textArray("offline_access", "profile", "credits:read")
+	svcScopes := textArray("credits:charge")
+	empty := textArray()
+	liveUntil := tg.days(365)
+	for _, expired := range []bool{true, false} { // expired first, as for refresh tokens
+		for g := 1; g <= spec.Access; g++ {
+			if (g%5 == 0) != expired {
+				continue
+			}
+			userToken := g%10 < 3
+			client, scopes, sub := scaleSvcClient, svcScopes, ""
+			if userToken {
+				client, scopes, sub = scaleWebClient, userScopes, userID(1+g%spec.Users)
+			}
+			b := c.b.row(13).text(sha256Hex("scale-access-" + strconv.Itoa(g))).text(md5UUID("scale-access-req-" + strconv.Itoa(g))).
+				timestamptz(tg.now.Add(-time.Second * time.Duration(g%1500))).text(client).raw(scopes).raw(scopes).raw(empty).raw(empty).text("")
+			b = tg.sessionJSONB(b, sub).text(sub).bool(true)
+			if expired {
+				b = b.timestamptz(tg.now.Add(-time.Second * time.Duration(g%600)))
+			} else {
+				b = b.timestamptz(liveUntil)
+			}
+			c.b = b
+			if err := c.full(); err != nil {
+				return err
+			}
 		}
 	}
-	return err
+	return nil
 }
 
 // splitmix64 is a tiny deterministic mixer for the generated history.
@@ -575,78 +797,169 @@ func splitmix64(x uint64) uint64 {
 // grant, then a service's charges with an admin top-up every tenth posting,
 // over two years. Each transaction is sealed by the ledger package's own
 // hashing (ledger.Seal), chained per account exactly as postings are, so
-// `authd ledger verify` checks the loaded history like any other. Three
-// COPY streams (transactions, entries, accounts) run side by side.
+// `authd ledger verify` checks the loaded history like any other. The
+// accounts are independent chains: one generator per core builds runs of
+// accounts, and the runs are written in account order to three COPY
+// streams (transactions, entries, accounts) running side by side, so the
+// tables come out as one generator would write them.
 func loadLedger(ctx context.Context, pool *pgxpool.Pool, spec scaleSpec, now time.Time) error {
-	type stream struct {
-		sql string
-		pr  *io.PipeReader
-		pw  *io.PipeWriter
-		bw  *bufio.Writer
+	// The system accounts the migration created are written again after
+	// the TRUNCATE, as they were.
+	rows, err := pool.Query(ctx, `SELECT id, kind, name, head_seq, created_at FROM ledger_accounts WHERE kind = 'system' ORDER BY id`)
+	if err != nil {
+		return err
 	}
-	streams := []*stream{
-		{sql: `COPY ledger_transactions (id, account_id, seq, kind, direction, amount, reference, description, reason,
-			refund_of, balance_after, actor_type, actor_id, request_id, fingerprint, prev_hash, hash, created_at, client_id) FROM STDIN`},
-		{sql: `COPY ledger_entries (transaction_id, account_id, amount) FROM STDIN`},
-		{sql: `COPY ledger_accounts (id, kind, user_id, name, balance, head_seq, created_at) FROM STDIN`},
+	system := rowBuf(nil)
+	for rows.Next() {
+		var id, head int64
+		var kind, name string
+		var created time.Time
+		if err := rows.Scan(&id, &kind, &name, &head, &created); err != nil {
+			return err
+		}
+		system = system.row(7).int8(id).text(kind).null().text(name).null().int8(head).timestamptz(created)
 	}
-	errc := make(chan error, len(streams)+1)
-	for _, s := range streams {
-		s.pr, s.pw = io.Pipe()
-		s.bw = bufio.NewWriterSize(s.pw, 1<<20)
-		go func() {
-			conn, err := pool.Acquire(ctx)
-			if err != nil {
-				s.pr.CloseWithError(err)
-				errc <- err
-				return
+	if err := rows.Err(); err != nil {
+		return err
+	}
+
+	lp := planLedger(spec)
+	workers := max(1, runtime.GOMAXPROCS(0))
+	g, ctx := errgroup.WithContext(ctx)
+	outs := make([]chan ledgerRun, workers)
+	for w := range outs {
+		outs[w] = make(chan ledgerRun, 2)
+		g.Go(func() error {
+			defer close(outs[w])
+			for i := w; i < lp.runs(); i += workers {
+				r := lp.generate(i, now)
+				select {
+				case outs[w] <- r:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
-			defer conn.Release()
-			_, err = conn.Conn().PgConn().CopyFrom(ctx, s.pr, s.sql)
-			s.pr.CloseWithError(err) // unblocks the generator if COPY failed
-			errc <- err
-		}()
+			return nil
+		})
 	}
-	genErr := generateLedger(spec, now, streams[0].bw, streams[1].bw, streams[2].bw)
-	for _, s := range streams {
-		if err := s.bw.Flush(); err != nil && genErr == nil {
-			genErr = err
+	txc, ec, ac := make(chan []byte, 4), make(chan []byte, 4), make(chan []byte, 4)
+	g.Go(func() error { // in account order
+		defer close(txc)
+		defer close(ec)
+		defer close(ac)
+		send := func(ch chan []byte, b []byte) error {
+			select {
+			case ch <- b:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
-		s.pw.CloseWithError(genErr)
-	}
-	var first error
-	for range streams {
-		if err := <-errc; err != nil && first == nil {
-			first = err
+		if err := send(ac, system); err != nil {
+			return err
 		}
+		for i := range lp.runs() {
+			r, ok := <-outs[i%workers]
+			if !ok {
+				return ctx.Err() // its generator stopped
+			}
+			for _, s := range []struct {
+				ch chan []byte
+				b  []byte
+			}{{txc, r.tx}, {ec, r.entries}, {ac, r.accounts}} {
+				if err := send(s.ch, s.b); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	for _, t := range []struct {
+		table, columns string
+		ch             chan []byte
+	}{
+		{"ledger_transactions", `id, account_id, seq, kind, direction, amount, reference, description, reason,
+			refund_of, balance_after, actor_type, actor_id, request_id, fingerprint, prev_hash, hash, created_at, client_id`, txc},
+		{"ledger_entries", "id, transaction_id, account_id, amount", ec},
+		{"ledger_accounts", "id, kind, user_id, name, balance, head_seq, created_at", ac},
+	} {
+		g.Go(func() error {
+			return copyFreeze(ctx, pool, t.table, t.columns, &chunkReader{ctx: ctx, chunks: t.ch, free: lp.free[t.table]})
+		})
 	}
-	if genErr != nil && !errors.Is(genErr, io.ErrClosedPipe) {
-		return genErr
-	}
-	return first
+	return g.Wait()
 }
 
-// generateLedger writes COPY text rows. Account ids are 999 + n for user n
-// (the identity starts at 1000; its sequence is set after the load).
-func generateLedger(spec scaleSpec, now time.Time, txw, ew, aw *bufio.Writer) error {
+// ledgerPlan is how many transactions each account gets, decided up front
+// so that runs of accounts can be generated independently.
+type ledgerPlan struct {
+	spec   scaleSpec
+	counts []int32 // transactions of user n+1's account
+	starts []int64 // transactions before run i's first account
+	admins []string
+	free   map[string]chan []byte // each table's sent buffers, for reuse
+}
+
+// ledgerRunAccounts is how many accounts one generator call builds.
+const ledgerRunAccounts = 1000
+
+func planLedger(spec scaleSpec) *ledgerPlan {
+	lp := &ledgerPlan{spec: spec, counts: make([]int32, spec.Users), free: map[string]chan []byte{}}
+	for _, t := range []string{"ledger_transactions", "ledger_entries", "ledger_accounts"} {
+		lp.free[t] = make(chan []byte, 8)
+	}
 	mean := max(1, spec.Transactions/spec.Users)
 	remaining := spec.Transactions
-	var reqID [8]byte
-	line := make([]byte, 0, 1024)
+	var total int64
 	for n := 1; n <= spec.Users; n++ {
-		uid := userID(n)
-		acct := int64(999 + n)
-		r := splitmix64(uint64(n))
+		if (n-1)%ledgerRunAccounts == 0 {
+			lp.starts = append(lp.starts, total)
+		}
 		// Between 1 and 2*mean-1 transactions, mean on average; the last
 		// account takes what is left so the total is exact.
-		k := 1 + int(r%uint64(2*mean-1))
+		k := 1 + int(splitmix64(uint64(n))%uint64(2*mean-1))
 		if n == spec.Users || k > remaining-(spec.Users-n) {
 			k = remaining - (spec.Users - n)
 		}
-		if k < 0 {
-			k = 0
-		}
+		k = max(k, 0)
 		remaining -= k
+		lp.counts[n-1] = int32(k)
+		total += int64(k)
+	}
+	for n := 1; n <= 20; n++ {
+		lp.admins = append(lp.admins, userID(n))
+	}
+	return lp
+}
+
+func (lp *ledgerPlan) runs() int { return len(lp.starts) }
+
+// ledgerRun is one run of accounts' rows, binary COPY data for each table.
+type ledgerRun struct{ tx, entries, accounts rowBuf }
+
+// generate builds run i. Account ids are 999 + n for user n (the identity
+// starts at 1000; its sequence is set after the load); entry ids number the
+// entries in account order from 1, two per transaction, as the identity
+// would have.
+func (lp *ledgerPlan) generate(i int, now time.Time) ledgerRun {
+	spec := lp.spec
+	first, last := i*ledgerRunAccounts+1, min((i+1)*ledgerRunAccounts, spec.Users)
+	var ntx int64
+	for n := first; n <= last; n++ {
+		ntx += int64(lp.counts[n-1])
+	}
+	r := ledgerRun{
+		tx:       reuse(lp.free["ledger_transactions"], int(ntx)*400),
+		entries:  reuse(lp.free["ledger_entries"], int(ntx)*2*64),
+		accounts: reuse(lp.free["ledger_accounts"], (last-first+1)*96),
+	}
+	entryID := 2 * lp.starts[i]
+	var reqID [8]byte
+	for n := first; n <= last; n++ {
+		uid := userID(n)
+		acct := int64(999 + n)
+		rnd := splitmix64(uint64(n))
+		k := int(lp.counts[n-1])
 		userCreated := now.Add(-730 * 24 * time.Hour).Add(time.Duration(float64(730*24*time.Hour) * float64(n-1) / float64(spec.Users)))
 		start := userCreated.Add(time.Minute)
 		step := time.Duration(0)
@@ -656,17 +969,17 @@ func generateLedger(spec scaleSpec, now time.Time, txw, ew, aw *bufio.Writer) er
 		prev := ledger.Genesis()
 		var bal int64
 		for seq := 1; seq <= k; seq++ {
-			rs := splitmix64(r ^ uint64(seq)<<20)
+			rs := splitmix64(rnd ^ uint64(seq)<<20)
 			t := ledger.Transaction{UserID: uid, Seq: int64(seq), CreatedAt: start.Add(step * time.Duration(seq-1)).Truncate(time.Microsecond)}
 			switch {
 			case seq == 1:
 				t.Kind, t.Direction, t.Amount = ledger.KindGrant, ledger.Credit, 1_000_000
 				t.Reference, t.Description = "welcome", "Welcome credits"
-				t.Actor = ledger.Actor{Type: ledger.ActorAdmin, ID: userID(1 + n%20)}
+				t.Actor = ledger.Actor{Type: ledger.ActorAdmin, ID: lp.admins[n%20]}
 			case seq%10 == 0:
 				t.Kind, t.Direction, t.Amount = ledger.KindGrant, ledger.Credit, 10_000
 				t.Reference, t.Description = "topup-"+strconv.Itoa(seq), "Top-up"
-				t.Actor = ledger.Actor{Type: ledger.ActorAdmin, ID: userID(1 + n%20)}
+				t.Actor = ledger.Actor{Type: ledger.ActorAdmin, ID: lp.admins[n%20]}
 			default:
 				t.Kind, t.Direction, t.Amount = ledger.KindSpend, ledger.Debit, int64(1+rs%100)
 				t.Reference, t.Description = "order-"+strconv.Itoa(seq)+"-"+strconv.FormatUint(rs>>40, 36), "API usage"
@@ -685,75 +998,20 @@ func generateLedger(spec scaleSpec, now time.Time, txw, ew, aw *bufio.Writer) er
 			sealed := ledger.Seal(t, acct, prev)
 			prev = sealed.Hash
 
-			line = line[:0]
-			line = append(line, t.ID...)
-			line = append(line, '\t')
-			line = strconv.AppendInt(line, acct, 10)
-			line = append(line, '\t')
-			line = strconv.AppendInt(line, t.Seq, 10)
-			line = append(line, '\t')
-			line = append(line, t.Kind...)
-			line = append(line, '\t')
-			line = append(line, t.Direction...)
-			line = append(line, '\t')
-			line = strconv.AppendInt(line, t.Amount, 10)
-			line = append(line, '\t')
-			line = append(line, t.Reference...)
-			line = append(line, '\t')
-			line = append(line, t.Description...)
-			line = append(line, "\t\t\\N\t"...) // reason '', refund_of NULL
-			line = strconv.AppendInt(line, t.BalanceAfter, 10)
-			line = append(line, '\t')
-			line = append(line, t.Actor.Type...)
-			line = append(line, '\t')
-			line = append(line, t.Actor.ID...)
-			line = append(line, '\t')
-			line = append(line, t.RequestID...)
-			for _, b := range [][]byte{sealed.Fingerprint, sealed.PrevHash, sealed.Hash} {
-				line = append(line, "\t\\\\x"...)
-				line = hex.AppendEncode(line, b)
-			}
-			line = append(line, '\t')
-			line = t.CreatedAt.AppendFormat(line, "2006-01-02 15:04:05.999999Z07:00")
-			line = append(line, '\t')
-			line = append(line, t.ClientID...)
-			line = append(line, '\n')
-			if _, err := txw.Write(line); err != nil {
-				return err
-			}
+			r.tx = r.tx.row(19).uuid(t.ID).int8(acct).int8(t.Seq).text(string(t.Kind)).text(string(t.Direction)).int8(t.Amount).
+				text(t.Reference).text(t.Description).text("").null().int8(t.BalanceAfter).text(t.Actor.Type).text(t.Actor.ID).
+				text(t.RequestID).bytea(sealed.Fingerprint).bytea(sealed.PrevHash).bytea(sealed.Hash).timestamptz(t.CreatedAt).text(t.ClientID)
 			system := int64(1) // issuance
 			if t.Kind == ledger.KindSpend {
 				system = 2 // revenue
 			}
-			line = line[:0]
-			for _, e := range [2]struct{ acct, amount int64 }{{acct, signed}, {system, -signed}} {
-				line = append(line, t.ID...)
-				line = append(line, '\t')
-				line = strconv.AppendInt(line, e.acct, 10)
-				line = append(line, '\t')
-				line = strconv.AppendInt(line, e.amount, 10)
-				line = append(line, '\n')
-			}
-			if _, err := ew.Write(line); err != nil {
-				return err
-			}
+			r.entries = r.entries.row(4).int8(entryID + 1).uuid(t.ID).int8(acct).int8(signed).
+				row(4).int8(entryID + 2).uuid(t.ID).int8(system).int8(-signed)
+			entryID += 2
 		}
-		line = line[:0]
-		line = strconv.AppendInt(line, acct, 10)
-		line = append(line, "\tuser\t"...)
-		line = append(line, uid...)
-		line = append(line, "\t\\N\t"...)
-		line = strconv.AppendInt(line, bal, 10)
-		line = append(line, '\t')
-		line = strconv.AppendInt(line, int64(k), 10)
-		line = append(line, '\t')
-		line = userCreated.Truncate(time.Microsecond).AppendFormat(line, "2006-01-02 15:04:05.999999Z07:00")
-		line = append(line, '\n')
-		if _, err := aw.Write(line); err != nil {
-			return err
-		}
+		r.accounts = r.accounts.row(7).int8(acct).text("user").uuid(uid).null().int8(bal).int8(int64(k)).timestamptz(userCreated.Truncate(time.Microsecond))
 	}
-	return nil
+	return r
 }
 
 func binaryPut(b []byte, v uint64) {
