@@ -141,3 +141,18 @@ func TestVerify_ExclusiveLockQueuedBehindTheJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestVerify_EntryWithoutAccount: an entry whose account_id is NULL (the
+// column's NOT NULL dropped first) is reported like the reference reports
+// it, not an error scanning the per-account sums.
+func TestVerify_EntryWithoutAccount(t *testing.T) {
+	t.Parallel()
+	db, _, _, txs := chain(t)
+	if _, err := db.Pool.Exec(context.Background(), `ALTER TABLE ledger_entries ALTER COLUMN account_id DROP NOT NULL`); err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, db.Pool, `INSERT INTO ledger_entries (transaction_id, account_id, amount) VALUES ($1, NULL, 3), ($1, 2, -3)`, txs[1].ID)
+	if rep := mustSameReport(t, db.Pool); !hasCheck(rep, "double_entry", txs[1].ID) {
+		t.Fatalf("no double_entry problem for %s: %s", txs[1].ID, rep)
+	}
+}
