@@ -80,5 +80,12 @@ func (l *Ledger) PostGroup(ctx context.Context, ops []Op) ([]Result, []error) {
 // VerifyBeforeJoin is Verify calling f once the entries join's connection
 // has taken the snapshot, before it reads.
 func VerifyBeforeJoin(ctx context.Context, pool *pgxpool.Pool, f func()) (Report, error) {
-	return verify(ctx, pool, f)
+	return verify(ctx, pool, verifyHooks{beforeJoin: f})
+}
+
+// VerifyHooks is Verify calling beforeJoin once the entries join's
+// connection has the snapshot, before it reads, and beforeWalk after the
+// entries are summed, before the chains are walked.
+func VerifyHooks(ctx context.Context, pool *pgxpool.Pool, beforeJoin, beforeWalk func()) (Report, error) {
+	return verify(ctx, pool, verifyHooks{beforeJoin: beforeJoin, beforeWalk: beforeWalk})
 }

@@ -131,11 +131,20 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) { return Verify(ctx
 // merge join that returns only the transactions whose entries are wrong.
 // The join runs beside the walk on a second connection that shares the
 // snapshot (pg_export_snapshot), when the pool can give one.
-func Verify(ctx context.Context, pool *pgxpool.Pool) (Report, error) { return verify(ctx, pool, nil) }
+func Verify(ctx context.Context, pool *pgxpool.Pool) (Report, error) {
+	return verify(ctx, pool, verifyHooks{})
+}
 
-// verify is Verify; beforeJoin, if set, runs once the join's connection
-// has the snapshot and before it reads (tests change the ledger there).
-func verify(ctx context.Context, pool *pgxpool.Pool, beforeJoin func()) (Report, error) {
+// verifyHooks are for tests, which change the ledger or take locks there.
+type verifyHooks struct {
+	// beforeJoin runs once the join's connection has the snapshot and
+	// before it reads; beforeWalk after the entries are summed and before
+	// the chains are walked.
+	beforeJoin, beforeWalk func()
+}
+
+// verify is Verify, with hooks.
+func verify(ctx context.Context, pool *pgxpool.Pool, hooks verifyHooks) (Report, error) {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return Report{}, fmt.Errorf("ledger: verify: %w", err)
@@ -151,21 +160,37 @@ func verify(ctx context.Context, pool *pgxpool.Pool, beforeJoin func()) (Report,
 		return Report{}, fmt.Errorf("ledger: verify: %w", err)
 	}
 	// The entries join on its own connection, in the same snapshot; without
-	// one (a pool of one, or none free) it runs after the walk instead.
-	joined := make(chan error, 1)
-	joinCtx, cancelJoin := context.WithCancel(ctx)
-	defer cancelJoin()
+	// one (a pool of one, or none free) it runs after the walk instead. It
+	// is set up before this transaction reads (and locks) the tables the
+	// join reads: see sharedSnapshot.
 	tx2, err := sharedSnapshot(ctx, pool, tx)
 	if err == nil {
 		defer func() { _ = tx2.Rollback(context.WithoutCancel(ctx)) }()
+	}
+	joined := make(chan error, 1)
+	joinCtx, cancelJoin := context.WithCancel(ctx)
+	defer cancelJoin()
+	if tx2 != nil {
 		go func() {
-			if beforeJoin != nil {
-				beforeJoin()
+			if hooks.beforeJoin != nil {
+				hooks.beforeJoin()
 			}
-			joined <- v.findEntryProblems(joinCtx, tx2)
+			err := v.findEntryProblems(joinCtx, tx2)
+			// Its locks go now, not when the walk ends: a lock request
+			// queued behind them would hold up the walk's next read.
+			if rbErr := tx2.Rollback(context.WithoutCancel(joinCtx)); err == nil && rbErr != nil {
+				err = rbErr
+			}
+			joined <- err
 		}()
 	}
-	for _, step := range []func(context.Context, pgx.Tx) error{v.sumEntries, v.checkChains, v.checkRefunds} {
+	beforeWalk := func(context.Context, pgx.Tx) error {
+		if hooks.beforeWalk != nil {
+			hooks.beforeWalk()
+		}
+		return nil
+	}
+	for _, step := range []func(context.Context, pgx.Tx) error{v.sumEntries, beforeWalk, v.checkChains, v.checkRefunds} {
 		if err := step(ctx, tx); err != nil {
 			if tx2 != nil {
 				cancelJoin()
@@ -176,7 +201,7 @@ func verify(ctx context.Context, pool *pgxpool.Pool, beforeJoin func()) (Report,
 	}
 	if tx2 != nil {
 		err = <-joined
-	} else {
+	} else if err = joinSettings(ctx, tx); err == nil {
 		err = v.findEntryProblems(ctx, tx)
 	}
 	if err != nil {
@@ -186,10 +211,27 @@ func verify(ctx context.Context, pool *pgxpool.Pool, beforeJoin func()) (Report,
 	return v.r, nil
 }
 
-// sharedSnapshot begins a second read-only transaction in tx's snapshot.
+// sharedSnapshot begins a second read-only transaction in tx's snapshot,
+// ready for findEntryProblems, or fails (and tx goes on alone).
+//
+// It takes a connection only if one is free: Verify calls each holding one
+// and waiting for another would otherwise fill a pool and wait forever. Of
+// Verify calls holding one connection each, the last to take its own sees
+// the pool full, so not all of them wait.
+//
+// It runs before tx reads the tables the join reads, and the second
+// transaction takes every lock its join needs (by planning it) before it
+// returns. A lock the join waited for later could be queued behind an
+// exclusive request (a migration, REINDEX, VACUUM FULL) that itself waits
+// for tx's locks, while tx waits in Go for the join, where the server's
+// deadlock detector cannot see it: all of them, and all postings queued
+// behind the exclusive lock, would wait forever.
 func sharedSnapshot(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx) (pgx.Tx, error) {
 	if pool.Config().MaxConns < 2 {
 		return nil, errors.New("a pool of one connection")
+	}
+	if st := pool.Stat(); st.AcquiredConns()+st.ConstructingConns() >= st.MaxConns() {
+		return nil, errors.New("no free connection")
 	}
 	var snap string
 	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snap); err != nil {
@@ -200,6 +242,15 @@ func sharedSnapshot(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx) (pgx.Tx,
 		return nil, err
 	}
 	if _, err := tx2.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+strings.ReplaceAll(snap, `'`, `''`)+`'`); err != nil {
+		_ = tx2.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if err := joinSettings(ctx, tx2); err != nil {
+		_ = tx2.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	// Planning locks the tables and all their indexes until tx2 ends.
+	if _, err := tx2.Exec(ctx, `EXPLAIN `+entryProblemsQuery); err != nil {
 		_ = tx2.Rollback(context.WithoutCancel(ctx))
 		return nil, err
 	}
@@ -291,38 +342,44 @@ func (v *verifier) sumEntries(ctx context.Context, tx pgx.Tx) error {
 	defer rows.Close()
 	v.total = new(big.Int)
 	for rows.Next() {
-		var acct, n int64
+		// acct is NULL for entries of no account (a tampered schema): they
+		// count in the totals only.
+		var acct *int64
+		var n int64
 		var sum string
 		if err := rows.Scan(&acct, &n, &sum); err != nil {
 			return err
 		}
 		s, ok := new(big.Int).SetString(sum, 10)
 		if !ok {
-			return fmt.Errorf("account %d: entries sum %q is not an integer", acct, sum)
+			return fmt.Errorf("entries sum %q is not an integer", sum)
 		}
 		v.r.Entries += n
 		v.total.Add(v.total, s)
-		if a := v.accounts[acct]; a != nil {
+		if acct == nil {
+			continue
+		}
+		if a := v.accounts[*acct]; a != nil {
 			a.entries = s
 		}
 	}
 	return rows.Err()
 }
 
-// findEntryProblems matches every transaction with its entries and keeps
-// those whose entries are wrong. It sorts both tables and merges them: an
-// index merge join fetches heap rows in index order, one random read per
-// row where the ids do not follow the table's physical order (a hash
-// aggregate over every transaction spills instead). The HAVING is a cheap
-// superset of the checks; the exact ones are made here, as before.
-func (v *verifier) findEntryProblems(ctx context.Context, tx pgx.Tx) error {
+// joinSettings makes the planner sort both tables for findEntryProblems
+// (see there).
+func joinSettings(ctx context.Context, tx pgx.Tx) error {
 	for _, s := range []string{`SET LOCAL work_mem = '64MB'`, `SET LOCAL enable_indexscan = off`, `SET LOCAL enable_bitmapscan = off`,
 		`SET LOCAL enable_hashjoin = off`, `SET LOCAL enable_hashagg = off`} {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return err
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT t.id::text, t.account_id, t.seq, t.direction, t.amount,
+	return nil
+}
+
+// entryProblemsQuery returns the transactions whose entries may be wrong.
+const entryProblemsQuery = `SELECT t.id::text, t.account_id, t.seq, t.direction, t.amount,
 			count(e.transaction_id), COALESCE(sum(e.amount), 0)::text,
 			count(e.transaction_id) FILTER (WHERE e.account_id = t.account_id),
 			(sum(e.amount) FILTER (WHERE e.account_id = t.account_id))::text
@@ -332,7 +389,16 @@ func (v *verifier) findEntryProblems(ctx context.Context, tx pgx.Tx) error {
 			OR count(e.transaction_id) FILTER (WHERE e.account_id = t.account_id) <> 1
 			OR sum(e.amount) FILTER (WHERE e.account_id = t.account_id) IS DISTINCT FROM
 				CASE WHEN t.direction = 'debit' THEN -t.amount::numeric ELSE t.amount::numeric END
-		ORDER BY t.account_id, t.seq`)
+		ORDER BY t.account_id, t.seq`
+
+// findEntryProblems matches every transaction with its entries and keeps
+// those whose entries are wrong. It sorts both tables and merges them: an
+// index merge join fetches heap rows in index order, one random read per
+// row where the ids do not follow the table's physical order (a hash
+// aggregate over every transaction spills instead). The HAVING is a cheap
+// superset of the checks; the exact ones are made here, as before.
+func (v *verifier) findEntryProblems(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, entryProblemsQuery)
 	if err != nil {
 		return err
 	}
