@@ -24,7 +24,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -314,7 +313,7 @@ func runWorld(ctx context.Context, o *options, rep *Report, dataDir string, load
 	if dataDir != "" {
 		w.label = "prod"
 	}
-	env := &scenarioEnv{f: f, ips: &sourceIPs{}, seq: &atomic.Uint64{}}
+	env := newScenarioEnv(f, nil)
 	for _, sc := range scenarios() {
 		if o.only != nil && !o.only[sc.name] {
 			continue

@@ -35,10 +35,17 @@ type scenarioEnv struct {
 	seq      *atomic.Uint64
 	// tokenExp[i] is when f.userTokens[i] expires, by the expires_in of
 	// the answer that issued it (counted from when the request was sent);
-	// zero when unknown (the fixture's tokens). The constructors of the
-	// workers that use it allocate it; they run one after the other,
-	// before any op.
+	// zero when unknown (the fixture's tokens). Allocated with the env
+	// (newScenarioEnv): the fixture's tokens are all prepared by then, and
+	// worker i only ever writes element i.
 	tokenExp []time.Time
+}
+
+// newScenarioEnv is the environment every scenario (and the soak) runs
+// its workers in.
+func newScenarioEnv(f *fixture, client *http.Client) *scenarioEnv {
+	return &scenarioEnv{f: f, client: client, ips: &sourceIPs{}, seq: &atomic.Uint64{},
+		tokenExp: make([]time.Time, len(f.userTokens))}
 }
 
 // Access tokens expire (AUTHD_ACCESS_TOKEN_TTL, 15 minutes by default) and
@@ -57,13 +64,6 @@ const (
 	// introspecting a token that expires within this long.
 	renewInRun = 30 * time.Second
 )
-
-// trackExpiry allocates tokenExp; see there.
-func (e *scenarioEnv) trackExpiry() {
-	if len(e.tokenExp) != len(e.f.userTokens) {
-		e.tokenExp = make([]time.Time, len(e.f.userTokens))
-	}
-}
 
 // rotate rotates worker i's chain (f.chains[i]) and keeps the new pair and
 // the access token's expiry. After a failure the old pair is kept:
@@ -168,7 +168,6 @@ func introspectWorker(e *scenarioEnv) NewWorker {
 		if i >= len(e.f.userTokens) {
 			return nil, fmt.Errorf("only %d user tokens prepared", len(e.f.userTokens))
 		}
-		e.trackExpiry()
 		if err := e.renewAtStartup(ctx, i); err != nil {
 			return nil, err
 		}
@@ -212,7 +211,6 @@ func refreshWorker(oidc bool) func(e *scenarioEnv) NewWorker {
 			if i >= len(e.f.chains) || i >= len(e.f.oidcChains) {
 				return nil, fmt.Errorf("only %d refresh chains prepared", len(e.f.chains))
 			}
-			e.trackExpiry()
 			return refreshOp(e, i, oidc), nil
 		}
 	}
@@ -315,7 +313,6 @@ func mixedWorker(e *scenarioEnv) NewWorker {
 		if i >= len(e.f.chains) {
 			return nil, fmt.Errorf("only %d refresh chains prepared", len(e.f.chains))
 		}
-		e.trackExpiry()
 		if err := e.renewAtStartup(ctx, i); err != nil {
 			return nil, err
 		}

@@ -69,7 +69,7 @@ func newFakeEnv(t *testing.T, oldExp time.Time) (*scenarioEnv, *fakeTokens) {
 	t.Cleanup(c.CloseIdleConnections)
 	f := &fixture{base: srv.URL, svcID: "svc", svcSecret: "s", web: &codeFlow{base: srv.URL, clientID: "web", secret: "s"},
 		chains: []string{"rt-0"}, userTokens: []string{"at-0"}, oidcChains: []string{"oidc-0"}, na: map[string]string{}}
-	return &scenarioEnv{f: f, client: c}, ft
+	return newScenarioEnv(f, c), ft
 }
 
 // The production-size run's mixed errors: the worker's access token, issued
@@ -98,7 +98,6 @@ func TestIntrospectingWorkersRenewAnExpiredToken(t *testing.T) {
 // rotation that would cost the introspection scenario a refresh per worker.
 func TestIntrospectingWorkerKeepsALiveToken(t *testing.T) {
 	e, ft := newFakeEnv(t, time.Now().Add(time.Hour))
-	e.trackExpiry()
 	e.tokenExp[0] = time.Now().Add(time.Hour)
 	op, err := introspectWorker(e)(context.Background(), 0)
 	if err != nil {
@@ -116,7 +115,6 @@ func TestIntrospectingWorkerKeepsALiveToken(t *testing.T) {
 // introspecting a token about to expire.
 func TestIntrospectionRenewsATokenAboutToExpire(t *testing.T) {
 	e, ft := newFakeEnv(t, time.Now().Add(renewInRun/2))
-	e.trackExpiry()
 	e.tokenExp[0] = time.Now().Add(renewInRun / 2)
 	if err := introspectOp(e, 0)(context.Background()); err != nil {
 		t.Fatal(err)
@@ -133,7 +131,6 @@ func TestIntrospectionRenewsATokenAboutToExpire(t *testing.T) {
 // against its expiry: a token the bench holds as live is the server's fault.
 func TestInactiveAnswerIsAnErrorWithTheTokensExpiry(t *testing.T) {
 	e, ft := newFakeEnv(t, time.Now().Add(time.Hour))
-	e.trackExpiry()
 	e.tokenExp[0] = time.Now().Add(10 * time.Minute)
 	ft.expiry["at-0"] = time.Now().Add(-time.Second)
 	err := introspectOp(e, 0)(context.Background())
@@ -159,7 +156,6 @@ func TestRefusedRotationIsAnError(t *testing.T) {
 	if _, err := mixedWorker(e)(context.Background(), 0); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Errorf("worker construction: err = %v", err)
 	}
-	e.trackExpiry()
 	if err := refreshOp(e, 0, false)(context.Background()); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Errorf("refresh op: err = %v", err)
 	}

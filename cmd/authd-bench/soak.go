@@ -69,7 +69,7 @@ func runSoak(ctx context.Context, o *options, cfg soakConfig, dataDir string, st
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
-	env := &scenarioEnv{f: f, client: newClient(cfg.Workers, nil)}
+	env := newScenarioEnv(f, newClient(cfg.Workers, nil))
 	defer env.client.CloseIdleConnections()
 	var (
 		mu     sync.Mutex
