@@ -18,16 +18,7 @@ func TestVerify_PoolExhausted(t *testing.T) {
 	t.Parallel()
 	db, _, _, txs := chain(t)
 	tamper(t, db.Pool, `UPDATE ledger_entries SET amount = amount - 1 WHERE transaction_id = $1 AND amount < 0`, txs[2].ID)
-	cfg, err := pgxpool.ParseConfig(db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 2
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := poolOf(t, db.URL, 2)
 	held, err := pool.Acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -125,16 +125,7 @@ func TestVerify_OneConnection(t *testing.T) {
 	t.Parallel()
 	db, _, _, txs := chain(t)
 	tamper(t, db.Pool, `UPDATE ledger_entries SET amount = amount - 1 WHERE transaction_id = $1 AND amount < 0`, txs[2].ID)
-	cfg, err := pgxpool.ParseConfig(db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := poolOf(t, db.URL, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rep, err := ledger.Verify(ctx, pool)
@@ -175,4 +166,20 @@ func TestVerify_JoinSharesTheSnapshot(t *testing.T) {
 	if rep := mustBroken(t, l); !hasCheck(rep, "double_entry", txs[1].ID) {
 		t.Fatalf("the extra entries went unnoticed afterwards: %s", rep)
 	}
+}
+
+// poolOf is a pool of at most n connections to url, closed with the test.
+func poolOf(t *testing.T, url string, n int32) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = n
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

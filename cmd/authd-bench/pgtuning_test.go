@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,14 +23,8 @@ func TestProductionTuning_PostgresRunsIt(t *testing.T) {
 	if len(tun.Settings) != len(want) {
 		t.Fatalf("settings %v, want the %d of %v", tun.Settings, len(want), want)
 	}
-	root := t.TempDir()
-	for _, d := range []string{filepath.Dir(root), root} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ctx := context.Background()
-	cl := &storage.Cluster{Dir: filepath.Join(root, "pg"), Durable: true, Settings: tun.Settings}
+	cl := &storage.Cluster{Dir: filepath.Join(pgDir(t), "pg"), Durable: true, Settings: tun.Settings}
 	if err := cl.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -26,13 +26,7 @@ func TestScale_TinyWorldVerifies(t *testing.T) {
 		t.Skip("starts PostgreSQL")
 	}
 	ctx := context.Background()
-	root := t.TempDir()
-	// Traversable by the unprivileged user PostgreSQL runs as under root.
-	for _, d := range []string{filepath.Dir(root), root} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root := pgDir(t)
 	spec := specFor(0.0002) // 200 users, 5,000 transactions, 600 access and 1,400 refresh rows
 	release, err := lockScale(root)
 	if err != nil {
@@ -129,25 +123,7 @@ func TestScale_TokenRowsMatchSQL(t *testing.T) {
 		t.Skip("starts PostgreSQL")
 	}
 	ctx := context.Background()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} { // as in TestScale_TinyWorldVerifies
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cl := &storage.Cluster{Dir: filepath.Join(dir, "pg")}
-	if err := cl.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cl.Stop(context.Background()) }()
-	if err := storage.Migrate(cl.URL("authd")); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, cl.URL("authd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := migratedPool(t)
 	if err := loadClients(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
@@ -237,25 +213,7 @@ func TestScale_RefusesSeededTables(t *testing.T) {
 		t.Skip("starts PostgreSQL")
 	}
 	ctx := context.Background()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cl := &storage.Cluster{Dir: filepath.Join(dir, "pg")}
-	if err := cl.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cl.Stop(context.Background()) }()
-	if err := storage.Migrate(cl.URL("authd")); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, cl.URL("authd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := migratedPool(t)
 	if err := checkLoadable(ctx, pool); err != nil {
 		t.Fatalf("freshly migrated: %v", err)
 	}
@@ -305,4 +263,38 @@ func discardChunks(ctx context.Context) chan<- []byte {
 		}
 	}()
 	return ch
+}
+
+// pgDir is a temporary directory a private Postgres can live under:
+// traversable by the unprivileged user PostgreSQL runs as under root.
+func pgDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// migratedPool starts a private Postgres for the test, migrates it and
+// connects; all of it goes with the test.
+func migratedPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	cl := &storage.Cluster{Dir: filepath.Join(pgDir(t), "pg")}
+	if err := cl.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Stop(context.Background()) })
+	if err := storage.Migrate(cl.URL("authd")); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, cl.URL("authd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
