@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestSoak_Runs runs `make soak-tokens` for a few seconds on a real world:
+// TestSoak_Runs runs `make soak-tokens` for 9 s on a real world (at least 6 report intervals for its verdict):
 // both halves of its load (client_credentials and refresh rotations) must
 // run without errors, and the closing summary must be printed. The soak's
 // refresh workers once crashed on their first rotation, unnoticed, because
@@ -17,7 +17,7 @@ func TestSoak_Runs(t *testing.T) {
 		t.Skip("builds authd and starts PostgreSQL")
 	}
 	var out, log bytes.Buffer
-	err := run(context.Background(), []string{"-soak", "6s", "-soak-rate", "40", "-soak-workers", "4", "-soak-every", "1s", "-pg-defaults"}, &out, &log)
+	err := run(context.Background(), []string{"-soak", "9s", "-soak-rate", "40", "-soak-workers", "4", "-soak-every", "1s", "-pg-defaults"}, &out, &log)
 	if err != nil {
 		t.Fatalf("soak: %v\n%s\n%s", err, out.String(), log.String())
 	}
